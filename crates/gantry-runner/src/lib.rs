@@ -1,0 +1,10 @@
+//! The runner agent: claims jobs and runs their steps in a sandbox.
+//!
+//! So far it holds the workspace side of the expression language: [`WorkspaceHost`] answers
+//! `hashFiles()` and the status functions for expressions evaluated inside a job.
+
+#![forbid(unsafe_code)]
+
+pub mod hash_files;
+
+pub use hash_files::{HashFilesError, WorkspaceHost, hash_files, matching_files};

@@ -1,0 +1,27 @@
+//! The one place that writes to the terminal: JSON and results on stdout, messages on stderr.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)] // This module exists to print.
+
+use std::io::Write;
+
+/// Writes one line of machine output (JSON) to stdout.
+pub fn json_line(value: &serde_json::Value) {
+    let mut stdout = std::io::stdout().lock();
+    // A closed pipe (`gantry ... | head`) is not an error worth reporting.
+    let _ = writeln!(stdout, "{value}");
+}
+
+/// Writes a result line for people to stdout.
+pub fn line(text: &str) {
+    println!("{text}");
+}
+
+/// Writes a diagnostic or progress message to stderr.
+pub fn message(text: &str) {
+    eprintln!("{text}");
+}
+
+/// Writes an error to stderr.
+pub fn error(text: &str) {
+    eprintln!("error: {text}");
+}
