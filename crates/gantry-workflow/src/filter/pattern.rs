@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use std::sync::OnceLock;
+
 use regex::{Regex, RegexBuilder};
 
 /// Upper bound on the compiled size of one pattern's regex, in bytes.
@@ -14,6 +16,9 @@ use regex::{Regex, RegexBuilder};
 /// Real patterns are a few dozen characters; the bound keeps a hostile workflow file from making
 /// the server build a huge automaton, and still fits patterns thousands of characters long.
 const COMPILED_SIZE_LIMIT: usize = 1 << 20;
+
+/// Longest accepted pattern, in characters; real filters are a few dozen.
+const MAX_PATTERN_CHARS: usize = 1000;
 
 /// Characters that a `\` turns into literals. A `\` before anything else is itself a literal,
 /// because file paths may contain a backslash (this is also what actionlint accepts).
@@ -28,7 +33,10 @@ const ESCAPABLE: [char; 6] = ['[', '?', '*', '+', '\\', '!'];
 pub struct FilterPattern {
     source: String,
     negated: bool,
-    regex: Regex,
+    /// The translated regex source; compiled on first use, because most loaded workflows are
+    /// only validated and compiling every pattern up front dominated loading time.
+    translated: String,
+    regex: OnceLock<Option<Regex>>,
 }
 
 impl FilterPattern {
@@ -40,22 +48,36 @@ impl FilterPattern {
     /// is empty, is a lone `!`, uses `?`/`+` with nothing repeatable before it, has an empty,
     /// unclosed or malformed `[...]` class, contains a line break, or is too large to compile.
     pub fn parse(pattern: &str) -> Result<FilterPattern, FilterError> {
+        // Bounding the length keeps the lazily compiled regex far below its size limit.
+        if pattern.chars().count() > MAX_PATTERN_CHARS {
+            return Err(FilterError::new(pattern, 0, FilterErrorKind::TooComplex));
+        }
         let translated = Translator::new(pattern).translate()?;
-        let regex = RegexBuilder::new(&translated.regex)
-            .size_limit(COMPILED_SIZE_LIMIT)
-            .build()
-            .map_err(|error| {
-                let kind = match error {
-                    regex::Error::CompiledTooBig(_) => FilterErrorKind::TooComplex,
-                    other => FilterErrorKind::Translation(other.to_string()),
-                };
-                FilterError::new(pattern, 0, kind)
-            })?;
         Ok(FilterPattern {
             source: pattern.to_owned(),
             negated: translated.negated,
-            regex,
+            translated: translated.regex,
+            regex: OnceLock::new(),
         })
+    }
+
+    /// Whether the translated regex compiles; the translator guarantees it and tests check it.
+    #[cfg(test)]
+    pub(crate) fn compiles(&self) -> bool {
+        self.regex().is_some()
+    }
+
+    /// The compiled regex; `None` only if the translation produced a regex that does not
+    /// compile, which the translator rules out and the tests check.
+    fn regex(&self) -> Option<&Regex> {
+        self.regex
+            .get_or_init(|| {
+                RegexBuilder::new(&self.translated)
+                    .size_limit(COMPILED_SIZE_LIMIT)
+                    .build()
+                    .ok()
+            })
+            .as_ref()
     }
 
     /// Whether the pattern body matches the whole of `value`, ignoring a leading `!`.
@@ -63,7 +85,7 @@ impl FilterPattern {
     /// For `!README.md` this is true for `README.md`: the pattern matches it, and being negated
     /// means that the match excludes the value.
     pub fn matches(&self, value: &str) -> bool {
-        self.regex.is_match(value)
+        self.regex().is_some_and(|regex| regex.is_match(value))
     }
 
     /// Whether the pattern starts with `!`, so that a value it matches is excluded.
@@ -190,12 +212,8 @@ pub enum FilterErrorKind {
     #[error("a pattern cannot contain a line break")]
     LineBreak,
     /// The translated regex exceeds the compiled-size limit.
-    #[error("the pattern is too large to compile")]
+    #[error("the pattern is too long (at most 1000 characters)")]
     TooComplex,
-    /// The translated regex did not compile for another reason; this is a bug in the
-    /// translation, reported rather than panicking.
-    #[error("internal error while translating the pattern: {0}")]
-    Translation(String),
 }
 
 /// The outcome of translating one pattern.
@@ -481,5 +499,14 @@ mod tests {
         let pattern = "[a-z]+".repeat(50_000);
         let error = FilterPattern::parse(&pattern).unwrap_err();
         assert_eq!(error.kind(), &FilterErrorKind::TooComplex);
+    }
+
+    #[test]
+    fn the_longest_accepted_patterns_compile() {
+        for body in ["[a-z]+", "**/", "a?", "\\*"] {
+            let pattern = body.repeat(1000 / body.len());
+            let parsed = FilterPattern::parse(&pattern).unwrap();
+            assert!(parsed.regex().is_some(), "{pattern} did not compile");
+        }
     }
 }

@@ -18,7 +18,8 @@ use crate::output;
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Parse + validate + plan throughput over a folder of workflow files, on one core, with
-    /// plain YAML parsing of the same files (serde-saphyr into JSON values) as the peer.
+    /// plain YAML parsing of the same files (serde-saphyr into JSON values) as the peer and the
+    /// YAML parser's bare event stream as the ceiling.
     WorkflowLoad(WorkflowLoadArgs),
 }
 
@@ -58,6 +59,7 @@ fn workflow_load(args: &WorkflowLoadArgs) -> anyhow::Result<ExitCode> {
     let bytes: usize = files.iter().map(|(_, source)| source.len()).sum();
     let mut gantry_rates = Vec::with_capacity(args.rounds);
     let mut peer_rates = Vec::with_capacity(args.rounds);
+    let mut event_rates = Vec::with_capacity(args.rounds);
     for _ in 0..args.rounds.max(1) {
         // Alternate the two so drift in machine load hits both alike.
         let started = Instant::now();
@@ -73,9 +75,20 @@ fn workflow_load(args: &WorkflowLoadArgs) -> anyhow::Result<ExitCode> {
             std::hint::black_box(serde_saphyr::from_str::<serde_json::Value>(source).ok());
         }
         peer_rates.push(files.len() as f64 / started.elapsed().as_secs_f64());
+
+        // The ceiling: the YAML parser's event stream alone, building nothing.
+        let started = Instant::now();
+        for (_, source) in &files {
+            let events = serde_saphyr::granit_parser::Parser::new_from_str(source)
+                .take_while(Result::is_ok)
+                .count();
+            std::hint::black_box(events);
+        }
+        event_rates.push(files.len() as f64 / started.elapsed().as_secs_f64());
     }
     let gantry_median = median(&mut gantry_rates);
     let peer_median = median(&mut peer_rates);
+    let events_median = median(&mut event_rates);
     let figures = json!({
         "benchmark": "workflow-load",
         "dir": args.dir.display().to_string(),
@@ -85,18 +98,20 @@ fn workflow_load(args: &WorkflowLoadArgs) -> anyhow::Result<ExitCode> {
         "rounds": args.rounds,
         "gantry_files_per_second_median": gantry_median.round(),
         "peer_yaml_only_files_per_second_median": peer_median.round(),
+        "yaml_events_only_files_per_second_median": events_median.round(),
         "gantry_to_peer_ratio": (gantry_median / peer_median * 100.0).round() / 100.0,
     });
     if args.json {
         output::json_line(&figures);
     } else {
         output::line(&format!(
-            "workflow-load: {} files ({} KiB, {invalid} invalid), {} rounds\n  gantry parse+validate+plan: {:.0} files/s (median)\n  peer, YAML parse only:      {:.0} files/s (median)\n  ratio gantry/peer:          {:.2}",
+            "workflow-load: {} files ({} KiB, {invalid} invalid), {} rounds\n  gantry parse+validate+plan:        {:.0} files/s (median)\n  peer, serde-saphyr to JSON values: {:.0} files/s (median)\n  ceiling, YAML parser events only:  {:.0} files/s (median)\n  ratio gantry/peer:                 {:.2}",
             files.len(),
             bytes / 1024,
             args.rounds,
             gantry_median,
             peer_median,
+            events_median,
             gantry_median / peer_median
         ));
     }
