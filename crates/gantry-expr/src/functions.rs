@@ -24,23 +24,26 @@ const MAX_LISTED_ARGUMENTS: usize = 255;
 impl Function {
     /// Looks a function up by name, ignoring case like GitHub does.
     pub(crate) fn from_name(name: &str) -> Option<Function> {
-        let function = match name.to_ascii_lowercase().as_str() {
-            "contains" => Function::Contains,
-            "startswith" => Function::StartsWith,
-            "endswith" => Function::EndsWith,
-            "format" => Function::Format,
-            "join" => Function::Join,
-            "tojson" => Function::ToJson,
-            "fromjson" => Function::FromJson,
-            "case" => Function::Case,
-            "hashfiles" => Function::HashFiles,
-            "success" => Function::Success,
-            "failure" => Function::Failure,
-            "always" => Function::Always,
-            "cancelled" => Function::Cancelled,
-            _ => return None,
-        };
-        Some(function)
+        const NAMES: [(&str, Function); 13] = [
+            ("contains", Function::Contains),
+            ("startsWith", Function::StartsWith),
+            ("endsWith", Function::EndsWith),
+            ("format", Function::Format),
+            ("join", Function::Join),
+            ("toJSON", Function::ToJson),
+            ("fromJSON", Function::FromJson),
+            ("case", Function::Case),
+            ("hashFiles", Function::HashFiles),
+            ("success", Function::Success),
+            ("failure", Function::Failure),
+            ("always", Function::Always),
+            ("cancelled", Function::Cancelled),
+        ];
+        // Compared without allocating: this runs for every call in every expression.
+        NAMES
+            .iter()
+            .find(|(known, _)| known.eq_ignore_ascii_case(name))
+            .map(|(_, function)| *function)
     }
 
     /// Core functions are allowed everywhere; the others only where the caller's

@@ -7,8 +7,6 @@
 //! evaluator over its tree, is bounded by that depth, which is what makes hostile input such as
 //! 10,000 nested parentheses fail fast instead of overflowing the stack.
 
-use std::collections::HashSet;
-
 use crate::ast::{BinaryOp, LogicalOp, Node, Step};
 use crate::error::{ErrorKind, ExprError, ParseErrorKind};
 use crate::functions::Function;
@@ -89,16 +87,8 @@ pub(crate) fn parse_tree(source: &str, options: &ParseOptions) -> Result<Option<
         next: 0,
         depth: 0,
         max_depth: options.max_depth.min(HARD_MAX_DEPTH),
-        contexts: options
-            .named_contexts
-            .iter()
-            .map(|name| name.to_lowercase())
-            .collect(),
-        extra_functions: options
-            .extra_functions
-            .iter()
-            .filter_map(|name| Function::from_name(name))
-            .collect(),
+        contexts: &options.named_contexts,
+        extra_functions: &options.extra_functions,
         status_functions_take_job_ids: options.status_functions_take_job_ids,
     };
     parser.parse()
@@ -111,8 +101,11 @@ struct Parser<'t> {
     next: usize,
     depth: usize,
     max_depth: usize,
-    contexts: HashSet<String>,
-    extra_functions: HashSet<Function>,
+    /// Allowed named values; matched ASCII-case-insensitively, as identifiers are ASCII. Kept
+    /// borrowed: building a set per parse was a large share of loading a workflow.
+    contexts: &'t [String],
+    /// Allowed functions beyond the core ones, by name.
+    extra_functions: &'t [String],
     status_functions_take_job_ids: bool,
 }
 
@@ -265,7 +258,11 @@ impl Parser<'_> {
         self.next += 1;
         let name = self.tokens[name_index].text(self.source);
         if !self.eat(&TokenKind::LeftParen) {
-            if !self.contexts.contains(&name.to_lowercase()) {
+            if !self
+                .contexts
+                .iter()
+                .any(|known| known.eq_ignore_ascii_case(name))
+            {
                 return Err(self.error(ParseErrorKind::UnrecognizedNamedValue, name_index));
             }
             return Ok((Node::Context(name.to_owned()), true));
@@ -290,9 +287,13 @@ impl Parser<'_> {
 
     fn resolve_function(&self, name_index: usize, count: usize) -> Result<Function, ExprError> {
         let name = self.tokens[name_index].text(self.source);
-        let Some(function) = Function::from_name(name)
-            .filter(|function| function.is_core() || self.extra_functions.contains(function))
-        else {
+        let Some(function) = Function::from_name(name).filter(|function| {
+            function.is_core()
+                || self
+                    .extra_functions
+                    .iter()
+                    .any(|extra| Function::from_name(extra) == Some(*function))
+        }) else {
             return Err(self.error(ParseErrorKind::UnrecognizedFunction, name_index));
         };
         let (min, mut max) = function.arity();

@@ -88,31 +88,43 @@ pub fn parse_template(text: &str, options: &ParseOptions) -> Result<Template, Te
     Ok(Template { parts })
 }
 
+/// The functions every `if:` condition may call.
+const STATUS_FUNCTIONS: [&str; 4] = ["success", "failure", "always", "cancelled"];
+
 /// Parses an `if:` condition, adding GitHub's implicit `success() && (...)` when the condition
 /// calls none of `success()`, `failure()`, `always()` and `cancelled()`. The status functions
 /// are always allowed here, whatever `options` says.
 pub fn parse_condition(text: &str, options: &ParseOptions) -> Result<Expr, TemplateError> {
-    let options = options
-        .clone()
-        .with_functions(["success", "failure", "always", "cancelled"]);
+    // Clone the options only when the caller has not already allowed the status functions.
+    let options = if STATUS_FUNCTIONS.iter().all(|name| {
+        options
+            .extra_functions
+            .iter()
+            .any(|f| f.eq_ignore_ascii_case(name))
+    }) {
+        std::borrow::Cow::Borrowed(options)
+    } else {
+        std::borrow::Cow::Owned(options.clone().with_functions(STATUS_FUNCTIONS))
+    };
+    let options = options.as_ref();
     let trimmed = text.trim();
     let lead = text.len() - text.trim_start().len();
     if trimmed.is_empty() {
-        return reparse("success()", &options, lead);
+        return reparse("success()", options, lead);
     }
     let condition = if trimmed.contains(OPEN) {
-        template_condition(trimmed, &options).map_err(|error| TemplateError {
+        template_condition(trimmed, options).map_err(|error| TemplateError {
             offset: error.offset + lead,
             ..error
         })?
     } else {
-        parse(trimmed, &options).map_err(|error| TemplateError {
+        parse(trimmed, options).map_err(|error| TemplateError {
             offset: lead,
             error,
         })?
     };
     if condition.root().is_none() {
-        return reparse("success()", &options, lead);
+        return reparse("success()", options, lead);
     }
     if condition.uses_status_function() {
         return Ok(condition);
@@ -121,7 +133,7 @@ pub fn parse_condition(text: &str, options: &ParseOptions) -> Result<Expr, Templ
     // depth limit exactly as GitHub, which evaluates the wrapped text, has them.
     reparse(
         &format!("success() && ({})", condition.source()),
-        &options,
+        options,
         lead,
     )
 }

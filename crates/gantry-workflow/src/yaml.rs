@@ -5,17 +5,17 @@
 //! then converts it by hand in [`crate::load`]. That keeps every error tied to the exact
 //! `line:col` of the offending value, which serde's derived errors cannot do for such unions.
 //!
-//! Parsing uses `serde-saphyr` with YAML 1.2 booleans (`on` stays a key, not `true`), duplicate keys
-//! rejected, and budgets that stop alias bombs and deep nesting before they cost memory.
+//! The tree is built straight from the event stream of `granit-parser`, the YAML parser inside
+//! `serde-saphyr` (used through its re-export). Going through serde's data model cost 2.5× the
+//! parse itself (see `docs/benchmarks.md`), and the tree needs only what the events carry:
+//! scalars resolved with the YAML 1.2 core schema (so `on` stays a key, not `true`), positions,
+//! duplicate keys refused, merge keys (`<<`) refused as GitHub does, and limits on nesting depth
+//! and on nodes (aliases expanded) that stop alias bombs before they cost memory.
 
 use std::fmt;
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_saphyr::budget::Budget;
-use serde_saphyr::options::{
-    AliasLimits, DuplicateKeyPolicy, MergeKeyPolicy, NonFiniteFloatPolicy,
-};
-use serde_saphyr::{Options, Spanned};
+mod build;
+mod scalar;
 
 /// A 1-based line and column in the source file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -136,8 +136,8 @@ pub struct YamlLimits {
     pub max_file_bytes: usize,
     /// Deepest accepted nesting of collections.
     pub max_depth: usize,
-    /// Most parser events (nodes, roughly) in one file, aliases expanded.
-    pub max_events: usize,
+    /// Most nodes in one file, aliases expanded.
+    pub max_nodes: usize,
 }
 
 impl Default for YamlLimits {
@@ -145,7 +145,7 @@ impl Default for YamlLimits {
         YamlLimits {
             max_file_bytes: 1024 * 1024,
             max_depth: 50,
-            max_events: 500_000,
+            max_nodes: 500_000,
         }
     }
 }
@@ -159,153 +159,28 @@ pub struct YamlError {
     pub message: String,
 }
 
+impl YamlError {
+    fn new(pos: Pos, message: impl Into<String>) -> Self {
+        YamlError {
+            pos,
+            message: message.into(),
+        }
+    }
+}
+
 /// Parses one YAML document into a [`Node`] tree.
 pub fn parse(source: &str, limits: &YamlLimits) -> Result<Node, YamlError> {
     if source.len() > limits.max_file_bytes {
-        return Err(YamlError {
-            pos: Pos { line: 1, col: 1 },
-            message: format!(
+        return Err(YamlError::new(
+            Pos { line: 1, col: 1 },
+            format!(
                 "file is {} bytes, larger than the limit of {} bytes",
                 source.len(),
                 limits.max_file_bytes
             ),
-        });
+        ));
     }
-    let mut options = Options::default();
-    options.strict_booleans = true;
-    options.duplicate_keys = DuplicateKeyPolicy::Error;
-    // GitHub Actions does not support YAML merge keys (`<<`); silently merging would run a
-    // workflow differently from GitHub.
-    options.merge_keys = MergeKeyPolicy::Error;
-    // GitHub accepts `.inf` and overflowing literals (they become infinity), so do we.
-    options.non_finite_float_policy = NonFiniteFloatPolicy::PassThrough;
-    let mut budget = Budget::default();
-    budget.max_events = limits.max_events;
-    budget.max_depth = limits.max_depth;
-    budget.flow_nesting_limit = limits.max_depth;
-    options.budget = Some(budget);
-    let mut alias_limits = AliasLimits::default();
-    alias_limits.max_total_replayed_events = limits.max_events;
-    options.alias_limits = alias_limits;
-    let node: Option<Node> =
-        serde_saphyr::from_str_with_options(source, options).map_err(|error| yaml_error(&error))?;
-    // An empty file is a null document.
-    Ok(node.unwrap_or(Node {
-        pos: Pos { line: 1, col: 1 },
-        value: NodeValue::Null,
-    }))
-}
-
-fn yaml_error(error: &serde_saphyr::Error) -> YamlError {
-    let pos = error
-        .location()
-        .map(|location| Pos {
-            line: u32::try_from(location.line()).unwrap_or(u32::MAX),
-            col: u32::try_from(location.column()).unwrap_or(u32::MAX),
-        })
-        .unwrap_or_default();
-    // The rendered error repeats the location and may add a source snippet; keep the first line
-    // and strip the trailing location phrase so our `line:col` prefix is the only one.
-    let rendered = error.without_snippet().render();
-    let first_line = rendered.lines().next().unwrap_or("invalid YAML").trim();
-    let message = match first_line.rfind(" at line ") {
-        Some(index) => first_line[..index].to_string(),
-        None => first_line.to_string(),
-    };
-    YamlError { pos, message }
-}
-
-impl<'de> Deserialize<'de> for Node {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let spanned = Spanned::<NodeValue>::deserialize(deserializer)?;
-        Ok(Node {
-            pos: Pos {
-                line: u32::try_from(spanned.referenced.line()).unwrap_or(u32::MAX),
-                col: u32::try_from(spanned.referenced.column()).unwrap_or(u32::MAX),
-            },
-            value: spanned.value,
-        })
-    }
-}
-
-impl<'de> Deserialize<'de> for NodeValue {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(NodeVisitor)
-    }
-}
-
-struct NodeVisitor;
-
-impl<'de> Visitor<'de> for NodeVisitor {
-    type Value = NodeValue;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any YAML value")
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<NodeValue, E> {
-        Ok(NodeValue::Null)
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<NodeValue, E> {
-        Ok(NodeValue::Null)
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<NodeValue, D::Error> {
-        NodeValue::deserialize(deserializer)
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<NodeValue, E> {
-        Ok(NodeValue::Bool(v))
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<NodeValue, E> {
-        Ok(NodeValue::Number(v as f64))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<NodeValue, E> {
-        Ok(NodeValue::Number(v as f64))
-    }
-
-    fn visit_i128<E: de::Error>(self, v: i128) -> Result<NodeValue, E> {
-        Ok(NodeValue::Number(v as f64))
-    }
-
-    fn visit_u128<E: de::Error>(self, v: u128) -> Result<NodeValue, E> {
-        Ok(NodeValue::Number(v as f64))
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<NodeValue, E> {
-        Ok(NodeValue::Number(v))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<NodeValue, E> {
-        Ok(NodeValue::String(v.to_string()))
-    }
-
-    fn visit_string<E: de::Error>(self, v: String) -> Result<NodeValue, E> {
-        Ok(NodeValue::String(v))
-    }
-
-    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<NodeValue, E> {
-        Ok(NodeValue::String(String::from_utf8_lossy(v).into_owned()))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<NodeValue, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element::<Node>()? {
-            items.push(item);
-        }
-        Ok(NodeValue::Seq(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NodeValue, A::Error> {
-        let mut entries = Vec::new();
-        while let Some((key, value)) = map.next_entry::<Node, Node>()? {
-            entries.push((key, value));
-        }
-        Ok(NodeValue::Map(entries))
-    }
+    build::build(source, limits)
 }
 
 #[cfg(test)]

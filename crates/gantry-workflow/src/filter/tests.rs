@@ -381,24 +381,18 @@ proptest! {
 
     #[test]
     fn random_patterns_parse_or_fail_cleanly(pattern in any::<String>(), value in any::<String>()) {
-        match FilterPattern::parse(&pattern) {
-            Ok(parsed) => {
-                prop_assert_eq!(parsed.source(), pattern.as_str());
-                prop_assert!(parsed.compiles(), "{} translated to a regex that does not compile", pattern);
-                let _ = parsed.matches(&value);
-            }
-            Err(_) => {}
+        if let Ok(parsed) = FilterPattern::parse(&pattern) {
+            prop_assert_eq!(parsed.source(), pattern.as_str());
+            prop_assert!(parsed.compiles(), "{} translated to a regex that does not compile", pattern);
+            let _ = parsed.matches(&value);
         }
     }
 
     #[test]
     fn random_glob_syntax_parses_or_fails_cleanly(pattern in ANY_PATH, value in ANY_PATH) {
-        match FilterPattern::parse(&pattern) {
-            Ok(parsed) => {
-                prop_assert!(parsed.compiles(), "{} translated to a regex that does not compile", pattern);
-                let _ = parsed.matches(&value);
-            }
-            Err(_) => {}
+        if let Ok(parsed) = FilterPattern::parse(&pattern) {
+            prop_assert!(parsed.compiles(), "{} translated to a regex that does not compile", pattern);
+            let _ = parsed.matches(&value);
         }
     }
 }
