@@ -65,6 +65,44 @@ pub(crate) enum LogicalOp {
 }
 
 impl Node {
+    /// Moves every recorded source position `by` UTF-16 units to the right, for a tree that is
+    /// placed inside a longer expression text.
+    pub(crate) fn shift_positions(&mut self, by: usize) {
+        match self {
+            Node::Null
+            | Node::Boolean(_)
+            | Node::Number(_)
+            | Node::String(_)
+            | Node::Context(_) => {}
+            Node::Access { base, steps } => {
+                base.shift_positions(by);
+                for step in steps {
+                    if let Step::Index(index) = step {
+                        index.shift_positions(by);
+                    }
+                }
+            }
+            Node::Not(inner) => inner.shift_positions(by),
+            Node::Binary { first, rest } => {
+                first.shift_positions(by);
+                for (_, operand) in rest {
+                    operand.shift_positions(by);
+                }
+            }
+            Node::Logical { args, .. } => {
+                for arg in args {
+                    arg.shift_positions(by);
+                }
+            }
+            Node::Call { position, args, .. } => {
+                *position += by;
+                for arg in args {
+                    arg.shift_positions(by);
+                }
+            }
+        }
+    }
+
     /// Calls `visit` on this node and every node below it.
     pub(crate) fn for_each(&self, visit: &mut dyn FnMut(&Node)) {
         visit(self);

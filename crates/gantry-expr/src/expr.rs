@@ -26,7 +26,32 @@ pub fn parse(source: &str, options: &ParseOptions) -> Result<Expr, ExprError> {
     })
 }
 
+/// Parses like [`parse`] and also returns the deepest nesting reached.
+pub(crate) fn parse_measured(
+    source: &str,
+    options: &ParseOptions,
+) -> Result<(Expr, usize), ExprError> {
+    let (root, deepest) = crate::parser::parse_tree_measured(source, options)?;
+    Ok((
+        Expr {
+            source: source.to_owned(),
+            root,
+        },
+        deepest,
+    ))
+}
+
 impl Expr {
+    /// An expression from an already built tree and the text it stands for.
+    pub(crate) fn from_parts(source: String, root: Option<Node>) -> Expr {
+        Expr { source, root }
+    }
+
+    /// Takes the tree out of the expression.
+    pub(crate) fn into_root(self) -> Option<Node> {
+        self.root
+    }
+
     pub(crate) fn root(&self) -> Option<&Node> {
         self.root.as_ref()
     }

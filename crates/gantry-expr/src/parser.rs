@@ -18,7 +18,7 @@ pub const MAX_DEPTH: usize = 50;
 pub const MAX_LENGTH: usize = 21_000;
 /// The deepest nesting accepted whatever the options say: beyond it, evaluating could need more
 /// stack than a thread is guaranteed to have.
-const HARD_MAX_DEPTH: usize = 200;
+pub(crate) const HARD_MAX_DEPTH: usize = 200;
 
 /// What an expression may refer to, and the limits it must respect.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +80,15 @@ impl Default for ParseOptions {
 /// Lexes and parses `source`; `Ok(None)` for an expression with no tokens, which evaluates to
 /// null.
 pub(crate) fn parse_tree(source: &str, options: &ParseOptions) -> Result<Option<Node>, ExprError> {
+    parse_tree_measured(source, options).map(|(node, _)| node)
+}
+
+/// Like [`parse_tree`], also returning the deepest nesting the parse reached, so callers that
+/// embed the tree in a larger expression can tell whether the larger one would still fit.
+pub(crate) fn parse_tree_measured(
+    source: &str,
+    options: &ParseOptions,
+) -> Result<(Option<Node>, usize), ExprError> {
     let tokens = lex(source, options.max_length)?;
     let mut parser = Parser {
         source,
@@ -90,8 +99,10 @@ pub(crate) fn parse_tree(source: &str, options: &ParseOptions) -> Result<Option<
         contexts: &options.named_contexts,
         extra_functions: &options.extra_functions,
         status_functions_take_job_ids: options.status_functions_take_job_ids,
+        deepest: 0,
     };
-    parser.parse()
+    let node = parser.parse()?;
+    Ok((node, parser.deepest))
 }
 
 struct Parser<'t> {
@@ -107,6 +118,8 @@ struct Parser<'t> {
     /// Allowed functions beyond the core ones, by name.
     extra_functions: &'t [String],
     status_functions_take_job_ids: bool,
+    /// The deepest nesting reached so far.
+    deepest: usize,
 }
 
 /// A parsed operand and whether access steps may follow it: GitHub allows them after a
@@ -340,6 +353,7 @@ impl Parser<'_> {
 
     fn enter(&mut self) -> Result<(), ExprError> {
         self.depth += 1;
+        self.deepest = self.deepest.max(self.depth);
         if self.depth > self.max_depth {
             return Err(self.error(ParseErrorKind::ExceededMaxDepth(self.max_depth), self.next));
         }

@@ -11,8 +11,10 @@
 //! skipped; an empty condition is `success()`.
 
 use crate::Contexts;
+use crate::ast::{LogicalOp, Node};
 use crate::error::{ErrorKind, ExprError};
-use crate::expr::{Expr, parse};
+use crate::expr::{Expr, parse, parse_measured};
+use crate::functions::Function;
 use crate::host::Host;
 use crate::parser::ParseOptions;
 use crate::value::Value;
@@ -74,19 +76,37 @@ impl Template {
 
 /// Cuts `text` into literal parts and parsed `${{ }}` expressions.
 pub fn parse_template(text: &str, options: &ParseOptions) -> Result<Template, TemplateError> {
+    parse_template_measured(text, options).map(|(template, _)| template)
+}
+
+/// [`parse_template`], also returning the deepest nesting any of its expressions reached.
+fn parse_template_measured(
+    text: &str,
+    options: &ParseOptions,
+) -> Result<(Template, usize), TemplateError> {
     let mut parts = Vec::new();
+    let mut deepest = 0;
     for piece in split(text) {
         match piece? {
             Piece::Literal(literal) => parts.push(TemplatePart::Literal(literal.to_owned())),
             Piece::Expression { offset, source } => {
-                let expr =
-                    parse(source, options).map_err(|error| TemplateError { offset, error })?;
+                let (expr, depth) = parse_measured(source, options)
+                    .map_err(|error| TemplateError { offset, error })?;
+                deepest = deepest.max(depth);
                 parts.push(TemplatePart::Expression(expr));
             }
         }
     }
-    Ok(Template { parts })
+    Ok((Template { parts }, deepest))
 }
+
+/// The text GitHub puts before a condition without status functions (and `)` after it).
+const IMPLICIT_PREFIX: &str = "success() && (";
+
+/// How much deeper the wrapped condition nests than the condition alone, at most; a tree whose
+/// depth leaves this much room is wrapped directly, one closer to the limit is re-parsed so
+/// the depth error is exactly GitHub's. A test checks the margin on real expressions.
+const WRAP_MARGIN: usize = 3;
 
 /// The functions every `if:` condition may call.
 const STATUS_FUNCTIONS: [&str; 4] = ["success", "failure", "always", "cancelled"];
@@ -112,13 +132,13 @@ pub fn parse_condition(text: &str, options: &ParseOptions) -> Result<Expr, Templ
     if trimmed.is_empty() {
         return reparse("success()", options, lead);
     }
-    let condition = if trimmed.contains(OPEN) {
+    let (condition, deepest) = if trimmed.contains(OPEN) {
         template_condition(trimmed, options).map_err(|error| TemplateError {
             offset: error.offset + lead,
             ..error
         })?
     } else {
-        parse(trimmed, options).map_err(|error| TemplateError {
+        parse_measured(trimmed, options).map_err(|error| TemplateError {
             offset: lead,
             error,
         })?
@@ -129,22 +149,36 @@ pub fn parse_condition(text: &str, options: &ParseOptions) -> Result<Expr, Templ
     if condition.uses_status_function() {
         return Ok(condition);
     }
-    // Parsing the wrapped text, rather than wrapping the tree, keeps error positions and the
-    // depth limit exactly as GitHub, which evaluates the wrapped text, has them.
-    reparse(
-        &format!("success() && ({})", condition.source()),
-        options,
-        lead,
-    )
+    let wrapped = format!("{IMPLICIT_PREFIX}{})", condition.source());
+    if deepest + WRAP_MARGIN > options.max_depth.min(crate::parser::HARD_MAX_DEPTH) {
+        // Near the limit: let the parser decide, so the depth error is GitHub's exactly.
+        return reparse(&wrapped, options, lead);
+    }
+    // The tree of the wrapped text is `success() && (condition)`, with the condition's
+    // positions moved past the prefix; building it saves parsing the condition twice.
+    let Some(mut inner) = condition.into_root() else {
+        return reparse("success()", options, lead);
+    };
+    inner.shift_positions(IMPLICIT_PREFIX.len());
+    let success = Node::Call {
+        function: Function::Success,
+        position: 1,
+        args: Vec::new(),
+    };
+    let root = Node::Logical {
+        op: LogicalOp::And,
+        args: vec![success, inner],
+    };
+    Ok(Expr::from_parts(wrapped, Some(root)))
 }
 
 /// The condition written with `${{ }}`: the expression itself when the text is exactly one,
 /// otherwise the `format(...)` call GitHub rewrites mixed text into (which is always a
 /// non-empty string, so such a condition is true whenever `success()` is).
-fn template_condition(text: &str, options: &ParseOptions) -> Result<Expr, TemplateError> {
-    let template = parse_template(text, options)?;
+fn template_condition(text: &str, options: &ParseOptions) -> Result<(Expr, usize), TemplateError> {
+    let (template, deepest) = parse_template_measured(text, options)?;
     if let [TemplatePart::Expression(expr)] = template.parts.as_slice() {
-        return Ok(expr.clone());
+        return Ok((expr.clone(), deepest));
     }
     let mut format_string = String::new();
     let mut arguments = String::new();
@@ -169,7 +203,8 @@ fn template_condition(text: &str, options: &ParseOptions) -> Result<Expr, Templa
             }
         }
     }
-    reparse(&format!("format('{format_string}'{arguments})"), options, 0)
+    let source = format!("format('{format_string}'{arguments})");
+    parse_measured(&source, options).map_err(|error| TemplateError { offset: 0, error })
 }
 
 fn reparse(source: &str, options: &ParseOptions, offset: usize) -> Result<Expr, TemplateError> {
@@ -238,5 +273,65 @@ fn template_error(offset: usize, text: &str, message: &str) -> TemplateError {
     TemplateError {
         offset,
         error: ExprError::new(ErrorKind::Parsing, message, 0, text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Real-world expressions from actionlint's benchmark corpus, or a few of our own when the
+    /// corpus is not there.
+    fn expressions() -> Vec<String> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/corpora/actionlint/testdata/bench/expressions.txt"
+        );
+        match std::fs::read_to_string(path) {
+            Ok(text) => text.lines().map(str::to_owned).collect(),
+            Err(_) => vec![
+                "github.ref == 'refs/heads/main'".to_owned(),
+                "contains(fromJSON('[1, 2]'), matrix.x) && !startsWith(github.ref, 'v')".to_owned(),
+                "format('{0}', hashFiles('**/x'))".to_owned(),
+            ],
+        }
+    }
+
+    fn options() -> ParseOptions {
+        ParseOptions::new([
+            "github", "env", "inputs", "job", "jobs", "matrix", "needs", "runner", "secrets",
+            "steps", "strategy", "vars",
+        ])
+        .with_functions(["success", "failure", "always", "cancelled", "hashFiles"])
+    }
+
+    /// Wrapping the parsed tree must give exactly what parsing the wrapped text gives, and the
+    /// wrapped text must nest at most `WRAP_MARGIN` deeper than the condition alone.
+    #[test]
+    fn wrapping_the_tree_equals_parsing_the_wrapped_text() {
+        let options = options();
+        let mut compared = 0;
+        for expression in expressions() {
+            // Text holding `${{` is a template condition, a different path.
+            if expression.contains(OPEN) {
+                continue;
+            }
+            let Ok((inner, inner_depth)) = parse_measured(&expression, &options) else {
+                continue;
+            };
+            if inner.root().is_none() || inner.uses_status_function() {
+                continue;
+            }
+            let wrapped_text = format!("{IMPLICIT_PREFIX}{expression})");
+            let (expected, wrapped_depth) = parse_measured(&wrapped_text, &options).unwrap();
+            assert!(
+                wrapped_depth <= inner_depth + WRAP_MARGIN,
+                "{expression}: depth {inner_depth} wraps to {wrapped_depth}"
+            );
+            let built = parse_condition(&expression, &options).unwrap();
+            assert_eq!(built, expected, "{expression}");
+            compared += 1;
+        }
+        assert!(compared >= 3, "compared only {compared} expressions");
     }
 }

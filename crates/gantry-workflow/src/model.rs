@@ -195,7 +195,7 @@ pub struct Input {
     /// `type:` (dispatch defaults to string).
     pub kind: InputType,
     /// `default:` as written.
-    pub default: Option<Node>,
+    pub default: Option<Node<'static>>,
     /// `options:` of a choice input.
     pub options: Vec<Spanned<String>>,
 }
@@ -287,7 +287,7 @@ pub struct Job {
     /// `uses:` of a job that calls a reusable workflow.
     pub uses: Option<Spanned<String>>,
     /// `with:` of a reusable-workflow job.
-    pub with: Vec<(Spanned<String>, Node)>,
+    pub with: Vec<(Spanned<String>, Node<'static>)>,
     /// `secrets:` of a reusable-workflow job.
     pub secrets: Option<JobSecrets>,
     /// `snapshot:`: save the runner as a custom image after the job (checked, not acted on yet).
@@ -350,7 +350,7 @@ pub struct Strategy {
 #[derive(Debug, Clone, PartialEq)]
 pub enum MatrixDef {
     /// A mapping of dimensions plus `include` / `exclude`; may still hold expressions.
-    Map(Node),
+    Map(Node<'static>),
     /// A whole matrix from an expression, e.g. `${{ fromJSON(needs.setup.outputs.matrix) }}`.
     Expr(Text),
 }
@@ -361,7 +361,7 @@ pub struct Container {
     /// `image:`.
     pub image: Text,
     /// Everything else (`env`, `ports`, `volumes`, `options`, `credentials`) as written.
-    pub settings: Node,
+    pub settings: Node<'static>,
 }
 
 /// `secrets:` of a reusable-workflow job.

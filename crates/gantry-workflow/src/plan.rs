@@ -38,7 +38,7 @@ pub fn matrix_expressions(matrix: &MatrixDef) -> Vec<Text> {
 fn collect_expressions(node: &Node, found: &mut Vec<Text>) {
     match &node.value {
         NodeValue::String(text) if text.contains("${{") => {
-            found.push(Spanned::new(text.clone(), node.pos))
+            found.push(Spanned::new(text.to_string(), node.pos))
         }
         NodeValue::Seq(items) => items
             .iter()
@@ -197,7 +197,7 @@ fn evaluate_node(
     Ok(Some(match &node.value {
         NodeValue::String(text) if text.contains("${{") => {
             match evaluate_text(
-                &Spanned::new(text.clone(), node.pos),
+                &Spanned::new(text.to_string(), node.pos),
                 options,
                 contexts,
                 host,

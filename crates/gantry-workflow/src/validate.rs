@@ -89,7 +89,7 @@ impl Validator {
                             && let NodeValue::String(text) = &default.value
                         {
                             self.template(
-                                &Spanned::new(text.clone(), default.pos),
+                                &Spanned::new(text.to_string(), default.pos),
                                 Site::CallInputDefault,
                             );
                         }
@@ -234,7 +234,7 @@ impl Validator {
         for (_, value) in &job.with {
             if let NodeValue::String(text) = &value.value {
                 self.template(
-                    &Spanned::new(text.clone(), value.pos),
+                    &Spanned::new(text.to_string(), value.pos),
                     Site::JobStrategyContext,
                 );
             }

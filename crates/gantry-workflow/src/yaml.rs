@@ -12,6 +12,7 @@
 //! duplicate keys refused, merge keys (`<<`) refused as GitHub does, and limits on nesting depth
 //! and on nodes (aliases expanded) that stop alias bombs before they cost memory.
 
+use std::borrow::Cow;
 use std::fmt;
 
 mod build;
@@ -32,18 +33,20 @@ impl fmt::Display for Pos {
     }
 }
 
-/// One YAML value with its position.
+/// One YAML value with its position. Strings borrow from the source text where they can
+/// (`'a`): most scalars are keys that are only compared, and copying each of them was a large
+/// share of loading time. The model keeps owned trees, `Node<'static>`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Node {
+pub struct Node<'a> {
     /// Where the value starts in the file.
     pub pos: Pos,
     /// The value itself.
-    pub value: NodeValue,
+    pub value: NodeValue<'a>,
 }
 
 /// The shapes a YAML value can take after scalar resolution (YAML 1.2 core schema).
 #[derive(Debug, Clone, PartialEq)]
-pub enum NodeValue {
+pub enum NodeValue<'a> {
     /// `null`, `~` or an empty value.
     Null,
     /// `true` / `false` (YAML 1.2 spellings only).
@@ -51,14 +54,37 @@ pub enum NodeValue {
     /// An integer or float.
     Number(f64),
     /// A string scalar.
-    String(String),
+    String(Cow<'a, str>),
     /// A sequence.
-    Seq(Vec<Node>),
+    Seq(Vec<Node<'a>>),
     /// A mapping in source order. Keys are nodes too so errors can point at them.
-    Map(Vec<(Node, Node)>),
+    Map(Vec<(Node<'a>, Node<'a>)>),
 }
 
-impl Node {
+impl Node<'_> {
+    /// A copy that owns all its text, to keep after the source is gone.
+    pub fn to_owned_node(&self) -> Node<'static> {
+        let value = match &self.value {
+            NodeValue::Null => NodeValue::Null,
+            NodeValue::Bool(b) => NodeValue::Bool(*b),
+            NodeValue::Number(n) => NodeValue::Number(*n),
+            NodeValue::String(s) => NodeValue::String(Cow::Owned(s.to_string())),
+            NodeValue::Seq(items) => {
+                NodeValue::Seq(items.iter().map(Node::to_owned_node).collect())
+            }
+            NodeValue::Map(entries) => NodeValue::Map(
+                entries
+                    .iter()
+                    .map(|(key, value)| (key.to_owned_node(), value.to_owned_node()))
+                    .collect(),
+            ),
+        };
+        Node {
+            pos: self.pos,
+            value,
+        }
+    }
+
     /// A short name of the value's YAML type, for "expected X, found Y" messages.
     pub fn type_name(&self) -> &'static str {
         match self.value {
@@ -83,7 +109,7 @@ impl Node {
     /// (`3.10` becomes `3.1`, `true` becomes `true`). `None` for null and collections.
     pub fn scalar_text(&self) -> Option<String> {
         match &self.value {
-            NodeValue::String(s) => Some(s.clone()),
+            NodeValue::String(s) => Some(s.to_string()),
             NodeValue::Bool(b) => Some(b.to_string()),
             NodeValue::Number(n) => Some(number_text(*n)),
             NodeValue::Null | NodeValue::Seq(_) | NodeValue::Map(_) => None,
@@ -96,7 +122,7 @@ impl Node {
             NodeValue::Null => serde_json::Value::Null,
             NodeValue::Bool(b) => serde_json::Value::Bool(*b),
             NodeValue::Number(n) => number_json(*n),
-            NodeValue::String(s) => serde_json::Value::String(s.clone()),
+            NodeValue::String(s) => serde_json::Value::String(s.to_string()),
             NodeValue::Seq(items) => items.iter().map(Node::to_json).collect(),
             NodeValue::Map(entries) => {
                 let mut object = serde_json::Map::new();
@@ -169,7 +195,7 @@ impl YamlError {
 }
 
 /// Parses one YAML document into a [`Node`] tree.
-pub fn parse(source: &str, limits: &YamlLimits) -> Result<Node, YamlError> {
+pub fn parse<'a>(source: &'a str, limits: &YamlLimits) -> Result<Node<'a>, YamlError> {
     if source.len() > limits.max_file_bytes {
         return Err(YamlError::new(
             Pos { line: 1, col: 1 },
@@ -187,7 +213,7 @@ pub fn parse(source: &str, limits: &YamlLimits) -> Result<Node, YamlError> {
 mod tests {
     use super::*;
 
-    fn parse_default(source: &str) -> Result<Node, YamlError> {
+    fn parse_default(source: &str) -> Result<Node<'_>, YamlError> {
         parse(source, &YamlLimits::default())
     }
 

@@ -77,9 +77,9 @@ pub fn read_defaults(reader: &mut Reader, node: &Node) -> Option<Defaults> {
 /// Reads `permissions:`: `read-all`, `write-all`, `{}` or per-scope levels.
 pub fn read_permissions(reader: &mut Reader, node: &Node) -> Option<Permissions> {
     match &node.value {
-        NodeValue::String(text) => match text.as_str() {
+        NodeValue::String(text) => match text.as_ref() {
             "read-all" | "write-all" => {
-                Some(Permissions::All(Spanned::new(text.clone(), node.pos)))
+                Some(Permissions::All(Spanned::new(text.to_string(), node.pos)))
             }
             _ => {
                 reader.error(

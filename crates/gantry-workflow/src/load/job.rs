@@ -249,9 +249,9 @@ fn read_strategy(reader: &mut Reader, node: &Node) -> Option<Strategy> {
 fn read_matrix(reader: &mut Reader, node: &Node) -> Option<MatrixDef> {
     match &node.value {
         NodeValue::String(text) if has_expression(text) => {
-            Some(MatrixDef::Expr(Spanned::new(text.clone(), node.pos)))
+            Some(MatrixDef::Expr(Spanned::new(text.to_string(), node.pos)))
         }
-        NodeValue::Map(_) => Some(MatrixDef::Map(node.clone())),
+        NodeValue::Map(_) => Some(MatrixDef::Map(node.to_owned_node())),
         _ => {
             reader.error(
                 node.pos,
@@ -302,7 +302,7 @@ fn read_container(reader: &mut Reader, node: &Node, what: &str) -> Option<Contai
             };
             Some(Container {
                 image,
-                settings: node.clone(),
+                settings: node.to_owned_node(),
             })
         }
         _ => {
@@ -431,13 +431,13 @@ fn read_workflow_ref(reader: &mut Reader, node: &Node) -> Option<Spanned<String>
     Some(text)
 }
 
-fn read_with(reader: &mut Reader, node: &Node) -> Vec<(Spanned<String>, Node)> {
+fn read_with(reader: &mut Reader, node: &Node) -> Vec<(Spanned<String>, Node<'static>)> {
     let Some(entries) = reader.map_or_null(node, "`with`") else {
         return Vec::new();
     };
     entries
         .iter()
-        .filter_map(|(key, value)| Some((reader.key(key)?, value.clone())))
+        .filter_map(|(key, value)| Some((reader.key(key)?, value.to_owned_node())))
         .collect()
 }
 

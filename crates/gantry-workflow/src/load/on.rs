@@ -417,7 +417,7 @@ fn read_input(
                 input.description = reader.string(value, "`description`").map(|t| t.value)
             }
             "required" => input.required = reader.boolean(value, "`required`").unwrap_or(false),
-            "default" => input.default = Some(value.clone()),
+            "default" => input.default = Some(value.to_owned_node()),
             "type" => {
                 has_type = true;
                 if let Some(kind) = read_input_type(reader, value, site) {

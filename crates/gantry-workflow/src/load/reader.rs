@@ -26,7 +26,11 @@ impl Reader {
     }
 
     /// The entries of a mapping, or a diagnostic naming what was expected.
-    pub fn map<'a>(&mut self, node: &'a Node, what: &str) -> Option<&'a [(Node, Node)]> {
+    pub fn map<'a, 'n>(
+        &mut self,
+        node: &'a Node<'n>,
+        what: &str,
+    ) -> Option<&'a [(Node<'n>, Node<'n>)]> {
         match &node.value {
             NodeValue::Map(entries) => Some(entries),
             _ => {
@@ -40,7 +44,11 @@ impl Reader {
     }
 
     /// The entries of a mapping, treating `null` (an empty key) as an empty mapping.
-    pub fn map_or_null<'a>(&mut self, node: &'a Node, what: &str) -> Option<&'a [(Node, Node)]> {
+    pub fn map_or_null<'a, 'n>(
+        &mut self,
+        node: &'a Node<'n>,
+        what: &str,
+    ) -> Option<&'a [(Node<'n>, Node<'n>)]> {
         match &node.value {
             NodeValue::Null => Some(&[]),
             _ => self.map(node, what),
@@ -170,7 +178,7 @@ impl Reader {
         match &node.value {
             NodeValue::Bool(value) => Some(OrExpr::Literal(Spanned::new(*value, node.pos))),
             NodeValue::String(text) if has_expression(text) => {
-                Some(OrExpr::Expr(Spanned::new(text.clone(), node.pos)))
+                Some(OrExpr::Expr(Spanned::new(text.to_string(), node.pos)))
             }
             _ => {
                 self.error(
@@ -190,7 +198,7 @@ impl Reader {
         match &node.value {
             NodeValue::Number(value) => Some(OrExpr::Literal(Spanned::new(*value, node.pos))),
             NodeValue::String(text) if has_expression(text) => {
-                Some(OrExpr::Expr(Spanned::new(text.clone(), node.pos)))
+                Some(OrExpr::Expr(Spanned::new(text.to_string(), node.pos)))
             }
             _ => {
                 self.error(

@@ -1,6 +1,7 @@
 //! Building the [`Node`] tree from the parser's events, iteratively (deep input costs heap, not
 //! stack) and within the limits of [`YamlLimits`].
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle, Span, Tag};
@@ -9,19 +10,19 @@ use super::scalar::{resolve_plain, resolve_tagged};
 use super::{Node, NodeValue, Pos, YamlError, YamlLimits};
 
 /// A collection being filled while its children arrive.
-struct Frame {
-    node: Node,
+struct Frame<'a> {
+    node: Node<'a>,
     /// Anchor id to record the finished collection under, or 0.
     anchor: usize,
     /// For a mapping: the key waiting for its value.
-    pending_key: Option<Node>,
+    pending_key: Option<Node<'a>>,
     /// For a large mapping: the keys seen so far, to refuse duplicates in constant time. Small
     /// mappings (nearly all of them) are scanned instead, which allocates nothing.
     seen_keys: Option<HashSet<String>>,
 }
 
 /// Builds the tree of the single document in `source`.
-pub fn build(source: &str, limits: &YamlLimits) -> Result<Node, YamlError> {
+pub fn build<'a>(source: &'a str, limits: &YamlLimits) -> Result<Node<'a>, YamlError> {
     let mut builder = Builder {
         limits,
         stack: Vec::new(),
@@ -43,19 +44,19 @@ pub fn build(source: &str, limits: &YamlLimits) -> Result<Node, YamlError> {
     }))
 }
 
-struct Builder<'a> {
-    limits: &'a YamlLimits,
-    stack: Vec<Frame>,
+struct Builder<'a, 'l> {
+    limits: &'l YamlLimits,
+    stack: Vec<Frame<'a>>,
     /// Finished anchored nodes, by the parser's anchor id.
-    anchors: HashMap<usize, Node>,
+    anchors: HashMap<usize, Node<'a>>,
     /// Nodes created so far, aliases counted at their expanded size.
     nodes: usize,
-    root: Option<Node>,
+    root: Option<Node<'a>>,
     documents: usize,
 }
 
-impl Builder<'_> {
-    fn event(&mut self, event: Event<'_>, span: &Span) -> Result<(), YamlError> {
+impl<'a> Builder<'a, '_> {
+    fn event(&mut self, event: Event<'a>, span: &Span) -> Result<(), YamlError> {
         let pos = position(span.start.line(), span.start.col());
         match event {
             Event::DocumentStart(..) => {
@@ -72,7 +73,7 @@ impl Builder<'_> {
                     // A block scalar's span starts at its first content line, so offsets into
                     // `run: |` text map to the right line.
                     pos,
-                    value: scalar_value(&text, style, tag.as_deref(), pos)?,
+                    value: scalar_value(text, style, tag.as_deref(), pos)?,
                 };
                 self.count(1, pos)?;
                 if anchor != 0 {
@@ -156,7 +157,7 @@ impl Builder<'_> {
     }
 
     /// Adds a finished node to the collection being built, or makes it the root.
-    fn add(&mut self, node: Node) -> Result<(), YamlError> {
+    fn add(&mut self, node: Node<'a>) -> Result<(), YamlError> {
         let Some(frame) = self.stack.last_mut() else {
             self.root = Some(node);
             return Ok(());
@@ -200,7 +201,11 @@ impl Builder<'_> {
 const SCAN_LIMIT: usize = 16;
 
 /// Whether `key` is already a key of `entries`, recording it for large mappings.
-fn is_duplicate(entries: &[(Node, Node)], seen: &mut Option<HashSet<String>>, key: &str) -> bool {
+fn is_duplicate(
+    entries: &[(Node<'_>, Node<'_>)],
+    seen: &mut Option<HashSet<String>>,
+    key: &str,
+) -> bool {
     if let Some(seen) = seen {
         return !seen.insert(key.to_string());
     }
@@ -219,12 +224,12 @@ fn is_duplicate(entries: &[(Node, Node)], seen: &mut Option<HashSet<String>>, ke
     duplicate
 }
 
-fn scalar_value(
-    text: &str,
+fn scalar_value<'a>(
+    text: Cow<'a, str>,
     style: ScalarStyle,
     tag: Option<&Tag>,
     pos: Pos,
-) -> Result<NodeValue, YamlError> {
+) -> Result<NodeValue<'a>, YamlError> {
     if let Some(tag) = tag {
         let resolved = tag
             .core_suffix()
@@ -233,7 +238,7 @@ fn scalar_value(
     }
     Ok(match style {
         ScalarStyle::Plain => resolve_plain(text),
-        _ => NodeValue::String(text.to_string()),
+        _ => NodeValue::String(text),
     })
 }
 

@@ -1,34 +1,43 @@
 //! Resolving scalars to null, booleans, numbers or strings with the YAML 1.2 core schema, the
 //! schema GitHub's parser follows: `yes`, `on` and `off` are strings, `0755` is a number.
 
+use std::borrow::Cow;
+
 use crate::yaml::NodeValue;
 
 /// The value of a plain (unquoted, untagged) scalar.
-pub fn resolve_plain(text: &str) -> NodeValue {
-    match text {
+pub fn resolve_plain(text: Cow<'_, str>) -> NodeValue<'_> {
+    match text.as_ref() {
         "" | "~" | "null" | "Null" | "NULL" => NodeValue::Null,
         "true" | "True" | "TRUE" => NodeValue::Bool(true),
         "false" | "False" | "FALSE" => NodeValue::Bool(false),
-        _ => match number(text) {
+        // Most plain scalars are words (`ubuntu-latest`); only these can start a number.
+        _ if !text.starts_with(|c: char| c.is_ascii_digit() || matches!(c, '-' | '+' | '.')) => {
+            NodeValue::String(text)
+        }
+        _ => match number(&text) {
             Some(number) => NodeValue::Number(number),
-            None => NodeValue::String(text.to_string()),
+            None => NodeValue::String(text),
         },
     }
 }
 
 /// The value of a scalar with an explicit core-schema tag (`!!str`, `!!int`, …); `None` when the
 /// text does not fit the tag or the tag is not one of the core schema's.
-pub fn resolve_tagged(suffix: &str, text: &str) -> Option<NodeValue> {
+pub fn resolve_tagged<'a>(suffix: &str, text: Cow<'a, str>) -> Option<NodeValue<'a>> {
+    let text_ref = text.as_ref();
     match suffix {
-        "str" => Some(NodeValue::String(text.to_string())),
-        "null" => matches!(text, "" | "~" | "null" | "Null" | "NULL").then_some(NodeValue::Null),
-        "bool" => match text {
+        "str" => Some(NodeValue::String(text)),
+        "null" => {
+            matches!(text_ref, "" | "~" | "null" | "Null" | "NULL").then_some(NodeValue::Null)
+        }
+        "bool" => match text_ref {
             "true" | "True" | "TRUE" => Some(NodeValue::Bool(true)),
             "false" | "False" | "FALSE" => Some(NodeValue::Bool(false)),
             _ => None,
         },
-        "int" => integer(text).map(NodeValue::Number),
-        "float" => number(text).map(NodeValue::Number),
+        "int" => integer(text_ref).map(NodeValue::Number),
+        "float" => number(text_ref).map(NodeValue::Number),
         _ => None,
     }
 }
@@ -107,7 +116,7 @@ mod tests {
     use super::*;
 
     fn check(text: &str, expected: NodeValue) {
-        let resolved = resolve_plain(text);
+        let resolved = resolve_plain(Cow::Borrowed(text));
         match (&resolved, &expected) {
             (NodeValue::Number(a), NodeValue::Number(b)) if a.is_nan() && b.is_nan() => {}
             _ => assert_eq!(resolved, expected, "{text:?}"),
@@ -144,16 +153,19 @@ mod tests {
     #[test]
     fn tags_must_fit_their_text() {
         assert_eq!(
-            resolve_tagged("str", "123"),
+            resolve_tagged("str", "123".into()),
             Some(NodeValue::String("123".into()))
         );
-        assert_eq!(resolve_tagged("int", "12"), Some(NodeValue::Number(12.0)));
-        assert_eq!(resolve_tagged("int", "1.5"), None);
         assert_eq!(
-            resolve_tagged("bool", "FALSE"),
+            resolve_tagged("int", "12".into()),
+            Some(NodeValue::Number(12.0))
+        );
+        assert_eq!(resolve_tagged("int", "1.5".into()), None);
+        assert_eq!(
+            resolve_tagged("bool", "FALSE".into()),
             Some(NodeValue::Bool(false))
         );
-        assert_eq!(resolve_tagged("bool", "yes"), None);
-        assert_eq!(resolve_tagged("binary", "aGk="), None);
+        assert_eq!(resolve_tagged("bool", "yes".into()), None);
+        assert_eq!(resolve_tagged("binary", "aGk=".into()), None);
     }
 }
