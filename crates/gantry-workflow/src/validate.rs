@@ -85,6 +85,14 @@ impl Validator {
                     inputs, outputs, ..
                 } => {
                     for input in inputs {
+                        let is_expression = input
+                            .default
+                            .as_ref()
+                            .and_then(|default| default.as_str())
+                            .is_some_and(|text| text.contains("${{"));
+                        if !is_expression {
+                            self.check_input_default(input);
+                        }
                         if let Some(default) = &input.default
                             && let NodeValue::String(text) = &default.value
                         {

@@ -195,16 +195,16 @@ impl YamlError {
 }
 
 /// Parses one YAML document into a [`Node`] tree.
-pub fn parse<'a>(source: &'a str, limits: &YamlLimits) -> Result<Node<'a>, YamlError> {
+pub fn parse<'a>(source: &'a str, limits: &YamlLimits) -> Result<Node<'a>, Vec<YamlError>> {
     if source.len() > limits.max_file_bytes {
-        return Err(YamlError::new(
+        return Err(vec![YamlError::new(
             Pos { line: 1, col: 1 },
             format!(
                 "file is {} bytes, larger than the limit of {} bytes",
                 source.len(),
                 limits.max_file_bytes
             ),
-        ));
+        )]);
     }
     build::build(source, limits)
 }
@@ -214,7 +214,7 @@ mod tests {
     use super::*;
 
     fn parse_default(source: &str) -> Result<Node<'_>, YamlError> {
-        parse(source, &YamlLimits::default())
+        parse(source, &YamlLimits::default()).map_err(|mut errors| errors.remove(0))
     }
 
     #[test]
@@ -265,7 +265,7 @@ mod tests {
             max_file_bytes: 10,
             ..YamlLimits::default()
         };
-        let error = parse("a: 0123456789\n", &limits).unwrap_err();
+        let error = parse("a: 0123456789\n", &limits).unwrap_err().remove(0);
         assert!(error.message.contains("larger than the limit"), "{error:?}");
     }
 

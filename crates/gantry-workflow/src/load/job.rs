@@ -352,13 +352,25 @@ fn read_snapshot(reader: &mut Reader, node: &Node) -> Option<Snapshot> {
     })
 }
 
-/// `credentials:` of a container: only `username` and `password`.
+/// `credentials:` of a container: `username` and `password`, both required.
 fn read_credentials(reader: &mut Reader, node: &Node, what: &str) {
+    // `credentials: ${{ ... }}` is evaluated when the job starts.
+    if node.as_str().is_some_and(has_expression) {
+        return;
+    }
     let place = format!("{what} `credentials`");
-    for (key, _) in reader.string_map(node, &place) {
+    let pairs = reader.string_map(node, &place);
+    for (key, _) in &pairs {
         if key.value != "username" && key.value != "password" {
-            reader.unknown_key(&key, &place, &["username", "password"]);
+            reader.unknown_key(key, &place, &["username", "password"]);
         }
+    }
+    let has = |name: &str| pairs.iter().any(|(key, _)| key.value == name);
+    if !has("username") || !has("password") {
+        reader.error(
+            node.pos,
+            format!("{place} needs both `username` and `password`"),
+        );
     }
 }
 
@@ -404,6 +416,7 @@ fn read_services(reader: &mut Reader, node: &Node) -> Vec<(Spanned<String>, Cont
             services.push((name, container));
         }
     }
+    reader.check_keys_unique_ignoring_case(services.iter().map(|(name, _)| name), "`services`");
     services
 }
 
@@ -435,10 +448,12 @@ fn read_with(reader: &mut Reader, node: &Node) -> Vec<(Spanned<String>, Node<'st
     let Some(entries) = reader.map_or_null(node, "`with`") else {
         return Vec::new();
     };
-    entries
+    let with: Vec<_> = entries
         .iter()
         .filter_map(|(key, value)| Some((reader.key(key)?, value.to_owned_node())))
-        .collect()
+        .collect();
+    reader.check_keys_unique_ignoring_case(with.iter().map(|(key, _)| key), "`with`");
+    with
 }
 
 fn read_job_secrets(reader: &mut Reader, node: &Node) -> Option<JobSecrets> {

@@ -42,10 +42,12 @@ pub fn parse(source: &str, limits: &Limits) -> Result<Workflow, Diagnostics> {
         max_file_bytes: limits.max_file_bytes,
         ..YamlLimits::default()
     };
-    let root = yaml::parse(source, &yaml_limits).map_err(|error| {
+    let root = yaml::parse(source, &yaml_limits).map_err(|errors| {
         let mut diagnostics = Diagnostics::default();
-        diagnostics.push(error.pos, error.message);
-        diagnostics
+        for error in errors {
+            diagnostics.push(error.pos, error.message);
+        }
+        diagnostics.finish()
     })?;
     let mut reader = Reader::default();
     let workflow = read_workflow(&mut reader, &root);

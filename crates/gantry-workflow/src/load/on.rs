@@ -181,8 +181,10 @@ fn read_filters(
     let entries = reader.map(node, &format!("configuration of `{event}`"))?;
     let mut filters = RefFilters::default();
     let mut types = Vec::new();
+    let mut key_positions = Vec::new();
     for (key, value) in entries {
         let Some(key) = reader.key(key) else { continue };
+        key_positions.push((key.value.clone(), key.pos));
         if !allowed.contains(&key.value.as_str()) {
             reader.unknown_key(&key, &format!("`on.{event}`"), allowed);
             continue;
@@ -207,10 +209,18 @@ fn read_filters(
         (&filters.paths, &filters.paths_ignore, "paths"),
     ] {
         if included.is_some() && ignored.is_some() {
+            // Point at whichever of the two comes second: that is where the conflict arises.
+            let ignore_key = format!("{name}-ignore");
+            let pos = key_positions
+                .iter()
+                .filter(|(key, _)| key == name || *key == ignore_key)
+                .map(|(_, pos)| *pos)
+                .max()
+                .unwrap_or(node.pos);
             reader.error(
-                node.pos,
+                pos,
                 format!(
-                    "`{name}` and `{name}-ignore` cannot both be used for the same event `{event}`"
+                    "`{name}` and `{name}-ignore` cannot both be used for the same event `{event}`; use `!` patterns to exclude"
                 ),
             );
         }
@@ -390,6 +400,7 @@ fn read_inputs(reader: &mut Reader, node: &Node, site: InputSite) -> Vec<Input> 
             inputs.push(input);
         }
     }
+    reader.check_keys_unique_ignoring_case(inputs.iter().map(|input| &input.id), "`inputs`");
     inputs
 }
 
@@ -515,6 +526,7 @@ fn read_call_outputs(reader: &mut Reader, node: &Node) -> Vec<CallOutput> {
             None => reader.error(id.pos, format!("output \"{}\" needs a `value`", id.value)),
         }
     }
+    reader.check_keys_unique_ignoring_case(outputs.iter().map(|output| &output.id), "`outputs`");
     outputs
 }
 
@@ -546,5 +558,6 @@ fn read_call_secrets(reader: &mut Reader, node: &Node) -> Vec<CallSecret> {
         }
         secrets.push(CallSecret { id, required });
     }
+    reader.check_keys_unique_ignoring_case(secrets.iter().map(|secret| &secret.id), "`secrets`");
     secrets
 }

@@ -69,6 +69,33 @@ impl Reader {
         }
     }
 
+    /// Reports keys that differ only in case. GitHub looks these names up case-insensitively
+    /// (`inputs.foo` is `inputs.FOO`, environment variables on Windows), so such a pair is a
+    /// collision. Exact duplicates are already reported by the YAML layer.
+    pub fn check_keys_unique_ignoring_case<'k>(
+        &mut self,
+        keys: impl IntoIterator<Item = &'k Spanned<String>>,
+        section: &str,
+    ) {
+        let mut seen: Vec<&Spanned<String>> = Vec::new();
+        for key in keys {
+            if let Some(first) = seen
+                .iter()
+                .find(|seen| seen.value != key.value && seen.value.eq_ignore_ascii_case(&key.value))
+            {
+                self.error(
+                    key.pos,
+                    format!(
+                        "key \"{}\" in {section} is the same as \"{}\" at {} (these keys are case-insensitive)",
+                        key.value, first.value, first.pos
+                    ),
+                );
+            } else {
+                seen.push(key);
+            }
+        }
+    }
+
     /// Records an unknown key with the list of keys allowed there.
     pub fn unknown_key(&mut self, key: &Spanned<String>, place: &str, allowed: &[&str]) {
         self.error(
@@ -236,6 +263,7 @@ impl Reader {
                 pairs.push((key, text));
             }
         }
+        self.check_keys_unique_ignoring_case(pairs.iter().map(|(key, _)| key), what);
         pairs
     }
 }

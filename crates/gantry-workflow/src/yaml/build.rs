@@ -21,8 +21,9 @@ struct Frame<'a> {
     seen_keys: Option<HashSet<String>>,
 }
 
-/// Builds the tree of the single document in `source`.
-pub fn build<'a>(source: &'a str, limits: &YamlLimits) -> Result<Node<'a>, YamlError> {
+/// Builds the tree of the single document in `source`. Syntax errors and exceeded limits stop
+/// at once; duplicate and merge keys are collected so one pass reports all of them.
+pub fn build<'a>(source: &'a str, limits: &YamlLimits) -> Result<Node<'a>, Vec<YamlError>> {
     let mut builder = Builder {
         limits,
         stack: Vec::new(),
@@ -30,13 +31,20 @@ pub fn build<'a>(source: &'a str, limits: &YamlLimits) -> Result<Node<'a>, YamlE
         nodes: 0,
         root: None,
         documents: 0,
+        key_errors: Vec::new(),
     };
     for item in Parser::new_from_str(source) {
         let (event, span) = item.map_err(|error| {
             let marker = error.marker();
-            YamlError::new(position(marker.line(), marker.col()), error.info())
+            vec![YamlError::new(
+                position(marker.line(), marker.col()),
+                error.info(),
+            )]
         })?;
-        builder.event(event, &span)?;
+        builder.event(event, &span).map_err(|error| vec![error])?;
+    }
+    if !builder.key_errors.is_empty() {
+        return Err(builder.key_errors);
     }
     Ok(builder.root.unwrap_or(Node {
         pos: Pos { line: 1, col: 1 },
@@ -53,6 +61,8 @@ struct Builder<'a, 'l> {
     nodes: usize,
     root: Option<Node<'a>>,
     documents: usize,
+    /// Duplicate and merge keys found so far.
+    key_errors: Vec<YamlError>,
 }
 
 impl<'a> Builder<'a, '_> {
@@ -176,13 +186,12 @@ impl<'a> Builder<'a, '_> {
                         _ => node.scalar_text().unwrap_or_default(),
                     };
                     if key_text == "<<" && matches!(node.value, NodeValue::String(_)) {
-                        return Err(YamlError::new(
+                        self.key_errors.push(YamlError::new(
                             node.pos,
                             "GitHub Actions does not support YAML merge keys (`<<`)",
                         ));
-                    }
-                    if is_duplicate(entries, &mut frame.seen_keys, &key_text) {
-                        return Err(YamlError::new(
+                    } else if is_duplicate(entries, &mut frame.seen_keys, &key_text) {
+                        self.key_errors.push(YamlError::new(
                             node.pos,
                             format!("duplicate key \"{key_text}\" in this mapping"),
                         ));

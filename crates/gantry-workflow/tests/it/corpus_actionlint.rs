@@ -107,5 +107,10 @@ fn actionlint_invalid_workflows_are_rejected_on_the_right_lines() {
             rejected, relevant,
             "every in-domain invalid file must be rejected"
         );
+        // A floor that only rises: fewer files with every expected line is a regression.
+        assert!(
+            all_lines_found >= 31,
+            "only {all_lines_found}/{relevant} files have a diagnostic on every expected line"
+        );
     }
 }

@@ -192,7 +192,7 @@ fn branches_and_branches_ignore_conflict() {
             "on:\n  push:\n    branches: [main]\n    branches-ignore: [dev]\njobs:\n{}",
             job("a", "")
         ),
-        &["3:5: `branches` and `branches-ignore` cannot both be used"],
+        &["4:5: `branches` and `branches-ignore` cannot both be used"],
     );
 }
 
@@ -360,4 +360,44 @@ fn a_thousand_job_chain_and_dense_fan_in_load_quickly() {
     }
     let workflow = gantry_workflow::load(&dense, &Limits::default()).unwrap();
     assert_eq!(workflow.jobs[149].needs.len(), 149);
+}
+
+#[test]
+fn every_duplicate_and_merge_key_is_reported_in_one_pass() {
+    check(
+        "on: push\nx: &x {a: 1}\njobs:\n  a:\n    runs-on: x\n    runs-on: y\n    <<: *x\n    steps:\n      - run: x\n        run: y\n",
+        &[
+            "6:5: duplicate key \"runs-on\"",
+            "7:5: GitHub Actions does not support YAML merge keys",
+            "10:9: duplicate key \"run\"",
+        ],
+    );
+}
+
+#[test]
+fn names_that_differ_only_in_case_collide() {
+    check(
+        &format!(
+            "on:\n  workflow_dispatch:\n    inputs:\n      level: {{}}\n      LEVEL: {{}}\njobs:\n{}",
+            job("a", "    env:\n      Path: x\n      PATH: y\n")
+        ),
+        &[
+            "5:7: key \"LEVEL\" in `inputs` is the same as \"level\" at 4:7",
+            "10:7: key \"PATH\" in `env` is the same as \"Path\" at 9:7",
+        ],
+    );
+}
+
+#[test]
+fn container_credentials_need_username_and_password() {
+    check(
+        &format!(
+            "on: push\njobs:\n{}",
+            job(
+                "a",
+                "    container:\n      image: x\n      credentials:\n        username: u\n"
+            )
+        ),
+        &["7:9: `container` `credentials` needs both `username` and `password`"],
+    );
 }
