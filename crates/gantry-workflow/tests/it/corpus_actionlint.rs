@@ -65,6 +65,7 @@ fn actionlint_invalid_workflows_are_rejected_on_the_right_lines() {
     let mut relevant = 0;
     let mut rejected = 0;
     let mut all_lines_found = 0;
+    let mut some_line_found = 0;
     let mut misses = Vec::new();
     for path in files_with_extensions(&dir, &[".yaml", ".yml"]) {
         let out_path = path.with_extension("out");
@@ -86,6 +87,9 @@ fn actionlint_invalid_workflows_are_rejected_on_the_right_lines() {
                 rejected += 1;
                 let ours: BTreeSet<u32> = diagnostics.0.iter().map(|d| d.pos.line).collect();
                 let missing: Vec<u32> = expected.difference(&ours).copied().collect();
+                if missing.len() < expected.len() {
+                    some_line_found += 1;
+                }
                 if missing.is_empty() {
                     all_lines_found += 1;
                 } else {
@@ -97,7 +101,7 @@ fn actionlint_invalid_workflows_are_rejected_on_the_right_lines() {
         }
     }
     println!(
-        "actionlint err/: {rejected}/{relevant} in-domain files rejected, {all_lines_found}/{relevant} with every expected line"
+        "actionlint err/: {rejected}/{relevant} in-domain files rejected, {some_line_found}/{relevant} with a diagnostic on an expected line, {all_lines_found}/{relevant} on every expected line"
     );
     for miss in &misses {
         println!("  {miss}");
