@@ -16,6 +16,7 @@ mod corpus_popular;
 mod corpus_reader;
 mod filter_cron;
 mod fuzz;
+mod graph;
 mod load;
 mod matrix_corpus;
 mod trigger;
