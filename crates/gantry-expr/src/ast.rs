@@ -68,6 +68,16 @@ impl Node {
     /// Moves every recorded source position `by` UTF-16 units to the right, for a tree that is
     /// placed inside a longer expression text.
     pub(crate) fn shift_positions(&mut self, by: usize) {
+        self.for_each_mut(&mut |node| {
+            if let Node::Call { position, .. } = node {
+                *position += by;
+            }
+        });
+    }
+
+    /// Calls `visit` on this node, then on every node below it, allowing changes.
+    fn for_each_mut(&mut self, visit: &mut dyn FnMut(&mut Node)) {
+        visit(self);
         match self {
             Node::Null
             | Node::Boolean(_)
@@ -75,29 +85,23 @@ impl Node {
             | Node::String(_)
             | Node::Context(_) => {}
             Node::Access { base, steps } => {
-                base.shift_positions(by);
+                base.for_each_mut(visit);
                 for step in steps {
                     if let Step::Index(index) = step {
-                        index.shift_positions(by);
+                        index.for_each_mut(visit);
                     }
                 }
             }
-            Node::Not(inner) => inner.shift_positions(by),
+            Node::Not(inner) => inner.for_each_mut(visit),
             Node::Binary { first, rest } => {
-                first.shift_positions(by);
+                first.for_each_mut(visit);
                 for (_, operand) in rest {
-                    operand.shift_positions(by);
+                    operand.for_each_mut(visit);
                 }
             }
-            Node::Logical { args, .. } => {
+            Node::Logical { args, .. } | Node::Call { args, .. } => {
                 for arg in args {
-                    arg.shift_positions(by);
-                }
-            }
-            Node::Call { position, args, .. } => {
-                *position += by;
-                for arg in args {
-                    arg.shift_positions(by);
+                    arg.for_each_mut(visit);
                 }
             }
         }

@@ -238,6 +238,30 @@ pub enum Permissions {
     Scopes(Vec<(Spanned<String>, Spanned<String>)>),
 }
 
+/// Permission scopes GitHub knows for the `GITHUB_TOKEN`.
+pub const PERMISSION_SCOPES: &[&str] = &[
+    "actions",
+    "artifact-metadata",
+    "attestations",
+    "checks",
+    "code-quality",
+    "contents",
+    "copilot-requests",
+    "deployments",
+    "discussions",
+    "drives",
+    "id-token",
+    "issues",
+    "models",
+    "packages",
+    "pages",
+    "pull-requests",
+    "repository-projects",
+    "security-events",
+    "statuses",
+    "vulnerability-alerts",
+];
+
 /// `concurrency:` at workflow or job level.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Concurrency {

@@ -9,7 +9,9 @@
 use std::collections::BTreeMap;
 
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::model::{InputType, Job, JobSecrets, Permissions, TriggerConfig, Workflow};
+use crate::model::{
+    InputType, Job, JobSecrets, PERMISSION_SCOPES as SCOPES, Permissions, TriggerConfig, Workflow,
+};
 use crate::yaml::NodeValue;
 
 /// Looks up called workflows by their `uses:` reference.
@@ -71,30 +73,6 @@ impl Level {
         }
     }
 }
-
-/// Scopes whose levels are compared; the same list the loader accepts.
-const SCOPES: &[&str] = &[
-    "actions",
-    "artifact-metadata",
-    "attestations",
-    "checks",
-    "code-quality",
-    "contents",
-    "copilot-requests",
-    "deployments",
-    "discussions",
-    "drives",
-    "id-token",
-    "issues",
-    "models",
-    "packages",
-    "pages",
-    "pull-requests",
-    "repository-projects",
-    "security-events",
-    "statuses",
-    "vulnerability-alerts",
-];
 
 type Grants = BTreeMap<&'static str, Level>;
 

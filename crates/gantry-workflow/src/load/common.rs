@@ -2,32 +2,8 @@
 //! `permissions` and `concurrency`.
 
 use crate::load::reader::Reader;
-use crate::model::{Concurrency, Defaults, EnvMap, Permissions, Spanned};
+use crate::model::{Concurrency, Defaults, EnvMap, PERMISSION_SCOPES, Permissions, Spanned};
 use crate::yaml::{Node, NodeValue};
-
-/// Permission scopes GitHub knows for the `GITHUB_TOKEN`.
-const PERMISSION_SCOPES: &[&str] = &[
-    "actions",
-    "artifact-metadata",
-    "attestations",
-    "checks",
-    "code-quality",
-    "contents",
-    "copilot-requests",
-    "deployments",
-    "discussions",
-    "drives",
-    "id-token",
-    "issues",
-    "models",
-    "packages",
-    "pages",
-    "pull-requests",
-    "repository-projects",
-    "security-events",
-    "statuses",
-    "vulnerability-alerts",
-];
 
 /// Reads an `env:` mapping.
 pub fn read_env(reader: &mut Reader, node: &Node) -> EnvMap {

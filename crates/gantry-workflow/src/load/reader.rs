@@ -202,28 +202,32 @@ impl Reader {
 
     /// A boolean or a `${{ }}` expression that yields one later.
     pub fn bool_or_expr(&mut self, node: &Node, what: &str) -> Option<OrExpr<bool>> {
-        match &node.value {
-            NodeValue::Bool(value) => Some(OrExpr::Literal(Spanned::new(*value, node.pos))),
-            NodeValue::String(text) if has_expression(text) => {
-                Some(OrExpr::Expr(Spanned::new(text.to_string(), node.pos)))
-            }
-            _ => {
-                self.error(
-                    node.pos,
-                    format!(
-                        "{what} must be a boolean or an expression, found {}",
-                        describe(node)
-                    ),
-                );
-                None
-            }
-        }
+        self.literal_or_expr(node, what, "a boolean", |value| match value {
+            NodeValue::Bool(value) => Some(*value),
+            _ => None,
+        })
     }
 
     /// A number or a `${{ }}` expression that yields one later.
     pub fn number_or_expr(&mut self, node: &Node, what: &str) -> Option<OrExpr<f64>> {
+        self.literal_or_expr(node, what, "a number", |value| match value {
+            NodeValue::Number(value) => Some(*value),
+            _ => None,
+        })
+    }
+
+    /// A literal that `literal` extracts, or a string holding an expression.
+    fn literal_or_expr<T>(
+        &mut self,
+        node: &Node,
+        what: &str,
+        expected: &str,
+        literal: impl Fn(&NodeValue<'_>) -> Option<T>,
+    ) -> Option<OrExpr<T>> {
+        if let Some(value) = literal(&node.value) {
+            return Some(OrExpr::Literal(Spanned::new(value, node.pos)));
+        }
         match &node.value {
-            NodeValue::Number(value) => Some(OrExpr::Literal(Spanned::new(*value, node.pos))),
             NodeValue::String(text) if has_expression(text) => {
                 Some(OrExpr::Expr(Spanned::new(text.to_string(), node.pos)))
             }
@@ -231,7 +235,7 @@ impl Reader {
                 self.error(
                     node.pos,
                     format!(
-                        "{what} must be a number or an expression, found {}",
+                        "{what} must be {expected} or an expression, found {}",
                         describe(node)
                     ),
                 );
