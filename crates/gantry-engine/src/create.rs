@@ -1,0 +1,88 @@
+//! Creating a run: compile the workflow, plan each job's instances, then queue the jobs that
+//! wait on nothing (or ask for the workflow-level concurrency group first).
+
+use std::sync::Arc;
+
+use gantry_workflow::Workflow;
+use gantry_workflow::contexts::Site;
+
+use crate::config::EngineConfig;
+use crate::effect::Decision;
+use crate::error::EngineError;
+use crate::ids::{Attempt, Millis, RunAttempt, RunId};
+use crate::machine::Machine;
+use crate::setup;
+use crate::spec::{self, TriggerContexts};
+use crate::state::{JobPhase, JobState, RunState, StrategyState};
+use crate::status::RunStatus;
+
+/// What a run is made of.
+#[derive(Debug, Clone)]
+pub struct NewRun<'w> {
+    /// The id the server gave the run.
+    pub id: RunId,
+    /// The loaded workflow.
+    pub workflow: &'w Workflow,
+    /// The `github`, `inputs` and `vars` contexts of the trigger.
+    pub trigger: TriggerContexts,
+    /// Retries, timeouts and limits.
+    pub config: EngineConfig,
+}
+
+/// Creates a run at `now`: one instance per matrix combination (matrices that read `needs`
+/// wait as one placeholder until their needs end), jobs without `needs` queued at once, the
+/// others waiting on their needs.
+pub fn create_run(new: NewRun<'_>, now: Millis) -> Result<Decision, EngineError> {
+    let spec = spec::compile(new.workflow, new.trigger, &new.config)?;
+    let contexts = spec.base_contexts(1);
+    let concurrency = match &spec.concurrency {
+        Some(concurrency) => setup::group_claim(concurrency, Site::WorkflowConcurrency, &contexts)
+            .map_err(EngineError::InvalidConcurrency)?,
+        None => None,
+    };
+    let jobs = spec
+        .jobs
+        .iter()
+        .map(|job| {
+            let (instances, matrix_pending) =
+                setup::initial_instances(job, &contexts, Attempt::FIRST);
+            JobState {
+                id: job.id.clone(),
+                phase: JobPhase::Waiting,
+                result: None,
+                outputs: Default::default(),
+                waiting_on: job
+                    .needs
+                    .iter()
+                    .map(|&need| spec.jobs[need].id.clone())
+                    .collect(),
+                message: None,
+                matrix_pending,
+                strategy: StrategyState::default(),
+                active: 0,
+                unfinished: instances.len(),
+                next_release: 0,
+                instances,
+            }
+        })
+        .collect::<Vec<_>>();
+    let mut state = RunState {
+        id: new.id,
+        attempt: RunAttempt(1),
+        status: RunStatus::Queued,
+        conclusion: None,
+        created_at: now,
+        started_at: None,
+        completed_at: None,
+        cancel_requested: false,
+        concurrency,
+        unended: jobs.len(),
+        jobs,
+        config: new.config,
+        spec: Arc::new(spec),
+    };
+    let mut machine = Machine::new(&mut state, now);
+    machine.begin_attempt();
+    let effects = machine.finish();
+    Ok(Decision { state, effects })
+}

@@ -1,0 +1,19 @@
+//! Integration tests of the run engine: scenarios driven from small workflow files, the
+//! concurrency bookkeeping across runs, large graphs, and property tests over random graphs.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
+mod cancel;
+mod concurrency;
+mod conditions;
+mod failures;
+mod graph;
+mod harness;
+mod matrix;
+mod props;
+mod rerun;
+mod scale;
