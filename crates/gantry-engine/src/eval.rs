@@ -110,10 +110,9 @@ pub(crate) fn uses_status_function(text: Option<&str>) -> bool {
 /// cancelled need makes it false, which is how skipping propagates), `failure()` when a need
 /// failed, `cancelled()` when the run was cancelled. A skipped need therefore makes both
 /// `success()` and `failure()` false while `cancelled()` stays false, a combination no single
-/// [`ExprStatus`] expresses. `gantry-expr` reads `success()`/`failure()` through
-/// [`Host::composite_action_status`] before [`Host::job_status`], and `cancelled()` only through
-/// `job_status`, so this host answers the two separately: the composite hook carries the needs'
-/// verdict (with `Cancelled` standing for "neither success nor failure"), `job_status` the run's.
+/// [`ExprStatus`] of the job expresses: `gantry-expr` asks for `success()`/`failure()` through
+/// [`Host::success_failure_status`] (the needs' verdict, [`ExprStatus::Skipped`] for "neither")
+/// and for `cancelled()` through [`Host::job_status`] (the run's).
 pub(crate) struct JobIfHost {
     /// Each need's id and result (continue-on-error failures already count as success).
     pub(crate) needs: Vec<(String, Conclusion)>,
@@ -135,8 +134,7 @@ impl JobIfHost {
         if all_succeeded {
             ExprStatus::Success
         } else {
-            // Neither success nor failure.
-            ExprStatus::Cancelled
+            ExprStatus::Skipped
         }
     }
 }
@@ -156,7 +154,7 @@ impl Host for JobIfHost {
         Err("hashFiles is not available in a job's `if`".to_owned())
     }
 
-    fn composite_action_status(&self) -> Option<ExprStatus> {
+    fn success_failure_status(&self) -> Option<ExprStatus> {
         Some(Self::verdict(
             self.needs.iter().map(|(_, result)| result),
             self.run_cancelled,

@@ -12,6 +12,9 @@ pub enum JobStatus {
     Failure,
     /// The run was cancelled.
     Cancelled,
+    /// Neither `success()` nor `failure()` holds: in a job's `if:`, a need was skipped or
+    /// cancelled without any failing.
+    Skipped,
 }
 
 impl JobStatus {
@@ -22,6 +25,7 @@ impl JobStatus {
             "success" | "succeeded" => Some(JobStatus::Success),
             "failure" | "failed" => Some(JobStatus::Failure),
             "cancelled" | "canceled" => Some(JobStatus::Cancelled),
+            "skipped" => Some(JobStatus::Skipped),
             _ => None,
         }
     }
@@ -32,6 +36,7 @@ impl JobStatus {
             JobStatus::Success => "success",
             JobStatus::Failure => "failure",
             JobStatus::Cancelled => "cancelled",
+            JobStatus::Skipped => "skipped",
         }
     }
 }
@@ -47,11 +52,12 @@ pub trait Host {
     /// the expression's evaluation error.
     fn hash_files(&self, patterns: &[String]) -> Result<String, String>;
 
-    /// Inside a composite action's steps, `success()` and `failure()` follow the composite's own
-    /// status (`github.action_status`) rather than the job's. A host evaluating such a step
-    /// returns that status here, or `Some(JobStatus::Success)` when `github.action_status` is not
-    /// set yet; everywhere else it returns `None`. `cancelled()` always follows the job.
-    fn composite_action_status(&self) -> Option<JobStatus> {
+    /// The status `success()` and `failure()` test when it is not the job's: inside a composite
+    /// action's steps, the composite's own status (`github.action_status`, or
+    /// `Some(JobStatus::Success)` when it is not set yet); in a job's `if:`, the verdict over its
+    /// needs, where a skipped need makes both false ([`JobStatus::Skipped`]) while `cancelled()`
+    /// still follows [`Host::job_status`]. Everywhere else `None`.
+    fn success_failure_status(&self) -> Option<JobStatus> {
         None
     }
 

@@ -286,7 +286,7 @@ impl Host for WorkspaceHost {
         })
     }
 
-    fn composite_action_status(&self) -> Option<JobStatus> {
+    fn success_failure_status(&self) -> Option<JobStatus> {
         self.composite_action_status
     }
 }

@@ -122,7 +122,7 @@ impl<'a> Evaluator<'a> {
     /// steps, the job's everywhere else.
     fn step_status(&self) -> JobStatus {
         self.host
-            .composite_action_status()
+            .success_failure_status()
             .unwrap_or_else(|| self.host.job_status())
     }
 

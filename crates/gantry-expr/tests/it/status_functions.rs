@@ -21,7 +21,7 @@ impl Host for StatusHost {
         Err("not available".to_owned())
     }
 
-    fn composite_action_status(&self) -> Option<JobStatus> {
+    fn success_failure_status(&self) -> Option<JobStatus> {
         self.composite
     }
 }
