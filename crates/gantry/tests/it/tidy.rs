@@ -108,3 +108,31 @@ fn pure_crates_do_no_io() {
         }
     }
 }
+
+/// Layering rules between crates, read from their manifests: the store does not know the
+/// engine (it keeps the engine's state as an opaque document), and the runner speaks only the
+/// wire protocol, never the store or the server.
+#[test]
+fn crates_depend_only_on_what_their_layer_allows() {
+    let forbidden = [
+        ("gantry-store", "gantry-engine"),
+        ("gantry-runner", "gantry-store"),
+        ("gantry-runner", "gantry-server"),
+        ("gantry-expr", "gantry-workflow"),
+        ("gantry-workflow", "gantry-engine"),
+    ];
+    for (krate, dependency) in forbidden {
+        let manifest = repository_root()
+            .join("crates")
+            .join(krate)
+            .join("Cargo.toml");
+        let Ok(text) = std::fs::read_to_string(&manifest) else {
+            continue;
+        };
+        let depends = text.lines().any(|line| {
+            line.trim_start().starts_with(&format!("{dependency}."))
+                || line.trim_start().starts_with(&format!("{dependency} "))
+        });
+        assert!(!depends, "{krate} must not depend on {dependency}");
+    }
+}

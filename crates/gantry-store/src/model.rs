@@ -1,0 +1,539 @@
+//! The records the store keeps and the inputs that create and change them.
+//!
+//! These are the store's own types, independent of the engine's: the engine's per-run state is
+//! an opaque JSON document ([`EngineState`]) next to the columns the server queries (status,
+//! timings, the jobs' queue data). Timestamps are milliseconds since the Unix epoch, chosen by
+//! the caller, so the store never reads a clock for data it keeps.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::ids::{JobId, OrgId, RepoId, RunId, RunnerId};
+use crate::status::{Conclusion, JobStatus, RunStatus, StepStatus};
+
+/// A tenant: its share of hosted runners and its concurrency quota.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Organization {
+    /// The id.
+    pub id: OrgId,
+    /// The unique name, as in `org/repo`.
+    pub name: String,
+    /// Its share in the fair queue relative to other organizations (at least 1).
+    pub weight: i64,
+    /// How many jobs may run at once on hosted runners; `None` for no limit.
+    pub hosted_concurrency_limit: Option<i64>,
+}
+
+/// What creates an [`Organization`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewOrganization {
+    /// The unique name; not empty.
+    pub name: String,
+    /// At least 1.
+    pub weight: i64,
+    /// Not negative; `None` for no limit.
+    pub hosted_concurrency_limit: Option<i64>,
+}
+
+/// A repository of an organization.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Repository {
+    /// The id.
+    pub id: RepoId,
+    /// The organization it belongs to.
+    pub org_id: OrgId,
+    /// The name, unique within the organization.
+    pub name: String,
+    /// The branch `github.event.repository.default_branch` names.
+    pub default_branch: String,
+}
+
+/// What creates a [`Repository`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewRepository {
+    /// The organization; it must exist.
+    pub org_id: OrgId,
+    /// Unique within the organization; not empty.
+    pub name: String,
+    /// Not empty.
+    pub default_branch: String,
+}
+
+/// The fixed facts of a run to create: what triggered it and which workflow it runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewRun {
+    /// The repository; it must exist.
+    pub repo_id: RepoId,
+    /// The workflow file, e.g. `.github/workflows/ci.yml`; run numbers count per file.
+    pub workflow_path: String,
+    /// The workflow's `name:` (or its path when it has none).
+    pub workflow_name: String,
+    /// The triggering event, e.g. `push`.
+    pub event_name: String,
+    /// The ref, e.g. `refs/heads/main`.
+    pub git_ref: String,
+    /// The commit.
+    pub sha: String,
+    /// Who triggered it.
+    pub actor: String,
+    /// When it was created.
+    pub created_at_ms: i64,
+}
+
+/// The identity a run gets inside its creating transaction, handed to the [`BuildRun`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AllocatedRun {
+    /// The new run's id.
+    pub run_id: RunId,
+    /// Its number within its workflow: one more than the previous run of that workflow file.
+    pub run_number: i64,
+}
+
+/// What the engine makes of a new run: its state and its first job instances.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunContent {
+    /// The run's status (normally [`RunStatus::Queued`]).
+    pub status: RunStatus,
+    /// The engine's state of the run; stored as version 1.
+    pub engine_state: Value,
+    /// The job instances known at creation (deferred matrices add theirs later).
+    pub jobs: Vec<NewJob>,
+}
+
+/// Makes a run's [`RunContent`] once its id and number are known.
+///
+/// The engine needs the run id and `github.run_number` to build the run's state, and both are
+/// only allocated inside the creating transaction; so [`crate::Store::create_run`] calls this
+/// inside that transaction, between allocating them and inserting the jobs. It is not called
+/// when an idempotency key finds an existing run. An error refuses the creation
+/// ([`crate::StoreError::Invalid`]) and nothing is stored.
+///
+/// It runs while the creating transaction holds the write lock (SQLite's single writer, the
+/// workflow's run-number row on PostgreSQL): it must be quick and must not call the store.
+pub struct BuildRun(Box<dyn FnOnce(AllocatedRun) -> Result<RunContent, String> + Send>);
+
+impl BuildRun {
+    /// A builder from a function of the allocated identity.
+    pub fn new(
+        build: impl FnOnce(AllocatedRun) -> Result<RunContent, String> + Send + 'static,
+    ) -> BuildRun {
+        BuildRun(Box::new(build))
+    }
+
+    /// A builder for content that does not depend on the run's id or number.
+    pub fn fixed(content: RunContent) -> BuildRun {
+        BuildRun::new(move |_| Ok(content))
+    }
+
+    pub(crate) fn build(self, run: AllocatedRun) -> Result<RunContent, String> {
+        (self.0)(run)
+    }
+}
+
+impl fmt::Debug for BuildRun {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BuildRun(..)")
+    }
+}
+
+/// What [`crate::Store::create_run`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedRun {
+    /// The run (the existing one when `created` is false).
+    pub run_id: RunId,
+    /// Its number within its workflow.
+    pub run_number: i64,
+    /// False when the idempotency key named a run created earlier; nothing was created.
+    pub created: bool,
+    /// The run's jobs, in the order they were given (by id for an existing run).
+    pub job_ids: Vec<JobId>,
+}
+
+/// A workflow run's queryable columns (its engine state is read with
+/// [`crate::Store::get_engine_state`], so listing runs never loads the documents).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkflowRun {
+    /// The id.
+    pub id: RunId,
+    /// The repository.
+    pub repo_id: RepoId,
+    /// The workflow file.
+    pub workflow_path: String,
+    /// The workflow's name.
+    pub workflow_name: String,
+    /// Its number within its workflow file.
+    pub run_number: i64,
+    /// 1, then one more per re-run.
+    pub attempt: i64,
+    /// The triggering event.
+    pub event_name: String,
+    /// The ref.
+    pub git_ref: String,
+    /// The commit.
+    pub sha: String,
+    /// Who triggered it.
+    pub actor: String,
+    /// Where it is.
+    pub status: RunStatus,
+    /// How it ended, once completed.
+    pub conclusion: Option<Conclusion>,
+    /// When it was created.
+    pub created_at_ms: i64,
+    /// When its first job started.
+    pub started_at_ms: Option<i64>,
+    /// When it completed.
+    pub completed_at_ms: Option<i64>,
+    /// The version of its engine state: 1 at creation, one more per transition.
+    pub state_version: i64,
+    /// The idempotency key it was created with.
+    pub idempotency_key: Option<String>,
+}
+
+/// The engine's state of a run and its version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EngineState {
+    /// The run.
+    pub run_id: RunId,
+    /// The document, as the last transition stored it.
+    pub document: Value,
+    /// Its version; a transition must name it to replace the document.
+    pub version: i64,
+}
+
+/// A job instance to insert: one job of the workflow, or one combination of its matrix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewJob {
+    /// The job id (the key under `jobs:`); not empty.
+    pub job_key: String,
+    /// The matrix combination, 0 without a matrix; `(job_key, matrix_index)` is unique in a run.
+    pub matrix_index: i64,
+    /// The display name, e.g. `build (ubuntu, 1.2)`.
+    pub name: String,
+    /// Waiting or queued, normally.
+    pub status: JobStatus,
+    /// The instance's attempt (1 for a new instance).
+    pub attempt: i64,
+    /// The `runs-on` labels, once evaluated.
+    pub runs_on: Vec<String>,
+    /// Why it is not running yet: the engine's reasons, opaque to the store.
+    pub waiting_reasons: Value,
+    /// Higher runs first among the jobs of a tenant.
+    pub priority: i64,
+    /// When it was queued, if it is.
+    pub queued_at_ms: Option<i64>,
+}
+
+/// A stored job instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// The id.
+    pub id: JobId,
+    /// The run.
+    pub run_id: RunId,
+    /// The job id in the workflow.
+    pub job_key: String,
+    /// The matrix combination, 0 without a matrix.
+    pub matrix_index: i64,
+    /// The display name.
+    pub name: String,
+    /// Where it is.
+    pub status: JobStatus,
+    /// How it ended, once completed.
+    pub conclusion: Option<Conclusion>,
+    /// The current attempt.
+    pub attempt: i64,
+    /// The `runs-on` labels.
+    pub runs_on: Vec<String>,
+    /// Why it is not running yet.
+    pub waiting_reasons: Value,
+    /// Its outputs once it ended (`{}` before).
+    pub outputs: Value,
+    /// Its priority.
+    pub priority: i64,
+    /// When it was last queued.
+    pub queued_at_ms: Option<i64>,
+    /// When it last started.
+    pub started_at_ms: Option<i64>,
+    /// When it completed.
+    pub completed_at_ms: Option<i64>,
+}
+
+/// A job stored as queued, with what the fair queue orders it by.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueuedJob {
+    /// The job.
+    pub job: Job,
+    /// Its run's repository.
+    pub repo_id: RepoId,
+    /// That repository's organization.
+    pub org_id: OrgId,
+}
+
+/// A monotonic token of a job's claim: every claim of a job gets a larger one, and only the
+/// latest can renew the lease or end the attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct FencingToken(pub i64);
+
+impl fmt::Display for FencingToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// One dispatch of a job to a runner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobAttempt {
+    /// The job.
+    pub job_id: JobId,
+    /// The attempt number (the job's `attempt` when it was claimed).
+    pub attempt: i64,
+    /// The runner that claimed it; `None` until claimed.
+    pub runner_id: Option<RunnerId>,
+    /// The claim's token; `None` until claimed.
+    pub fencing_token: Option<FencingToken>,
+    /// When the lease ends unless renewed.
+    pub lease_deadline_ms: Option<i64>,
+    /// When it was claimed.
+    pub started_at_ms: Option<i64>,
+    /// When it ended.
+    pub ended_at_ms: Option<i64>,
+    /// How it ended.
+    pub result: Option<Conclusion>,
+}
+
+/// A claimed attempt that has not ended: a lease the server watches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunningAttempt {
+    /// The job.
+    pub job_id: JobId,
+    /// Its run.
+    pub run_id: RunId,
+    /// The run's repository.
+    pub repo_id: RepoId,
+    /// The repository's organization.
+    pub org_id: OrgId,
+    /// The attempt number.
+    pub attempt: i64,
+    /// The runner holding it.
+    pub runner_id: Option<RunnerId>,
+    /// The claim's token.
+    pub fencing_token: FencingToken,
+    /// When the lease ends unless renewed.
+    pub lease_deadline_ms: Option<i64>,
+    /// When it was claimed.
+    pub started_at_ms: Option<i64>,
+}
+
+/// The lease a claim starts with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// When the claim happens (the job's and the attempt's start).
+    pub now_ms: i64,
+    /// When the lease ends unless renewed.
+    pub deadline_ms: i64,
+}
+
+/// What a successful [`crate::Store::claim_job`] hands the dispatcher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    /// The job, now in progress.
+    pub job_id: JobId,
+    /// Its run.
+    pub run_id: RunId,
+    /// The attempt claimed.
+    pub attempt: i64,
+    /// The new token, larger than every earlier token of the job.
+    pub fencing_token: FencingToken,
+}
+
+/// A step's result within a job attempt (inserted, or replacing the same step's earlier row).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepResult {
+    /// The job.
+    pub job_id: JobId,
+    /// The attempt; it must exist.
+    pub attempt: i64,
+    /// The step's position in the job, from 0.
+    pub step_index: i64,
+    /// The step's name.
+    pub name: String,
+    /// Where it is.
+    pub status: StepStatus,
+    /// How it ended.
+    pub conclusion: Option<Conclusion>,
+    /// When it started.
+    pub started_at_ms: Option<i64>,
+    /// When it ended.
+    pub ended_at_ms: Option<i64>,
+}
+
+/// Which runs to list, newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunFilter {
+    /// Only this repository's runs.
+    pub repo_id: Option<RepoId>,
+    /// Only runs with this status.
+    pub status: Option<RunStatus>,
+    /// At most this many (1 to [`RunFilter::MAX_LIMIT`]).
+    pub limit: u32,
+    /// The cursor: only runs older than this one (the previous page's `next`).
+    pub before: Option<RunId>,
+}
+
+impl RunFilter {
+    /// The largest page.
+    pub const MAX_LIMIT: u32 = 1000;
+}
+
+/// One page of runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunPage {
+    /// Newest first.
+    pub runs: Vec<WorkflowRun>,
+    /// The cursor of the next page, when there are older runs.
+    pub next: Option<RunId>,
+}
+
+/// One state change of a run, applied in one transaction by
+/// [`crate::Store::apply_transition`]: all of it or none of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    /// The run.
+    pub run_id: RunId,
+    /// The state version the transition was computed from; if the stored one differs, the
+    /// transition is refused with [`crate::StoreError::Conflict`] and changes nothing.
+    pub expected_state_version: i64,
+    /// The engine's new state of the run.
+    pub engine_state: Value,
+    /// The run's new queryable columns; `None` leaves them as they are.
+    pub run: Option<RunUpdate>,
+    /// New values of existing jobs of this run.
+    pub job_updates: Vec<JobUpdate>,
+    /// Job instances to add (a deferred matrix expanded).
+    pub new_jobs: Vec<NewJob>,
+    /// Attempts to record before any claim (e.g. one cancelled while queued).
+    pub new_attempts: Vec<NewAttempt>,
+    /// Attempts that ended (result reported, lease expired, cancelled).
+    pub ended_attempts: Vec<EndedAttempt>,
+    /// Step results to insert or replace.
+    pub step_results: Vec<StepResult>,
+}
+
+impl Transition {
+    /// A transition that only replaces the engine state.
+    pub fn new(run_id: RunId, expected_state_version: i64, engine_state: Value) -> Transition {
+        Transition {
+            run_id,
+            expected_state_version,
+            engine_state,
+            run: None,
+            job_updates: Vec::new(),
+            new_jobs: Vec::new(),
+            new_attempts: Vec::new(),
+            ended_attempts: Vec::new(),
+            step_results: Vec::new(),
+        }
+    }
+}
+
+/// A run's new queryable columns, all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunUpdate {
+    /// The run attempt.
+    pub attempt: i64,
+    /// The status.
+    pub status: RunStatus,
+    /// The conclusion.
+    pub conclusion: Option<Conclusion>,
+    /// When its first job started.
+    pub started_at_ms: Option<i64>,
+    /// When it completed.
+    pub completed_at_ms: Option<i64>,
+}
+
+/// A job's new values: every column that can change, so a re-run can clear a conclusion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobUpdate {
+    /// The job; it must belong to the transition's run.
+    pub job_id: JobId,
+    /// The display name.
+    pub name: String,
+    /// The status.
+    pub status: JobStatus,
+    /// The conclusion.
+    pub conclusion: Option<Conclusion>,
+    /// The attempt.
+    pub attempt: i64,
+    /// The `runs-on` labels.
+    pub runs_on: Vec<String>,
+    /// Why it is not running yet.
+    pub waiting_reasons: Value,
+    /// Its outputs.
+    pub outputs: Value,
+    /// Its priority.
+    pub priority: i64,
+    /// When it was last queued.
+    pub queued_at_ms: Option<i64>,
+    /// When it last started.
+    pub started_at_ms: Option<i64>,
+    /// When it completed.
+    pub completed_at_ms: Option<i64>,
+}
+
+impl JobUpdate {
+    /// The update that leaves `job` as it is, to change a few fields of.
+    pub fn from_job(job: &Job) -> JobUpdate {
+        JobUpdate {
+            job_id: job.id,
+            name: job.name.clone(),
+            status: job.status,
+            conclusion: job.conclusion,
+            attempt: job.attempt,
+            runs_on: job.runs_on.clone(),
+            waiting_reasons: job.waiting_reasons.clone(),
+            outputs: job.outputs.clone(),
+            priority: job.priority,
+            queued_at_ms: job.queued_at_ms,
+            started_at_ms: job.started_at_ms,
+            completed_at_ms: job.completed_at_ms,
+        }
+    }
+}
+
+/// An attempt to record unclaimed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewAttempt {
+    /// The job; it must belong to the transition's run.
+    pub job_id: JobId,
+    /// The attempt number; unique per job.
+    pub attempt: i64,
+}
+
+/// An attempt that ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndedAttempt {
+    /// The job; it must belong to the transition's run.
+    pub job_id: JobId,
+    /// The attempt number.
+    pub attempt: i64,
+    /// The token the reporter holds: when set, the attempt must hold it, so a runner whose
+    /// lease was taken over can never end the attempt. `None` for attempts never claimed or
+    /// ended by the server itself (lease expiry, cancel while queued).
+    pub fencing_token: Option<FencingToken>,
+    /// When it ended.
+    pub ended_at_ms: i64,
+    /// How.
+    pub result: Conclusion,
+}
+
+/// What [`crate::Store::apply_transition`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedTransition {
+    /// The run's new state version.
+    pub state_version: i64,
+    /// The ids of the transition's `new_jobs`, in order.
+    pub new_job_ids: Vec<JobId>,
+}

@@ -1,0 +1,118 @@
+//! The scale-out backend: a [`crate::Store`] in a PostgreSQL database.
+//!
+//! Reads and writes share one pool; transactions run at PostgreSQL's default `READ COMMITTED`
+//! level, which is enough because every check-then-write is a single conditional statement
+//! (the state-version check, the claim, the run-number counter) that waits for a concurrent
+//! writer of the same row and re-checks its condition after that writer commits. Migrations
+//! take a transaction-scoped advisory lock so that replicas starting together migrate once.
+//!
+//! [`PostgresOptions::with_schema`] puts every table in a schema of its own (created if
+//! missing) through the connections' `search_path`: the tests use one schema per test.
+
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, Postgres};
+
+use crate::error::StoreError;
+use crate::sql::{Backend, Migration, SqlStore};
+
+/// The PostgreSQL store.
+pub type PostgresStore = SqlStore<Postgres>;
+
+impl Backend for Postgres {
+    const MIGRATIONS: &'static [Migration] = &[Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../migrations/postgres/0001_init.sql"),
+    }];
+    const BEGIN_WRITE: &'static str = "BEGIN";
+    // The key is arbitrary but fixed: `gantry` in ASCII.
+    const LOCK_MIGRATIONS: Option<&'static str> =
+        Some("SELECT pg_advisory_xact_lock(113723047524985)");
+}
+
+/// How to connect a [`PostgresStore`].
+#[derive(Debug, Clone)]
+pub struct PostgresOptions {
+    url: String,
+    schema: Option<String>,
+    max_connections: u32,
+}
+
+impl PostgresOptions {
+    /// Options for the database at `url` (`postgres://user@host:port/database`).
+    pub fn new(url: impl Into<String>) -> PostgresOptions {
+        PostgresOptions {
+            url: url.into(),
+            schema: None,
+            max_connections: 10,
+        }
+    }
+
+    /// Keeps every table in `schema` (created if missing): letters, digits and `_`, not
+    /// starting with a digit.
+    pub fn with_schema(mut self, schema: impl Into<String>) -> PostgresOptions {
+        self.schema = Some(schema.into());
+        self
+    }
+
+    /// The size of the connection pool (at least 1).
+    pub fn max_connections(mut self, max_connections: u32) -> PostgresOptions {
+        self.max_connections = max_connections.max(1);
+        self
+    }
+
+    /// Connects, creates the schema if asked, and migrates.
+    pub async fn connect(self) -> Result<PostgresStore, StoreError> {
+        let mut connect = PgConnectOptions::from_str(&self.url)?;
+        if let Some(schema) = &self.schema {
+            if !is_plain_identifier(schema) {
+                return Err(StoreError::invalid(format!(
+                    "schema name `{schema}` is not a plain identifier"
+                )));
+            }
+            let mut conn = PgConnection::connect_with(&connect).await?;
+            sqlx::raw_sql(AssertSqlSafe(format!(
+                "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
+            )))
+            .execute(&mut conn)
+            .await?;
+            conn.close().await?;
+            connect = connect.options([("search_path", schema)]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(self.max_connections)
+            .connect_with(connect)
+            .await?;
+        SqlStore::from_pools(pool.clone(), pool).await
+    }
+}
+
+impl SqlStore<Postgres> {
+    /// Connects to and migrates the database at `url` with the default [`PostgresOptions`].
+    pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
+        PostgresOptions::new(url).connect().await
+    }
+}
+
+/// Whether `name` can be used as an SQL identifier without quoting rules mattering.
+fn is_plain_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(first) if first.is_ascii_alphabetic() || first == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 63
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_plain_identifier;
+
+    #[test]
+    fn schema_names_are_plain_identifiers() {
+        assert!(is_plain_identifier("gantry_test_12"));
+        assert!(!is_plain_identifier("1abc"));
+        assert!(!is_plain_identifier("a\"; DROP"));
+        assert!(!is_plain_identifier(""));
+    }
+}

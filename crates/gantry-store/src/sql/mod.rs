@@ -1,0 +1,1023 @@
+//! The one implementation of [`Store`] on sqlx, generic over the two backends.
+//!
+//! SQLite and PostgreSQL run the same statements ([`queries`]) through the same code; what
+//! differs is stated by [`Backend`] (migrations, how a write transaction begins, how
+//! migrations are locked) and by how each store opens its pools (`crate::sqlite`,
+//! `crate::postgres`). Writes go through the `writes` pool, reads through `reads`: for SQLite
+//! the first has exactly one connection (the single writer), for PostgreSQL both are the same
+//! pool.
+//!
+//! Every write is one transaction that is committed last; any error returns early and drops
+//! the transaction, which rolls it back, so a failed call changes nothing.
+
+mod migrate;
+mod queries;
+mod rows;
+
+use std::collections::HashSet;
+
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Type};
+
+use crate::error::StoreError;
+use crate::ids::{JobId, OrgId, RepoId, RunId, RunnerId};
+use crate::model::{
+    AllocatedRun, AppliedTransition, BuildRun, Claim, CreatedRun, EndedAttempt, EngineState,
+    FencingToken, Job, JobAttempt, JobUpdate, Lease, NewAttempt, NewJob, NewOrganization,
+    NewRepository, NewRun, Organization, QueuedJob, Repository, RunFilter, RunPage, RunUpdate,
+    RunningAttempt, StepResult, Transition, WorkflowRun,
+};
+use crate::status::JobStatus;
+use crate::store::{Store, StoreFuture};
+
+pub use migrate::Migration;
+
+use queries as q;
+use rows::StoreRow;
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for sqlx::Sqlite {}
+    impl Sealed for sqlx::Postgres {}
+}
+
+/// What differs between the backends beyond the pools: implemented for [`sqlx::Sqlite`] and
+/// [`sqlx::Postgres`] only.
+pub trait Backend: Database + sealed::Sealed {
+    /// The backend's numbered migrations, in order.
+    const MIGRATIONS: &'static [Migration];
+    /// The statement that begins a write transaction.
+    const BEGIN_WRITE: &'static str;
+    /// A statement run first in the migration transaction to keep two processes from
+    /// migrating at once, if the backend needs one.
+    const LOCK_MIGRATIONS: Option<&'static str>;
+}
+
+/// A [`Store`] over sqlx pools; use it as [`crate::SqliteStore`] or [`crate::PostgresStore`].
+#[derive(Debug)]
+pub struct SqlStore<DB: Backend> {
+    pub(crate) reads: Pool<DB>,
+    pub(crate) writes: Pool<DB>,
+}
+
+impl<DB: Backend> Clone for SqlStore<DB> {
+    fn clone(&self) -> Self {
+        SqlStore {
+            reads: self.reads.clone(),
+            writes: self.writes.clone(),
+        }
+    }
+}
+
+impl<DB: Backend> SqlStore<DB> {
+    /// Closes both pools, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        self.writes.close().await;
+        self.reads.close().await;
+    }
+}
+
+/// The longest name, ref or key the store accepts.
+const MAX_TEXT: usize = 1024;
+
+fn require_text(what: &str, value: &str) -> Result<(), StoreError> {
+    if value.is_empty() {
+        return Err(StoreError::invalid(format!("{what} is empty")));
+    }
+    if value.len() > MAX_TEXT {
+        return Err(StoreError::invalid(format!(
+            "{what} is longer than {MAX_TEXT} bytes"
+        )));
+    }
+    Ok(())
+}
+
+fn require_at_least(what: &str, value: i64, least: i64) -> Result<(), StoreError> {
+    if value < least {
+        return Err(StoreError::invalid(format!(
+            "{what} is {value}, less than {least}"
+        )));
+    }
+    Ok(())
+}
+
+fn to_json<T: serde::Serialize>(what: &str, value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value)
+        .map_err(|error| StoreError::invalid(format!("{what} cannot be serialized: {error}")))
+}
+
+fn validate_new_job(job: &NewJob) -> Result<(), StoreError> {
+    require_text("job key", &job.job_key)?;
+    require_text("job name", &job.name)?;
+    require_at_least("matrix index", job.matrix_index, 0)?;
+    require_at_least("job attempt", job.attempt, 1)
+}
+
+/// A database error, with unique violations turned into a conflict about `what`.
+fn unique_is_conflict(error: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
+    if StoreError::is_unique_violation(&error) {
+        StoreError::conflict(what())
+    } else {
+        StoreError::Database(error)
+    }
+}
+
+impl<DB> SqlStore<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
+    for<'q> String: Decode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    &'static str: ColumnIndex<DB::Row>,
+{
+    /// A store over these pools, migrated.
+    pub(crate) async fn from_pools(
+        reads: Pool<DB>,
+        writes: Pool<DB>,
+    ) -> Result<SqlStore<DB>, StoreError> {
+        let store = SqlStore { reads, writes };
+        store.apply_migrations().await?;
+        Ok(store)
+    }
+
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, DB>, StoreError> {
+        Ok(self.writes.begin_with(DB::BEGIN_WRITE).await?)
+    }
+
+    async fn create_organization(&self, org: NewOrganization) -> Result<Organization, StoreError> {
+        require_text("organization name", &org.name)?;
+        require_at_least("organization weight", org.weight, 1)?;
+        if let Some(limit) = org.hosted_concurrency_limit {
+            require_at_least("hosted concurrency limit", limit, 0)?;
+        }
+        let row = sqlx::query(q::INSERT_ORGANIZATION)
+            .bind(org.name.as_str())
+            .bind(org.weight)
+            .bind(org.hosted_concurrency_limit)
+            .fetch_one(&self.writes)
+            .await
+            .map_err(|error| {
+                unique_is_conflict(error, || {
+                    format!("organization `{}` already exists", org.name)
+                })
+            })?;
+        Ok(Organization {
+            id: OrgId(rows::id(&row)?),
+            name: org.name,
+            weight: org.weight,
+            hosted_concurrency_limit: org.hosted_concurrency_limit,
+        })
+    }
+
+    async fn get_organization(&self, id: OrgId) -> Result<Organization, StoreError> {
+        let row = sqlx::query(q::SELECT_ORGANIZATION)
+            .bind(id.0)
+            .fetch_optional(&self.reads)
+            .await?;
+        match row {
+            Some(row) => rows::organization(&row),
+            None => Err(StoreError::not_found(format!("organization {id}"))),
+        }
+    }
+
+    async fn get_organization_by_name(&self, name: &str) -> Result<Organization, StoreError> {
+        let row = sqlx::query(q::SELECT_ORGANIZATION_BY_NAME)
+            .bind(name)
+            .fetch_optional(&self.reads)
+            .await?;
+        match row {
+            Some(row) => rows::organization(&row),
+            None => Err(StoreError::not_found(format!("organization `{name}`"))),
+        }
+    }
+
+    async fn list_organizations(
+        &self,
+        after: Option<OrgId>,
+        limit: u32,
+    ) -> Result<Vec<Organization>, StoreError> {
+        if limit == 0 || limit > RunFilter::MAX_LIMIT {
+            return Err(StoreError::invalid(format!(
+                "page size {limit} is not between 1 and {}",
+                RunFilter::MAX_LIMIT
+            )));
+        }
+        let rows = sqlx::query(q::LIST_ORGANIZATIONS)
+            .bind(after.map_or(0, |id| id.0))
+            .bind(i64::from(limit))
+            .fetch_all(&self.reads)
+            .await?;
+        rows.iter().map(rows::organization).collect()
+    }
+
+    async fn create_repository(&self, repo: NewRepository) -> Result<Repository, StoreError> {
+        require_text("repository name", &repo.name)?;
+        require_text("default branch", &repo.default_branch)?;
+        let mut tx = self.begin().await?;
+        let org = sqlx::query(q::ORGANIZATION_EXISTS)
+            .bind(repo.org_id.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if org.is_none() {
+            return Err(StoreError::not_found(format!(
+                "organization {}",
+                repo.org_id
+            )));
+        }
+        let row = sqlx::query(q::INSERT_REPOSITORY)
+            .bind(repo.org_id.0)
+            .bind(repo.name.as_str())
+            .bind(repo.default_branch.as_str())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|error| {
+                unique_is_conflict(error, || {
+                    format!(
+                        "repository `{}` already exists in organization {}",
+                        repo.name, repo.org_id
+                    )
+                })
+            })?;
+        let id = RepoId(rows::id(&row)?);
+        tx.commit().await?;
+        Ok(Repository {
+            id,
+            org_id: repo.org_id,
+            name: repo.name,
+            default_branch: repo.default_branch,
+        })
+    }
+
+    async fn get_repository(&self, id: RepoId) -> Result<Repository, StoreError> {
+        let row = sqlx::query(q::SELECT_REPOSITORY)
+            .bind(id.0)
+            .fetch_optional(&self.reads)
+            .await?;
+        match row {
+            Some(row) => rows::repository(&row),
+            None => Err(StoreError::not_found(format!("repository {id}"))),
+        }
+    }
+
+    async fn get_repository_by_name(
+        &self,
+        org: &str,
+        name: &str,
+    ) -> Result<Repository, StoreError> {
+        let row = sqlx::query(q::SELECT_REPOSITORY_BY_NAME)
+            .bind(org)
+            .bind(name)
+            .fetch_optional(&self.reads)
+            .await?;
+        match row {
+            Some(row) => rows::repository(&row),
+            None => Err(StoreError::not_found(format!("repository `{org}/{name}`"))),
+        }
+    }
+
+    async fn list_repositories(&self, org_id: OrgId) -> Result<Vec<Repository>, StoreError> {
+        let rows = sqlx::query(q::LIST_REPOSITORIES)
+            .bind(org_id.0)
+            .fetch_all(&self.reads)
+            .await?;
+        if rows.is_empty() {
+            self.require_row(q::ORGANIZATION_EXISTS, org_id.0, || {
+                format!("organization {org_id}")
+            })
+            .await?;
+        }
+        rows.iter().map(rows::repository).collect()
+    }
+
+    /// Fails with `NotFound` unless `exists` (a `SELECT id ... WHERE id = $1`) finds `id`.
+    async fn require_row(
+        &self,
+        exists: &'static str,
+        id: i64,
+        what: impl FnOnce() -> String,
+    ) -> Result<(), StoreError> {
+        let row = sqlx::query(exists)
+            .bind(id)
+            .fetch_optional(&self.reads)
+            .await?;
+        match row {
+            Some(_) => Ok(()),
+            None => Err(StoreError::not_found(what())),
+        }
+    }
+
+    async fn create_run(
+        &self,
+        run: NewRun,
+        build: BuildRun,
+        idempotency_key: Option<&str>,
+    ) -> Result<CreatedRun, StoreError> {
+        require_text("workflow path", &run.workflow_path)?;
+        require_text("workflow name", &run.workflow_name)?;
+        require_text("event name", &run.event_name)?;
+        require_text("ref", &run.git_ref)?;
+        require_text("sha", &run.sha)?;
+        require_text("actor", &run.actor)?;
+        if let Some(key) = idempotency_key {
+            require_text("idempotency key", key)?;
+        }
+
+        let mut tx = self.begin().await?;
+        let repo = sqlx::query(q::REPOSITORY_EXISTS)
+            .bind(run.repo_id.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if repo.is_none() {
+            return Err(StoreError::not_found(format!("repository {}", run.repo_id)));
+        }
+        if let Some(key) = idempotency_key {
+            let existing = sqlx::query(q::SELECT_RUN_BY_IDEMPOTENCY_KEY)
+                .bind(run.repo_id.0)
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(existing) = existing {
+                let existing = rows::run(&existing)?;
+                tx.rollback().await?;
+                return self.existing_run(existing, &run, key).await;
+            }
+        }
+
+        let counter = sqlx::query(q::NEXT_RUN_NUMBER)
+            .bind(run.repo_id.0)
+            .bind(run.workflow_path.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+        let run_number = counter.int("last_run_number")?;
+        let inserted = sqlx::query(q::INSERT_RUN)
+            .bind(run.repo_id.0)
+            .bind(run.workflow_path.as_str())
+            .bind(run.workflow_name.as_str())
+            .bind(run_number)
+            .bind(run.event_name.as_str())
+            .bind(run.git_ref.as_str())
+            .bind(run.sha.as_str())
+            .bind(run.actor.as_str())
+            .bind(run.created_at_ms)
+            .bind(idempotency_key)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(inserted) = inserted else {
+            // A concurrent creator committed the same idempotency key while this transaction
+            // waited for it; give up this one (its run number with it) and answer with theirs.
+            tx.rollback().await?;
+            // Only a non-null key can conflict, so `key` is the caller's.
+            let key = idempotency_key.unwrap_or_default();
+            let existing = sqlx::query(q::SELECT_RUN_BY_IDEMPOTENCY_KEY)
+                .bind(run.repo_id.0)
+                .bind(key)
+                .fetch_one(&self.reads)
+                .await?;
+            return self.existing_run(rows::run(&existing)?, &run, key).await;
+        };
+        let run_id = RunId(rows::id(&inserted)?);
+
+        let content = build
+            .build(AllocatedRun { run_id, run_number })
+            .map_err(|error| StoreError::invalid(format!("run refused: {error}")))?;
+        for job in &content.jobs {
+            validate_new_job(job)?;
+        }
+        let engine_state = to_json("engine state", &content.engine_state)?;
+        sqlx::query(q::SET_RUN_CONTENT)
+            .bind(run_id.0)
+            .bind(content.status.as_str())
+            .bind(engine_state.as_str())
+            .execute(&mut *tx)
+            .await?;
+        let mut job_ids = Vec::with_capacity(content.jobs.len());
+        for job in &content.jobs {
+            job_ids.push(Self::insert_job(&mut tx, run_id, job).await?);
+        }
+        tx.commit().await?;
+        Ok(CreatedRun {
+            run_id,
+            run_number,
+            created: true,
+            job_ids,
+        })
+    }
+
+    /// The answer to a creation whose idempotency key names `existing`.
+    async fn existing_run(
+        &self,
+        existing: WorkflowRun,
+        requested: &NewRun,
+        key: &str,
+    ) -> Result<CreatedRun, StoreError> {
+        let same = existing.workflow_path == requested.workflow_path
+            && existing.event_name == requested.event_name
+            && existing.git_ref == requested.git_ref
+            && existing.sha == requested.sha;
+        if !same {
+            return Err(StoreError::conflict(format!(
+                "idempotency key `{key}` was used for run {} of another workflow, event, ref or commit",
+                existing.id
+            )));
+        }
+        let jobs = sqlx::query(q::LIST_JOB_IDS_OF_RUN)
+            .bind(existing.id.0)
+            .fetch_all(&self.reads)
+            .await?;
+        let mut job_ids = jobs
+            .iter()
+            .map(|row| rows::id(row).map(JobId))
+            .collect::<Result<Vec<_>, _>>()?;
+        job_ids.sort_unstable();
+        Ok(CreatedRun {
+            run_id: existing.id,
+            run_number: existing.run_number,
+            created: false,
+            job_ids,
+        })
+    }
+
+    async fn get_run(&self, id: RunId) -> Result<WorkflowRun, StoreError> {
+        let row = sqlx::query(q::SELECT_RUN)
+            .bind(id.0)
+            .fetch_optional(&self.reads)
+            .await?;
+        match row {
+            Some(row) => rows::run(&row),
+            None => Err(StoreError::not_found(format!("run {id}"))),
+        }
+    }
+
+    async fn get_engine_state(&self, id: RunId) -> Result<EngineState, StoreError> {
+        let row = sqlx::query(q::SELECT_ENGINE_STATE)
+            .bind(id.0)
+            .fetch_optional(&self.reads)
+            .await?;
+        match row {
+            Some(row) => rows::engine_state(id, &row),
+            None => Err(StoreError::not_found(format!("run {id}"))),
+        }
+    }
+
+    async fn list_runs(&self, filter: RunFilter) -> Result<RunPage, StoreError> {
+        if filter.limit == 0 || filter.limit > RunFilter::MAX_LIMIT {
+            return Err(StoreError::invalid(format!(
+                "page size {} is not between 1 and {}",
+                filter.limit,
+                RunFilter::MAX_LIMIT
+            )));
+        }
+        let before = filter.before.map_or(i64::MAX, |id| id.0);
+        // One more than asked, to know whether there is a next page.
+        let fetch = i64::from(filter.limit) + 1;
+        let query = match (filter.repo_id, filter.status) {
+            (None, None) => sqlx::query(q::LIST_RUNS).bind(before).bind(fetch),
+            (Some(repo), None) => sqlx::query(q::LIST_RUNS_OF_REPO)
+                .bind(before)
+                .bind(fetch)
+                .bind(repo.0),
+            (None, Some(status)) => sqlx::query(q::LIST_RUNS_WITH_STATUS)
+                .bind(before)
+                .bind(fetch)
+                .bind(status.as_str()),
+            (Some(repo), Some(status)) => sqlx::query(q::LIST_RUNS_OF_REPO_WITH_STATUS)
+                .bind(before)
+                .bind(fetch)
+                .bind(repo.0)
+                .bind(status.as_str()),
+        };
+        let rows = query.fetch_all(&self.reads).await?;
+        if rows.is_empty()
+            && let Some(repo) = filter.repo_id
+        {
+            self.require_row(q::REPOSITORY_EXISTS, repo.0, || {
+                format!("repository {repo}")
+            })
+            .await?;
+        }
+        let mut runs = rows.iter().map(rows::run).collect::<Result<Vec<_>, _>>()?;
+        let limit = usize::try_from(filter.limit).unwrap_or(usize::MAX);
+        let next = if runs.len() > limit {
+            runs.truncate(limit);
+            runs.last().map(|run| run.id)
+        } else {
+            None
+        };
+        Ok(RunPage { runs, next })
+    }
+
+    async fn get_job(&self, id: JobId) -> Result<Job, StoreError> {
+        let row = sqlx::query(q::SELECT_JOB)
+            .bind(id.0)
+            .fetch_optional(&self.reads)
+            .await?;
+        match row {
+            Some(row) => rows::job(&row),
+            None => Err(StoreError::not_found(format!("job {id}"))),
+        }
+    }
+
+    async fn list_jobs(&self, run_id: RunId) -> Result<Vec<Job>, StoreError> {
+        let rows = sqlx::query(q::LIST_JOBS)
+            .bind(run_id.0)
+            .fetch_all(&self.reads)
+            .await?;
+        if rows.is_empty() {
+            self.require_row(q::RUN_EXISTS, run_id.0, || format!("run {run_id}"))
+                .await?;
+        }
+        rows.iter().map(rows::job).collect()
+    }
+
+    async fn list_attempts(&self, job_id: JobId) -> Result<Vec<JobAttempt>, StoreError> {
+        let rows = sqlx::query(q::LIST_ATTEMPTS)
+            .bind(job_id.0)
+            .fetch_all(&self.reads)
+            .await?;
+        if rows.is_empty() {
+            self.require_row(q::JOB_EXISTS, job_id.0, || format!("job {job_id}"))
+                .await?;
+        }
+        rows.iter().map(rows::attempt).collect()
+    }
+
+    async fn list_step_results(&self, job_id: JobId) -> Result<Vec<StepResult>, StoreError> {
+        let rows = sqlx::query(q::LIST_STEP_RESULTS)
+            .bind(job_id.0)
+            .fetch_all(&self.reads)
+            .await?;
+        if rows.is_empty() {
+            self.require_row(q::JOB_EXISTS, job_id.0, || format!("job {job_id}"))
+                .await?;
+        }
+        rows.iter().map(rows::step_result).collect()
+    }
+
+    async fn apply_transition(
+        &self,
+        transition: Transition,
+    ) -> Result<AppliedTransition, StoreError> {
+        let run_id = transition.run_id;
+        for job in &transition.new_jobs {
+            validate_new_job(job)?;
+        }
+        let engine_state = to_json("engine state", &transition.engine_state)?;
+
+        let mut tx = self.begin().await?;
+        // The version check and the new state in one statement: on PostgreSQL a concurrent
+        // writer waits for this row and then finds the version changed.
+        let updated = match &transition.run {
+            None => {
+                sqlx::query(q::UPDATE_ENGINE_STATE)
+                    .bind(run_id.0)
+                    .bind(transition.expected_state_version)
+                    .bind(engine_state.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?
+            }
+            Some(RunUpdate {
+                attempt,
+                status,
+                conclusion,
+                started_at_ms,
+                completed_at_ms,
+            }) => {
+                sqlx::query(q::UPDATE_ENGINE_STATE_AND_RUN)
+                    .bind(run_id.0)
+                    .bind(transition.expected_state_version)
+                    .bind(engine_state.as_str())
+                    .bind(*attempt)
+                    .bind(status.as_str())
+                    .bind(conclusion.map(|conclusion| conclusion.as_str()))
+                    .bind(*started_at_ms)
+                    .bind(*completed_at_ms)
+                    .fetch_optional(&mut *tx)
+                    .await?
+            }
+        };
+        let Some(updated) = updated else {
+            let stored = sqlx::query(q::SELECT_STATE_VERSION)
+                .bind(run_id.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+            return Err(match stored {
+                None => StoreError::not_found(format!("run {run_id}")),
+                Some(row) => StoreError::conflict(format!(
+                    "run {run_id} is at state version {}, not {}",
+                    row.int("state_version")?,
+                    transition.expected_state_version
+                )),
+            });
+        };
+        let state_version = updated.int("state_version")?;
+
+        for update in &transition.job_updates {
+            Self::update_job(&mut tx, run_id, update).await?;
+        }
+        let mut new_job_ids = Vec::with_capacity(transition.new_jobs.len());
+        for job in &transition.new_jobs {
+            new_job_ids.push(Self::insert_job(&mut tx, run_id, job).await?);
+        }
+
+        if !(transition.new_attempts.is_empty()
+            && transition.ended_attempts.is_empty()
+            && transition.step_results.is_empty())
+        {
+            let jobs_of_run = sqlx::query(q::LIST_JOB_IDS_OF_RUN)
+                .bind(run_id.0)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(rows::id)
+                .collect::<Result<HashSet<i64>, _>>()?;
+            let require_job_of_run = |job_id: JobId| {
+                if jobs_of_run.contains(&job_id.0) {
+                    Ok(())
+                } else {
+                    Err(StoreError::not_found(format!(
+                        "job {job_id} in run {run_id}"
+                    )))
+                }
+            };
+            for attempt in &transition.new_attempts {
+                require_job_of_run(attempt.job_id)?;
+                Self::insert_attempt(&mut tx, attempt).await?;
+            }
+            for ended in &transition.ended_attempts {
+                require_job_of_run(ended.job_id)?;
+                Self::end_attempt(&mut tx, ended).await?;
+            }
+            for step in &transition.step_results {
+                require_job_of_run(step.job_id)?;
+                Self::upsert_step_result(&mut tx, step).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(AppliedTransition {
+            state_version,
+            new_job_ids,
+        })
+    }
+
+    async fn queued_jobs(&self) -> Result<Vec<QueuedJob>, StoreError> {
+        let rows = sqlx::query(q::QUEUED_JOBS).fetch_all(&self.reads).await?;
+        rows.iter().map(rows::queued_job).collect()
+    }
+
+    async fn running_attempts(&self) -> Result<Vec<RunningAttempt>, StoreError> {
+        let rows = sqlx::query(q::RUNNING_ATTEMPTS)
+            .fetch_all(&self.reads)
+            .await?;
+        rows.iter().map(rows::running_attempt).collect()
+    }
+
+    async fn claim_job(
+        &self,
+        job_id: JobId,
+        runner_id: RunnerId,
+        lease: Lease,
+    ) -> Result<Claim, StoreError> {
+        let mut tx = self.begin().await?;
+        let claimed = sqlx::query(q::CLAIM_JOB)
+            .bind(job_id.0)
+            .bind(lease.now_ms)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(claimed) = claimed else {
+            let status = sqlx::query(q::SELECT_JOB_STATUS)
+                .bind(job_id.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+            return Err(match status {
+                None => StoreError::not_found(format!("job {job_id}")),
+                Some(row) => StoreError::conflict(format!(
+                    "job {job_id} is {}, not queued",
+                    JobStatus::parse(&row.text("status")?)?
+                )),
+            });
+        };
+        let run_id = RunId(claimed.int("run_id")?);
+        let attempt = claimed.int("attempt")?;
+        let fencing_token = FencingToken(claimed.int("last_fencing_token")?);
+        let recorded = sqlx::query(q::CLAIM_ATTEMPT)
+            .bind(job_id.0)
+            .bind(attempt)
+            .bind(runner_id.0)
+            .bind(fencing_token.0)
+            .bind(lease.deadline_ms)
+            .bind(lease.now_ms)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if recorded.is_none() {
+            return Err(StoreError::conflict(format!(
+                "attempt {attempt} of job {job_id} was already claimed or has ended"
+            )));
+        }
+        tx.commit().await?;
+        Ok(Claim {
+            job_id,
+            run_id,
+            attempt,
+            fencing_token,
+        })
+    }
+
+    async fn renew_lease(
+        &self,
+        job_id: JobId,
+        token: FencingToken,
+        deadline_ms: i64,
+    ) -> Result<(), StoreError> {
+        let renewed = sqlx::query(q::RENEW_LEASE)
+            .bind(job_id.0)
+            .bind(token.0)
+            .bind(deadline_ms)
+            .fetch_optional(&self.writes)
+            .await?;
+        if renewed.is_some() {
+            return Ok(());
+        }
+        self.require_row(q::JOB_EXISTS, job_id.0, || format!("job {job_id}"))
+            .await?;
+        Err(StoreError::conflict(format!(
+            "fencing token {token} of job {job_id} is stale or its attempt has ended"
+        )))
+    }
+
+    async fn insert_job(
+        conn: &mut DB::Connection,
+        run_id: RunId,
+        job: &NewJob,
+    ) -> Result<JobId, StoreError> {
+        let runs_on = to_json("runs-on labels", &job.runs_on)?;
+        let waiting_reasons = to_json("waiting reasons", &job.waiting_reasons)?;
+        let row = sqlx::query(q::INSERT_JOB)
+            .bind(run_id.0)
+            .bind(job.job_key.as_str())
+            .bind(job.matrix_index)
+            .bind(job.name.as_str())
+            .bind(job.status.as_str())
+            .bind(job.attempt)
+            .bind(runs_on.as_str())
+            .bind(waiting_reasons.as_str())
+            .bind(job.priority)
+            .bind(job.queued_at_ms)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|error| {
+                unique_is_conflict(error, || {
+                    format!(
+                        "job `{}` matrix index {} already exists in run {run_id}",
+                        job.job_key, job.matrix_index
+                    )
+                })
+            })?;
+        Ok(JobId(rows::id(&row)?))
+    }
+
+    async fn update_job(
+        conn: &mut DB::Connection,
+        run_id: RunId,
+        update: &JobUpdate,
+    ) -> Result<(), StoreError> {
+        require_text("job name", &update.name)?;
+        require_at_least("job attempt", update.attempt, 1)?;
+        let runs_on = to_json("runs-on labels", &update.runs_on)?;
+        let waiting_reasons = to_json("waiting reasons", &update.waiting_reasons)?;
+        let outputs = to_json("outputs", &update.outputs)?;
+        let updated = sqlx::query(q::UPDATE_JOB)
+            .bind(update.job_id.0)
+            .bind(run_id.0)
+            .bind(update.name.as_str())
+            .bind(update.status.as_str())
+            .bind(update.conclusion.map(|conclusion| conclusion.as_str()))
+            .bind(update.attempt)
+            .bind(runs_on.as_str())
+            .bind(waiting_reasons.as_str())
+            .bind(outputs.as_str())
+            .bind(update.priority)
+            .bind(update.queued_at_ms)
+            .bind(update.started_at_ms)
+            .bind(update.completed_at_ms)
+            .fetch_optional(&mut *conn)
+            .await?;
+        match updated {
+            Some(_) => Ok(()),
+            None => Err(StoreError::not_found(format!(
+                "job {} in run {run_id}",
+                update.job_id
+            ))),
+        }
+    }
+
+    async fn insert_attempt(
+        conn: &mut DB::Connection,
+        attempt: &NewAttempt,
+    ) -> Result<(), StoreError> {
+        require_at_least("attempt", attempt.attempt, 1)?;
+        sqlx::query(q::INSERT_ATTEMPT)
+            .bind(attempt.job_id.0)
+            .bind(attempt.attempt)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|error| {
+                unique_is_conflict(error, || {
+                    format!(
+                        "attempt {} of job {} already exists",
+                        attempt.attempt, attempt.job_id
+                    )
+                })
+            })?;
+        Ok(())
+    }
+
+    async fn end_attempt(
+        conn: &mut DB::Connection,
+        ended: &EndedAttempt,
+    ) -> Result<(), StoreError> {
+        let updated = sqlx::query(q::END_ATTEMPT)
+            .bind(ended.job_id.0)
+            .bind(ended.attempt)
+            .bind(ended.ended_at_ms)
+            .bind(ended.result.as_str())
+            .bind(ended.fencing_token.map(|token| token.0))
+            .fetch_optional(&mut *conn)
+            .await?;
+        if updated.is_some() {
+            return Ok(());
+        }
+        let exists = sqlx::query(q::ATTEMPT_EXISTS)
+            .bind(ended.job_id.0)
+            .bind(ended.attempt)
+            .fetch_optional(&mut *conn)
+            .await?;
+        Err(match exists {
+            None => {
+                StoreError::not_found(format!("attempt {} of job {}", ended.attempt, ended.job_id))
+            }
+            Some(_) => StoreError::conflict(format!(
+                "attempt {} of job {} has ended or is held by another fencing token",
+                ended.attempt, ended.job_id
+            )),
+        })
+    }
+
+    async fn upsert_step_result(
+        conn: &mut DB::Connection,
+        step: &StepResult,
+    ) -> Result<(), StoreError> {
+        require_at_least("step index", step.step_index, 0)?;
+        require_text("step name", &step.name)?;
+        sqlx::query(q::UPSERT_STEP_RESULT)
+            .bind(step.job_id.0)
+            .bind(step.attempt)
+            .bind(step.step_index)
+            .bind(step.name.as_str())
+            .bind(step.status.as_str())
+            .bind(step.conclusion.map(|conclusion| conclusion.as_str()))
+            .bind(step.started_at_ms)
+            .bind(step.ended_at_ms)
+            .execute(&mut *conn)
+            .await
+            .map_err(|error| {
+                if StoreError::is_foreign_key_violation(&error) {
+                    StoreError::not_found(format!(
+                        "attempt {} of job {}",
+                        step.attempt, step.job_id
+                    ))
+                } else {
+                    StoreError::Database(error)
+                }
+            })?;
+        Ok(())
+    }
+}
+
+// Each method boxes the inherent method of the same name above (inherent methods take
+// precedence over trait methods in method calls).
+impl<DB> Store for SqlStore<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
+    for<'q> String: Decode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    &'static str: ColumnIndex<DB::Row>,
+{
+    fn migrate(&self) -> StoreFuture<'_, Vec<i64>> {
+        Box::pin(self.apply_migrations())
+    }
+
+    fn create_organization(&self, org: NewOrganization) -> StoreFuture<'_, Organization> {
+        Box::pin(self.create_organization(org))
+    }
+
+    fn get_organization(&self, id: OrgId) -> StoreFuture<'_, Organization> {
+        Box::pin(self.get_organization(id))
+    }
+
+    fn get_organization_by_name<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Organization> {
+        Box::pin(self.get_organization_by_name(name))
+    }
+
+    fn list_organizations(
+        &self,
+        after: Option<OrgId>,
+        limit: u32,
+    ) -> StoreFuture<'_, Vec<Organization>> {
+        Box::pin(self.list_organizations(after, limit))
+    }
+
+    fn create_repository(&self, repo: NewRepository) -> StoreFuture<'_, Repository> {
+        Box::pin(self.create_repository(repo))
+    }
+
+    fn get_repository(&self, id: RepoId) -> StoreFuture<'_, Repository> {
+        Box::pin(self.get_repository(id))
+    }
+
+    fn get_repository_by_name<'a>(
+        &'a self,
+        org: &'a str,
+        name: &'a str,
+    ) -> StoreFuture<'a, Repository> {
+        Box::pin(self.get_repository_by_name(org, name))
+    }
+
+    fn list_repositories(&self, org_id: OrgId) -> StoreFuture<'_, Vec<Repository>> {
+        Box::pin(self.list_repositories(org_id))
+    }
+
+    fn create_run<'a>(
+        &'a self,
+        run: NewRun,
+        build: BuildRun,
+        idempotency_key: Option<&'a str>,
+    ) -> StoreFuture<'a, CreatedRun> {
+        Box::pin(self.create_run(run, build, idempotency_key))
+    }
+
+    fn get_run(&self, id: RunId) -> StoreFuture<'_, WorkflowRun> {
+        Box::pin(self.get_run(id))
+    }
+
+    fn get_engine_state(&self, id: RunId) -> StoreFuture<'_, EngineState> {
+        Box::pin(self.get_engine_state(id))
+    }
+
+    fn list_runs(&self, filter: RunFilter) -> StoreFuture<'_, RunPage> {
+        Box::pin(self.list_runs(filter))
+    }
+
+    fn get_job(&self, id: JobId) -> StoreFuture<'_, Job> {
+        Box::pin(self.get_job(id))
+    }
+
+    fn list_jobs(&self, run_id: RunId) -> StoreFuture<'_, Vec<Job>> {
+        Box::pin(self.list_jobs(run_id))
+    }
+
+    fn list_attempts(&self, job_id: JobId) -> StoreFuture<'_, Vec<JobAttempt>> {
+        Box::pin(self.list_attempts(job_id))
+    }
+
+    fn list_step_results(&self, job_id: JobId) -> StoreFuture<'_, Vec<StepResult>> {
+        Box::pin(self.list_step_results(job_id))
+    }
+
+    fn apply_transition(&self, transition: Transition) -> StoreFuture<'_, AppliedTransition> {
+        Box::pin(self.apply_transition(transition))
+    }
+
+    fn queued_jobs(&self) -> StoreFuture<'_, Vec<QueuedJob>> {
+        Box::pin(self.queued_jobs())
+    }
+
+    fn running_attempts(&self) -> StoreFuture<'_, Vec<RunningAttempt>> {
+        Box::pin(self.running_attempts())
+    }
+
+    fn claim_job(
+        &self,
+        job_id: JobId,
+        runner_id: RunnerId,
+        lease: Lease,
+    ) -> StoreFuture<'_, Claim> {
+        Box::pin(self.claim_job(job_id, runner_id, lease))
+    }
+
+    fn renew_lease(
+        &self,
+        job_id: JobId,
+        token: FencingToken,
+        deadline_ms: i64,
+    ) -> StoreFuture<'_, ()> {
+        Box::pin(self.renew_lease(job_id, token, deadline_ms))
+    }
+}

@@ -1,0 +1,251 @@
+//! Every statement the store runs outside migrations, as constants.
+//!
+//! The text is shared by both backends: SQLite accepts PostgreSQL's `$N` placeholders, and
+//! both support `RETURNING`, `ON CONFLICT ... DO UPDATE` with `excluded`, and partial indexes.
+//! Updates end in `RETURNING` so that "did a row match" is read the same way on both. Column
+//! lists are macros so each record's list is written once and `concat!` can splice it in.
+
+macro_rules! organization_columns {
+    () => {
+        "id, name, weight, hosted_concurrency_limit"
+    };
+}
+
+macro_rules! repository_columns {
+    () => {
+        "id, org_id, name, default_branch"
+    };
+}
+
+macro_rules! run_columns {
+    () => {
+        "id, repo_id, workflow_path, workflow_name, run_number, attempt, event_name, git_ref, \
+         sha, actor, status, conclusion, created_at_ms, started_at_ms, completed_at_ms, \
+         state_version, idempotency_key"
+    };
+}
+
+macro_rules! job_columns {
+    () => {
+        "id, run_id, job_key, matrix_index, name, status, conclusion, attempt, runs_on, \
+         waiting_reasons, outputs, priority, queued_at_ms, started_at_ms, completed_at_ms"
+    };
+}
+
+macro_rules! attempt_columns {
+    () => {
+        "job_id, attempt, runner_id, fencing_token, lease_deadline_ms, started_at_ms, \
+         ended_at_ms, result"
+    };
+}
+
+macro_rules! step_columns {
+    () => {
+        "job_id, attempt, step_index, name, status, conclusion, started_at_ms, ended_at_ms"
+    };
+}
+
+// Organizations and repositories.
+
+pub(crate) const INSERT_ORGANIZATION: &str = "INSERT INTO organizations (name, weight, hosted_concurrency_limit) VALUES ($1, $2, $3) \
+     RETURNING id";
+pub(crate) const SELECT_ORGANIZATION: &str = concat!(
+    "SELECT ",
+    organization_columns!(),
+    " FROM organizations WHERE id = $1"
+);
+pub(crate) const SELECT_ORGANIZATION_BY_NAME: &str = concat!(
+    "SELECT ",
+    organization_columns!(),
+    " FROM organizations WHERE name = $1"
+);
+pub(crate) const LIST_ORGANIZATIONS: &str = concat!(
+    "SELECT ",
+    organization_columns!(),
+    " FROM organizations WHERE id > $1 ORDER BY id LIMIT $2"
+);
+pub(crate) const ORGANIZATION_EXISTS: &str = "SELECT id FROM organizations WHERE id = $1";
+
+pub(crate) const INSERT_REPOSITORY: &str =
+    "INSERT INTO repositories (org_id, name, default_branch) VALUES ($1, $2, $3) RETURNING id";
+pub(crate) const SELECT_REPOSITORY: &str = concat!(
+    "SELECT ",
+    repository_columns!(),
+    " FROM repositories WHERE id = $1"
+);
+pub(crate) const SELECT_REPOSITORY_BY_NAME: &str = concat!(
+    "SELECT ",
+    repository_columns!(),
+    " FROM repositories WHERE name = $2 \
+     AND org_id = (SELECT id FROM organizations WHERE name = $1)"
+);
+pub(crate) const LIST_REPOSITORIES: &str = concat!(
+    "SELECT ",
+    repository_columns!(),
+    " FROM repositories WHERE org_id = $1 ORDER BY id"
+);
+pub(crate) const REPOSITORY_EXISTS: &str = "SELECT id FROM repositories WHERE id = $1";
+
+// Creating a run.
+
+pub(crate) const SELECT_RUN_BY_IDEMPOTENCY_KEY: &str = concat!(
+    "SELECT ",
+    run_columns!(),
+    " FROM workflow_runs WHERE repo_id = $1 AND idempotency_key = $2"
+);
+/// Takes the next run number of a workflow; the row stays locked (PostgreSQL) until the
+/// creating transaction ends, which serializes creators of the same workflow.
+pub(crate) const NEXT_RUN_NUMBER: &str = "INSERT INTO run_counters (repo_id, workflow_path, last_run_number) VALUES ($1, $2, 1) \
+     ON CONFLICT (repo_id, workflow_path) \
+     DO UPDATE SET last_run_number = run_counters.last_run_number + 1 \
+     RETURNING last_run_number";
+/// Inserts the run with a placeholder state (the builder needs the id first). A concurrent
+/// creator that committed the same idempotency key makes this insert nothing.
+pub(crate) const INSERT_RUN: &str = "INSERT INTO workflow_runs (repo_id, workflow_path, \
+     workflow_name, run_number, attempt, event_name, git_ref, sha, actor, status, \
+     created_at_ms, engine_state, state_version, idempotency_key) \
+     VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, 'queued', $9, 'null', 1, $10) \
+     ON CONFLICT (repo_id, idempotency_key) DO NOTHING RETURNING id";
+pub(crate) const SET_RUN_CONTENT: &str =
+    "UPDATE workflow_runs SET status = $2, engine_state = $3 WHERE id = $1";
+pub(crate) const INSERT_JOB: &str = "INSERT INTO jobs (run_id, job_key, matrix_index, name, \
+     status, attempt, runs_on, waiting_reasons, outputs, priority, queued_at_ms) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '{}', $9, $10) RETURNING id";
+
+// Reading runs and jobs.
+
+pub(crate) const SELECT_RUN: &str = concat!(
+    "SELECT ",
+    run_columns!(),
+    " FROM workflow_runs WHERE id = $1"
+);
+pub(crate) const SELECT_ENGINE_STATE: &str =
+    "SELECT engine_state, state_version FROM workflow_runs WHERE id = $1";
+pub(crate) const SELECT_STATE_VERSION: &str =
+    "SELECT state_version FROM workflow_runs WHERE id = $1";
+/// Newest first, before the cursor `$1` (`i64::MAX` for the first page), `$2` rows. One
+/// statement per filter combination so that each can use its index.
+pub(crate) const LIST_RUNS: &str = concat!(
+    "SELECT ",
+    run_columns!(),
+    " FROM workflow_runs WHERE id < $1 ORDER BY id DESC LIMIT $2"
+);
+pub(crate) const LIST_RUNS_OF_REPO: &str = concat!(
+    "SELECT ",
+    run_columns!(),
+    " FROM workflow_runs WHERE id < $1 AND repo_id = $3 ORDER BY id DESC LIMIT $2"
+);
+pub(crate) const LIST_RUNS_WITH_STATUS: &str = concat!(
+    "SELECT ",
+    run_columns!(),
+    " FROM workflow_runs WHERE id < $1 AND status = $3 ORDER BY id DESC LIMIT $2"
+);
+pub(crate) const LIST_RUNS_OF_REPO_WITH_STATUS: &str = concat!(
+    "SELECT ",
+    run_columns!(),
+    " FROM workflow_runs WHERE id < $1 AND repo_id = $3 AND status = $4 \
+     ORDER BY id DESC LIMIT $2"
+);
+pub(crate) const RUN_EXISTS: &str = "SELECT id FROM workflow_runs WHERE id = $1";
+
+pub(crate) const SELECT_JOB: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = $1");
+pub(crate) const LIST_JOBS: &str = concat!(
+    "SELECT ",
+    job_columns!(),
+    " FROM jobs WHERE run_id = $1 ORDER BY id"
+);
+pub(crate) const LIST_JOB_IDS_OF_RUN: &str = "SELECT id FROM jobs WHERE run_id = $1";
+pub(crate) const JOB_EXISTS: &str = "SELECT id FROM jobs WHERE id = $1";
+pub(crate) const LIST_ATTEMPTS: &str = concat!(
+    "SELECT ",
+    attempt_columns!(),
+    " FROM job_attempts WHERE job_id = $1 ORDER BY attempt"
+);
+pub(crate) const LIST_STEP_RESULTS: &str = concat!(
+    "SELECT ",
+    step_columns!(),
+    " FROM step_results WHERE job_id = $1 ORDER BY attempt, step_index"
+);
+
+// Transitions.
+
+/// Replaces the engine state if, and only if, the stored version is the expected one.
+pub(crate) const UPDATE_ENGINE_STATE: &str = "UPDATE workflow_runs \
+     SET engine_state = $3, state_version = state_version + 1 \
+     WHERE id = $1 AND state_version = $2 RETURNING state_version";
+/// The same, also replacing the run's queryable columns.
+pub(crate) const UPDATE_ENGINE_STATE_AND_RUN: &str = "UPDATE workflow_runs \
+     SET engine_state = $3, state_version = state_version + 1, attempt = $4, status = $5, \
+     conclusion = $6, started_at_ms = $7, completed_at_ms = $8 \
+     WHERE id = $1 AND state_version = $2 RETURNING state_version";
+pub(crate) const UPDATE_JOB: &str = "UPDATE jobs SET name = $3, status = $4, conclusion = $5, \
+     attempt = $6, runs_on = $7, waiting_reasons = $8, outputs = $9, priority = $10, \
+     queued_at_ms = $11, started_at_ms = $12, completed_at_ms = $13 \
+     WHERE id = $1 AND run_id = $2 RETURNING id";
+pub(crate) const INSERT_ATTEMPT: &str =
+    "INSERT INTO job_attempts (job_id, attempt) VALUES ($1, $2) RETURNING job_id";
+/// Ends an attempt that has not ended; with `$5` set, only if it holds that fencing token.
+pub(crate) const END_ATTEMPT: &str = "UPDATE job_attempts SET ended_at_ms = $3, result = $4 \
+     WHERE job_id = $1 AND attempt = $2 AND ended_at_ms IS NULL \
+     AND ($5 IS NULL OR fencing_token = $5) RETURNING job_id";
+pub(crate) const ATTEMPT_EXISTS: &str =
+    "SELECT job_id FROM job_attempts WHERE job_id = $1 AND attempt = $2";
+pub(crate) const UPSERT_STEP_RESULT: &str = "INSERT INTO step_results (job_id, attempt, \
+     step_index, name, status, conclusion, started_at_ms, ended_at_ms) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+     ON CONFLICT (job_id, attempt, step_index) DO UPDATE SET name = excluded.name, \
+     status = excluded.status, conclusion = excluded.conclusion, \
+     started_at_ms = excluded.started_at_ms, ended_at_ms = excluded.ended_at_ms";
+
+// Claims and leases.
+
+/// Moves a queued job to in progress and takes its next fencing token, in one statement.
+pub(crate) const CLAIM_JOB: &str = "UPDATE jobs SET status = 'in_progress', \
+     started_at_ms = $2, last_fencing_token = last_fencing_token + 1 \
+     WHERE id = $1 AND status = 'queued' RETURNING run_id, attempt, last_fencing_token";
+pub(crate) const SELECT_JOB_STATUS: &str = "SELECT status FROM jobs WHERE id = $1";
+/// Records the claim on the job's current attempt, creating the attempt if the engine did
+/// not; an attempt already claimed or ended is left alone (no row returned).
+pub(crate) const CLAIM_ATTEMPT: &str = "INSERT INTO job_attempts (job_id, attempt, runner_id, \
+     fencing_token, lease_deadline_ms, started_at_ms) VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (job_id, attempt) DO UPDATE SET runner_id = excluded.runner_id, \
+     fencing_token = excluded.fencing_token, lease_deadline_ms = excluded.lease_deadline_ms, \
+     started_at_ms = excluded.started_at_ms \
+     WHERE job_attempts.fencing_token IS NULL AND job_attempts.ended_at_ms IS NULL \
+     RETURNING job_id";
+/// Extends the lease of the attempt holding `$2`, if that is still the job's latest token,
+/// the attempt has not ended and the job is still in progress.
+pub(crate) const RENEW_LEASE: &str = "UPDATE job_attempts SET lease_deadline_ms = $3 \
+     WHERE job_id = $1 AND fencing_token = $2 AND ended_at_ms IS NULL \
+     AND EXISTS (SELECT 1 FROM jobs WHERE jobs.id = $1 AND jobs.last_fencing_token = $2 \
+     AND jobs.status = 'in_progress') RETURNING job_id";
+
+// Recovery.
+
+pub(crate) const QUEUED_JOBS: &str = concat!(
+    "SELECT ",
+    "jobs.id, jobs.run_id, jobs.job_key, jobs.matrix_index, jobs.name, jobs.status, \
+     jobs.conclusion, jobs.attempt, jobs.runs_on, jobs.waiting_reasons, jobs.outputs, \
+     jobs.priority, jobs.queued_at_ms, jobs.started_at_ms, jobs.completed_at_ms, \
+     workflow_runs.repo_id, repositories.org_id \
+     FROM jobs JOIN workflow_runs ON workflow_runs.id = jobs.run_id \
+     JOIN repositories ON repositories.id = workflow_runs.repo_id \
+     WHERE jobs.status = 'queued' ORDER BY jobs.id"
+);
+pub(crate) const RUNNING_ATTEMPTS: &str = "SELECT job_attempts.job_id, jobs.run_id, \
+     workflow_runs.repo_id, repositories.org_id, job_attempts.attempt, job_attempts.runner_id, \
+     job_attempts.fencing_token, job_attempts.lease_deadline_ms, job_attempts.started_at_ms \
+     FROM job_attempts JOIN jobs ON jobs.id = job_attempts.job_id \
+     JOIN workflow_runs ON workflow_runs.id = jobs.run_id \
+     JOIN repositories ON repositories.id = workflow_runs.repo_id \
+     WHERE job_attempts.fencing_token IS NOT NULL AND job_attempts.ended_at_ms IS NULL \
+     ORDER BY job_attempts.job_id, job_attempts.attempt";
+
+// Migrations.
+
+pub(crate) const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations \
+     (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at_ms BIGINT NOT NULL)";
+pub(crate) const APPLIED_MIGRATIONS: &str =
+    "SELECT version FROM schema_migrations ORDER BY version";
+pub(crate) const RECORD_MIGRATION: &str =
+    "INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES ($1, $2, $3)";

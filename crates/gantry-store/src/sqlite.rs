@@ -1,0 +1,146 @@
+//! The embedded default: a [`crate::Store`] in one SQLite file.
+//!
+//! Durability and concurrency are set on open:
+//! - `journal_mode=WAL`: readers never block the writer nor the writer them;
+//! - `synchronous=FULL`: every commit syncs the WAL before it returns, so a committed
+//!   transition survives a crash of the process or of the machine;
+//! - `foreign_keys=ON` on every connection, and a busy timeout (5 s by default) for the rare
+//!   wait on another process holding the file;
+//! - one writer: the write pool has exactly one connection, so write transactions queue for it
+//!   in this process instead of failing with `SQLITE_BUSY`, and each begins with
+//!   `BEGIN IMMEDIATE`, taking the write lock up front rather than upgrading mid-transaction;
+//! - reads use a separate pool of read-only connections (4 by default), which see the last
+//!   committed state.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sqlx::Sqlite;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::error::StoreError;
+use crate::sql::{Backend, Migration, SqlStore};
+
+/// The SQLite store.
+pub type SqliteStore = SqlStore<Sqlite>;
+
+impl Backend for Sqlite {
+    const MIGRATIONS: &'static [Migration] = &[Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../migrations/sqlite/0001_init.sql"),
+    }];
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+    // Migrations run in a `BEGIN IMMEDIATE` transaction, which already excludes other writers.
+    const LOCK_MIGRATIONS: Option<&'static str> = None;
+}
+
+/// How to open a [`SqliteStore`].
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    path: PathBuf,
+    readers: u32,
+    busy_timeout: Duration,
+    write_queue_timeout: Duration,
+}
+
+impl SqliteOptions {
+    /// Options for the database file at `path` (created if missing).
+    pub fn new(path: impl AsRef<Path>) -> SqliteOptions {
+        SqliteOptions {
+            path: path.as_ref().to_path_buf(),
+            readers: 4,
+            busy_timeout: Duration::from_secs(5),
+            write_queue_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// How many read-only connections to keep (at least 1).
+    pub fn readers(mut self, readers: u32) -> SqliteOptions {
+        self.readers = readers.max(1);
+        self
+    }
+
+    /// How long a statement waits for another process's lock on the file.
+    pub fn busy_timeout(mut self, timeout: Duration) -> SqliteOptions {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// How long a write waits for the single writer connection before failing.
+    pub fn write_queue_timeout(mut self, timeout: Duration) -> SqliteOptions {
+        self.write_queue_timeout = timeout;
+        self
+    }
+
+    /// Opens (creating if needed) and migrates the database.
+    pub async fn open(self) -> Result<SqliteStore, StoreError> {
+        let connect = SqliteConnectOptions::new()
+            .filename(&self.path)
+            .busy_timeout(self.busy_timeout)
+            .foreign_keys(true);
+        // The writer is opened first: it creates the file and switches it to WAL, which is a
+        // property of the file that the read-only connections then find.
+        let writes = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(self.write_queue_timeout)
+            .connect_with(
+                connect
+                    .clone()
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full),
+            )
+            .await?;
+        let reads = SqlitePoolOptions::new()
+            .max_connections(self.readers)
+            .connect_with(connect.read_only(true))
+            .await?;
+        SqlStore::from_pools(reads, writes).await
+    }
+}
+
+impl SqlStore<Sqlite> {
+    /// Opens (creating if needed) and migrates the database file at `path` with the default
+    /// [`SqliteOptions`].
+    pub async fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        SqliteOptions::new(path).open().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use sqlx::Row;
+
+    use super::SqliteStore;
+
+    /// The value of a `PRAGMA` statement, as text.
+    async fn pragma(pool: &sqlx::SqlitePool, statement: &'static str) -> String {
+        let row = sqlx::query(statement).fetch_one(pool).await.unwrap();
+        row.try_get::<String, _>(0)
+            .or_else(|_| row.try_get::<i64, _>(0).map(|value| value.to_string()))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_writer_is_single_durable_and_the_readers_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("gantry.db"))
+            .await
+            .unwrap();
+        assert_eq!(store.writes.options().get_max_connections(), 1);
+        assert_eq!(pragma(&store.writes, "PRAGMA journal_mode").await, "wal");
+        // 2 is FULL: the WAL is synced at every commit.
+        assert_eq!(pragma(&store.writes, "PRAGMA synchronous").await, "2");
+        assert_eq!(pragma(&store.writes, "PRAGMA foreign_keys").await, "1");
+        assert_eq!(pragma(&store.writes, "PRAGMA busy_timeout").await, "5000");
+        assert_eq!(pragma(&store.reads, "PRAGMA journal_mode").await, "wal");
+        let write = sqlx::query("INSERT INTO organizations (name, weight) VALUES ('x', 1)")
+            .execute(&store.reads)
+            .await;
+        assert!(write.is_err(), "a reader connection could write");
+        store.close().await;
+    }
+}

@@ -1,0 +1,131 @@
+//! The [`Store`] trait: everything the server reads and writes durably.
+//!
+//! The trait is object-safe: the server chooses SQLite or PostgreSQL at start from its
+//! configuration and holds an `Arc<dyn Store>`, so nothing above the store is generic over the
+//! backend, and the conformance suite is written once against `&dyn Store`. Each method returns
+//! a boxed future ([`StoreFuture`]); one allocation per call is noise next to a database round
+//! trip.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::error::StoreError;
+use crate::ids::{JobId, OrgId, RepoId, RunId, RunnerId};
+use crate::model::{
+    AppliedTransition, BuildRun, Claim, CreatedRun, EngineState, FencingToken, Job, JobAttempt,
+    Lease, NewOrganization, NewRepository, NewRun, Organization, QueuedJob, Repository, RunFilter,
+    RunPage, RunningAttempt, StepResult, Transition, WorkflowRun,
+};
+
+/// What every [`Store`] method returns.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// Durable state: the source of truth every in-memory index is rebuilt from.
+///
+/// Every method that writes does so in one transaction: it either changes everything it was
+/// asked to or, on any error, nothing. Lookups of unknown ids fail with
+/// [`StoreError::NotFound`].
+pub trait Store: Send + Sync {
+    /// Applies the migrations this build knows and the database lacks, in one transaction;
+    /// returns the versions applied (none when the schema is current). Opening a store does
+    /// this already.
+    fn migrate(&self) -> StoreFuture<'_, Vec<i64>>;
+
+    /// Creates an organization; a taken name is a conflict.
+    fn create_organization(&self, org: NewOrganization) -> StoreFuture<'_, Organization>;
+
+    /// The organization with this id.
+    fn get_organization(&self, id: OrgId) -> StoreFuture<'_, Organization>;
+
+    /// The organization with this name.
+    fn get_organization_by_name<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Organization>;
+
+    /// Up to `limit` (1 to [`RunFilter::MAX_LIMIT`]) organizations with ids above `after`,
+    /// by id.
+    fn list_organizations(
+        &self,
+        after: Option<OrgId>,
+        limit: u32,
+    ) -> StoreFuture<'_, Vec<Organization>>;
+
+    /// Creates a repository in an existing organization; a name taken in that organization
+    /// is a conflict.
+    fn create_repository(&self, repo: NewRepository) -> StoreFuture<'_, Repository>;
+
+    /// The repository with this id.
+    fn get_repository(&self, id: RepoId) -> StoreFuture<'_, Repository>;
+
+    /// The repository `org/name`.
+    fn get_repository_by_name<'a>(
+        &'a self,
+        org: &'a str,
+        name: &'a str,
+    ) -> StoreFuture<'a, Repository>;
+
+    /// The repositories of an organization, by id.
+    fn list_repositories(&self, org_id: OrgId) -> StoreFuture<'_, Vec<Repository>>;
+
+    /// Creates a run and its jobs in one transaction: allocates the run id and the workflow's
+    /// next run number, calls `build` with them for the engine state and jobs, and stores all
+    /// of it. With an idempotency key already used in the repository, creates nothing and
+    /// returns the existing run (`created: false`), or a conflict if that run was for another
+    /// workflow, event, ref or commit.
+    fn create_run<'a>(
+        &'a self,
+        run: NewRun,
+        build: BuildRun,
+        idempotency_key: Option<&'a str>,
+    ) -> StoreFuture<'a, CreatedRun>;
+
+    /// The run's queryable columns.
+    fn get_run(&self, id: RunId) -> StoreFuture<'_, WorkflowRun>;
+
+    /// The run's engine state and its version.
+    fn get_engine_state(&self, id: RunId) -> StoreFuture<'_, EngineState>;
+
+    /// A page of runs, newest first.
+    fn list_runs(&self, filter: RunFilter) -> StoreFuture<'_, RunPage>;
+
+    /// The job with this id.
+    fn get_job(&self, id: JobId) -> StoreFuture<'_, Job>;
+
+    /// The jobs of a run, by id.
+    fn list_jobs(&self, run_id: RunId) -> StoreFuture<'_, Vec<Job>>;
+
+    /// The attempts of a job, by attempt number.
+    fn list_attempts(&self, job_id: JobId) -> StoreFuture<'_, Vec<JobAttempt>>;
+
+    /// The step results of a job, by attempt then step.
+    fn list_step_results(&self, job_id: JobId) -> StoreFuture<'_, Vec<StepResult>>;
+
+    /// Applies one state change of a run in one transaction. If the stored state version is
+    /// not `expected_state_version`, nothing changes and the result is a conflict: of two
+    /// writers computing from the same version, exactly one wins.
+    ///
+    /// A claim ([`Store::claim_job`]) does not change the state version, so the engine must
+    /// learn of claims (its "job started" event) before it changes a claimed job.
+    fn apply_transition(&self, transition: Transition) -> StoreFuture<'_, AppliedTransition>;
+
+    /// Every queued job, oldest first: what the dispatcher's fair queue is rebuilt from.
+    fn queued_jobs(&self) -> StoreFuture<'_, Vec<QueuedJob>>;
+
+    /// Every claimed attempt that has not ended, with its lease deadline: what the lease
+    /// watcher is rebuilt from.
+    fn running_attempts(&self) -> StoreFuture<'_, Vec<RunningAttempt>>;
+
+    /// Atomically moves a queued job to in progress for `runner_id`, with a new fencing token
+    /// larger than every earlier token of the job, and records the claim on the job's current
+    /// attempt. A job that is not queued (or whose attempt was already claimed or ended) is a
+    /// conflict: two claims of one job can never both succeed.
+    fn claim_job(&self, job_id: JobId, runner_id: RunnerId, lease: Lease)
+    -> StoreFuture<'_, Claim>;
+
+    /// Moves the lease deadline of the attempt holding `token`. A token that is not the job's
+    /// latest, an ended attempt or a job no longer in progress is a conflict.
+    fn renew_lease(
+        &self,
+        job_id: JobId,
+        token: FencingToken,
+        deadline_ms: i64,
+    ) -> StoreFuture<'_, ()>;
+}

@@ -1,0 +1,70 @@
+//! Integration tests of `gantry-store`: one conformance suite, run against every backend.
+//!
+//! Each test of `conformance` is written once against `&dyn Store` and runs twice: on a fresh
+//! SQLite file in a temporary directory, and on PostgreSQL at `GANTRY_TEST_DATABASE_URL`
+//! (default `postgres://postgres@127.0.0.1:5432/test`) in a fresh schema of its own, dropped
+//! afterwards. PostgreSQL is required when `CI=true`; elsewhere an unreachable server skips
+//! the PostgreSQL half with a loud message.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
+mod conformance;
+mod fixtures;
+mod harness;
+
+/// Declares each conformance test once per backend: `sqlite::name` and `postgres::name`.
+macro_rules! conformance_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let mut db = crate::harness::TestDb::sqlite().await;
+                    crate::conformance::$name(&mut db).await;
+                    db.finish().await;
+                }
+            )*
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(mut db) = crate::harness::TestDb::postgres().await else {
+                        return;
+                    };
+                    crate::conformance::$name(&mut db).await;
+                    db.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+conformance_tests!(
+    organizations_and_repositories_round_trip,
+    duplicate_names_conflict,
+    malformed_input_is_invalid,
+    unknown_ids_are_not_found_and_change_nothing,
+    creating_a_run_stores_it_with_its_jobs,
+    run_numbers_count_per_workflow,
+    concurrent_creators_get_distinct_gapless_run_numbers,
+    an_idempotency_key_returns_the_same_run,
+    concurrent_creators_with_one_idempotency_key_create_one_run,
+    a_refused_creation_stores_nothing,
+    listing_runs_pages_newest_first,
+    a_transition_changes_run_and_jobs_together,
+    a_stale_transition_changes_nothing,
+    of_two_concurrent_transitions_exactly_one_wins,
+    a_failing_transition_changes_nothing,
+    claims_hand_out_increasing_fencing_tokens,
+    concurrent_claims_of_one_job_have_one_winner,
+    a_stale_fencing_token_is_refused,
+    recovery_reads_back_queued_jobs_and_leases_after_reopening,
+    migrations_are_idempotent,
+);
