@@ -12,7 +12,11 @@ use clap::{Parser, Subcommand};
 
 /// gantry: a self-hostable CI/CD service for GitHub-Actions-compatible workflows.
 #[derive(Debug, Parser)]
-#[command(name = "gantry", version, about)]
+#[command(
+    name = "gantry",
+    version,
+    about = "gantry: a self-hostable CI/CD service for GitHub-Actions-compatible workflows"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -29,6 +33,23 @@ enum Command {
     /// Benchmarks that print their figures.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
+    /// Run the control plane: the HTTP API over the store and the engine.
+    Server(commands::server::ServerArgs),
+    /// Trigger a run of a workflow file on a server; prints the run id.
+    Submit(commands::runs::SubmitArgs),
+    /// List runs or show one with its jobs.
+    #[command(subcommand)]
+    Runs(commands::runs::RunsCommand),
+    /// Cancel a run or one of its jobs.
+    Cancel(commands::runs::CancelArgs),
+    /// Re-run a completed run, or only its failed jobs.
+    Rerun(commands::runs::RerunArgs),
+    /// Manage organizations.
+    #[command(subcommand)]
+    Org(commands::runs::OrgCommand),
+    /// Manage repositories.
+    #[command(subcommand)]
+    Repo(commands::runs::RepoCommand),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +58,13 @@ fn main() -> ExitCode {
         Command::Workflow(command) => commands::workflow::run(command),
         Command::Expr(command) => commands::expr::run(command),
         Command::Bench(command) => commands::bench::run(command),
+        Command::Server(args) => commands::server::run(args),
+        Command::Submit(args) => commands::runs::submit(args),
+        Command::Runs(command) => commands::runs::runs(command),
+        Command::Cancel(args) => commands::runs::cancel(args),
+        Command::Rerun(args) => commands::runs::rerun(args),
+        Command::Org(command) => commands::runs::org(command),
+        Command::Repo(command) => commands::runs::repo(command),
     };
     match result {
         Ok(code) => code,

@@ -1,5 +1,8 @@
 //! One module per top-level command.
 
 pub mod bench;
+mod client;
 pub mod expr;
+pub mod runs;
+pub mod server;
 pub mod workflow;

@@ -10,4 +10,7 @@
 )]
 
 mod cli;
+mod crash;
+mod server;
+mod support;
 mod tidy;

@@ -110,8 +110,8 @@ fn pure_crates_do_no_io() {
 }
 
 /// Layering rules between crates, read from their manifests: the store does not know the
-/// engine (it keeps the engine's state as an opaque document), and the runner speaks only the
-/// wire protocol, never the store or the server.
+/// engine (it keeps the engine's state as an opaque document), the wire types know no
+/// implementation, and the runner speaks only the wire protocol, never the store or the server.
 #[test]
 fn crates_depend_only_on_what_their_layer_allows() {
     let forbidden = [
@@ -120,6 +120,9 @@ fn crates_depend_only_on_what_their_layer_allows() {
         ("gantry-runner", "gantry-server"),
         ("gantry-expr", "gantry-workflow"),
         ("gantry-workflow", "gantry-engine"),
+        ("gantry-proto", "gantry-store"),
+        ("gantry-proto", "gantry-server"),
+        ("gantry-proto", "gantry-engine"),
     ];
     for (krate, dependency) in forbidden {
         let manifest = repository_root()

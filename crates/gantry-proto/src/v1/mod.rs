@@ -1,0 +1,30 @@
+//! API version 1, served under `/api/v1`.
+//!
+//! Module map: `error` is the one error body, `tenants` organizations and repositories,
+//! `runs` triggering, reading, cancelling and re-running runs and their jobs, `list` the
+//! cursor-paginated list responses, `meta` the health answer.
+
+mod error;
+mod list;
+mod meta;
+mod runs;
+mod tenants;
+
+pub use error::{ApiError, ErrorBody, ErrorCode, ErrorDetail};
+pub use list::{JobList, ListQuery, OrganizationList, RepositoryList, RunList, RunListQuery};
+pub use meta::Health;
+pub use runs::{
+    CompleteJob, Conclusion, Job, JobStatus, Rerun, Run, RunDetail, RunStatus, TriggerRun,
+    WaitingReason, WaitingReasonKind,
+};
+pub use tenants::{CreateOrganization, CreateRepository, Organization, Repository};
+
+/// The path prefix of this version.
+pub const PREFIX: &str = "/api/v1";
+
+/// The request header that makes a run submission idempotent: a second submission with the
+/// same key for the same repository returns the first run instead of creating another.
+pub const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";
+
+/// The default size limit of a request body, in bytes (the server's `--max-body-bytes`).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;

@@ -1,0 +1,639 @@
+//! The control plane's core: the store, the in-memory indexes rebuilt from it, and the one path
+//! every state change of a run takes.
+//!
+//! A change of a run is an engine [`Event`]: [`App::drive`] loads the run's state from the
+//! store, applies the event with the engine, and writes the new state, the changed job rows and
+//! the ended attempts with one [`Store::apply_transition`] guarded by the state version it read
+//! (on a lost race it reads again and retries). Only after the commit does it touch memory:
+//! the queued-job index, the timers and the concurrency groups, whose answers are events for
+//! other runs, driven the same way. So a crash at any moment leaves the store consistent, and
+//! [`App::recover`] rebuilds memory from it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use gantry_engine::{
+    Attempt, ClaimState, ConcurrencyGroups, Effect, EngineConfig, Event, Holder, JobKey,
+    JobStatus as EngineJobStatus, Millis, RunState, TimerKind,
+};
+use gantry_store::{
+    EndedAttempt, FencingToken, Job, JobId, JobUpdate, NewJob, RepoId, RunFilter, RunId, RunStatus,
+    RunUpdate, Store, StoreError, Transition,
+};
+use tokio::sync::{Notify, watch};
+
+use crate::convert::{self, ms, now};
+use crate::error::ApiError;
+
+/// How many times a transition is recomputed after losing a race for the run's state.
+const MAX_TRANSITION_TRIES: usize = 50;
+
+/// The store and everything the server keeps in memory about it.
+pub struct App {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) engine: EngineConfig,
+    indexes: Mutex<Indexes>,
+    timers_changed: Notify,
+    /// Whether the concurrency groups have been rebuilt; changes that touch a group wait.
+    groups_ready: watch::Sender<bool>,
+    names: Mutex<HashMap<RepoId, String>>,
+}
+
+/// What is rebuilt from the store on start.
+#[derive(Default)]
+struct Indexes {
+    /// Jobs waiting for a runner: what the dispatcher will pick from.
+    queued: BTreeSet<JobId>,
+    /// Pending engine timers by due time (the second key keeps equal times apart).
+    timers: BTreeMap<(Millis, u64), (RunId, TimerKind)>,
+    timer_sequence: u64,
+    /// Concurrency groups per repository.
+    groups: HashMap<RepoId, ConcurrencyGroups>,
+}
+
+/// What one committed transition did, for the caller.
+pub(crate) struct Applied {
+    /// The run after the event.
+    pub state: RunState,
+}
+
+/// What [`App::recover`] found.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Recovery {
+    /// Queued jobs put back in the queue index.
+    pub queued_jobs: usize,
+    /// Runs not completed whose timers and groups were rebuilt.
+    pub open_runs: usize,
+    /// Claims the engine had not heard of, told to it now.
+    pub claims_replayed: usize,
+}
+
+impl App {
+    /// An app over an opened, migrated store; call [`App::recover`] before serving.
+    pub fn new(store: Arc<dyn Store>, engine: EngineConfig) -> App {
+        App {
+            store,
+            engine,
+            indexes: Mutex::new(Indexes::default()),
+            timers_changed: Notify::new(),
+            groups_ready: watch::Sender::new(false),
+            names: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn indexes(&self) -> MutexGuard<'_, Indexes> {
+        // A panic while holding the lock leaves plain data behind, still usable.
+        self.indexes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The ids of the queued jobs, oldest first.
+    pub fn queued_job_ids(&self, limit: usize) -> Vec<JobId> {
+        self.indexes().queued.iter().take(limit).copied().collect()
+    }
+
+    /// Takes a claimed job out of the queue index (a claim changes the job row outside a
+    /// transition of its run).
+    pub(crate) fn claimed(&self, job_id: JobId) {
+        self.indexes().queued.remove(&job_id);
+    }
+
+    /// How many jobs are queued.
+    pub fn queued_count(&self) -> usize {
+        self.indexes().queued.len()
+    }
+
+    /// `org/repo` of a repository (cached: names never change).
+    pub(crate) async fn full_name(&self, repo_id: RepoId) -> Result<String, ApiError> {
+        if let Some(name) = self
+            .names
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&repo_id)
+        {
+            return Ok(name.clone());
+        }
+        let repo = self.store.get_repository(repo_id).await?;
+        let org = self.store.get_organization(repo.org_id).await?;
+        let name = format!("{}/{}", org.name, repo.name);
+        self.names
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(repo_id, name.clone());
+        Ok(name)
+    }
+
+    /// Loads a run's engine state.
+    pub(crate) async fn load_state(&self, run_id: RunId) -> Result<(RunState, i64), ApiError> {
+        let stored = self.store.get_engine_state(run_id).await?;
+        let state = serde_json::from_value(stored.document).map_err(|error| {
+            ApiError::internal(&format!(
+                "engine state of run {run_id} does not parse: {error}"
+            ))
+        })?;
+        Ok((state, stored.version))
+    }
+
+    /// Applies `event` to a run and everything it causes in other runs (concurrency groups).
+    /// An error is about `event` itself; failures of the consequences are logged.
+    pub(crate) async fn drive(
+        &self,
+        run_id: RunId,
+        event: Event,
+        token: Option<FencingToken>,
+    ) -> Result<Applied, ApiError> {
+        let (applied, deliveries) = self.apply(run_id, &event, token).await?;
+        self.deliver(deliveries).await;
+        Ok(applied)
+    }
+
+    /// Applies events produced by the concurrency groups, and what those cause in turn.
+    pub(crate) async fn deliver(&self, deliveries: Vec<(RunId, Event)>) {
+        let mut work = VecDeque::from(deliveries);
+        while let Some((run_id, event)) = work.pop_front() {
+            match self.apply(run_id, &event, None).await {
+                Ok((_, more)) => work.extend(more),
+                Err(error) => {
+                    tracing::warn!(run_id = %run_id, ?event, error = %error, "concurrency event refused");
+                }
+            }
+        }
+    }
+
+    /// One event on one run, in one transaction; then the in-memory indexes.
+    async fn apply(
+        &self,
+        run_id: RunId,
+        event: &Event,
+        token: Option<FencingToken>,
+    ) -> Result<(Applied, Vec<(RunId, Event)>), ApiError> {
+        for _ in 0..MAX_TRANSITION_TRIES {
+            let (mut state, version) = self.load_state(run_id).await?;
+            let running_before: Vec<(JobKey, Attempt)> = state
+                .instances()
+                .filter(|instance| instance.status == EngineJobStatus::InProgress)
+                .map(|instance| (instance.key.clone(), instance.attempt))
+                .collect();
+            let time = now();
+            let effects = state.handle(event, time)?;
+            let rows = self.store.list_jobs(run_id).await?;
+            // The token proves the reporter's claim on the attempt it ends, and only that one.
+            let token = match (event, token) {
+                (Event::JobCompleted { job, .. }, Some(token)) => Some((job, token)),
+                _ => None,
+            };
+            let plan =
+                plan_transition(run_id, version, &state, &rows, &running_before, token, time)?;
+            match self.store.apply_transition(plan.transition).await {
+                Ok(applied) => {
+                    let mut statuses = plan.statuses;
+                    statuses.extend(applied.new_job_ids.into_iter().zip(plan.new_statuses));
+                    let deliveries = self.after_commit(run_id, &statuses, &effects).await;
+                    log_effects(run_id, &effects);
+                    return Ok((Applied { state }, deliveries));
+                }
+                Err(StoreError::Conflict { what }) => {
+                    // Lost a race for the state (retry) or refused for another reason, such as
+                    // a stale fencing token (give up).
+                    let current = self.store.get_run(run_id).await?;
+                    if current.state_version == version {
+                        return Err(ApiError::conflict(format!("conflict: {what}")));
+                    }
+                    tracing::debug!(run_id = %run_id, "state changed meanwhile; retrying");
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(ApiError::new(
+            gantry_proto::v1::ErrorCode::Unavailable,
+            format!("run {run_id} is changing too fast; retry"),
+        ))
+    }
+
+    /// Updates the indexes after a committed change: queued jobs, timers, concurrency groups.
+    /// Returns the events the groups answered with.
+    pub(crate) async fn after_commit(
+        &self,
+        run_id: RunId,
+        statuses: &[(JobId, gantry_store::JobStatus)],
+        effects: &[Effect],
+    ) -> Vec<(RunId, Event)> {
+        let wants_groups = effects.iter().any(|effect| {
+            matches!(
+                effect,
+                Effect::AcquireConcurrency { .. } | Effect::ReleaseConcurrency { .. }
+            )
+        });
+        let repo_id = if wants_groups {
+            let mut ready = self.groups_ready.subscribe();
+            // Only fails when the sender is gone, which it cannot be while `self` lives.
+            let _ = ready.wait_for(|ready| *ready).await;
+            match self.store.get_run(run_id).await {
+                Ok(run) => Some(run.repo_id),
+                Err(error) => {
+                    tracing::error!(run_id = %run_id, error = %error, "cannot read run for its concurrency groups");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let mut deliveries = Vec::new();
+        let mut timers_added = false;
+        {
+            let mut indexes = self.indexes();
+            for &(job_id, status) in statuses {
+                if status == gantry_store::JobStatus::Queued {
+                    indexes.queued.insert(job_id);
+                } else {
+                    indexes.queued.remove(&job_id);
+                }
+            }
+            for effect in effects {
+                match effect {
+                    Effect::SetTimer { at, kind } => {
+                        indexes.add_timer(*at, run_id, kind.clone());
+                        timers_added = true;
+                    }
+                    Effect::AcquireConcurrency { .. } | Effect::ReleaseConcurrency { .. } => {
+                        if let Some(repo_id) = repo_id {
+                            let groups = indexes.groups.entry(repo_id).or_default();
+                            for delivery in groups.handle(convert::engine_run_id(run_id), effect) {
+                                deliveries
+                                    .push((convert::store_run_id(delivery.run), delivery.event));
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if timers_added {
+            self.timers_changed.notify_one();
+        }
+        deliveries
+    }
+
+    /// Fires due engine timers, forever; run it as a background task.
+    pub async fn run_timers(self: Arc<App>) {
+        loop {
+            let next = self
+                .indexes()
+                .timers
+                .first_key_value()
+                .map(|(key, _)| key.0);
+            match next {
+                None => self.timers_changed.notified().await,
+                Some(at) if at > now() => {
+                    let wait = std::time::Duration::from_millis(at.0.saturating_sub(now().0));
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = self.timers_changed.notified() => {}
+                    }
+                }
+                Some(_) => {
+                    let due = self.indexes().timers.pop_first();
+                    if let Some((_, (run_id, kind))) = due {
+                        let event = Event::TimerFired { kind };
+                        match self.drive(run_id, event, None).await {
+                            Ok(_) => tracing::info!(run_id = %run_id, "timer fired"),
+                            // Most timers are obsolete when they fire (the job moved on).
+                            Err(error) => {
+                                tracing::debug!(run_id = %run_id, error = %error, "timer ignored");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rebuilds every in-memory index from the store: [`App::recover_queue`] then
+    /// [`App::recover_open_runs`]. Call it (or both) before using the app.
+    pub async fn recover(&self) -> Result<Recovery, ApiError> {
+        let queued_jobs = self.recover_queue().await?;
+        let mut recovery = self.recover_open_runs().await?;
+        recovery.queued_jobs = queued_jobs;
+        Ok(recovery)
+    }
+
+    /// Rebuilds the queue index from the queued job rows; returns how many there are. Cheap:
+    /// the server serves once this is done.
+    pub async fn recover_queue(&self) -> Result<usize, ApiError> {
+        let queued = self.store.queued_jobs().await?;
+        self.indexes().queued = queued.iter().map(|queued| queued.job.id).collect();
+        Ok(queued.len())
+    }
+
+    /// Rebuilds what the runs not completed imply: their timers, the concurrency groups (until
+    /// then, changes that touch a group wait), and claims the engine has not heard of (a crash
+    /// between a claim and its "job started" transition). The server runs this in the
+    /// background while it serves.
+    pub async fn recover_open_runs(&self) -> Result<Recovery, ApiError> {
+        let mut recovery = Recovery::default();
+        let mut groups: HashMap<RepoId, ConcurrencyGroups> = HashMap::new();
+        // Concurrency holders: those granted first, then those pending, oldest run first.
+        let mut granted: Vec<(RepoId, String, Holder)> = Vec::new();
+        let mut pending: Vec<(RepoId, String, Holder)> = Vec::new();
+        let mut timers = Vec::new();
+        for status in [RunStatus::Queued, RunStatus::InProgress] {
+            let mut before = None;
+            loop {
+                let filter = RunFilter {
+                    repo_id: None,
+                    status: Some(status),
+                    limit: RunFilter::MAX_LIMIT,
+                    before,
+                };
+                let page = self.store.list_runs(filter).await?;
+                for run in &page.runs {
+                    let (state, _) = self.load_state(run.id).await?;
+                    recovery.open_runs += 1;
+                    timers.extend(
+                        pending_timers(&state)
+                            .into_iter()
+                            .map(|(at, kind)| (at, run.id, kind)),
+                    );
+                    let claims = std::iter::once((None, state.concurrency.as_ref())).chain(
+                        state.instances().map(|instance| {
+                            (Some(instance.key.clone()), instance.concurrency.as_ref())
+                        }),
+                    );
+                    for (job, claim) in claims {
+                        let Some(claim) = claim else { continue };
+                        let holder = Holder { run: state.id, job };
+                        let entry = (run.repo_id, claim.group.clone(), holder);
+                        match claim.state {
+                            ClaimState::Granted => granted.push(entry),
+                            ClaimState::Requested { .. } => pending.push(entry),
+                            ClaimState::Unrequested | ClaimState::Released => {}
+                        }
+                    }
+                }
+                match page.next {
+                    Some(next) => before = Some(next),
+                    None => break,
+                }
+            }
+        }
+        {
+            let mut indexes = self.indexes();
+            for (at, run_id, kind) in timers {
+                indexes.add_timer(at, run_id, kind);
+            }
+        }
+        self.timers_changed.notify_one();
+
+        let mut deliveries = Vec::new();
+        for (repo_id, group, holder) in granted {
+            // Already granted: the answer is not news to the run.
+            let _ = groups
+                .entry(repo_id)
+                .or_default()
+                .acquire(&group, holder, false);
+        }
+        pending.sort_by_key(|(_, _, holder)| holder.run);
+        for (repo_id, group, holder) in pending {
+            // Not cancelling the holder again: that request was carried out before.
+            let answers = groups
+                .entry(repo_id)
+                .or_default()
+                .acquire(&group, holder, false);
+            deliveries.extend(
+                answers
+                    .into_iter()
+                    .filter(|delivery| !matches!(delivery.event, Event::ConcurrencyWaiting { .. }))
+                    .map(|delivery| (convert::store_run_id(delivery.run), delivery.event)),
+            );
+        }
+        self.indexes().groups = groups;
+        self.groups_ready.send_replace(true);
+
+        for attempt in self.store.running_attempts().await? {
+            let job = self.store.get_job(attempt.job_id).await?;
+            match self.replay_claim(&job).await {
+                Ok(true) => recovery.claims_replayed += 1,
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(job_id = %attempt.job_id, error = %error, "cannot replay claim");
+                }
+            }
+        }
+        self.deliver(deliveries).await;
+        Ok(recovery)
+    }
+
+    /// Tells the engine about a claim it has not heard of: the job row is claimed (in
+    /// progress) but the run's state still has the instance queued at that attempt. Returns
+    /// whether there was such a claim.
+    pub(crate) async fn replay_claim(&self, job: &Job) -> Result<bool, ApiError> {
+        if job.status != gantry_store::JobStatus::InProgress {
+            return Ok(false);
+        }
+        let (state, _) = self.load_state(job.run_id).await?;
+        let key = convert::job_key(job);
+        let unheard = state.instance(&key).is_some_and(|instance| {
+            instance.status == EngineJobStatus::Queued
+                && i64::from(instance.attempt.0) == job.attempt
+        });
+        if !unheard {
+            return Ok(false);
+        }
+        let event = Event::JobStarted {
+            job: key,
+            attempt: Attempt(u32::try_from(job.attempt).unwrap_or(u32::MAX)),
+        };
+        self.drive(job.run_id, event, None).await?;
+        tracing::info!(run_id = %job.run_id, job_id = %job.id, "claim replayed to the engine");
+        Ok(true)
+    }
+}
+
+impl Indexes {
+    fn add_timer(&mut self, at: Millis, run_id: RunId, kind: TimerKind) {
+        self.timer_sequence += 1;
+        self.timers
+            .insert((at, self.timer_sequence), (run_id, kind));
+    }
+}
+
+/// The timers a run's state implies: queue timeouts of queued instances, job timeouts of
+/// running ones, cancel deadlines of those asked to stop.
+fn pending_timers(state: &RunState) -> Vec<(Millis, TimerKind)> {
+    let mut timers = Vec::new();
+    let config = &state.config;
+    for instance in state.instances() {
+        let job = instance.key.clone();
+        let attempt = instance.attempt;
+        match instance.status {
+            EngineJobStatus::Queued => {
+                if let Some(queued_at) = instance.queued_at {
+                    timers.push((
+                        queued_at.after(config.queue_timeout),
+                        TimerKind::QueueTimeout { job, attempt },
+                    ));
+                }
+            }
+            EngineJobStatus::InProgress => {
+                let timeout = instance.setup.as_ref().map_or_else(
+                    || Millis::from_minutes(config.default_timeout_minutes),
+                    |setup| setup.timeout,
+                );
+                if let Some(started_at) = instance.started_at {
+                    timers.push((
+                        started_at.after(timeout),
+                        TimerKind::JobTimeout {
+                            job: job.clone(),
+                            attempt,
+                        },
+                    ));
+                }
+                if let Some(asked) = instance.cancel_requested_at {
+                    timers.push((
+                        asked.after(config.cancel_grace),
+                        TimerKind::CancelGrace { job, attempt },
+                    ));
+                }
+            }
+            EngineJobStatus::Waiting | EngineJobStatus::Completed => {}
+        }
+    }
+    timers
+}
+
+fn log_effects(run_id: RunId, effects: &[Effect]) {
+    for effect in effects {
+        match effect {
+            Effect::QueueJob(order) => {
+                tracing::debug!(run_id = %run_id, job = %order.job, attempt = %order.attempt, "job queued");
+            }
+            Effect::CancelJob { job, attempt } => {
+                tracing::info!(run_id = %run_id, job = %job, attempt = %attempt, "runner asked to cancel job");
+            }
+            Effect::JobEnded { job, conclusion } => {
+                tracing::debug!(run_id = %run_id, job = %job, conclusion = %conclusion, "job ended");
+            }
+            Effect::RunCompleted(conclusion) => {
+                tracing::info!(run_id = %run_id, conclusion = %conclusion, "run completed");
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A transition to store and the statuses of the jobs it touches.
+pub(crate) struct PlannedTransition {
+    pub transition: Transition,
+    /// Existing jobs whose row changes, with their new status.
+    pub statuses: Vec<(JobId, gantry_store::JobStatus)>,
+    /// The statuses of `transition.new_jobs`, in order.
+    pub new_statuses: Vec<gantry_store::JobStatus>,
+}
+
+/// The row a job instance should have now.
+pub(crate) fn job_values(state: &RunState, key: &JobKey) -> Option<NewJob> {
+    let instance = state.instance(key)?;
+    let waiting_reasons = serde_json::to_value(state.wait_reasons(key)).unwrap_or_default();
+    Some(NewJob {
+        job_key: key.job.clone(),
+        matrix_index: i64::from(key.index),
+        name: instance.name.clone(),
+        status: convert::store_job_status(instance.status),
+        attempt: i64::from(instance.attempt.0),
+        runs_on: instance
+            .setup
+            .as_ref()
+            .map(|setup| setup.labels.clone())
+            .unwrap_or_default(),
+        waiting_reasons,
+        priority: 0,
+        queued_at_ms: instance.queued_at.map(ms),
+    })
+}
+
+/// Compares the engine's new state with the stored rows and writes down every difference.
+fn plan_transition(
+    run_id: RunId,
+    expected_state_version: i64,
+    state: &RunState,
+    rows: &[Job],
+    running_before: &[(JobKey, Attempt)],
+    token: Option<(&JobKey, FencingToken)>,
+    time: Millis,
+) -> Result<PlannedTransition, ApiError> {
+    let engine_state = serde_json::to_value(state).map_err(|error| {
+        ApiError::internal(&format!("engine state does not serialize: {error}"))
+    })?;
+    let mut transition = Transition::new(run_id, expected_state_version, engine_state);
+    transition.run = Some(RunUpdate {
+        attempt: i64::from(state.attempt.0),
+        status: convert::store_run_status(state.status),
+        conclusion: state.conclusion.map(convert::store_conclusion),
+        started_at_ms: state.started_at.map(ms),
+        completed_at_ms: state.completed_at.map(ms),
+    });
+    let by_key: HashMap<JobKey, &Job> = rows
+        .iter()
+        .map(|row| (convert::job_key(row), row))
+        .collect();
+    let mut statuses = Vec::new();
+    let mut new_statuses = Vec::new();
+    for instance in state.instances() {
+        let Some(values) = job_values(state, &instance.key) else {
+            continue;
+        };
+        let Some(row) = by_key.get(&instance.key) else {
+            new_statuses.push(values.status);
+            transition.new_jobs.push(values);
+            continue;
+        };
+        let outputs = serde_json::to_value(&instance.outputs).unwrap_or_default();
+        let desired = JobUpdate {
+            job_id: row.id,
+            name: values.name,
+            status: values.status,
+            conclusion: instance.conclusion.map(convert::store_conclusion),
+            attempt: values.attempt,
+            runs_on: values.runs_on,
+            waiting_reasons: values.waiting_reasons,
+            outputs,
+            priority: row.priority,
+            queued_at_ms: values.queued_at_ms,
+            started_at_ms: instance.started_at.map(ms),
+            completed_at_ms: instance.completed_at.map(ms),
+        };
+        if desired != JobUpdate::from_job(row) {
+            statuses.push((row.id, desired.status));
+            transition.job_updates.push(desired);
+        }
+    }
+    // Every attempt that was running and is not any more has ended.
+    for (key, attempt) in running_before {
+        let Some(instance) = state.instance(key) else {
+            continue;
+        };
+        let still_running =
+            instance.status == EngineJobStatus::InProgress && instance.attempt == *attempt;
+        let Some(row) = by_key.get(key) else { continue };
+        if !still_running {
+            let result = match (instance.attempt == *attempt, instance.conclusion) {
+                (true, Some(conclusion)) => convert::store_conclusion(conclusion),
+                // Lost, then queued again as a new attempt: this one failed.
+                _ => gantry_store::Conclusion::Failure,
+            };
+            transition.ended_attempts.push(EndedAttempt {
+                job_id: row.id,
+                attempt: i64::from(attempt.0),
+                fencing_token: token.filter(|(job, _)| *job == key).map(|(_, token)| token),
+                ended_at_ms: ms(time),
+                result,
+            });
+        }
+    }
+    Ok(PlannedTransition {
+        transition,
+        statuses,
+        new_statuses,
+    })
+}

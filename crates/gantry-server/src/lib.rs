@@ -1,0 +1,153 @@
+//! The control plane: the HTTP API (axum) over the store and the engine.
+//!
+//! [`serve`] opens the store (SQLite under the data directory, or PostgreSQL), applies its
+//! migrations, rebuilds the in-memory indexes from it ([`App::recover`]) and serves API v1
+//! until the shutdown future resolves. Everything a route does is an [`App`] method, usable
+//! without HTTP: tests and the crash-safety driver complete jobs with [`App::complete_job`].
+//!
+//! Module map: `app` holds the store, the indexes and the one path every run change takes
+//! (load, engine, one guarded transaction, then memory); `ops` the API operations; `routes`
+//! the HTTP handlers; `extract` strict request parsing; `error` the error type and the one
+//! code-to-status mapping; `views` and `convert` turn records into wire types; `openapi` the
+//! generated document.
+//!
+//! Until authentication exists the server listens on loopback only by default.
+
+#![forbid(unsafe_code)]
+
+mod app;
+mod convert;
+mod error;
+mod extract;
+mod openapi;
+mod ops;
+mod routes;
+mod views;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use gantry_engine::EngineConfig;
+use gantry_store::{PostgresOptions, SqliteOptions, Store, StoreError};
+
+pub use app::{App, Recovery};
+pub use error::{ApiError, status_of};
+pub use openapi::document_json as openapi_json;
+
+/// The address the server listens on unless told otherwise: loopback only, because there is
+/// no authentication yet.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// Where the state lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storage {
+    /// An SQLite file (created if missing).
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// A PostgreSQL database.
+    Postgres {
+        /// `postgres://user@host:port/database`.
+        url: String,
+    },
+}
+
+/// How to run the server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The address to listen on.
+    pub listen: SocketAddr,
+    /// Where the state lives.
+    pub storage: Storage,
+    /// The largest accepted request body.
+    pub max_body_bytes: usize,
+    /// The engine's retries, timeouts and limits for new runs.
+    pub engine: EngineConfig,
+}
+
+/// Why the server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The store could not be opened or migrated.
+    #[error("cannot open the store")]
+    Store(#[from] StoreError),
+    /// The indexes could not be rebuilt from the store.
+    #[error("cannot rebuild the server's state from the store: {0}")]
+    Recover(ApiError),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("the server failed")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Opens (creating and migrating as needed) the configured store.
+pub async fn open_store(storage: &Storage) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match storage {
+        Storage::Sqlite { path } => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|error| StoreError::Invalid {
+                    what: format!("cannot create `{}`: {error}", dir.display()),
+                })?;
+            }
+            Arc::new(SqliteOptions::new(path).open().await?)
+        }
+        Storage::Postgres { url } => Arc::new(PostgresOptions::new(url.clone()).connect().await?),
+    })
+}
+
+/// Opens the store, rebuilds the queue index, and serves until `shutdown` resolves; the rest
+/// of the in-memory state is rebuilt in the background ([`App::recover_open_runs`]).
+pub async fn serve(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let store = open_store(&config.storage).await?;
+    let app = Arc::new(App::new(store, config.engine.clone()));
+    let queued_jobs = app.recover_queue().await.map_err(ServerError::Recover)?;
+    tracing::info!(queued_jobs, "queue rebuilt from the store");
+    // The open runs' timers, groups and unheard claims are rebuilt while serving, so a
+    // restart with many open runs is not a long outage; what needs them waits for them.
+    let background = Arc::clone(&app);
+    tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        match background.recover_open_runs().await {
+            Ok(recovery) => tracing::info!(
+                open_runs = recovery.open_runs,
+                claims_replayed = recovery.claims_replayed,
+                elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+                "open runs recovered from the store"
+            ),
+            Err(error) => tracing::error!(error = %error, "cannot recover the open runs"),
+        }
+    });
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(ServerError::Serve)?;
+    if !addr.ip().is_loopback() {
+        tracing::warn!(addr = %addr, "listening beyond loopback without authentication");
+    }
+    tracing::info!(addr = %addr, "listening");
+    let timers = tokio::spawn(Arc::clone(&app).run_timers());
+    let result = axum::serve(listener, routes::router(app, config.max_body_bytes))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(ServerError::Serve);
+    timers.abort();
+    tracing::info!("server stopped");
+    result
+}

@@ -1,0 +1,675 @@
+//! The API's operations, one method of [`App`] each: validate the request, call the store and
+//! the engine, answer with wire views. The HTTP layer (`routes`) only extracts and responds.
+
+use std::sync::{Arc, Mutex};
+
+use gantry_engine::{Effect, Event, NewRun as EngineRun, TriggerContexts, create_run};
+use gantry_expr::Value;
+use gantry_proto::v1 as proto;
+use gantry_store::{
+    AllocatedRun, BuildRun, JobId, JobStatus, Lease, NewOrganization, NewRepository, NewRun, OrgId,
+    RepoId, RunContent, RunFilter, RunId, RunnerId, StoreError,
+};
+use gantry_workflow::Limits;
+use proto::{ErrorCode, ErrorDetail};
+
+use crate::app::{App, job_values};
+use crate::convert::{self, ms, now};
+use crate::error::ApiError;
+use crate::views;
+
+/// Default and largest page sizes.
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 500;
+/// The runner id the internal start/complete routes claim jobs as, until runners exist.
+const INTERNAL_RUNNER: RunnerId = RunnerId(0);
+/// The lease of an internal claim.
+const INTERNAL_LEASE_MS: i64 = 10 * 60 * 1000;
+
+impl App {
+    /// `POST /orgs`.
+    pub async fn create_organization(
+        &self,
+        request: proto::CreateOrganization,
+    ) -> Result<proto::Organization, ApiError> {
+        check_name("name", &request.name)?;
+        let weight = request.weight.unwrap_or(1);
+        if weight == 0 {
+            return Err(ApiError::invalid_field("weight", "must be at least 1"));
+        }
+        let org = self
+            .store
+            .create_organization(NewOrganization {
+                name: request.name,
+                weight: i64::from(weight),
+                hosted_concurrency_limit: request.hosted_concurrency_limit.map(i64::from),
+            })
+            .await?;
+        tracing::info!(org = %org.name, org_id = %org.id, "organization created");
+        Ok(views::organization(&org))
+    }
+
+    /// `GET /orgs`.
+    pub async fn list_organizations(
+        &self,
+        query: proto::ListQuery,
+    ) -> Result<proto::OrganizationList, ApiError> {
+        let limit = page_size(query.limit)?;
+        let after = parse_cursor(query.cursor.as_deref())?.map(OrgId);
+        let orgs = self.store.list_organizations(after, limit).await?;
+        let next_cursor = (orgs.len() == limit as usize)
+            .then(|| orgs.last().map(|org| org.id.0.to_string()))
+            .flatten();
+        Ok(proto::OrganizationList {
+            items: orgs.iter().map(views::organization).collect(),
+            next_cursor,
+        })
+    }
+
+    /// `GET /orgs/{org}`.
+    pub async fn get_organization(&self, name: &str) -> Result<proto::Organization, ApiError> {
+        let org = self.organization(name).await?;
+        Ok(views::organization(&org))
+    }
+
+    async fn organization(&self, name: &str) -> Result<gantry_store::Organization, ApiError> {
+        self.store
+            .get_organization_by_name(name)
+            .await
+            .map_err(|error| match error {
+                StoreError::NotFound { .. } => {
+                    ApiError::not_found(format!("organization `{name}` not found"))
+                }
+                other => other.into(),
+            })
+    }
+
+    /// `POST /orgs/{org}/repos`.
+    pub async fn create_repository(
+        &self,
+        org: &str,
+        request: proto::CreateRepository,
+    ) -> Result<proto::Repository, ApiError> {
+        check_name("name", &request.name)?;
+        let default_branch = request.default_branch.unwrap_or_else(|| "main".to_owned());
+        if default_branch.trim().is_empty() || default_branch.len() > 255 {
+            return Err(ApiError::invalid_field(
+                "default_branch",
+                "must be 1 to 255 characters",
+            ));
+        }
+        let organization = self.organization(org).await?;
+        let repo = self
+            .store
+            .create_repository(NewRepository {
+                org_id: organization.id,
+                name: request.name,
+                default_branch,
+            })
+            .await?;
+        tracing::info!(org = %org, repo = %repo.name, repo_id = %repo.id, "repository created");
+        Ok(views::repository(&repo, &organization.name))
+    }
+
+    /// `GET /orgs/{org}/repos`.
+    pub async fn list_repositories(&self, org: &str) -> Result<proto::RepositoryList, ApiError> {
+        let organization = self.organization(org).await?;
+        let repos = self.store.list_repositories(organization.id).await?;
+        Ok(proto::RepositoryList {
+            items: repos
+                .iter()
+                .map(|repo| views::repository(repo, &organization.name))
+                .collect(),
+            next_cursor: None,
+        })
+    }
+
+    async fn repository(
+        &self,
+        org: &str,
+        name: &str,
+    ) -> Result<gantry_store::Repository, ApiError> {
+        self.store
+            .get_repository_by_name(org, name)
+            .await
+            .map_err(|error| match error {
+                StoreError::NotFound { .. } => {
+                    ApiError::not_found(format!("repository `{org}/{name}` not found"))
+                }
+                other => other.into(),
+            })
+    }
+
+    /// `GET /repos/{org}/{repo}`.
+    pub async fn get_repository(
+        &self,
+        org: &str,
+        name: &str,
+    ) -> Result<proto::Repository, ApiError> {
+        let repo = self.repository(org, name).await?;
+        Ok(views::repository(&repo, org))
+    }
+
+    /// `POST /repos/{org}/{repo}/runs`: loads the workflow (422 with every diagnostic, nothing
+    /// stored), then creates the run and its jobs in one transaction. Returns the run and
+    /// whether it was created (false: the idempotency key named an earlier run).
+    pub async fn trigger_run(
+        &self,
+        org: &str,
+        name: &str,
+        request: proto::TriggerRun,
+        idempotency_key: Option<String>,
+    ) -> Result<(proto::Run, bool), ApiError> {
+        check_text("workflow_path", &request.workflow_path, 255)?;
+        let event = request.event.unwrap_or_else(|| "push".to_owned());
+        check_text("event", &event, 100)?;
+        let sha = request.sha.unwrap_or_else(|| "0".repeat(40));
+        check_text("sha", &sha, 64)?;
+        let actor = request.actor.unwrap_or_else(|| "gantry".to_owned());
+        check_text("actor", &actor, 255)?;
+        if let Some(key) = &idempotency_key {
+            check_text("Idempotency-Key", key, 255)?;
+        }
+        let repo = self.repository(org, name).await?;
+        let git_ref = request
+            .git_ref
+            .unwrap_or_else(|| format!("refs/heads/{}", repo.default_branch));
+        check_text("ref", &git_ref, 255)?;
+
+        let workflow = gantry_workflow::load(&request.workflow, &Limits::default())
+            .map_err(|diagnostics| workflow_invalid(&diagnostics))?;
+        let workflow_name = workflow
+            .name
+            .as_ref()
+            .map(|name| name.value.clone())
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| request.workflow_path.clone());
+
+        let time = now();
+        let facts = GithubFacts {
+            repository: format!("{org}/{name}"),
+            owner: org.to_owned(),
+            event_name: event.clone(),
+            payload: request.payload.unwrap_or_else(|| serde_json::json!({})),
+            git_ref: git_ref.clone(),
+            sha: sha.clone(),
+            actor: actor.clone(),
+            workflow: workflow_name.clone(),
+            workflow_path: request.workflow_path.clone(),
+            default_branch: repo.default_branch.clone(),
+        };
+        let inputs =
+            serde_json::Value::Object(request.inputs.unwrap_or_default().into_iter().collect());
+        let engine_config = self.engine.clone();
+        // The builder runs inside the store's transaction; what it decided comes out here.
+        let outcome: Arc<Mutex<Option<Result<Built, String>>>> = Arc::new(Mutex::new(None));
+        let slot = Arc::clone(&outcome);
+        let build = BuildRun::new(move |allocated: AllocatedRun| {
+            let built = build_run(&workflow, &facts, inputs, engine_config, allocated, time);
+            let content = built
+                .as_ref()
+                .map(|built| built.content.clone())
+                .map_err(Clone::clone);
+            *slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(built);
+            content
+        });
+        let new_run = NewRun {
+            repo_id: repo.id,
+            workflow_path: request.workflow_path,
+            workflow_name,
+            event_name: event,
+            git_ref,
+            sha,
+            actor,
+            created_at_ms: ms(time),
+        };
+        let created = self
+            .store
+            .create_run(new_run, build, idempotency_key.as_deref())
+            .await;
+        let built = outcome
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        let created = match (created, &built) {
+            (Ok(created), _) => created,
+            (Err(_), Some(Err(message))) => {
+                return Err(ApiError::new(ErrorCode::WorkflowInvalid, message.clone()));
+            }
+            (Err(error), _) => return Err(error.into()),
+        };
+        if created.created {
+            if let Some(Ok(built)) = built {
+                let statuses: Vec<(JobId, JobStatus)> = created
+                    .job_ids
+                    .iter()
+                    .copied()
+                    .zip(built.content.jobs.iter().map(|job| job.status))
+                    .collect();
+                let deliveries = self
+                    .after_commit(created.run_id, &statuses, &built.effects)
+                    .await;
+                self.deliver(deliveries).await;
+            }
+            tracing::info!(run_id = %created.run_id, repo = %format!("{org}/{name}"), jobs = created.job_ids.len(), "run created");
+        } else {
+            tracing::info!(run_id = %created.run_id, "idempotency key matched an existing run");
+        }
+        let run = self.store.get_run(created.run_id).await?;
+        Ok((views::run(&run, &format!("{org}/{name}")), created.created))
+    }
+
+    /// `GET /runs` and `GET /repos/{org}/{repo}/runs`.
+    pub async fn list_runs(
+        &self,
+        repo: Option<(&str, &str)>,
+        query: proto::RunListQuery,
+    ) -> Result<proto::RunList, ApiError> {
+        let limit = page_size(query.limit)?;
+        let before = parse_cursor(query.cursor.as_deref())?.map(RunId);
+        let repo_id: Option<RepoId> = match repo {
+            Some((org, name)) => Some(self.repository(org, name).await?.id),
+            None => None,
+        };
+        let page = self
+            .store
+            .list_runs(RunFilter {
+                repo_id,
+                status: query.status.map(convert::store_run_status_of_wire),
+                limit,
+                before,
+            })
+            .await?;
+        let mut items = Vec::with_capacity(page.runs.len());
+        for run in &page.runs {
+            let full_name = self.full_name(run.repo_id).await?;
+            items.push(views::run(run, &full_name));
+        }
+        Ok(proto::RunList {
+            items,
+            next_cursor: page.next.map(|id| id.0.to_string()),
+        })
+    }
+
+    async fn run_record(&self, run_id: i64) -> Result<gantry_store::WorkflowRun, ApiError> {
+        self.store
+            .get_run(RunId(run_id))
+            .await
+            .map_err(|error| match error {
+                StoreError::NotFound { .. } => {
+                    ApiError::not_found(format!("run {run_id} not found"))
+                }
+                other => other.into(),
+            })
+    }
+
+    async fn run_view(&self, run_id: RunId) -> Result<proto::Run, ApiError> {
+        let run = self.store.get_run(run_id).await?;
+        let full_name = self.full_name(run.repo_id).await?;
+        Ok(views::run(&run, &full_name))
+    }
+
+    /// `GET /runs/{run}`: the run with its jobs and their waiting reasons.
+    pub async fn get_run(&self, run_id: i64) -> Result<proto::RunDetail, ApiError> {
+        let run = self.run_record(run_id).await?;
+        let full_name = self.full_name(run.repo_id).await?;
+        let jobs = self.job_views(run.id).await?;
+        Ok(proto::RunDetail {
+            run: views::run(&run, &full_name),
+            jobs,
+        })
+    }
+
+    async fn job_views(&self, run_id: RunId) -> Result<Vec<proto::Job>, ApiError> {
+        let (state, _) = self.load_state(run_id).await?;
+        let rows = self.store.list_jobs(run_id).await?;
+        Ok(rows
+            .iter()
+            .map(|row| views::job(row, Some(&state)))
+            .collect())
+    }
+
+    /// `GET /runs/{run}/jobs`.
+    pub async fn list_jobs(&self, run_id: i64) -> Result<proto::JobList, ApiError> {
+        let run = self.run_record(run_id).await?;
+        Ok(proto::JobList {
+            items: self.job_views(run.id).await?,
+        })
+    }
+
+    async fn job_record(&self, run_id: i64, job_id: i64) -> Result<gantry_store::Job, ApiError> {
+        let not_found = || ApiError::not_found(format!("job {job_id} of run {run_id} not found"));
+        match self.store.get_job(JobId(job_id)).await {
+            Ok(job) if job.run_id == RunId(run_id) => Ok(job),
+            Ok(_) | Err(StoreError::NotFound { .. }) => Err(not_found()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn job_view(&self, job_id: JobId) -> Result<proto::Job, ApiError> {
+        let job = self.store.get_job(job_id).await?;
+        let (state, _) = self.load_state(job.run_id).await?;
+        Ok(views::job(&job, Some(&state)))
+    }
+
+    /// `GET /runs/{run}/jobs/{job}`.
+    pub async fn get_job(&self, run_id: i64, job_id: i64) -> Result<proto::Job, ApiError> {
+        let job = self.job_record(run_id, job_id).await?;
+        self.job_view(job.id).await
+    }
+
+    /// `POST /runs/{run}/cancel`: queued and waiting jobs end at once, running ones are asked
+    /// to stop; a completed run is a conflict.
+    pub async fn cancel_run(&self, run_id: i64) -> Result<proto::Run, ApiError> {
+        let run = self.run_record(run_id).await?;
+        self.drive(run.id, Event::CancelRequested { job: None }, None)
+            .await?;
+        tracing::info!(run_id = %run.id, "run cancel requested");
+        self.run_view(run.id).await
+    }
+
+    /// `POST /runs/{run}/jobs/{job}/cancel`.
+    pub async fn cancel_job(&self, run_id: i64, job_id: i64) -> Result<proto::Job, ApiError> {
+        let job = self.job_record(run_id, job_id).await?;
+        let event = Event::CancelRequested {
+            job: Some(convert::job_key(&job)),
+        };
+        self.drive(job.run_id, event, None).await?;
+        tracing::info!(run_id = %job.run_id, job_id = %job.id, "job cancel requested");
+        self.job_view(job.id).await
+    }
+
+    /// `POST /runs/{run}/rerun`: a new run attempt; a run not completed is a conflict.
+    pub async fn rerun(&self, run_id: i64, request: proto::Rerun) -> Result<proto::Run, ApiError> {
+        let run = self.run_record(run_id).await?;
+        let event = Event::RerunRequested {
+            failed_only: request.failed_only,
+        };
+        let applied = self.drive(run.id, event, None).await?;
+        tracing::info!(run_id = %run.id, attempt = %applied.state.attempt, failed_only = request.failed_only, "run re-run");
+        self.run_view(run.id).await
+    }
+
+    /// `POST /internal/runs/{run}/jobs/{job}/start`: claims a queued job as the internal
+    /// runner and tells the engine it started. A job already in progress is returned as is.
+    pub async fn start_job(&self, run_id: i64, job_id: i64) -> Result<proto::Job, ApiError> {
+        let job = self.job_record(run_id, job_id).await?;
+        self.start(&job).await?;
+        self.job_view(job.id).await
+    }
+
+    /// Claims and starts `job` if it is queued; returns the claim's token when it claimed.
+    async fn start(
+        &self,
+        job: &gantry_store::Job,
+    ) -> Result<Option<gantry_store::FencingToken>, ApiError> {
+        match job.status {
+            JobStatus::Queued => {}
+            JobStatus::InProgress => {
+                // Claimed before a crash that came before the engine heard of it.
+                self.replay_claim(job).await?;
+                return Ok(None);
+            }
+            JobStatus::Waiting | JobStatus::Completed => {
+                return Err(ApiError::conflict(format!(
+                    "job {} is {}, so it cannot be started",
+                    job.id, job.status
+                )));
+            }
+        }
+        let time = ms(now());
+        let claim = self
+            .store
+            .claim_job(
+                job.id,
+                INTERNAL_RUNNER,
+                Lease {
+                    now_ms: time,
+                    deadline_ms: time.saturating_add(INTERNAL_LEASE_MS),
+                },
+            )
+            .await?;
+        self.claimed(job.id);
+        let event = Event::JobStarted {
+            job: convert::job_key(job),
+            attempt: gantry_engine::Attempt(u32::try_from(claim.attempt).unwrap_or(u32::MAX)),
+        };
+        self.drive(job.run_id, event, None).await?;
+        tracing::info!(run_id = %job.run_id, job_id = %job.id, attempt = claim.attempt, "job started");
+        Ok(Some(claim.fencing_token))
+    }
+
+    /// `POST /internal/runs/{run}/jobs/{job}/complete`: what a runner's result will do once
+    /// the runner protocol exists. A queued job is started first; a completed one is a
+    /// conflict.
+    pub async fn complete_job(
+        &self,
+        run_id: i64,
+        job_id: i64,
+        request: proto::CompleteJob,
+    ) -> Result<proto::Job, ApiError> {
+        if request.conclusion == proto::Conclusion::Skipped {
+            return Err(ApiError::invalid_field(
+                "conclusion",
+                "a job cannot be completed as `skipped`",
+            ));
+        }
+        let job = self.job_record(run_id, job_id).await?;
+        let token = self.start(&job).await?;
+        let job = self.store.get_job(job.id).await?;
+        let event = Event::JobCompleted {
+            job: convert::job_key(&job),
+            attempt: gantry_engine::Attempt(u32::try_from(job.attempt).unwrap_or(u32::MAX)),
+            conclusion: convert::engine_conclusion(request.conclusion),
+            outputs: request.outputs,
+        };
+        self.drive(job.run_id, event, token).await?;
+        tracing::info!(run_id = %job.run_id, job_id = %job.id, conclusion = %request.conclusion, "job completed");
+        self.job_view(job.id).await
+    }
+
+    /// `GET /internal/queue`: the queued jobs as the in-memory index has them.
+    pub async fn queue(&self, query: proto::ListQuery) -> Result<proto::JobList, ApiError> {
+        let limit = page_size(query.limit)?;
+        let after = parse_cursor(query.cursor.as_deref())?;
+        let ids = self.queued_job_ids(usize::MAX);
+        let mut items = Vec::new();
+        for id in ids
+            .into_iter()
+            .filter(|id| after.is_none_or(|after| id.0 > after))
+            .take(limit as usize)
+        {
+            match self.store.get_job(id).await {
+                Ok(job) => items.push(views::job(&job, None)),
+                Err(StoreError::NotFound { .. }) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(proto::JobList { items })
+    }
+}
+
+/// What the run builder made, kept for after the commit.
+struct Built {
+    content: RunContent,
+    effects: Vec<Effect>,
+}
+
+/// The trigger's facts the `github` context is made of.
+struct GithubFacts {
+    repository: String,
+    owner: String,
+    event_name: String,
+    payload: serde_json::Value,
+    git_ref: String,
+    sha: String,
+    actor: String,
+    workflow: String,
+    workflow_path: String,
+    default_branch: String,
+}
+
+/// The engine's run for the allocated id and number: its state and first jobs.
+fn build_run(
+    workflow: &gantry_workflow::Workflow,
+    facts: &GithubFacts,
+    inputs: serde_json::Value,
+    config: gantry_engine::EngineConfig,
+    allocated: AllocatedRun,
+    time: gantry_engine::Millis,
+) -> Result<Built, String> {
+    let (ref_name, ref_type) = match facts.git_ref.strip_prefix("refs/tags/") {
+        Some(tag) => (tag, "tag"),
+        None => (
+            facts
+                .git_ref
+                .strip_prefix("refs/heads/")
+                .unwrap_or(&facts.git_ref),
+            "branch",
+        ),
+    };
+    let github = serde_json::json!({
+        "event_name": facts.event_name,
+        "event": facts.payload,
+        "ref": facts.git_ref,
+        "ref_name": ref_name,
+        "ref_type": ref_type,
+        "sha": facts.sha,
+        "actor": facts.actor,
+        "triggering_actor": facts.actor,
+        "repository": facts.repository,
+        "repository_owner": facts.owner,
+        "default_branch": facts.default_branch,
+        "run_id": allocated.run_id.0.to_string(),
+        "run_number": allocated.run_number.to_string(),
+        "run_attempt": "1",
+        "workflow": facts.workflow,
+        "workflow_ref": format!("{}/{}@{}", facts.repository, facts.workflow_path, facts.git_ref),
+    });
+    let trigger = TriggerContexts {
+        github: Value::from(github),
+        inputs: Value::from(inputs),
+        vars: Value::from(serde_json::json!({})),
+    };
+    let decision = create_run(
+        EngineRun {
+            id: convert::engine_run_id(allocated.run_id),
+            workflow,
+            trigger,
+            config,
+        },
+        time,
+    )
+    .map_err(|error| error.to_string())?;
+    let jobs = decision
+        .state
+        .instances()
+        .filter_map(|instance| job_values(&decision.state, &instance.key))
+        .collect();
+    let engine_state = serde_json::to_value(&decision.state).map_err(|error| error.to_string())?;
+    Ok(Built {
+        content: RunContent {
+            status: convert::store_run_status(decision.state.status),
+            engine_state,
+            jobs,
+        },
+        effects: decision.effects,
+    })
+}
+
+/// The 422 answer: every diagnostic with its `line:col`.
+fn workflow_invalid(diagnostics: &gantry_workflow::Diagnostics) -> ApiError {
+    let count = diagnostics.0.len();
+    ApiError {
+        code: ErrorCode::WorkflowInvalid,
+        message: format!(
+            "the workflow is invalid: {count} problem{}",
+            if count == 1 { "" } else { "s" }
+        ),
+        details: diagnostics
+            .0
+            .iter()
+            .map(|diagnostic| ErrorDetail {
+                line: (diagnostic.pos.line > 0).then_some(diagnostic.pos.line),
+                col: (diagnostic.pos.col > 0).then_some(diagnostic.pos.col),
+                field: None,
+                message: diagnostic.message.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// Organization and repository names: what fits in a path segment and a git remote.
+fn check_name(field: &str, name: &str) -> Result<(), ApiError> {
+    let valid = !name.is_empty()
+        && name.len() <= 100
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_field(
+            field,
+            "must be 1 to 100 letters, digits, `-`, `_` or `.`",
+        ))
+    }
+}
+
+fn check_text(field: &str, text: &str, max: usize) -> Result<(), ApiError> {
+    if text.trim().is_empty() || text.len() > max || text.chars().any(char::is_control) {
+        Err(ApiError::invalid_field(
+            field,
+            format!("must be 1 to {max} characters without control characters"),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+fn page_size(limit: Option<u32>) -> Result<u32, ApiError> {
+    match limit {
+        None => Ok(DEFAULT_PAGE),
+        Some(limit) if (1..=MAX_PAGE).contains(&limit) => Ok(limit),
+        Some(_) => Err(ApiError::invalid_field(
+            "limit",
+            format!("must be between 1 and {MAX_PAGE}"),
+        )),
+    }
+}
+
+fn parse_cursor(cursor: Option<&str>) -> Result<Option<i64>, ApiError> {
+    match cursor {
+        None | Some("") => Ok(None),
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|&id| id > 0)
+            .map(Some)
+            .ok_or_else(|| ApiError::invalid_field("cursor", "not a cursor this server gave")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_fit_a_path_segment() {
+        assert!(check_name("name", "acme-corp.io_2").is_ok());
+        for bad in ["", "a/b", "..", "a b", &"x".repeat(101)] {
+            assert!(check_name("name", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn cursors_and_pages_are_checked() {
+        assert_eq!(parse_cursor(Some("12")).unwrap(), Some(12));
+        assert!(parse_cursor(Some("abc")).is_err());
+        assert_eq!(page_size(None).unwrap(), DEFAULT_PAGE);
+        assert!(page_size(Some(0)).is_err());
+        assert!(page_size(Some(MAX_PAGE + 1)).is_err());
+    }
+}

@@ -1,0 +1,236 @@
+//! Operations without HTTP: runs, completions through `App::complete_job`, concurrency groups
+//! across runs, and recovery from the store.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use gantry_proto::v1::{
+    CompleteJob, Conclusion, CreateOrganization, CreateRepository, ErrorCode, Job, JobStatus,
+    RunDetail, RunStatus, TriggerRun, WaitingReasonKind,
+};
+use gantry_server::{App, Storage, open_store};
+
+async fn app(dir: &Path) -> App {
+    let store = open_store(&Storage::Sqlite {
+        path: dir.join("gantry.sqlite"),
+    })
+    .await
+    .unwrap();
+    let app = App::new(store, Default::default());
+    app.recover().await.unwrap();
+    app
+}
+
+async fn repo(app: &App) {
+    let org = CreateOrganization {
+        name: "acme".into(),
+        weight: None,
+        hosted_concurrency_limit: None,
+    };
+    app.create_organization(org).await.unwrap();
+    let repo = CreateRepository {
+        name: "app".into(),
+        default_branch: None,
+    };
+    app.create_repository("acme", repo).await.unwrap();
+}
+
+fn trigger(workflow: &str) -> TriggerRun {
+    TriggerRun {
+        workflow_path: ".github/workflows/deploy.yml".into(),
+        workflow: workflow.into(),
+        event: None,
+        git_ref: None,
+        sha: None,
+        actor: None,
+        payload: None,
+        inputs: None,
+    }
+}
+
+fn job<'a>(detail: &'a RunDetail, key: &str) -> &'a Job {
+    detail.jobs.iter().find(|job| job.job_key == key).unwrap()
+}
+
+async fn complete(app: &App, job: &Job, conclusion: Conclusion) -> Job {
+    let request = CompleteJob {
+        conclusion,
+        outputs: Default::default(),
+    };
+    app.complete_job(job.run_id, job.id, request).await.unwrap()
+}
+
+const DEPLOY: &str = "on: push\nconcurrency: deploy\njobs:\n  ship:\n    runs-on: ubuntu-latest\n    steps:\n      - run: ./ship\n";
+
+#[tokio::test]
+async fn a_concurrency_group_holds_the_second_run_until_the_first_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path()).await;
+    repo(&app).await;
+    let (first, _) = app
+        .trigger_run("acme", "app", trigger(DEPLOY), None)
+        .await
+        .unwrap();
+    let (second, _) = app
+        .trigger_run("acme", "app", trigger(DEPLOY), None)
+        .await
+        .unwrap();
+
+    let first = app.get_run(first.id).await.unwrap();
+    assert_eq!(job(&first, "ship").status, JobStatus::Queued);
+    let waiting = app.get_run(second.id).await.unwrap();
+    let ship = job(&waiting, "ship");
+    assert_eq!(ship.status, JobStatus::Waiting);
+    assert_eq!(
+        ship.waiting_reasons[0].kind,
+        WaitingReasonKind::ConcurrencyGroup
+    );
+    assert_eq!(ship.waiting_reasons[0].held_by_run, Some(first.run.id));
+    assert_eq!(
+        ship.waiting_reasons[0].message,
+        format!("concurrency group `deploy` held by run {}", first.run.id)
+    );
+
+    complete(&app, job(&first, "ship"), Conclusion::Success).await;
+    let granted = app.get_run(second.id).await.unwrap();
+    assert_eq!(job(&granted, "ship").status, JobStatus::Queued);
+    assert_eq!(app.queued_count(), 1);
+}
+
+#[tokio::test]
+async fn a_new_app_on_the_same_store_rebuilds_queue_and_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = {
+        let app = app(dir.path()).await;
+        repo(&app).await;
+        let (first, _) = app
+            .trigger_run("acme", "app", trigger(DEPLOY), None)
+            .await
+            .unwrap();
+        let (second, _) = app
+            .trigger_run("acme", "app", trigger(DEPLOY), None)
+            .await
+            .unwrap();
+        (first.id, second.id)
+    };
+
+    // "Restart": nothing in memory but what the store says.
+    let app = app(dir.path()).await;
+    assert_eq!(app.queued_count(), 1);
+    let detail = app.get_run(first).await.unwrap();
+    complete(&app, job(&detail, "ship"), Conclusion::Failure).await;
+    let detail = app.get_run(first).await.unwrap();
+    assert_eq!(detail.run.status, RunStatus::Completed);
+    assert_eq!(detail.run.conclusion, Some(Conclusion::Failure));
+    // The rebuilt group hands itself to the second run.
+    let second = app.get_run(second).await.unwrap();
+    assert_eq!(job(&second, "ship").status, JobStatus::Queued);
+}
+
+#[tokio::test]
+async fn completing_a_job_twice_or_as_skipped_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = Arc::new(app(dir.path()).await);
+    repo(&app).await;
+    let (run, created) = app
+        .trigger_run("acme", "app", trigger(DEPLOY), Some("k".into()))
+        .await
+        .unwrap();
+    assert!(created);
+    let (again, created) = app
+        .trigger_run("acme", "app", trigger(DEPLOY), Some("k".into()))
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(again.id, run.id);
+
+    let detail = app.get_run(run.id).await.unwrap();
+    let ship = job(&detail, "ship").clone();
+    let skipped = CompleteJob {
+        conclusion: Conclusion::Skipped,
+        outputs: Default::default(),
+    };
+    let error = app
+        .complete_job(run.id, ship.id, skipped)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code, ErrorCode::InvalidRequest);
+    let done = complete(&app, &ship, Conclusion::Success).await;
+    assert_eq!(done.conclusion, Some(Conclusion::Success));
+    let twice = CompleteJob {
+        conclusion: Conclusion::Success,
+        outputs: Default::default(),
+    };
+    let error = app.complete_job(run.id, ship.id, twice).await.unwrap_err();
+    assert_eq!(error.code, ErrorCode::Conflict);
+    let error = app
+        .complete_job(
+            run.id + 1,
+            ship.id,
+            CompleteJob {
+                conclusion: Conclusion::Success,
+                outputs: Default::default(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.code, ErrorCode::NotFound);
+}
+
+#[tokio::test]
+async fn an_invalid_workflow_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path()).await;
+    repo(&app).await;
+    let error = app
+        .trigger_run("acme", "app", trigger("on: push\njobs: {}\n"), None)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code, ErrorCode::WorkflowInvalid);
+    let runs = app.list_runs(None, Default::default()).await.unwrap();
+    assert!(runs.items.is_empty());
+}
+
+#[tokio::test]
+async fn a_deferred_matrix_adds_its_jobs_when_its_need_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path()).await;
+    repo(&app).await;
+    let workflow = "on: push\njobs:\n  setup:\n    runs-on: ubuntu-latest\n    outputs:\n      targets: ${{ steps.t.outputs.list }}\n    steps:\n      - id: t\n        run: echo\n  build:\n    needs: setup\n    runs-on: ubuntu-latest\n    strategy:\n      matrix:\n        target: ${{ fromJSON(needs.setup.outputs.targets) }}\n    steps:\n      - run: make ${{ matrix.target }}\n";
+    let (run, _) = app
+        .trigger_run("acme", "app", trigger(workflow), None)
+        .await
+        .unwrap();
+    let detail = app.get_run(run.id).await.unwrap();
+    assert_eq!(
+        detail.jobs.len(),
+        2,
+        "setup and one placeholder for the matrix"
+    );
+    let request = CompleteJob {
+        conclusion: Conclusion::Success,
+        outputs: [(
+            "targets".to_owned(),
+            r#"["x86", "arm", "riscv"]"#.to_owned(),
+        )]
+        .into_iter()
+        .collect(),
+    };
+    app.complete_job(run.id, job(&detail, "setup").id, request)
+        .await
+        .unwrap();
+    let detail = app.get_run(run.id).await.unwrap();
+    let builds: Vec<&Job> = detail
+        .jobs
+        .iter()
+        .filter(|job| job.job_key == "build")
+        .collect();
+    assert_eq!(builds.len(), 3, "{:#?}", detail.jobs);
+    assert!(builds.iter().all(|job| job.status == JobStatus::Queued));
+    assert_eq!(app.queued_count(), 3);
+    for build in builds {
+        complete(&app, build, Conclusion::Success).await;
+    }
+    let detail = app.get_run(run.id).await.unwrap();
+    assert_eq!(detail.run.conclusion, Some(Conclusion::Success));
+}
