@@ -1,10 +1,12 @@
 //! The runner agent: claims jobs and runs their steps in a sandbox.
 //!
 //! So far it holds the workspace side of the expression language: [`WorkspaceHost`] answers
-//! `hashFiles()` and the status functions for expressions evaluated inside a job.
+//! `hashFiles()` and the status functions for expressions evaluated inside a job, and
+//! [`sandbox`] is the interface every job's isolated environment is made through.
 
 #![forbid(unsafe_code)]
 
 pub mod hash_files;
+pub mod sandbox;
 
 pub use hash_files::{HashFilesError, WorkspaceHost, hash_files, matching_files};
