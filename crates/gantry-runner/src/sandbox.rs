@@ -75,6 +75,32 @@ pub struct JobPaths {
     pub runner_files: SharedDir,
 }
 
+impl JobPaths {
+    /// Creates the job's directories under `job_dir` on the host (`workspace`, `temp`,
+    /// `tool-cache`, `runner-files`) and names them as the job sees them under `inside_root`:
+    /// the namespace executor mounts `job_dir` at a fixed place, the host executor passes
+    /// `job_dir` itself.
+    pub fn lay_out(job_dir: &Path, inside_root: &Path) -> Result<JobPaths, SandboxError> {
+        let shared = |name: &str| -> Result<SharedDir, SandboxError> {
+            let host = job_dir.join(name);
+            std::fs::create_dir_all(&host).map_err(|source| SandboxError::Io {
+                what: format!("failed to create `{}`", host.display()),
+                source,
+            })?;
+            Ok(SharedDir {
+                host,
+                inside: inside_root.join(name),
+            })
+        };
+        Ok(JobPaths {
+            workspace: shared("workspace")?,
+            temp: shared("temp")?,
+            tool_cache: shared("tool-cache")?,
+            runner_files: shared("runner-files")?,
+        })
+    }
+}
+
 /// A process to start inside a sandbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessSpec {

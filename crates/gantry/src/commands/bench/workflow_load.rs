@@ -1,27 +1,17 @@
-//! `gantry bench …`: benchmark programs that print their figures.
-//!
-//! Figures are medians over rounds, with a peer measured in the same run so a noisy, shared
-//! machine still gives a meaningful ratio.
+//! `gantry bench workflow-load`: parse + validate + plan throughput over a folder of workflows,
+//! against plain YAML parsing of the same files.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use clap::{Args, Subcommand};
+use clap::Args;
 use gantry_workflow::Limits;
 use serde_json::json;
 
+use super::median;
 use crate::output;
-
-/// Benchmarks.
-#[derive(Debug, Subcommand)]
-pub enum BenchCommand {
-    /// Parse + validate + plan throughput over a folder of workflow files, on one core, with
-    /// plain YAML parsing of the same files (serde-saphyr into JSON values) as the peer and the
-    /// YAML parser's bare event stream as the ceiling.
-    WorkflowLoad(WorkflowLoadArgs),
-}
 
 /// Arguments of `gantry bench workflow-load`.
 #[derive(Debug, Args)]
@@ -37,14 +27,7 @@ pub struct WorkflowLoadArgs {
     json: bool,
 }
 
-/// Runs a benchmark.
-pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
-    match command {
-        BenchCommand::WorkflowLoad(args) => workflow_load(&args),
-    }
-}
-
-fn workflow_load(args: &WorkflowLoadArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &WorkflowLoadArgs) -> anyhow::Result<ExitCode> {
     let files = read_workflows(&args.dir)?;
     if files.is_empty() {
         bail!("no workflow files under `{}`", args.dir.display());
@@ -116,11 +99,6 @@ fn workflow_load(args: &WorkflowLoadArgs) -> anyhow::Result<ExitCode> {
         ));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 fn read_workflows(dir: &Path) -> anyhow::Result<Vec<(PathBuf, String)>> {

@@ -1,0 +1,32 @@
+//! `gantry bench …`: benchmark programs that print their figures, one module each.
+//!
+//! Figures are medians over rounds, with a peer measured in the same run so a noisy, shared
+//! machine still gives a meaningful ratio.
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+mod workflow_load;
+
+/// Benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Parse + validate + plan throughput over a folder of workflow files, on one core, with
+    /// plain YAML parsing of the same files (serde-saphyr into JSON values) as the peer and the
+    /// YAML parser's bare event stream as the ceiling.
+    WorkflowLoad(workflow_load::WorkflowLoadArgs),
+}
+
+/// Runs a benchmark.
+pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        BenchCommand::WorkflowLoad(args) => workflow_load::run(&args),
+    }
+}
+
+/// The median of `values` (the upper one of an even count); `values` must not be empty.
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
