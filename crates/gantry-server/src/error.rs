@@ -104,7 +104,9 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid { .. } => {
                 ApiError::new(ErrorCode::InvalidRequest, error.to_string())
             }
-            StoreError::Corrupt { .. } | StoreError::Database(_) => {
+            StoreError::Corrupt { .. }
+            | StoreError::Database(_)
+            | StoreError::BatchFailed { .. } => {
                 let cause = match &error {
                     StoreError::Database(database) => format!("{error}: {database}"),
                     _ => error.to_string(),

@@ -52,6 +52,9 @@ pub enum Storage {
     Postgres {
         /// `postgres://user@host:port/database`.
         url: String,
+        /// Keep every table in this schema (created if missing) instead of the connection's
+        /// default, so several servers or benchmarks can share one database.
+        schema: Option<String>,
     },
 }
 
@@ -102,13 +105,35 @@ pub async fn open_store(storage: &Storage) -> Result<Arc<dyn Store>, StoreError>
             }
             Arc::new(SqliteOptions::new(path).open().await?)
         }
-        Storage::Postgres { url } => Arc::new(PostgresOptions::new(url.clone()).connect().await?),
+        Storage::Postgres { url, schema } => {
+            let mut options = PostgresOptions::new(url.clone());
+            if let Some(schema) = schema {
+                options = options.with_schema(schema.clone());
+            }
+            Arc::new(options.connect().await?)
+        }
     })
 }
 
 /// Opens the store, rebuilds the queue index, and serves until `shutdown` resolves; the rest
 /// of the in-memory state is rebuilt in the background ([`App::recover_open_runs`]).
 pub async fn serve(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    serve_on(listener, config, shutdown).await
+}
+
+/// [`serve`] on a listener the caller bound (benchmarks and tests bind port 0 and read the
+/// address first); `config.listen` is not used.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
@@ -131,12 +156,6 @@ pub async fn serve(
             Err(error) => tracing::error!(error = %error, "cannot recover the open runs"),
         }
     });
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServerError::Bind {
-            addr: config.listen,
-            source,
-        })?;
     let addr = listener.local_addr().map_err(ServerError::Serve)?;
     if !addr.ip().is_loopback() {
         tracing::warn!(addr = %addr, "listening beyond loopback without authentication");

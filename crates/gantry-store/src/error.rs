@@ -38,6 +38,13 @@ pub enum StoreError {
     /// The database failed (connection lost, disk full, timeout, ...).
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    /// A write shared a transaction with others (group commit) and that transaction failed
+    /// as a whole; nothing of it was stored.
+    #[error("database error in a shared transaction: {cause}")]
+    BatchFailed {
+        /// Why the shared transaction failed.
+        cause: String,
+    },
 }
 
 impl StoreError {

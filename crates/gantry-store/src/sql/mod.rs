@@ -10,11 +10,13 @@
 //! Every write is one transaction that is committed last; any error returns early and drops
 //! the transaction, which rolls it back, so a failed call changes nothing.
 
+mod group_commit;
 mod migrate;
 mod queries;
 mod rows;
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Type};
 
@@ -30,6 +32,11 @@ use crate::status::JobStatus;
 use crate::store::{Store, StoreFuture};
 
 pub use migrate::Migration;
+
+use group_commit::{CreationQueue, PendingCreation};
+
+/// Where one creation's answer goes.
+type CreationReply = tokio::sync::oneshot::Sender<Result<CreatedRun, StoreError>>;
 
 use queries as q;
 use rows::StoreRow;
@@ -57,6 +64,8 @@ pub trait Backend: Database + sealed::Sealed {
 pub struct SqlStore<DB: Backend> {
     pub(crate) reads: Pool<DB>,
     pub(crate) writes: Pool<DB>,
+    /// Run creations waiting for a shared transaction ([`group_commit`]).
+    creations: Arc<CreationQueue>,
 }
 
 impl<DB: Backend> Clone for SqlStore<DB> {
@@ -64,6 +73,7 @@ impl<DB: Backend> Clone for SqlStore<DB> {
         SqlStore {
             reads: self.reads.clone(),
             writes: self.writes.clone(),
+            creations: Arc::clone(&self.creations),
         }
     }
 }
@@ -73,6 +83,24 @@ impl<DB: Backend> SqlStore<DB> {
     pub async fn close(&self) {
         self.writes.close().await;
         self.reads.close().await;
+    }
+}
+
+/// Answers every creation of a batch that failed as a whole.
+fn fail_all(batch: Vec<PendingCreation>, error: &StoreError) {
+    let cause = format!("cannot begin: {error}");
+    fail_replies(
+        batch.into_iter().map(|pending| pending.reply).collect(),
+        &cause,
+    );
+}
+
+/// Answers every creation of a batch whose transaction failed: nothing of it was stored.
+fn fail_replies(replies: Vec<CreationReply>, cause: &str) {
+    for reply in replies {
+        let _ = reply.send(Err(StoreError::BatchFailed {
+            cause: cause.to_owned(),
+        }));
     }
 }
 
@@ -138,7 +166,11 @@ where
         reads: Pool<DB>,
         writes: Pool<DB>,
     ) -> Result<SqlStore<DB>, StoreError> {
-        let store = SqlStore { reads, writes };
+        let store = SqlStore {
+            reads,
+            writes,
+            creations: Arc::default(),
+        };
         store.apply_migrations().await?;
         Ok(store)
     }
@@ -324,11 +356,85 @@ where
         if let Some(key) = idempotency_key {
             require_text("idempotency key", key)?;
         }
+        let answer = self
+            .creations
+            .push(run, build, idempotency_key.map(str::to_owned));
+        {
+            let _leader = self.creations.lead().await;
+            let batch = self.creations.take();
+            if !batch.is_empty() {
+                // On a task of its own, so a caller that goes away mid-batch (a closed
+                // connection drops its handler) cannot leave the others unanswered.
+                let store = self.clone();
+                let ran = tokio::spawn(async move { store.create_runs(batch).await }).await;
+                if ran.is_err() {
+                    // The batch task panicked: its callers' answers were dropped with it and
+                    // they learn of it below; its transaction was rolled back.
+                }
+            }
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(StoreError::BatchFailed {
+                cause: "the batch holding this creation stopped before answering".to_owned(),
+            })
+        })
+    }
 
-        let mut tx = self.begin().await?;
+    /// Runs a batch of creations in one transaction, each in a savepoint, and answers each.
+    async fn create_runs(&self, batch: Vec<PendingCreation>) {
+        let mut tx = match self.begin().await {
+            Ok(tx) => tx,
+            Err(error) => return fail_all(batch, &error),
+        };
+        let mut answers = Vec::with_capacity(batch.len());
+        for pending in batch {
+            let mut savepoint = match sqlx::Connection::begin(&mut *tx).await {
+                Ok(savepoint) => savepoint,
+                Err(error) => {
+                    answers.push((pending.reply, Err(StoreError::Database(error))));
+                    let (replies, _): (Vec<_>, Vec<_>) = answers.into_iter().unzip();
+                    return fail_replies(replies, "cannot open a savepoint");
+                }
+            };
+            let result = Self::create_run_in(
+                &mut savepoint,
+                pending.run,
+                pending.build,
+                pending.idempotency_key.as_deref(),
+            )
+            .await;
+            let ended = match &result {
+                Ok(created) if created.created => savepoint.commit().await,
+                _ => savepoint.rollback().await,
+            };
+            if let Err(error) = ended {
+                answers.push((pending.reply, Err(StoreError::Database(error))));
+                let (replies, _): (Vec<_>, Vec<_>) = answers.into_iter().unzip();
+                return fail_replies(replies, "cannot end a savepoint");
+            }
+            answers.push((pending.reply, result));
+        }
+        if let Err(error) = tx.commit().await {
+            let cause = format!("commit failed: {error}");
+            let (replies, _): (Vec<_>, Vec<_>) = answers.into_iter().unzip();
+            return fail_replies(replies, &cause);
+        }
+        for (reply, result) in answers {
+            // A caller that went away needs no answer.
+            let _ = reply.send(result);
+        }
+    }
+
+    /// One creation inside the batch's transaction (a savepoint the caller ends).
+    async fn create_run_in(
+        conn: &mut DB::Connection,
+        run: NewRun,
+        build: BuildRun,
+        idempotency_key: Option<&str>,
+    ) -> Result<CreatedRun, StoreError> {
         let repo = sqlx::query(q::REPOSITORY_EXISTS)
             .bind(run.repo_id.0)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut *conn)
             .await?;
         if repo.is_none() {
             return Err(StoreError::not_found(format!("repository {}", run.repo_id)));
@@ -337,19 +443,18 @@ where
             let existing = sqlx::query(q::SELECT_RUN_BY_IDEMPOTENCY_KEY)
                 .bind(run.repo_id.0)
                 .bind(key)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut *conn)
                 .await?;
             if let Some(existing) = existing {
                 let existing = rows::run(&existing)?;
-                tx.rollback().await?;
-                return self.existing_run(existing, &run, key).await;
+                return Self::existing_run(conn, existing, &run, key).await;
             }
         }
 
         let counter = sqlx::query(q::NEXT_RUN_NUMBER)
             .bind(run.repo_id.0)
             .bind(run.workflow_path.as_str())
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut *conn)
             .await?;
         let run_number = counter.int("last_run_number")?;
         let inserted = sqlx::query(q::INSERT_RUN)
@@ -363,20 +468,18 @@ where
             .bind(run.actor.as_str())
             .bind(run.created_at_ms)
             .bind(idempotency_key)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut *conn)
             .await?;
         let Some(inserted) = inserted else {
-            // A concurrent creator committed the same idempotency key while this transaction
-            // waited for it; give up this one (its run number with it) and answer with theirs.
-            tx.rollback().await?;
-            // Only a non-null key can conflict, so `key` is the caller's.
+            // Another transaction committed the same idempotency key while this one waited
+            // for it: answer with that run (the caller rolls this savepoint back).
             let key = idempotency_key.unwrap_or_default();
             let existing = sqlx::query(q::SELECT_RUN_BY_IDEMPOTENCY_KEY)
                 .bind(run.repo_id.0)
                 .bind(key)
-                .fetch_one(&self.reads)
+                .fetch_one(&mut *conn)
                 .await?;
-            return self.existing_run(rows::run(&existing)?, &run, key).await;
+            return Self::existing_run(conn, rows::run(&existing)?, &run, key).await;
         };
         let run_id = RunId(rows::id(&inserted)?);
 
@@ -391,13 +494,9 @@ where
             .bind(run_id.0)
             .bind(content.status.as_str())
             .bind(engine_state.as_str())
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
-        let mut job_ids = Vec::with_capacity(content.jobs.len());
-        for job in &content.jobs {
-            job_ids.push(Self::insert_job(&mut tx, run_id, job).await?);
-        }
-        tx.commit().await?;
+        let job_ids = Self::insert_jobs(conn, run_id, &content.jobs).await?;
         Ok(CreatedRun {
             run_id,
             run_number,
@@ -408,7 +507,7 @@ where
 
     /// The answer to a creation whose idempotency key names `existing`.
     async fn existing_run(
-        &self,
+        conn: &mut DB::Connection,
         existing: WorkflowRun,
         requested: &NewRun,
         key: &str,
@@ -425,7 +524,7 @@ where
         }
         let jobs = sqlx::query(q::LIST_JOB_IDS_OF_RUN)
             .bind(existing.id.0)
-            .fetch_all(&self.reads)
+            .fetch_all(&mut *conn)
             .await?;
         let mut job_ids = jobs
             .iter()
@@ -617,10 +716,7 @@ where
         for update in &transition.job_updates {
             Self::update_job(&mut tx, run_id, update).await?;
         }
-        let mut new_job_ids = Vec::with_capacity(transition.new_jobs.len());
-        for job in &transition.new_jobs {
-            new_job_ids.push(Self::insert_job(&mut tx, run_id, job).await?);
-        }
+        let new_job_ids = Self::insert_jobs(&mut tx, run_id, &transition.new_jobs).await?;
 
         if !(transition.new_attempts.is_empty()
             && transition.ended_attempts.is_empty()
@@ -747,35 +843,62 @@ where
         )))
     }
 
-    async fn insert_job(
+    /// Inserts `jobs` of a run with multi-row statements (one round trip per
+    /// [`q::INSERT_JOBS_CHUNK`] jobs rather than one per job); returns their ids in order.
+    async fn insert_jobs(
         conn: &mut DB::Connection,
         run_id: RunId,
-        job: &NewJob,
-    ) -> Result<JobId, StoreError> {
-        let runs_on = to_json("runs-on labels", &job.runs_on)?;
-        let waiting_reasons = to_json("waiting reasons", &job.waiting_reasons)?;
-        let row = sqlx::query(q::INSERT_JOB)
-            .bind(run_id.0)
-            .bind(job.job_key.as_str())
-            .bind(job.matrix_index)
-            .bind(job.name.as_str())
-            .bind(job.status.as_str())
-            .bind(job.attempt)
-            .bind(runs_on.as_str())
-            .bind(waiting_reasons.as_str())
-            .bind(job.priority)
-            .bind(job.queued_at_ms)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(|error| {
+        jobs: &[NewJob],
+    ) -> Result<Vec<JobId>, StoreError> {
+        let mut ids = Vec::with_capacity(jobs.len());
+        for chunk in jobs.chunks(q::INSERT_JOBS_CHUNK) {
+            let mut encoded = Vec::with_capacity(chunk.len());
+            for job in chunk {
+                encoded.push((
+                    to_json("runs-on labels", &job.runs_on)?,
+                    to_json("waiting reasons", &job.waiting_reasons)?,
+                ));
+            }
+            let sql = q::insert_jobs(chunk.len());
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (job, (runs_on, waiting_reasons)) in chunk.iter().zip(&encoded) {
+                query = query
+                    .bind(run_id.0)
+                    .bind(job.job_key.as_str())
+                    .bind(job.matrix_index)
+                    .bind(job.name.as_str())
+                    .bind(job.status.as_str())
+                    .bind(job.attempt)
+                    .bind(runs_on.as_str())
+                    .bind(waiting_reasons.as_str())
+                    .bind(job.priority)
+                    .bind(job.queued_at_ms);
+            }
+            let rows = query.fetch_all(&mut *conn).await.map_err(|error| {
                 unique_is_conflict(error, || {
-                    format!(
-                        "job `{}` matrix index {} already exists in run {run_id}",
-                        job.job_key, job.matrix_index
-                    )
+                    format!("a job of these already exists in run {run_id}")
                 })
             })?;
-        Ok(JobId(rows::id(&row)?))
+            // RETURNING promises no order: match the rows back by key and matrix index.
+            let mut by_key = std::collections::HashMap::with_capacity(rows.len());
+            for row in &rows {
+                let key: String = row.text("job_key")?;
+                by_key.insert((key, row.int("matrix_index")?), JobId(rows::id(row)?));
+            }
+            for job in chunk {
+                let id = by_key
+                    .get(&(job.job_key.clone(), job.matrix_index))
+                    .copied()
+                    .ok_or_else(|| {
+                        StoreError::conflict(format!(
+                            "job `{}` matrix index {} appears twice in run {run_id}",
+                            job.job_key, job.matrix_index
+                        ))
+                    })?;
+                ids.push(id);
+            }
+        }
+        Ok(ids)
     }
 
     async fn update_job(

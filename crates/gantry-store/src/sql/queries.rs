@@ -108,9 +108,39 @@ pub(crate) const INSERT_RUN: &str = "INSERT INTO workflow_runs (repo_id, workflo
      ON CONFLICT (repo_id, idempotency_key) DO NOTHING RETURNING id";
 pub(crate) const SET_RUN_CONTENT: &str =
     "UPDATE workflow_runs SET status = $2, engine_state = $3 WHERE id = $1";
-pub(crate) const INSERT_JOB: &str = "INSERT INTO jobs (run_id, job_key, matrix_index, name, \
-     status, attempt, runs_on, waiting_reasons, outputs, priority, queued_at_ms) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '{}', $9, $10) RETURNING id";
+/// Jobs per multi-row insert: 10 parameters a row stays far below SQLite's limit of 32,766.
+pub(crate) const INSERT_JOBS_CHUNK: usize = 500;
+
+/// Inserts `rows` jobs (1 to [`INSERT_JOBS_CHUNK`]); each row binds run id, key, matrix
+/// index, name, status, attempt, runs-on, waiting reasons, priority and queued time.
+pub(crate) fn insert_jobs(rows: usize) -> String {
+    const COLUMNS: usize = 10;
+    let mut sql = String::from(
+        "INSERT INTO jobs (run_id, job_key, matrix_index, name, status, attempt, runs_on, \
+         waiting_reasons, outputs, priority, queued_at_ms) VALUES ",
+    );
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        let p = |column: usize| format!("${}", row * COLUMNS + column);
+        sql.push_str(&format!(
+            "({}, {}, {}, {}, {}, {}, {}, {}, '{{}}', {}, {})",
+            p(1),
+            p(2),
+            p(3),
+            p(4),
+            p(5),
+            p(6),
+            p(7),
+            p(8),
+            p(9),
+            p(10)
+        ));
+    }
+    sql.push_str(" RETURNING id, job_key, matrix_index");
+    sql
+}
 
 // Reading runs and jobs.
 

@@ -525,6 +525,48 @@ pub async fn a_refused_creation_stores_nothing(db: &mut TestDb) {
     assert_eq!(created.run_number, 1);
 }
 
+/// Concurrent creations share transactions (group commit): a refused one among them must
+/// change nothing and take nothing from the others.
+pub async fn refused_creations_among_concurrent_ones_spare_the_others(db: &mut TestDb) {
+    let store = db.shared();
+    let (_, repo) = org_and_repo(&*store, "acme").await;
+    let creators = (0..30)
+        .map(|index| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let content = match index % 3 {
+                    0 => BuildRun::new(|_| Err("refused by the builder".to_owned())),
+                    1 => build(vec![
+                        job("build", 0, JobStatus::Queued),
+                        job("build", 0, JobStatus::Queued),
+                    ]),
+                    _ => build(two_jobs()),
+                };
+                (
+                    index,
+                    store.create_run(new_run(repo.id, CI), content, None).await,
+                )
+            })
+        })
+        .collect::<Vec<_>>();
+    let mut numbers = Vec::new();
+    for creator in creators {
+        let (index, result) = creator.await.unwrap();
+        match (index % 3, result) {
+            (0, Err(StoreError::Invalid { what })) => assert!(what.contains("refused")),
+            (1, Err(StoreError::Conflict { .. })) => {}
+            (2, Ok(created)) => {
+                assert_eq!(store.list_jobs(created.run_id).await.unwrap().len(), 2);
+                numbers.push(created.run_number);
+            }
+            (_, other) => panic!("creator {index}: unexpected {other:?}"),
+        }
+    }
+    numbers.sort_unstable();
+    assert_eq!(numbers, (1..=10).collect::<Vec<i64>>());
+    assert_eq!(store.queued_jobs().await.unwrap().len(), 10);
+}
+
 pub async fn listing_runs_pages_newest_first(db: &mut TestDb) {
     let store = db.store();
     let (org, web) = org_and_repo(store, "acme").await;

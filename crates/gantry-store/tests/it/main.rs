@@ -54,6 +54,7 @@ conformance_tests!(
     creating_a_run_stores_it_with_its_jobs,
     run_numbers_count_per_workflow,
     concurrent_creators_get_distinct_gapless_run_numbers,
+    refused_creations_among_concurrent_ones_spare_the_others,
     an_idempotency_key_returns_the_same_run,
     concurrent_creators_with_one_idempotency_key_create_one_run,
     a_refused_creation_stores_nothing,

@@ -21,6 +21,9 @@ pub struct ServerArgs {
     /// A PostgreSQL database (`postgres://user@host:port/db`) instead of SQLite.
     #[arg(long, value_name = "URL")]
     database_url: Option<String>,
+    /// With `--database-url`: keep gantry's tables in this schema (created if missing).
+    #[arg(long, value_name = "NAME", requires = "database_url")]
+    database_schema: Option<String>,
     /// The address to listen on; loopback by default because there is no authentication yet.
     #[arg(long, value_name = "ADDR", default_value = gantry_server::DEFAULT_LISTEN)]
     listen: SocketAddr,
@@ -38,7 +41,10 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         .with_writer(std::io::stderr)
         .init();
     let storage = match args.database_url {
-        Some(url) => Storage::Postgres { url },
+        Some(url) => Storage::Postgres {
+            url,
+            schema: args.database_schema,
+        },
         None => Storage::Sqlite {
             path: args.data_dir.join("gantry.sqlite"),
         },

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
+mod ingest;
 mod workflow_load;
 
 /// Benchmarks.
@@ -16,12 +17,17 @@ pub enum BenchCommand {
     /// plain YAML parsing of the same files (serde-saphyr into JSON values) as the peer and the
     /// YAML parser's bare event stream as the ceiling.
     WorkflowLoad(workflow_load::WorkflowLoadArgs),
+    /// Workflow runs (five jobs with `needs`) triggered over HTTP and durably stored per
+    /// second, with API latency percentiles, on SQLite or PostgreSQL; the peer is the same
+    /// server answering `GET /health`.
+    Ingest(ingest::IngestArgs),
 }
 
 /// Runs a benchmark.
 pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     match command {
         BenchCommand::WorkflowLoad(args) => workflow_load::run(&args),
+        BenchCommand::Ingest(args) => ingest::run(&args),
     }
 }
 
