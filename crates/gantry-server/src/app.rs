@@ -28,6 +28,9 @@ use crate::error::ApiError;
 /// How many times a transition is recomputed after losing a race for the run's state.
 const MAX_TRANSITION_TRIES: usize = 50;
 
+/// How many open runs keep their last committed state in memory ([`RunCache`]).
+const RUN_CACHE_CAPACITY: usize = 4096;
+
 /// The store and everything the server keeps in memory about it.
 pub struct App {
     pub(crate) store: Arc<dyn Store>,
@@ -37,6 +40,27 @@ pub struct App {
     /// Whether the concurrency groups have been rebuilt; changes that touch a group wait.
     groups_ready: watch::Sender<bool>,
     names: Mutex<HashMap<RepoId, String>>,
+    runs: Mutex<RunCache>,
+}
+
+/// The last committed state and job rows of recently changed runs, so that the next change
+/// of a run neither reads nor parses them again.
+///
+/// It is only ever a shortcut: a change taken from the cache is still written with the state
+/// version it was computed from, so if another writer moved the run meanwhile the write is
+/// refused and the change is recomputed from the store. An entry is taken out while a change
+/// is being computed, so two changes of one run never start from one cached copy.
+#[derive(Default)]
+struct RunCache {
+    runs: HashMap<RunId, CachedRun>,
+}
+
+/// One run as its last committed transition left it.
+struct CachedRun {
+    state: RunState,
+    version: i64,
+    /// The run's job rows, when known to match the store.
+    rows: Option<Vec<Job>>,
 }
 
 /// What is rebuilt from the store on start.
@@ -78,6 +102,7 @@ impl App {
             timers_changed: Notify::new(),
             groups_ready: watch::Sender::new(false),
             names: Mutex::new(HashMap::new()),
+            runs: Mutex::new(RunCache::default()),
         }
     }
 
@@ -93,10 +118,49 @@ impl App {
         self.indexes().queued.iter().take(limit).copied().collect()
     }
 
-    /// Takes a claimed job out of the queue index (a claim changes the job row outside a
-    /// transition of its run).
-    pub(crate) fn claimed(&self, job_id: JobId) {
-        self.indexes().queued.remove(&job_id);
+    /// Takes a claimed job out of the queue index and marks its cached row in progress, as
+    /// the claim did to the stored one (a claim changes the job row outside a transition of
+    /// its run).
+    pub(crate) fn claimed(&self, job: &Job, started_at_ms: i64) {
+        self.indexes().queued.remove(&job.id);
+        let mut cache = self.run_cache();
+        if let Some(row) = cache
+            .runs
+            .get_mut(&job.run_id)
+            .and_then(|cached| cached.rows.as_mut())
+            .and_then(|rows| rows.iter_mut().find(|row| row.id == job.id))
+        {
+            row.status = gantry_store::JobStatus::InProgress;
+            row.started_at_ms = Some(started_at_ms);
+        }
+    }
+
+    fn run_cache(&self) -> MutexGuard<'_, RunCache> {
+        // Plain data: a panic elsewhere cannot leave an entry half-changed.
+        self.runs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether the run's last committed state has an instance queued at `attempt` (a claim
+    /// the engine has not heard of), from the cache when it holds the run.
+    pub(crate) async fn claim_unheard(
+        &self,
+        run_id: RunId,
+        key: &JobKey,
+        attempt: i64,
+    ) -> Result<bool, ApiError> {
+        let unheard = |state: &RunState| {
+            state.instance(key).is_some_and(|instance| {
+                instance.status == EngineJobStatus::Queued
+                    && i64::from(instance.attempt.0) == attempt
+            })
+        };
+        if let Some(cached) = self.run_cache().runs.get(&run_id) {
+            return Ok(unheard(&cached.state));
+        }
+        let (state, _) = self.load_state(run_id).await?;
+        Ok(unheard(&state))
     }
 
     /// How many jobs are queued.
@@ -169,15 +233,39 @@ impl App {
         token: Option<FencingToken>,
     ) -> Result<(Applied, Vec<(RunId, Event)>), ApiError> {
         for _ in 0..MAX_TRANSITION_TRIES {
-            let (mut state, version) = self.load_state(run_id).await?;
+            let cached = self.run_cache().runs.remove(&run_id);
+            let (mut state, version, cached_rows) = match cached {
+                Some(cached) => (cached.state, cached.version, cached.rows),
+                None => {
+                    let (state, version) = self.load_state(run_id).await?;
+                    (state, version, None)
+                }
+            };
             let running_before: Vec<(JobKey, Attempt)> = state
                 .instances()
                 .filter(|instance| instance.status == EngineJobStatus::InProgress)
                 .map(|instance| (instance.key.clone(), instance.attempt))
                 .collect();
             let time = now();
-            let effects = state.handle(event, time)?;
-            let rows = self.store.list_jobs(run_id).await?;
+            let effects = match state.handle(event, time) {
+                Ok(effects) => effects,
+                Err(error) => {
+                    // A refused event changes nothing: what was read is still the run's.
+                    self.remember(
+                        run_id,
+                        CachedRun {
+                            state,
+                            version,
+                            rows: cached_rows,
+                        },
+                    );
+                    return Err(error.into());
+                }
+            };
+            let rows = match cached_rows {
+                Some(rows) => rows,
+                None => self.store.list_jobs(run_id).await?,
+            };
             // The token proves the reporter's claim on the attempt it ends, and only that one.
             let token = match (event, token) {
                 (Event::JobCompleted { job, .. }, Some(token)) => Some((job, token)),
@@ -185,8 +273,25 @@ impl App {
             };
             let plan =
                 plan_transition(run_id, version, &state, &rows, &running_before, token, time)?;
+            let updates = plan.transition.job_updates.clone();
+            let adds_jobs = !plan.transition.new_jobs.is_empty();
             match self.store.apply_transition(plan.transition).await {
                 Ok(applied) => {
+                    let mut rows = rows;
+                    for update in &updates {
+                        if let Some(row) = rows.iter_mut().find(|row| row.id == update.job_id) {
+                            update.apply_to(row);
+                        }
+                    }
+                    self.remember(
+                        run_id,
+                        CachedRun {
+                            state: state.clone(),
+                            version: applied.state_version,
+                            // New rows carry columns only the store fills in: read them anew.
+                            rows: (!adds_jobs).then_some(rows),
+                        },
+                    );
                     let mut statuses = plan.statuses;
                     statuses.extend(applied.new_job_ids.into_iter().zip(plan.new_statuses));
                     let deliveries = self.after_commit(run_id, &statuses, &effects).await;
@@ -209,6 +314,21 @@ impl App {
             gantry_proto::v1::ErrorCode::Unavailable,
             format!("run {run_id} is changing too fast; retry"),
         ))
+    }
+
+    /// Keeps a run's committed state for its next change; completed runs are let go.
+    fn remember(&self, run_id: RunId, run: CachedRun) {
+        let mut cache = self.run_cache();
+        if run.state.conclusion.is_some() {
+            cache.runs.remove(&run_id);
+            return;
+        }
+        if cache.runs.len() >= RUN_CACHE_CAPACITY {
+            // Rarely reached (that many runs changing at once): starting over is simpler than
+            // tracking recency, and costs only reads.
+            cache.runs.clear();
+        }
+        cache.runs.insert(run_id, run);
     }
 
     /// Updates the indexes after a committed change: queued jobs, timers, concurrency groups.
@@ -431,13 +551,8 @@ impl App {
         if job.status != gantry_store::JobStatus::InProgress {
             return Ok(false);
         }
-        let (state, _) = self.load_state(job.run_id).await?;
         let key = convert::job_key(job);
-        let unheard = state.instance(&key).is_some_and(|instance| {
-            instance.status == EngineJobStatus::Queued
-                && i64::from(instance.attempt.0) == job.attempt
-        });
-        if !unheard {
+        if !self.claim_unheard(job.run_id, &key, job.attempt).await? {
             return Ok(false);
         }
         let event = Event::JobStarted {

@@ -429,7 +429,7 @@ impl App {
                 },
             )
             .await?;
-        self.claimed(job.id);
+        self.claimed(job, time);
         let event = Event::JobStarted {
             job: convert::job_key(job),
             attempt: gantry_engine::Attempt(u32::try_from(claim.attempt).unwrap_or(u32::MAX)),

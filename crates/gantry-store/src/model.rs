@@ -501,6 +501,22 @@ impl JobUpdate {
             completed_at_ms: job.completed_at_ms,
         }
     }
+
+    /// Changes `job` as storing this update changes its row (the inverse of
+    /// [`JobUpdate::from_job`]), for callers that keep rows in memory.
+    pub fn apply_to(&self, job: &mut Job) {
+        job.name.clone_from(&self.name);
+        job.status = self.status;
+        job.conclusion = self.conclusion;
+        job.attempt = self.attempt;
+        job.runs_on.clone_from(&self.runs_on);
+        job.waiting_reasons.clone_from(&self.waiting_reasons);
+        job.outputs.clone_from(&self.outputs);
+        job.priority = self.priority;
+        job.queued_at_ms = self.queued_at_ms;
+        job.started_at_ms = self.started_at_ms;
+        job.completed_at_ms = self.completed_at_ms;
+    }
 }
 
 /// An attempt to record unclaimed.

@@ -277,7 +277,7 @@ fn count_runs(client: &Client) -> anyhow::Result<usize> {
     }
 }
 
-fn drop_schema(url: &str, schema: &str) -> anyhow::Result<()> {
+pub(super) fn drop_schema(url: &str, schema: &str) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
+mod dag;
 mod ingest;
 mod workflow_load;
 
@@ -21,6 +22,9 @@ pub enum BenchCommand {
     /// second, with API latency percentiles, on SQLite or PostgreSQL; the peer is the same
     /// server answering `GET /health`.
     Ingest(ingest::IngestArgs),
+    /// Time from a job's completion to its dependents being ready, through the server's path
+    /// (a 400-job chain and a 1,000-job fan-out/fan-in), with the pure engine as the peer.
+    Dag(dag::DagArgs),
 }
 
 /// Runs a benchmark.
@@ -28,6 +32,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     match command {
         BenchCommand::WorkflowLoad(args) => workflow_load::run(&args),
         BenchCommand::Ingest(args) => ingest::run(&args),
+        BenchCommand::Dag(args) => dag::run(&args),
     }
 }
 
