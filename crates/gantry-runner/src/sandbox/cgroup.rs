@@ -1,0 +1,587 @@
+//! One control group per job: where its memory, process count and CPU time are limited, how
+//! every process it left behind is found and signalled, and how the kernel tells that it ran out
+//! of memory.
+//!
+//! Both kernel interfaces are handled. Under cgroup v1 each controller is its own hierarchy
+//! (`/sys/fs/cgroup/memory`, `pids`, `cpu`, `freezer`), so a job has one directory per
+//! hierarchy and each of its processes is entered into all of them; under cgroup v2 (a single
+//! unified hierarchy, recognised by `cgroup.controllers` at the mount root) a job has one
+//! directory. Job groups live under a parent group (`gantry` by default) directly below the
+//! mount root, so they never depend on where the runner itself was started.
+//!
+//! Processes are put into the group by the command that starts them (see
+//! [`JobCgroup::enter_script`]): it writes its own pid into every `cgroup.procs` before it
+//! `exec`s the sandbox, so nothing the job runs is ever outside the group, without any code
+//! running between `fork` and `exec` in the runner.
+
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tracing::{debug, warn};
+
+use super::{ResourceLimits, SandboxError, StopSignal};
+
+/// Where job control groups are made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupConfig {
+    /// Where the cgroup file systems are mounted (`/sys/fs/cgroup`).
+    pub mount_root: PathBuf,
+    /// The parent group of every job group, made below the mount root (of each v1 hierarchy).
+    pub parent: String,
+}
+
+impl Default for CgroupConfig {
+    fn default() -> CgroupConfig {
+        CgroupConfig {
+            mount_root: PathBuf::from("/sys/fs/cgroup"),
+            parent: "gantry".to_owned(),
+        }
+    }
+}
+
+/// The CPU bandwidth period: quotas are expressed per 100 ms, the kernel's default.
+const CPU_PERIOD_MICROS: u64 = 100_000;
+/// The smallest quota the kernel accepts per period.
+const CPU_MIN_QUOTA_MICROS: u64 = 1_000;
+/// How long a group may take to empty after everything in it was killed.
+const EMPTY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long freezing may take before signals are sent anyway.
+const FREEZE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The cgroup layout of this host, found once when the executor starts.
+#[derive(Debug, Clone)]
+pub(crate) enum CgroupHost {
+    /// Separate hierarchies; the parent group's directory in each.
+    V1 {
+        memory: PathBuf,
+        pids: PathBuf,
+        cpu: PathBuf,
+        /// The freezer lets a signal reach every process at once, so a fork bomb cannot
+        /// outrun it; without it, signalling repeats until the group is empty.
+        freezer: Option<PathBuf>,
+    },
+    /// The unified hierarchy; the parent group's directory.
+    V2 { parent: PathBuf },
+}
+
+impl CgroupHost {
+    /// Finds the cgroup version, checks the controllers a job needs and makes the parent
+    /// groups.
+    pub(crate) fn detect(config: &CgroupConfig) -> Result<CgroupHost, SandboxError> {
+        let root = &config.mount_root;
+        let controllers_file = root.join("cgroup.controllers");
+        if controllers_file.exists() {
+            let controllers = read_file(&controllers_file)?;
+            for needed in ["memory", "pids", "cpu"] {
+                if !controllers.split_whitespace().any(|c| c == needed) {
+                    return Err(SandboxError::Unavailable(format!(
+                        "the cgroup v2 controller `{needed}` is not available in `{}`",
+                        controllers_file.display()
+                    )));
+                }
+            }
+            let parent = root.join(&config.parent);
+            make_dir(&parent)?;
+            // Job groups can only use the controllers their parent hands down.
+            for group in [root.as_path(), parent.as_path()] {
+                write_file(&group.join("cgroup.subtree_control"), "+memory +pids +cpu")?;
+            }
+            debug!(parent = %parent.display(), "using cgroup v2");
+            return Ok(CgroupHost::V2 { parent });
+        }
+        let hierarchy = |name: &str| -> Result<PathBuf, SandboxError> {
+            let mount = root.join(name);
+            if !mount.join("cgroup.procs").exists() {
+                return Err(SandboxError::Unavailable(format!(
+                    "neither cgroup v2 (`{}`) nor the cgroup v1 `{name}` hierarchy (`{}`) is mounted",
+                    controllers_file.display(),
+                    mount.display()
+                )));
+            }
+            let parent = mount.join(&config.parent);
+            make_dir(&parent)?;
+            Ok(parent)
+        };
+        let memory = hierarchy("memory")?;
+        let pids = hierarchy("pids")?;
+        let cpu = hierarchy("cpu")?;
+        let freezer = match hierarchy("freezer") {
+            Ok(freezer) => Some(freezer),
+            Err(error) => {
+                warn!(%error, "no cgroup v1 freezer: signals will be repeated until the job is gone");
+                None
+            }
+        };
+        debug!(memory = %memory.display(), "using cgroup v1");
+        Ok(CgroupHost::V1 {
+            memory,
+            pids,
+            cpu,
+            freezer,
+        })
+    }
+
+    /// Makes a new group for one job with `limits` in force.
+    pub(crate) fn create_job(&self, limits: &ResourceLimits) -> Result<JobCgroup, SandboxError> {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+        // A group left by an earlier runner with the same pid is skipped, not reused: it may
+        // still hold processes.
+        for _ in 0..1000 {
+            let name = format!(
+                "job-{}-{}",
+                std::process::id(),
+                NEXT_ID.fetch_add(1, Ordering::Relaxed)
+            );
+            match self.try_create_job(&name, limits) {
+                Ok(Some(group)) => return Ok(group),
+                Ok(None) => continue,
+                Err(error) => return Err(error),
+            }
+        }
+        Err(SandboxError::Unavailable(
+            "could not find a free job cgroup name".to_owned(),
+        ))
+    }
+
+    fn try_create_job(
+        &self,
+        name: &str,
+        limits: &ResourceLimits,
+    ) -> Result<Option<JobCgroup>, SandboxError> {
+        let mut group = match self {
+            CgroupHost::V1 {
+                memory,
+                pids,
+                cpu,
+                freezer,
+            } => JobCgroup {
+                layout: Layout::V1 {
+                    memory: memory.join(name),
+                    pids: pids.join(name),
+                    cpu: cpu.join(name),
+                    freezer: freezer.as_ref().map(|f| f.join(name)),
+                },
+                made: Vec::new(),
+                oom_kills_seen: AtomicU64::new(0),
+                signalling: Mutex::new(()),
+                removed: false,
+            },
+            CgroupHost::V2 { parent } => JobCgroup {
+                layout: Layout::V2 {
+                    dir: parent.join(name),
+                },
+                made: Vec::new(),
+                oom_kills_seen: AtomicU64::new(0),
+                signalling: Mutex::new(()),
+                removed: false,
+            },
+        };
+        for dir in group.layout.dirs() {
+            match std::fs::create_dir(&dir) {
+                Ok(()) => group.made.push(dir),
+                Err(error) if error.kind() == ErrorKind::AlreadyExists && group.made.is_empty() => {
+                    warn!(dir = %dir.display(), "stale job cgroup exists, trying another name");
+                    return Ok(None);
+                }
+                Err(source) => {
+                    let error = SandboxError::Io {
+                        what: format!("failed to create `{}`", dir.display()),
+                        source,
+                    };
+                    // Removing what was made is best effort: the first error is the one to report.
+                    let _ = group.remove();
+                    return Err(error);
+                }
+            }
+        }
+        if let Err(error) = group.set_limits(limits) {
+            let _ = group.remove();
+            return Err(error);
+        }
+        Ok(Some(group))
+    }
+}
+
+/// Where one job's group is.
+#[derive(Debug)]
+enum Layout {
+    V1 {
+        memory: PathBuf,
+        pids: PathBuf,
+        cpu: PathBuf,
+        freezer: Option<PathBuf>,
+    },
+    V2 {
+        dir: PathBuf,
+    },
+}
+
+impl Layout {
+    fn dirs(&self) -> Vec<PathBuf> {
+        match self {
+            Layout::V1 {
+                memory,
+                pids,
+                cpu,
+                freezer,
+            } => {
+                let mut dirs = vec![memory.clone(), pids.clone(), cpu.clone()];
+                dirs.extend(freezer.clone());
+                dirs
+            }
+            Layout::V2 { dir } => vec![dir.clone()],
+        }
+    }
+
+    /// The directory whose `cgroup.procs` lists every process of the job.
+    fn procs_dir(&self) -> &Path {
+        match self {
+            Layout::V1 { pids, .. } => pids,
+            Layout::V2 { dir } => dir,
+        }
+    }
+}
+
+/// One job's control group (a directory per v1 hierarchy, or one v2 directory).
+#[derive(Debug)]
+pub(crate) struct JobCgroup {
+    layout: Layout,
+    /// The directories actually made, removed in reverse order.
+    made: Vec<PathBuf>,
+    /// The kernel's OOM-kill counter when last asked.
+    oom_kills_seen: AtomicU64,
+    /// Freezing and thawing must not interleave between two callers.
+    signalling: Mutex<()>,
+    removed: bool,
+}
+
+impl JobCgroup {
+    /// Every directory of the group (for tests and logs).
+    pub(crate) fn dirs(&self) -> Vec<PathBuf> {
+        self.layout.dirs()
+    }
+
+    /// The `cgroup.procs` files a process writes its pid into to join the group.
+    pub(crate) fn procs_files(&self) -> Vec<PathBuf> {
+        self.layout
+            .dirs()
+            .into_iter()
+            .map(|dir| dir.join("cgroup.procs"))
+            .collect()
+    }
+
+    /// A `sh -c` script that writes its own pid into each file given as an argument up to
+    /// `--`, then `exec`s the rest of its arguments: the process, and so everything it starts,
+    /// is in the group before the job's code runs. It exits with 125 if joining fails.
+    pub(crate) fn enter_script() -> &'static str {
+        r#"pid=$$
+while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do
+  echo "$pid" > "$1" || { echo "gantry sandbox: failed to join cgroup $1" >&2; exit 125; }
+  shift
+done
+shift
+exec "$@""#
+    }
+
+    fn set_limits(&self, limits: &ResourceLimits) -> Result<(), SandboxError> {
+        match &self.layout {
+            Layout::V1 {
+                memory, pids, cpu, ..
+            } => {
+                if let Some(bytes) = limits.memory_bytes {
+                    write_file(&memory.join("memory.limit_in_bytes"), &bytes.to_string())?;
+                    // The memory-plus-swap limit exists only when the kernel accounts swap; it
+                    // must not be below the memory limit, so it is written second.
+                    let memsw = memory.join("memory.memsw.limit_in_bytes");
+                    if memsw.exists() {
+                        write_file(&memsw, &bytes.to_string())?;
+                    } else {
+                        debug!(path = %memsw.display(), "no swap accounting, memory limit excludes swap");
+                    }
+                }
+                if let Some(max) = limits.max_pids {
+                    write_file(&pids.join("pids.max"), &max.to_string())?;
+                }
+                if let Some(millicores) = limits.cpu_millicores {
+                    write_file(
+                        &cpu.join("cpu.cfs_period_us"),
+                        &CPU_PERIOD_MICROS.to_string(),
+                    )?;
+                    write_file(
+                        &cpu.join("cpu.cfs_quota_us"),
+                        &cpu_quota_micros(millicores).to_string(),
+                    )?;
+                }
+            }
+            Layout::V2 { dir } => {
+                if let Some(bytes) = limits.memory_bytes {
+                    write_file(&dir.join("memory.max"), &bytes.to_string())?;
+                    // No swap on top of the memory limit, so the limit covers both.
+                    let swap = dir.join("memory.swap.max");
+                    if swap.exists() {
+                        write_file(&swap, "0")?;
+                    }
+                }
+                if let Some(max) = limits.max_pids {
+                    write_file(&dir.join("pids.max"), &max.to_string())?;
+                }
+                if let Some(millicores) = limits.cpu_millicores {
+                    write_file(
+                        &dir.join("cpu.max"),
+                        &format!("{} {CPU_PERIOD_MICROS}", cpu_quota_micros(millicores)),
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The pids of every process in the group.
+    pub(crate) fn pids(&self) -> Result<Vec<i32>, SandboxError> {
+        let path = self.layout.procs_dir().join("cgroup.procs");
+        let text = read_file(&path)?;
+        Ok(text
+            .lines()
+            .filter_map(|line| line.trim().parse::<i32>().ok())
+            .collect())
+    }
+
+    /// Sends `signal` to every process in the group.
+    pub(crate) fn signal_all(&self, signal: StopSignal) -> Result<(), SandboxError> {
+        let _serialised = self
+            .signalling
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let (StopSignal::Kill, Layout::V2 { dir }) = (signal, &self.layout) {
+            let kill = dir.join("cgroup.kill");
+            if kill.exists() {
+                return write_file(&kill, "1");
+            }
+        }
+        let Some((file, frozen, thawed)) = self.freeze_file() else {
+            // Without a freezer, new processes may appear while signalling: repeat until a
+            // pass finds nobody (bounded, as the pids limit bounds the job). A polite signal is
+            // sent once, since its receivers may take their time to end.
+            for _ in 0..100 {
+                if self.signal_listed(signal)? == 0 || signal == StopSignal::Terminate {
+                    break;
+                }
+            }
+            return Ok(());
+        };
+        write_file(&file, frozen)?;
+        self.wait_frozen();
+        let signalled = self.signal_listed(signal);
+        // Thawing must happen whatever signalling did: a frozen job never ends.
+        write_file(&file, thawed)?;
+        signalled.map(|_| ())
+    }
+
+    /// The freezer's control file and the values that freeze and thaw.
+    fn freeze_file(&self) -> Option<(PathBuf, &'static str, &'static str)> {
+        match &self.layout {
+            Layout::V1 { freezer, .. } => freezer
+                .as_ref()
+                .map(|dir| (dir.join("freezer.state"), "FROZEN", "THAWED")),
+            Layout::V2 { dir } => {
+                let file = dir.join("cgroup.freeze");
+                file.exists().then_some((file, "1", "0"))
+            }
+        }
+    }
+
+    fn wait_frozen(&self) {
+        let deadline = Instant::now() + FREEZE_TIMEOUT;
+        loop {
+            let frozen = match &self.layout {
+                Layout::V1 { freezer, .. } => freezer.as_ref().is_none_or(|dir| {
+                    read_file(&dir.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
+                }),
+                Layout::V2 { dir } => read_file(&dir.join("cgroup.events"))
+                    .is_ok_and(|events| counter(&events, "frozen") == Some(1)),
+            };
+            if frozen {
+                return;
+            }
+            if Instant::now() >= deadline {
+                warn!(group = %self.layout.procs_dir().display(), "job cgroup did not freeze in time, signalling anyway");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Signals every listed process; returns how many were found.
+    fn signal_listed(&self, signal: StopSignal) -> Result<usize, SandboxError> {
+        let kernel_signal = match signal {
+            StopSignal::Terminate => rustix::process::Signal::TERM,
+            StopSignal::Kill => rustix::process::Signal::KILL,
+        };
+        let pids = self.pids()?;
+        for &raw in &pids {
+            let Some(pid) = rustix::process::Pid::from_raw(raw) else {
+                continue;
+            };
+            match rustix::process::kill_process(pid, kernel_signal) {
+                // The process ended between listing and signalling.
+                Ok(()) | Err(rustix::io::Errno::SRCH) => {}
+                Err(error) => {
+                    return Err(SandboxError::Io {
+                        what: format!("failed to signal process {raw} of the job"),
+                        source: error.into(),
+                    });
+                }
+            }
+        }
+        Ok(pids.len())
+    }
+
+    /// Whether the kernel killed a process of the job for lack of memory since the last call.
+    pub(crate) fn take_out_of_memory(&self) -> bool {
+        let (path, key) = match &self.layout {
+            Layout::V1 { memory, .. } => (memory.join("memory.oom_control"), "oom_kill"),
+            Layout::V2 { dir } => (dir.join("memory.events"), "oom_kill"),
+        };
+        let kills = match read_file(&path) {
+            Ok(text) => counter(&text, key).unwrap_or(0),
+            Err(error) => {
+                warn!(%error, "cannot read the job's out-of-memory counter");
+                return false;
+            }
+        };
+        let before = self.oom_kills_seen.swap(kills, Ordering::Relaxed);
+        kills > before
+    }
+
+    /// Kills everything in the group, waits until it is empty and removes its directories.
+    pub(crate) fn destroy(&mut self) -> Result<(), SandboxError> {
+        if self.removed {
+            return Ok(());
+        }
+        self.signal_all(StopSignal::Kill)?;
+        let deadline = Instant::now() + EMPTY_TIMEOUT;
+        let mut pause = Duration::from_micros(200);
+        loop {
+            let left = self.pids()?;
+            if left.is_empty() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(SandboxError::Io {
+                    what: format!(
+                        "job cgroup `{}` still holds processes {left:?} after they were killed",
+                        self.layout.procs_dir().display()
+                    ),
+                    source: std::io::Error::from(ErrorKind::TimedOut),
+                });
+            }
+            // Killing again covers processes forked while the first kill was on its way.
+            self.signal_all(StopSignal::Kill)?;
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+        self.remove()
+    }
+
+    /// Removes the group's directories (which must be empty of processes).
+    fn remove(&mut self) -> Result<(), SandboxError> {
+        let mut first_error = None;
+        while let Some(dir) = self.made.pop() {
+            if let Err(error) = remove_group_dir(&dir) {
+                warn!(dir = %dir.display(), %error, "failed to remove job cgroup");
+                first_error.get_or_insert(error);
+            }
+        }
+        self.removed = true;
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for JobCgroup {
+    fn drop(&mut self) {
+        if !self.removed
+            && let Err(error) = self.destroy()
+        {
+            warn!(%error, "failed to remove job cgroup on drop");
+        }
+    }
+}
+
+/// Removes one cgroup directory; a process that just exited may keep it busy for a moment.
+fn remove_group_dir(dir: &Path) -> Result<(), SandboxError> {
+    let deadline = Instant::now() + EMPTY_TIMEOUT;
+    loop {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(error) if error.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(error) if error.raw_os_error() == Some(16) && Instant::now() < deadline => {
+                // EBUSY: an exiting process has not been released yet.
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(source) => {
+                return Err(SandboxError::Io {
+                    what: format!("failed to remove `{}`", dir.display()),
+                    source,
+                });
+            }
+        }
+    }
+}
+
+/// The CFS quota for `millicores` per period, at least the kernel's minimum.
+fn cpu_quota_micros(millicores: u64) -> u64 {
+    (millicores.saturating_mul(CPU_PERIOD_MICROS) / 1000).max(CPU_MIN_QUOTA_MICROS)
+}
+
+/// The value of `key` in a `key value` per line file (`memory.events`, `memory.oom_control`).
+fn counter(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let (name, value) = line.split_once(' ')?;
+        (name == key).then(|| value.trim().parse().ok()).flatten()
+    })
+}
+
+fn make_dir(dir: &Path) -> Result<(), SandboxError> {
+    std::fs::create_dir_all(dir).map_err(|source| SandboxError::Io {
+        what: format!("failed to create `{}`", dir.display()),
+        source,
+    })
+}
+
+fn write_file(path: &Path, value: &str) -> Result<(), SandboxError> {
+    std::fs::write(path, value).map_err(|source| SandboxError::Io {
+        what: format!("failed to write `{value}` to `{}`", path.display()),
+        source,
+    })
+}
+
+fn read_file(path: &Path) -> Result<String, SandboxError> {
+    std::fs::read_to_string(path).map_err(|source| SandboxError::Io {
+        what: format!("failed to read `{}`", path.display()),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_quota_is_per_period_and_never_below_the_kernel_minimum() {
+        assert_eq!(cpu_quota_micros(1000), 100_000);
+        assert_eq!(cpu_quota_micros(2500), 250_000);
+        assert_eq!(cpu_quota_micros(1), CPU_MIN_QUOTA_MICROS);
+    }
+
+    #[test]
+    fn counters_are_read_by_key() {
+        let v1 = "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n";
+        assert_eq!(counter(v1, "oom_kill"), Some(3));
+        let v2 = "low 0\nhigh 0\nmax 12\noom 2\noom_kill 1\noom_group_kill 0\n";
+        assert_eq!(counter(v2, "oom_kill"), Some(1));
+        assert_eq!(counter(v2, "missing"), None);
+    }
+}
