@@ -26,7 +26,8 @@ use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use tracing::{debug, warn};
 
@@ -134,8 +135,8 @@ struct Shared {
     /// The `bwrap` arguments every process gets: namespaces, user, base root, `/proc`, `/dev`
     /// and the tmpfs mounts.
     base_args: Vec<OsString>,
-    /// The generated `/etc` files, kept as long as a sandbox may bind them.
-    _generated_etc: tempfile::TempDir,
+    /// The `/etc` jobs see, kept as long as a sandbox may bind it.
+    etc: SandboxEtc,
 }
 
 /// The namespace executor (see the module docs).
@@ -156,8 +157,8 @@ impl BubblewrapExecutor {
                 config.bwrap.display()
             )));
         }
-        let generated_etc = generate_etc(&config)?;
-        let base_args = base_args(&config, generated_etc.path())?;
+        let etc = SandboxEtc::new(&config)?;
+        let base_args = base_args(&config, &etc)?;
         probe(&config, &base_args)?;
         let cgroups = CgroupHost::detect(&config.cgroups).map_err(|error| {
             SandboxError::Unavailable(format!(
@@ -170,13 +171,14 @@ impl BubblewrapExecutor {
                 config,
                 cgroups,
                 base_args,
-                _generated_etc: generated_etc,
+                etc,
             }),
         })
     }
 
     /// Like [`Executor::create`], returning the concrete sandbox.
     pub fn create_sandbox(&self, spec: &SandboxSpec) -> Result<BubblewrapSandbox, SandboxError> {
+        self.shared.etc.refresh();
         let cgroup = self.shared.cgroups.create_job(&spec.limits)?;
         std::fs::create_dir_all(&spec.job_dir).map_err(|source| SandboxError::Io {
             what: format!("failed to create `{}`", spec.job_dir.display()),
@@ -341,62 +343,146 @@ fn validate(process: &ProcessSpec) -> Result<(), SandboxError> {
     Ok(())
 }
 
-/// Writes the `/etc` files every sandbox binds over the base: users and groups that know only
-/// `root`, the job user and `nobody`, and the sandbox's own host name.
-fn generate_etc(config: &BubblewrapConfig) -> Result<tempfile::TempDir, SandboxError> {
-    let dir = tempfile::Builder::new()
-        .prefix("gantry-sandbox-etc-")
-        .tempdir()
-        .map_err(|source| SandboxError::Io {
-            what: "failed to create the sandbox's generated `/etc` directory".to_owned(),
-            source,
-        })?;
-    let user = &config.user;
-    let files = [
-        (
-            "passwd",
-            format!(
-                "root:x:0:0:root:/root:/usr/sbin/nologin\n\
-                 {name}:x:{uid}:{gid}:{name}:{home}:/bin/bash\n\
-                 nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
-                name = user.name,
-                uid = user.uid,
-                gid = user.gid,
-                home = user.home.display(),
+/// The `/etc` every sandbox binds: one host directory made when the executor starts, holding
+/// the generated `passwd`, `group`, `hostname` and `hosts` and, under [`BaseRoot::HostUsr`],
+/// copies of the allowlisted host files (refreshed when the host's change, so an updated
+/// `resolv.conf` reaches new jobs) and mount points for the allowlisted host directories.
+/// One bind of a prepared directory costs a sandbox far less than a bind per file.
+#[derive(Debug)]
+struct SandboxEtc {
+    dir: tempfile::TempDir,
+    /// Host files copied in, with the modification time and length of the last copy.
+    copied: Mutex<Vec<(PathBuf, Option<FileStamp>)>>,
+    /// Host directories bound over their mount points in `dir`, as absolute paths.
+    bound_dirs: Vec<PathBuf>,
+}
+
+impl SandboxEtc {
+    fn new(config: &BubblewrapConfig) -> Result<SandboxEtc, SandboxError> {
+        let dir = tempfile::Builder::new()
+            .prefix("gantry-sandbox-etc-")
+            .tempdir()
+            .map_err(|source| SandboxError::Io {
+                what: "failed to create the sandbox's `/etc` directory".to_owned(),
+                source,
+            })?;
+        let user = &config.user;
+        let generated = [
+            (
+                "passwd",
+                format!(
+                    "root:x:0:0:root:/root:/usr/sbin/nologin\n\
+                     {name}:x:{uid}:{gid}:{name}:{home}:/bin/bash\n\
+                     nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+                    name = user.name,
+                    uid = user.uid,
+                    gid = user.gid,
+                    home = user.home.display(),
+                ),
             ),
-        ),
-        (
-            "group",
-            format!(
-                "root:x:0:\n{name}:x:{gid}:\nnogroup:x:65534:\n",
-                name = user.name,
-                gid = user.gid
+            (
+                "group",
+                format!(
+                    "root:x:0:\n{name}:x:{gid}:\nnogroup:x:65534:\n",
+                    name = user.name,
+                    gid = user.gid
+                ),
             ),
-        ),
-        ("hostname", format!("{}\n", config.hostname)),
-        (
-            "hosts",
-            format!(
-                "127.0.0.1\tlocalhost\n127.0.1.1\t{}\n::1\tlocalhost ip6-localhost ip6-loopback\n",
-                config.hostname
+            ("hostname", format!("{}\n", config.hostname)),
+            (
+                "hosts",
+                format!(
+                    "127.0.0.1\tlocalhost\n127.0.1.1\t{}\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+                    config.hostname
+                ),
             ),
-        ),
-    ];
-    for (name, content) in files {
-        let path = dir.path().join(name);
-        std::fs::write(&path, content).map_err(|source| SandboxError::Io {
-            what: format!("failed to write `{}`", path.display()),
-            source,
-        })?;
+        ];
+        for (name, content) in generated {
+            write_new_file(&dir.path().join(name), content.as_bytes())?;
+        }
+        let mut copied = Vec::new();
+        let mut bound_dirs = Vec::new();
+        if config.base_root == BaseRoot::HostUsr {
+            let host_etc = Path::new("/etc");
+            for entry in &config.host_etc {
+                let source = host_etc.join(entry);
+                let inside = dir.path().join(entry);
+                // `metadata` follows links: a dangling `resolv.conf` link is left out rather
+                // than failing every job.
+                match std::fs::metadata(&source) {
+                    Ok(meta) if meta.is_dir() => {
+                        make_dirs(&inside)?;
+                        bound_dirs.push(source);
+                    }
+                    Ok(_) => {
+                        if let Some(parent) = inside.parent() {
+                            make_dirs(parent)?;
+                        }
+                        copied.push((entry.clone(), None));
+                    }
+                    Err(_) => debug!(path = %source.display(), "host /etc entry missing, skipped"),
+                }
+            }
+        }
+        let etc = SandboxEtc {
+            dir,
+            copied: Mutex::new(copied),
+            bound_dirs,
+        };
+        etc.refresh();
+        Ok(etc)
     }
-    Ok(dir)
+
+    /// Copies the host files that changed since the last copy. A copy replaces the old one by
+    /// rename, so a running job reads either the old or the new file, never half of one.
+    fn refresh(&self) {
+        let mut copied = self
+            .copied
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (entry, stamp) in copied.iter_mut() {
+            let source = Path::new("/etc").join(&*entry);
+            let Ok(meta) = std::fs::metadata(&source) else {
+                continue;
+            };
+            let current = meta.modified().ok().map(|time| (time, meta.len()));
+            if current.is_some() && current == *stamp {
+                continue;
+            }
+            let target = self.dir.path().join(&*entry);
+            let staging = target.with_extension("gantry-new");
+            let result =
+                std::fs::copy(&source, &staging).and_then(|_| std::fs::rename(&staging, &target));
+            match result {
+                Ok(()) => *stamp = current,
+                Err(error) => {
+                    warn!(path = %source.display(), %error, "failed to copy host /etc file for jobs")
+                }
+            }
+        }
+    }
+}
+
+/// When a file was last changed and its length: a copy is redone when either differs.
+type FileStamp = (SystemTime, u64);
+
+fn write_new_file(path: &Path, content: &[u8]) -> Result<(), SandboxError> {
+    std::fs::write(path, content).map_err(|source| SandboxError::Io {
+        what: format!("failed to write `{}`", path.display()),
+        source,
+    })
+}
+
+fn make_dirs(path: &Path) -> Result<(), SandboxError> {
+    std::fs::create_dir_all(path).map_err(|source| SandboxError::Io {
+        what: format!("failed to create `{}`", path.display()),
+        source,
+    })
 }
 
 /// The `bwrap` arguments shared by every process of every sandbox.
-fn base_args(
-    config: &BubblewrapConfig,
-    generated_etc: &Path,
-) -> Result<Vec<OsString>, SandboxError> {
+fn base_args(config: &BubblewrapConfig, etc: &SandboxEtc) -> Result<Vec<OsString>, SandboxError> {
+    let generated_etc = etc.dir.path();
     let mut args: Vec<OsString> = Vec::new();
     let mut push = |items: &[&std::ffi::OsStr]| {
         args.extend(items.iter().map(|item| item.to_os_string()));
@@ -453,21 +539,17 @@ fn base_args(
         }
     }
 
+    let etc_dir = etc;
     let etc = Path::new("/etc");
     match &config.base_root {
         BaseRoot::HostUsr => {
-            for entry in &config.host_etc {
-                let source = etc.join(entry);
-                // `exists` follows links: a dangling `resolv.conf` link is left out rather than
-                // failing every job.
-                if source.exists() {
-                    push(&["--ro-bind".as_ref(), source.as_os_str(), source.as_os_str()]);
-                }
-            }
-            for name in ["passwd", "group", "hostname", "hosts"] {
-                let source = generated_etc.join(name);
-                let inside = etc.join(name);
-                push(&["--ro-bind".as_ref(), source.as_os_str(), inside.as_os_str()]);
+            push(&[
+                "--ro-bind".as_ref(),
+                generated_etc.as_os_str(),
+                etc.as_os_str(),
+            ]);
+            for source in &etc_dir.bound_dirs {
+                push(&["--ro-bind".as_ref(), source.as_os_str(), source.as_os_str()]);
             }
         }
         BaseRoot::Directory(dir) => {

@@ -461,7 +461,10 @@ exec "$@""#
         if self.removed {
             return Ok(());
         }
-        self.signal_all(StopSignal::Kill)?;
+        // The usual case is a job whose processes all ended: no freezing needed.
+        if !self.pids()?.is_empty() {
+            self.signal_all(StopSignal::Kill)?;
+        }
         let deadline = Instant::now() + EMPTY_TIMEOUT;
         let mut pause = Duration::from_micros(200);
         loop {
