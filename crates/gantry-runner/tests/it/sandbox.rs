@@ -12,8 +12,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use gantry_runner::sandbox::{
-    BubblewrapConfig, BubblewrapExecutor, BubblewrapSandbox, ProcessSpec, ResourceLimits, Sandbox,
-    SandboxError, SandboxSpec, StopSignal,
+    BubblewrapConfig, BubblewrapExecutor, BubblewrapSandbox, Executor, ProcessSpec, ResourceLimits,
+    Sandbox, SandboxError, SandboxSpec, StopSignal, bench_create_destroy,
 };
 
 /// The executor with its default configuration, or `None` (after saying so) when this machine
@@ -174,6 +174,26 @@ fn the_job_cannot_write_the_base_root() {
         "the base root is writable: {stderr}"
     );
     assert!(!Path::new("/usr/gantry-sandbox-probe").exists());
+    // Only an allowlist of the host's `/etc` is there: no shadow passwords, no TLS keys.
+    let etc =
+        job.run("ls /etc/shadow /etc/ssl/private /etc/sudoers; ls /etc/ssl; cat /etc/resolv.conf");
+    let etc_stderr = String::from_utf8_lossy(&etc.stderr);
+    assert_eq!(
+        etc_stderr.matches("No such file or directory").count(),
+        3,
+        "{etc_stderr}"
+    );
+    let etc_stdout = String::from_utf8_lossy(&etc.stdout);
+    assert!(
+        etc_stdout.starts_with("certs\nopenssl.cnf\n"),
+        "{etc_stdout}"
+    );
+    if let Ok(host_resolv) = std::fs::read_to_string("/etc/resolv.conf") {
+        assert!(
+            etc_stdout.ends_with(&host_resolv),
+            "resolv.conf differs: {etc_stdout}"
+        );
+    }
     // Only the generated users exist inside.
     let passwd = job.stdout("cat /etc/passwd");
     let users: Vec<&str> = passwd.lines().filter_map(|l| l.split(':').next()).collect();
@@ -509,4 +529,19 @@ fn missing_bubblewrap_names_the_fix() {
         "{message}"
     );
     assert!(message.contains("--unsafe-host-executor"), "{message}");
+}
+
+#[test]
+fn the_benchmark_reports_sorted_percentiles() {
+    let Some(executor) = executor() else { return };
+    let base = tempfile::tempdir().unwrap();
+    let report = bench_create_destroy(&executor as &dyn Executor, base.path(), 3).unwrap();
+    assert_eq!(report.executor, "bubblewrap");
+    assert_eq!(report.samples_micros.len(), 3);
+    assert!(report.samples_micros.is_sorted());
+    assert!(report.p50_micros <= report.p90_micros);
+    assert!(report.p99_micros <= report.max_micros);
+    assert!(report.peer_p50_micros <= report.peer_p99_micros);
+    // Every round destroyed its sandbox.
+    assert_eq!(std::fs::read_dir(base.path()).unwrap().count(), 0);
 }
