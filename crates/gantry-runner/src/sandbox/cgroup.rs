@@ -236,6 +236,70 @@ impl Layout {
         }
     }
 
+    /// The control files to write, in order, to put `limits` in force.
+    fn limit_writes(&self, limits: &ResourceLimits) -> Vec<LimitWrite> {
+        let mut writes = Vec::new();
+        let mut write = |file: PathBuf, value: String, only_if_present: bool| {
+            writes.push(LimitWrite {
+                file,
+                value,
+                only_if_present,
+            });
+        };
+        match self {
+            Layout::V1 {
+                memory, pids, cpu, ..
+            } => {
+                if let Some(bytes) = limits.memory_bytes {
+                    write(
+                        memory.join("memory.limit_in_bytes"),
+                        bytes.to_string(),
+                        false,
+                    );
+                    // Memory plus swap may not be set below memory alone, so it comes second.
+                    write(
+                        memory.join("memory.memsw.limit_in_bytes"),
+                        bytes.to_string(),
+                        true,
+                    );
+                }
+                if let Some(max) = limits.max_pids {
+                    write(pids.join("pids.max"), max.to_string(), false);
+                }
+                if let Some(millicores) = limits.cpu_millicores {
+                    write(
+                        cpu.join("cpu.cfs_period_us"),
+                        CPU_PERIOD_MICROS.to_string(),
+                        false,
+                    );
+                    write(
+                        cpu.join("cpu.cfs_quota_us"),
+                        cpu_quota_micros(millicores).to_string(),
+                        false,
+                    );
+                }
+            }
+            Layout::V2 { dir } => {
+                if let Some(bytes) = limits.memory_bytes {
+                    write(dir.join("memory.max"), bytes.to_string(), false);
+                    // No swap on top of the memory limit, so the limit covers both.
+                    write(dir.join("memory.swap.max"), "0".to_owned(), true);
+                }
+                if let Some(max) = limits.max_pids {
+                    write(dir.join("pids.max"), max.to_string(), false);
+                }
+                if let Some(millicores) = limits.cpu_millicores {
+                    write(
+                        dir.join("cpu.max"),
+                        format!("{} {CPU_PERIOD_MICROS}", cpu_quota_micros(millicores)),
+                        false,
+                    );
+                }
+            }
+        }
+        writes
+    }
+
     /// The directory whose `cgroup.procs` lists every process of the job.
     fn procs_dir(&self) -> &Path {
         match self {
@@ -243,6 +307,15 @@ impl Layout {
             Layout::V2 { dir } => dir,
         }
     }
+}
+
+/// One write of a control file that sets a limit.
+#[derive(Debug, PartialEq, Eq)]
+struct LimitWrite {
+    file: PathBuf,
+    value: String,
+    /// Skipped when the file does not exist (swap accounting is optional in the kernel).
+    only_if_present: bool,
 }
 
 /// One job's control group (a directory per v1 hierarchy, or one v2 directory).
@@ -287,54 +360,13 @@ exec "$@""#
     }
 
     fn set_limits(&self, limits: &ResourceLimits) -> Result<(), SandboxError> {
-        match &self.layout {
-            Layout::V1 {
-                memory, pids, cpu, ..
-            } => {
-                if let Some(bytes) = limits.memory_bytes {
-                    write_file(&memory.join("memory.limit_in_bytes"), &bytes.to_string())?;
-                    // The memory-plus-swap limit exists only when the kernel accounts swap; it
-                    // must not be below the memory limit, so it is written second.
-                    let memsw = memory.join("memory.memsw.limit_in_bytes");
-                    if memsw.exists() {
-                        write_file(&memsw, &bytes.to_string())?;
-                    } else {
-                        debug!(path = %memsw.display(), "no swap accounting, memory limit excludes swap");
-                    }
-                }
-                if let Some(max) = limits.max_pids {
-                    write_file(&pids.join("pids.max"), &max.to_string())?;
-                }
-                if let Some(millicores) = limits.cpu_millicores {
-                    write_file(
-                        &cpu.join("cpu.cfs_period_us"),
-                        &CPU_PERIOD_MICROS.to_string(),
-                    )?;
-                    write_file(
-                        &cpu.join("cpu.cfs_quota_us"),
-                        &cpu_quota_micros(millicores).to_string(),
-                    )?;
-                }
+        for write in self.layout.limit_writes(limits) {
+            // Swap limits exist only where the kernel accounts swap.
+            if write.only_if_present && !write.file.exists() {
+                debug!(path = %write.file.display(), "no swap accounting, memory limit excludes swap");
+                continue;
             }
-            Layout::V2 { dir } => {
-                if let Some(bytes) = limits.memory_bytes {
-                    write_file(&dir.join("memory.max"), &bytes.to_string())?;
-                    // No swap on top of the memory limit, so the limit covers both.
-                    let swap = dir.join("memory.swap.max");
-                    if swap.exists() {
-                        write_file(&swap, "0")?;
-                    }
-                }
-                if let Some(max) = limits.max_pids {
-                    write_file(&dir.join("pids.max"), &max.to_string())?;
-                }
-                if let Some(millicores) = limits.cpu_millicores {
-                    write_file(
-                        &dir.join("cpu.max"),
-                        &format!("{} {CPU_PERIOD_MICROS}", cpu_quota_micros(millicores)),
-                    )?;
-                }
-            }
+            write_file(&write.file, &write.value)?;
         }
         Ok(())
     }
@@ -577,6 +609,98 @@ mod tests {
         assert_eq!(cpu_quota_micros(1000), 100_000);
         assert_eq!(cpu_quota_micros(2500), 250_000);
         assert_eq!(cpu_quota_micros(1), CPU_MIN_QUOTA_MICROS);
+    }
+
+    fn writes(layout: &Layout, limits: &ResourceLimits) -> Vec<(String, String, bool)> {
+        layout
+            .limit_writes(limits)
+            .into_iter()
+            .map(|w| (w.file.display().to_string(), w.value, w.only_if_present))
+            .collect()
+    }
+
+    fn all_limits() -> ResourceLimits {
+        ResourceLimits {
+            memory_bytes: Some(256 << 20),
+            max_pids: Some(64),
+            cpu_millicores: Some(1500),
+        }
+    }
+
+    #[test]
+    fn v1_limits_go_to_each_hierarchy_with_swap_after_memory() {
+        let layout = Layout::V1 {
+            memory: PathBuf::from("/cg/memory/gantry/j"),
+            pids: PathBuf::from("/cg/pids/gantry/j"),
+            cpu: PathBuf::from("/cg/cpu/gantry/j"),
+            freezer: None,
+        };
+        let s =
+            |file: &str, value: &str, optional: bool| (file.to_owned(), value.to_owned(), optional);
+        assert_eq!(
+            writes(&layout, &all_limits()),
+            [
+                s(
+                    "/cg/memory/gantry/j/memory.limit_in_bytes",
+                    "268435456",
+                    false
+                ),
+                s(
+                    "/cg/memory/gantry/j/memory.memsw.limit_in_bytes",
+                    "268435456",
+                    true
+                ),
+                s("/cg/pids/gantry/j/pids.max", "64", false),
+                s("/cg/cpu/gantry/j/cpu.cfs_period_us", "100000", false),
+                s("/cg/cpu/gantry/j/cpu.cfs_quota_us", "150000", false),
+            ]
+        );
+        assert!(writes(&layout, &ResourceLimits::default()).is_empty());
+    }
+
+    #[test]
+    fn v2_limits_go_to_one_directory_without_swap() {
+        let layout = Layout::V2 {
+            dir: PathBuf::from("/cg/gantry/j"),
+        };
+        let s =
+            |file: &str, value: &str, optional: bool| (file.to_owned(), value.to_owned(), optional);
+        assert_eq!(
+            writes(&layout, &all_limits()),
+            [
+                s("/cg/gantry/j/memory.max", "268435456", false),
+                s("/cg/gantry/j/memory.swap.max", "0", true),
+                s("/cg/gantry/j/pids.max", "64", false),
+                s("/cg/gantry/j/cpu.max", "150000 100000", false),
+            ]
+        );
+    }
+
+    #[test]
+    fn v2_is_recognised_by_its_controllers_file() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(
+            root.path().join("cgroup.controllers"),
+            "cpuset cpu io memory pids\n",
+        )
+        .unwrap();
+        let config = CgroupConfig {
+            mount_root: root.path().to_owned(),
+            parent: "gantry".to_owned(),
+        };
+        let host = CgroupHost::detect(&config).unwrap();
+        assert!(
+            matches!(&host, CgroupHost::V2 { parent } if parent == &root.path().join("gantry"))
+        );
+        // The parent hands the job groups their controllers.
+        assert_eq!(
+            std::fs::read_to_string(root.path().join("gantry/cgroup.subtree_control")).unwrap(),
+            "+memory +pids +cpu"
+        );
+
+        std::fs::write(root.path().join("cgroup.controllers"), "cpu io\n").unwrap();
+        let error = CgroupHost::detect(&config).unwrap_err();
+        assert!(error.to_string().contains("`memory`"), "{error}");
     }
 
     #[test]
