@@ -12,8 +12,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use gantry_runner::sandbox::{
-    BubblewrapConfig, BubblewrapExecutor, BubblewrapSandbox, Executor, ProcessSpec, ResourceLimits,
-    Sandbox, SandboxError, SandboxSpec, StopSignal, bench_create_destroy,
+    BaseRoot, BubblewrapConfig, BubblewrapExecutor, BubblewrapSandbox, Executor, ProcessSpec,
+    ResourceLimits, Sandbox, SandboxError, SandboxSpec, StopSignal, bench_create_destroy,
 };
 
 /// The executor with its default configuration, or `None` (after saying so) when this machine
@@ -544,4 +544,41 @@ fn the_benchmark_reports_sorted_percentiles() {
     assert!(report.peer_p50_micros <= report.peer_p99_micros);
     // Every round destroyed its sandbox.
     assert_eq!(std::fs::read_dir(base.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_root_file_system_directory_can_be_the_base_root() {
+    if executor().is_none() {
+        return;
+    }
+    // A minimal image: the host's /usr through a link, merged-/usr links, its own /etc.
+    let image = tempfile::tempdir().unwrap();
+    let root = image.path();
+    std::os::unix::fs::symlink("/usr", root.join("usr")).unwrap();
+    for name in ["bin", "sbin", "lib", "lib64"] {
+        if Path::new("/").join(name).exists() {
+            std::os::unix::fs::symlink(format!("usr/{name}"), root.join(name)).unwrap();
+        }
+    }
+    std::fs::create_dir(root.join("etc")).unwrap();
+    std::fs::write(root.join("etc/image-release"), "gantry-test-image\n").unwrap();
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0::/root:/bin/sh\nimage:x:7:7::/:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("etc/group"), "root:x:0:\n").unwrap();
+    let executor = BubblewrapExecutor::new(BubblewrapConfig {
+        base_root: BaseRoot::Directory(root.to_owned()),
+        ..BubblewrapConfig::default()
+    })
+    .unwrap();
+    let job = Job::new(&executor, ResourceLimits::default(), false);
+    let output = job.stdout("cat /etc/image-release; id -un; ls /etc/ssl 2>&1 | grep -c 'No such'");
+    // The image's own /etc, with the job user laid over its passwd, and nothing of the host's.
+    assert_eq!(
+        output.lines().collect::<Vec<_>>(),
+        ["gantry-test-image", "runner", "1"]
+    );
+    job.destroy_and_check_gone();
 }
