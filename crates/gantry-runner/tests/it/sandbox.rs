@@ -461,6 +461,19 @@ fn the_workspace_is_shared_with_the_host_and_destroy_removes_everything() {
         },
         false,
     );
+    // The limits are in force in the job's cgroup (v1 file names, or v2's).
+    let limit = |v1: &str, v2: &str| {
+        let file = cgroup_file(&job.sandbox, v1)
+            .or_else(|| cgroup_file(&job.sandbox, v2))
+            .unwrap();
+        std::fs::read_to_string(file).unwrap().trim().to_owned()
+    };
+    assert_eq!(limit("memory.limit_in_bytes", "memory.max"), "268435456");
+    assert_eq!(limit("pids.max", "pids.max"), "128");
+    assert!(
+        ["50000", "50000 100000"].contains(&limit("cpu.cfs_quota_us", "cpu.max").as_str()),
+        "half a core"
+    );
     let paths = job.sandbox.paths().clone();
     assert!(paths.workspace.host.starts_with(job.job_dir()));
     assert!(paths.workspace.inside.starts_with("/home/runner/work/_job"));
