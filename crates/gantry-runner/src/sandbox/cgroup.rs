@@ -90,7 +90,9 @@ impl CgroupHost {
                 write_file(&group.join("cgroup.subtree_control"), "+memory +pids +cpu")?;
             }
             debug!(parent = %parent.display(), "using cgroup v2");
-            return Ok(CgroupHost::V2 { parent });
+            let host = CgroupHost::V2 { parent };
+            host.reap_stale();
+            return Ok(host);
         }
         let hierarchy = |name: &str| -> Result<PathBuf, SandboxError> {
             let mount = root.join(name);
@@ -116,12 +118,63 @@ impl CgroupHost {
             }
         };
         debug!(memory = %memory.display(), "using cgroup v1");
-        Ok(CgroupHost::V1 {
+        let host = CgroupHost::V1 {
             memory,
             pids,
             cpu,
             freezer,
-        })
+        };
+        host.reap_stale();
+        Ok(host)
+    }
+
+    /// The parent group's directory in every hierarchy.
+    fn parents(&self) -> Vec<&Path> {
+        match self {
+            CgroupHost::V1 {
+                memory,
+                pids,
+                cpu,
+                freezer,
+            } => {
+                let mut parents = vec![memory.as_path(), pids.as_path(), cpu.as_path()];
+                parents.extend(freezer.as_deref());
+                parents
+            }
+            CgroupHost::V2 { parent } => vec![parent.as_path()],
+        }
+    }
+
+    /// Removes the empty job groups of runners that are gone (a runner that was killed
+    /// cannot clean up; its jobs died with it through `--die-with-parent`). A group is
+    /// named after its runner's pid, so groups of a live runner sharing the parent are left
+    /// alone, and the kernel refuses to remove a group that still holds processes.
+    fn reap_stale(&self) {
+        for parent in self.parents() {
+            let Ok(entries) = std::fs::read_dir(parent) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let Some(runner_pid) = name
+                    .to_str()
+                    .and_then(|name| name.strip_prefix("job-"))
+                    .and_then(|rest| rest.split_once('-'))
+                    .and_then(|(pid, _)| pid.parse::<u32>().ok())
+                else {
+                    continue;
+                };
+                if Path::new("/proc").join(runner_pid.to_string()).exists() {
+                    continue;
+                }
+                match std::fs::remove_dir(entry.path()) {
+                    Ok(()) => debug!(group = %entry.path().display(), "removed stale job cgroup"),
+                    Err(error) => {
+                        warn!(group = %entry.path().display(), %error, "cannot remove stale job cgroup")
+                    }
+                }
+            }
+        }
     }
 
     /// Makes a new group for one job with `limits` in force.

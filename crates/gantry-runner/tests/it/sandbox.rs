@@ -595,3 +595,27 @@ fn a_root_file_system_directory_can_be_the_base_root() {
     );
     job.destroy_and_check_gone();
 }
+
+#[test]
+fn empty_cgroups_of_a_runner_that_is_gone_are_removed_at_start() {
+    if executor().is_none() {
+        return;
+    }
+    // A pid above the kernel's maximum (2^22) never belongs to a live runner.
+    let stale_name = "job-999999999-0";
+    let probe = Job::new(&executor().unwrap(), ResourceLimits::default(), false);
+    let stale: Vec<PathBuf> = probe
+        .sandbox
+        .cgroup_dirs()
+        .iter()
+        .map(|dir| dir.with_file_name(stale_name))
+        .collect();
+    probe.destroy_and_check_gone();
+    for dir in &stale {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let _executor = executor().unwrap();
+    for dir in &stale {
+        assert!(!dir.exists(), "stale cgroup {dir:?} left");
+    }
+}
