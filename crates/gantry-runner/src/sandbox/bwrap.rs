@@ -132,6 +132,8 @@ impl Default for BubblewrapConfig {
 struct Shared {
     config: BubblewrapConfig,
     cgroups: CgroupHost,
+    /// The `bwrap` program as the kernel names it in `/proc/<pid>/exe` (links resolved).
+    bwrap_exe: PathBuf,
     /// The `bwrap` arguments every process gets: namespaces, user, base root, `/proc`, `/dev`
     /// and the tmpfs mounts.
     base_args: Vec<OsString>,
@@ -166,8 +168,11 @@ impl BubblewrapExecutor {
                  to limit jobs, or on a trusted self-hosted machine the `--unsafe-host-executor` flag"
             ))
         })?;
+        let bwrap_exe =
+            std::fs::canonicalize(&config.bwrap).unwrap_or_else(|_| config.bwrap.clone());
         Ok(BubblewrapExecutor {
             shared: Arc::new(Shared {
+                bwrap_exe,
                 config,
                 cgroups,
                 base_args,
@@ -179,7 +184,10 @@ impl BubblewrapExecutor {
     /// Like [`Executor::create`], returning the concrete sandbox.
     pub fn create_sandbox(&self, spec: &SandboxSpec) -> Result<BubblewrapSandbox, SandboxError> {
         self.shared.etc.refresh();
-        let cgroup = self.shared.cgroups.create_job(&spec.limits)?;
+        let cgroup = self
+            .shared
+            .cgroups
+            .create_job(&spec.limits, &self.shared.bwrap_exe)?;
         std::fs::create_dir_all(&spec.job_dir).map_err(|source| SandboxError::Io {
             what: format!("failed to create `{}`", spec.job_dir.display()),
             source,

@@ -177,8 +177,13 @@ impl CgroupHost {
         }
     }
 
-    /// Makes a new group for one job with `limits` in force.
-    pub(crate) fn create_job(&self, limits: &ResourceLimits) -> Result<JobCgroup, SandboxError> {
+    /// Makes a new group for one job with `limits` in force. Processes running `supervisor`
+    /// (the sandbox's own processes) are spared polite signals: see [`JobCgroup::signal_all`].
+    pub(crate) fn create_job(
+        &self,
+        limits: &ResourceLimits,
+        supervisor: &Path,
+    ) -> Result<JobCgroup, SandboxError> {
         static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         // A group left by an earlier runner with the same pid is skipped, not reused: it may
         // still hold processes.
@@ -188,7 +193,7 @@ impl CgroupHost {
                 std::process::id(),
                 NEXT_ID.fetch_add(1, Ordering::Relaxed)
             );
-            match self.try_create_job(&name, limits) {
+            match self.try_create_job(&name, limits, supervisor) {
                 Ok(Some(group)) => return Ok(group),
                 Ok(None) => continue,
                 Err(error) => return Err(error),
@@ -203,6 +208,7 @@ impl CgroupHost {
         &self,
         name: &str,
         limits: &ResourceLimits,
+        supervisor: &Path,
     ) -> Result<Option<JobCgroup>, SandboxError> {
         let mut group = match self {
             CgroupHost::V1 {
@@ -220,6 +226,7 @@ impl CgroupHost {
                 made: Vec::new(),
                 oom_kills_seen: AtomicU64::new(0),
                 signalling: Mutex::new(()),
+                supervisor: supervisor.to_owned(),
                 removed: false,
             },
             CgroupHost::V2 { parent } => JobCgroup {
@@ -229,6 +236,7 @@ impl CgroupHost {
                 made: Vec::new(),
                 oom_kills_seen: AtomicU64::new(0),
                 signalling: Mutex::new(()),
+                supervisor: supervisor.to_owned(),
                 removed: false,
             },
         };
@@ -381,6 +389,8 @@ pub(crate) struct JobCgroup {
     oom_kills_seen: AtomicU64,
     /// Freezing and thawing must not interleave between two callers.
     signalling: Mutex<()>,
+    /// The program of the sandbox's own processes (see [`JobCgroup::signal_all`]).
+    supervisor: PathBuf,
     removed: bool,
 }
 
@@ -434,7 +444,10 @@ exec "$@""#
             .collect())
     }
 
-    /// Sends `signal` to every process in the group.
+    /// Sends `signal` to every process in the group. A polite signal spares the sandbox's own
+    /// processes (bwrap): were they to die first, the kernel would kill the job's pid
+    /// namespace at once, and the job's processes would get no time to end cleanly. They end
+    /// by themselves once the job's main process has.
     pub(crate) fn signal_all(&self, signal: StopSignal) -> Result<(), SandboxError> {
         let _serialised = self
             .signalling
@@ -510,6 +523,9 @@ exec "$@""#
             let Some(pid) = rustix::process::Pid::from_raw(raw) else {
                 continue;
             };
+            if signal == StopSignal::Terminate && self.is_supervisor(raw) {
+                continue;
+            }
             match rustix::process::kill_process(pid, kernel_signal) {
                 // The process ended between listing and signalling.
                 Ok(()) | Err(rustix::io::Errno::SRCH) => {}
@@ -522,6 +538,11 @@ exec "$@""#
             }
         }
         Ok(pids.len())
+    }
+
+    /// Whether process `pid` runs the sandbox's own program.
+    fn is_supervisor(&self, pid: i32) -> bool {
+        std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == self.supervisor)
     }
 
     /// Whether the kernel killed a process of the job for lack of memory since the last call.

@@ -452,6 +452,34 @@ fn signal_all_ends_a_tree_with_a_daemonized_child() {
 }
 
 #[test]
+fn terminate_lets_the_job_clean_up_before_it_ends() {
+    let Some(executor) = executor() else { return };
+    let job = Job::new(&executor, ResourceLimits::default(), false);
+    let mut child = job
+        .command(
+            "trap 'echo cleaned > cleanup.txt; exit 0' TERM; echo ready; \
+             while :; do sleep 1; done",
+        )
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready, "ready\n");
+    job.sandbox.signal_all(StopSignal::Terminate).unwrap();
+    // The trap ran and its exit status came through: the sandbox did not die under the job.
+    assert!(child.wait().unwrap().success());
+    let workspace = &job.sandbox.paths().workspace;
+    assert_eq!(
+        std::fs::read_to_string(workspace.host_path("cleanup.txt")).unwrap(),
+        "cleaned\n"
+    );
+    job.destroy_and_check_gone();
+}
+
+#[test]
 fn the_workspace_is_shared_with_the_host_and_destroy_removes_everything() {
     let Some(executor) = executor() else { return };
     let job = Job::new(
