@@ -205,7 +205,11 @@ fn the_job_cannot_write_the_base_root() {
 fn the_job_runs_as_an_unprivileged_user_without_capabilities() {
     let Some(executor) = executor() else { return };
     let job = Job::new(&executor, ResourceLimits::default(), false);
-    let output = job.stdout("id -u; id -g; id -un; grep -E '^Cap(Eff|Prm|Bnd|Amb):' /proc/self/status; echo home=$HOME; touch $HOME/f /tmp/f && echo writable");
+    let output = job.stdout(
+        "id -u; id -g; id -un; grep -E '^Cap(Eff|Prm|Bnd|Amb):' /proc/self/status; \
+         grep NoNewPrivs /proc/self/status; echo home=$HOME; touch $HOME/f /tmp/f && echo writable; \
+         unshare --user true 2>/dev/null || echo no-user-namespaces",
+    );
     let lines: Vec<&str> = output.lines().collect();
     assert_eq!(lines[..3], ["1001", "1001", "runner"]);
     for cap in &lines[3..7] {
@@ -214,7 +218,16 @@ fn the_job_runs_as_an_unprivileged_user_without_capabilities() {
             "capabilities left: {cap}"
         );
     }
-    assert_eq!(lines[7..], ["home=/home/runner", "writable"]);
+    // Set-user-id programs cannot raise privileges, and the job cannot make namespaces of its
+    // own to look for kernel bugs in.
+    assert_eq!(
+        lines[7].split_whitespace().collect::<Vec<_>>(),
+        ["NoNewPrivs:", "1"]
+    );
+    assert_eq!(
+        lines[8..],
+        ["home=/home/runner", "writable", "no-user-namespaces"]
+    );
     job.destroy_and_check_gone();
 }
 
