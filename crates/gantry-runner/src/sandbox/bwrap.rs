@@ -32,7 +32,9 @@ use std::time::SystemTime;
 use tracing::{debug, warn};
 
 use super::cgroup::{CgroupConfig, CgroupHost, JobCgroup};
-use super::{Executor, JobPaths, ProcessSpec, Sandbox, SandboxError, SandboxSpec, StopSignal};
+use super::{
+    Executor, JobPaths, ProcessSpec, ResourceLimits, Sandbox, SandboxError, SandboxSpec, StopSignal,
+};
 
 /// What the read-only base of every sandbox is made of.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,14 +164,21 @@ impl BubblewrapExecutor {
         let etc = SandboxEtc::new(&config)?;
         let base_args = base_args(&config, &etc)?;
         probe(&config, &base_args)?;
-        let cgroups = CgroupHost::detect(&config.cgroups).map_err(|error| {
+        let bwrap_exe =
+            std::fs::canonicalize(&config.bwrap).unwrap_or_else(|_| config.bwrap.clone());
+        let cgroups_unavailable = |error: SandboxError| {
             SandboxError::Unavailable(format!(
                 "cannot make job cgroups ({error}): the runner needs root (or a delegated cgroup) \
                  to limit jobs, or on a trusted self-hosted machine the `--unsafe-host-executor` flag"
             ))
-        })?;
-        let bwrap_exe =
-            std::fs::canonicalize(&config.bwrap).unwrap_or_else(|_| config.bwrap.clone());
+        };
+        let cgroups = CgroupHost::detect(&config.cgroups).map_err(cgroups_unavailable)?;
+        // The parent groups may exist but not be writable by this user: find out now rather
+        // than at the first job.
+        let mut probe = cgroups
+            .create_job(&ResourceLimits::default(), &bwrap_exe)
+            .map_err(cgroups_unavailable)?;
+        probe.destroy().map_err(cgroups_unavailable)?;
         Ok(BubblewrapExecutor {
             shared: Arc::new(Shared {
                 bwrap_exe,

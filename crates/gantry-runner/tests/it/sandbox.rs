@@ -26,7 +26,7 @@ fn executor() -> Option<BubblewrapExecutor> {
         }
         Err(error) => {
             eprintln!(
-                "\n!!! SKIPPING sandbox scenario: the bubblewrap sandbox is unusable here: {error}\n"
+                "\n!!!!!!!! SKIPPED: the bubblewrap sandbox is unusable here ({error}); this sandbox scenario did not run !!!!!!!!\n"
             );
             None
         }
