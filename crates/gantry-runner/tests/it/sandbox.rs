@@ -94,11 +94,23 @@ impl Job {
         let job_dir = self.job_dir();
         let cgroups = self.sandbox.cgroup_dirs();
         Box::new(self.sandbox).destroy().unwrap();
-        assert!(!job_dir.exists(), "job dir {job_dir:?} left behind");
-        for dir in cgroups {
-            assert!(!dir.exists(), "cgroup {dir:?} left behind");
-        }
+        assert_nothing_left(&job_dir, &cgroups);
     }
+}
+
+/// No directory, cgroup (and so no process: a cgroup with processes cannot be removed) or
+/// mount of a destroyed sandbox is left on the host.
+fn assert_nothing_left(job_dir: &Path, cgroups: &[PathBuf]) {
+    assert!(!job_dir.exists(), "job dir {job_dir:?} left behind");
+    for dir in cgroups {
+        assert!(!dir.exists(), "cgroup {dir:?} left behind");
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let job_dir = job_dir.to_str().unwrap();
+    assert!(
+        !mounts.contains(job_dir),
+        "mount of {job_dir} left behind: {mounts}"
+    );
 }
 
 fn job_env(sandbox: &dyn Sandbox) -> BTreeMap<String, String> {
@@ -551,10 +563,7 @@ fn the_workspace_is_shared_with_the_host_and_destroy_removes_everything() {
     let cgroups = job.sandbox.cgroup_dirs();
     Box::new(job.sandbox).destroy().unwrap();
     assert!(!straggler.wait().unwrap().success());
-    assert!(!job_dir.exists());
-    for dir in cgroups {
-        assert!(!dir.exists(), "cgroup {dir:?} left behind");
-    }
+    assert_nothing_left(&job_dir, &cgroups);
 }
 
 #[test]
@@ -564,10 +573,7 @@ fn a_dropped_sandbox_is_cleaned_up_too() {
     let job_dir = job.job_dir();
     let cgroups = job.sandbox.cgroup_dirs();
     drop(job.sandbox);
-    assert!(!job_dir.exists());
-    for dir in cgroups {
-        assert!(!dir.exists(), "cgroup {dir:?} left behind");
-    }
+    assert_nothing_left(&job_dir, &cgroups);
 }
 
 #[test]
