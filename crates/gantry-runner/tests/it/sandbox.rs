@@ -594,6 +594,42 @@ fn missing_bubblewrap_names_the_fix() {
 }
 
 #[test]
+fn bubblewrap_that_cannot_make_namespaces_names_the_fix() {
+    // A stand-in for bwrap on a kernel with user namespaces turned off.
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("bwrap");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // Another test's fork may briefly hold the script open for writing (ETXTBSY): try again.
+    let error = loop {
+        let error = BubblewrapExecutor::new(BubblewrapConfig {
+            bwrap: fake.clone(),
+            ..BubblewrapConfig::default()
+        })
+        .unwrap_err();
+        match &error {
+            SandboxError::Io { source, .. } if source.raw_os_error() == Some(26) => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            _ => break error,
+        }
+    };
+    let SandboxError::Unavailable(message) = error else {
+        panic!("expected Unavailable, got {error:?}")
+    };
+    assert!(
+        message.contains("No permissions to create new namespace"),
+        "{message}"
+    );
+    assert!(message.contains("user namespaces"), "{message}");
+    assert!(message.contains("--unsafe-host-executor"), "{message}");
+}
+
+#[test]
 fn the_benchmark_reports_sorted_percentiles() {
     let Some(executor) = executor() else { return };
     let base = tempfile::tempdir().unwrap();
