@@ -17,6 +17,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod bench;
+mod bwrap;
+mod cgroup;
+
+pub use bench::{BenchReport, bench_create_destroy};
+pub use bwrap::{BaseRoot, BubblewrapConfig, BubblewrapExecutor, BubblewrapSandbox, JobUser};
+pub use cgroup::CgroupConfig;
+
 /// Resource limits of one job; `None` leaves a resource unlimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ResourceLimits {

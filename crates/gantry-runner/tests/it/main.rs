@@ -10,3 +10,4 @@
 )]
 
 mod hash_files;
+mod sandbox;
