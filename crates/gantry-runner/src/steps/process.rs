@@ -6,7 +6,7 @@
 //! costs a bounded amount of memory: the pipes are always drained and every line is handed
 //! to the caller as soon as it is complete.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
@@ -204,40 +204,29 @@ fn continue_draining_without_checks(
     }
 }
 
-fn spawn_reader(mut pipe: impl Read + Send + 'static, sender: SyncSender<String>) -> std::thread::JoinHandle<()> {
+fn spawn_reader(pipe: impl Read + Send + 'static, sender: SyncSender<String>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
-        let mut chunk = vec![0u8; 64 * 1024];
-        let mut line: Vec<u8> = Vec::new();
-        let send = |line: &mut Vec<u8>| {
-            let mut text = String::from_utf8_lossy(line).into_owned();
-            line.clear();
-            if text.ends_with('\r') {
-                text.pop();
-            }
-            sender.send(text).is_ok()
-        };
+        let mut reader = BufReader::with_capacity(64 * 1024, pipe);
+        let mut line: Vec<u8> = Vec::with_capacity(1024);
         loop {
-            let read = match pipe.read(&mut chunk) {
-                Ok(0) => break,
-                Ok(read) => read,
+            line.clear();
+            // `take` caps the line; `read_until` finds the line break with std's fast search.
+            let limit = u64::try_from(MAX_LINE_BYTES).unwrap_or(u64::MAX);
+            match reader.by_ref().take(limit).read_until(b'\n', &mut line) {
+                Ok(0) => return,
+                Ok(_) => {}
                 Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => break,
-            };
-            for &byte in &chunk[..read] {
-                if byte == b'\n' {
-                    if !send(&mut line) {
-                        return;
-                    }
-                } else {
-                    line.push(byte);
-                    if line.len() >= MAX_LINE_BYTES && !send(&mut line) {
-                        return;
-                    }
-                }
+                Err(_) => return,
             }
-        }
-        if !line.is_empty() {
-            send(&mut line);
+            if line.last() == Some(&b'\n') {
+                line.pop();
+            }
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            if sender.send(String::from_utf8_lossy(&line).into_owned()).is_err() {
+                return;
+            }
         }
     })
 }

@@ -53,8 +53,53 @@ impl Shell {
     }
 }
 
+/// Splits a command template into arguments the way the runner's process launcher does:
+/// on whitespace, with `"..."` and `'...'` grouping (quotes removed) and `\"` / `\\`
+/// escapes inside double quotes.
 fn words(text: &str) -> Vec<String> {
-    text.split_whitespace().map(str::to_owned).collect()
+    let mut words = Vec::new();
+    let mut current = String::new();
+    let mut in_word = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                in_word = true;
+                while let Some(inner) = chars.next() {
+                    match inner {
+                        '"' => break,
+                        '\\' if matches!(chars.peek(), Some('"' | '\\')) => {
+                            current.extend(chars.next());
+                        }
+                        other => current.push(other),
+                    }
+                }
+            }
+            '\'' => {
+                in_word = true;
+                for inner in chars.by_ref() {
+                    if inner == '\'' {
+                        break;
+                    }
+                    current.push(inner);
+                }
+            }
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut current));
+                    in_word = false;
+                }
+            }
+            other => {
+                in_word = true;
+                current.push(other);
+            }
+        }
+    }
+    if in_word {
+        words.push(current);
+    }
+    words
 }
 
 /// Resolves `shell` (`None` when neither the step nor `defaults.run` names one); `path` is the
@@ -129,6 +174,10 @@ mod tests {
             ["pwsh", "-command", ". '/s/x.sh'"]
         );
         assert_eq!(resolve(Some("python"), host).unwrap().extension, ".py");
+        assert_eq!(
+            argv(Some(r#"bash -c "cat {0}" 'a b'"#), host),
+            ["bash", "-c", "cat /s/x.sh", "a b"]
+        );
         assert_eq!(
             argv(Some("perl -w {0} --flag"), host),
             ["perl", "-w", "/s/x.sh", "--flag"]

@@ -9,4 +9,6 @@
     clippy::print_stderr
 )]
 
+mod act;
 mod hash_files;
+mod steps;
