@@ -103,9 +103,12 @@ pub fn job_payload(
         .filter_map(|name| secret(&name).map(|value| (name, value)))
         .collect();
 
-    let timeout_minutes = instance.setup.as_ref().map_or(DEFAULT_TIMEOUT_MINUTES, |setup| {
-        setup.timeout.0 as f64 / 60_000.0
-    });
+    let timeout_minutes = instance
+        .setup
+        .as_ref()
+        .map_or(DEFAULT_TIMEOUT_MINUTES, |setup| {
+            setup.timeout.0 as f64 / 60_000.0
+        });
     Ok(JobPayload {
         run_id: state.id.0,
         job_id: None,
@@ -314,7 +317,10 @@ jobs:
 "#;
         let payload = payload_for(source, JobKey::new("test", 1)).unwrap();
         assert_eq!(payload.run_id, 7);
-        assert_eq!(payload.contexts.matrix, serde_json::json!({"lang": "python"}));
+        assert_eq!(
+            payload.contexts.matrix,
+            serde_json::json!({"lang": "python"})
+        );
         assert_eq!(payload.contexts.strategy["job-index"], 1);
         assert_eq!(payload.contexts.strategy["job-total"], 2);
         assert_eq!(payload.contexts.github["event_name"], "push");

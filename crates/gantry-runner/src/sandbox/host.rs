@@ -211,7 +211,13 @@ mod tests {
     #[test]
     fn signal_all_reaches_background_processes_and_destroy_removes_the_directory() {
         let (_dir, sandbox) = sandbox();
-        let job_dir = sandbox.paths().workspace.host.parent().unwrap().to_path_buf();
+        let job_dir = sandbox
+            .paths()
+            .workspace
+            .host
+            .parent()
+            .unwrap()
+            .to_path_buf();
         let mut env = BTreeMap::new();
         env.insert("PATH".to_owned(), "/usr/bin:/bin".to_owned());
         let spec = ProcessSpec {

@@ -270,7 +270,12 @@ impl LocalDirectorySource {
 }
 
 impl SourceProvider for LocalDirectorySource {
-    fn checkout(&self, _repository: &str, _sha: &str, destination: &Path) -> Result<(), SourceError> {
+    fn checkout(
+        &self,
+        _repository: &str,
+        _sha: &str,
+        destination: &Path,
+    ) -> Result<(), SourceError> {
         copy_tree(&self.root, destination)
     }
 }
@@ -286,7 +291,10 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<(), SourceError> {
             what: format!("failed to read `{}`", from.display()),
             source: error.into(),
         })?;
-        if skip.as_deref().is_some_and(|skip| entry.path().canonicalize().ok().as_deref() == Some(skip)) {
+        if skip
+            .as_deref()
+            .is_some_and(|skip| entry.path().canonicalize().ok().as_deref() == Some(skip))
+        {
             walker.skip_current_dir();
             continue;
         }
@@ -318,7 +326,10 @@ mod tests {
     fn references_are_classified() {
         assert_eq!(ActionRef::parse("./a"), ActionRef::Local("./a".into()));
         assert_eq!(ActionRef::parse("actions/checkout@v4"), ActionRef::Checkout);
-        assert_eq!(ActionRef::parse("Actions/Checkout@main"), ActionRef::Checkout);
+        assert_eq!(
+            ActionRef::parse("Actions/Checkout@main"),
+            ActionRef::Checkout
+        );
         assert_eq!(
             ActionRef::parse("docker://alpine"),
             ActionRef::Docker("alpine".into())

@@ -31,7 +31,10 @@ pub fn parse_command(line: &str) -> Option<WorkflowCommand> {
         return None;
     }
     let mut properties = IndexMap::new();
-    for pair in properties_text.split(',').filter(|pair| !pair.trim().is_empty()) {
+    for pair in properties_text
+        .split(',')
+        .filter(|pair| !pair.trim().is_empty())
+    {
         if let Some((key, value)) = pair.split_once('=') {
             properties.insert(key.trim().to_owned(), unescape_property(value));
         }

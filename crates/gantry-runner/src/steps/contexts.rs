@@ -8,7 +8,12 @@ use gantry_workflow::contexts::Site;
 use indexmap::IndexMap;
 
 /// Evaluates `text` (a string that may hold `${{ }}` parts) at `site`.
-pub fn evaluate(text: &str, site: Site, contexts: &Contexts, host: &dyn Host) -> Result<Value, String> {
+pub fn evaluate(
+    text: &str,
+    site: Site,
+    contexts: &Contexts,
+    host: &dyn Host,
+) -> Result<Value, String> {
     let template = parse_template(text, &site.parse_options()).map_err(|e| e.to_string())?;
     template.evaluate(contexts, host).map_err(|e| e.to_string())
 }
@@ -28,7 +33,10 @@ pub fn evaluate_string(
 pub fn condition(text: Option<&str>, contexts: &Contexts, host: &dyn Host) -> Result<bool, String> {
     let expr = parse_condition(text.unwrap_or(""), &Site::StepIf.parse_options())
         .map_err(|e| e.to_string())?;
-    Ok(expr.evaluate(contexts, host).map_err(|e| e.to_string())?.is_truthy())
+    Ok(expr
+        .evaluate(contexts, host)
+        .map_err(|e| e.to_string())?
+        .is_truthy())
 }
 
 /// A boolean as GitHub reads `continue-on-error`: `true`/`false` (any case) or truthiness.
@@ -96,7 +104,8 @@ mod tests {
     #[test]
     fn step_conditions_follow_the_job_status() {
         let contexts = Contexts::new();
-        let check = |text: Option<&str>, status| condition(text, &contexts, &Status(status)).unwrap();
+        let check =
+            |text: Option<&str>, status| condition(text, &contexts, &Status(status)).unwrap();
         assert!(check(None, JobStatus::Success));
         assert!(!check(None, JobStatus::Failure));
         assert!(!check(None, JobStatus::Cancelled));
@@ -109,9 +118,18 @@ mod tests {
     #[test]
     fn templates_and_settings() {
         let mut contexts = Contexts::new();
-        contexts.insert("env".to_owned(), Value::from_json(&serde_json::json!({"A": "x"})));
+        contexts.insert(
+            "env".to_owned(),
+            Value::from_json(&serde_json::json!({"A": "x"})),
+        );
         assert_eq!(
-            evaluate_string("a-${{ env.A }}-${{ format('{0}!', 'y') }}", Site::Step, &contexts, &NoHost).unwrap(),
+            evaluate_string(
+                "a-${{ env.A }}-${{ format('{0}!', 'y') }}",
+                Site::Step,
+                &contexts,
+                &NoHost
+            )
+            .unwrap(),
             "a-x-y!"
         );
         assert!(evaluate("${{ nope.x }}", Site::Step, &contexts, &NoHost).is_err());

@@ -68,7 +68,11 @@ pub struct RunnerEnv<'a> {
 
 /// The default environment: `CI`, `GITHUB_ACTIONS`, `GITHUB_*` from the `github` context,
 /// `GITHUB_WORKSPACE`, `RUNNER_*`, `HOME` and `PATH`.
-pub fn default_env(github: &Value, paths: &JobPaths, runner: &RunnerEnv<'_>) -> BTreeMap<String, String> {
+pub fn default_env(
+    github: &Value,
+    paths: &JobPaths,
+    runner: &RunnerEnv<'_>,
+) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     env.insert("CI".to_owned(), "true".to_owned());
     env.insert("GITHUB_ACTIONS".to_owned(), "true".to_owned());
@@ -179,7 +183,12 @@ mod tests {
         assert_eq!(defaults["RUNNER_TEMP"], "/job/temp");
         assert_eq!(defaults["CI"], "true");
 
-        let workflow = map(&[("A", "workflow"), ("B", "workflow"), ("C", "workflow"), ("D", "workflow")]);
+        let workflow = map(&[
+            ("A", "workflow"),
+            ("B", "workflow"),
+            ("C", "workflow"),
+            ("D", "workflow"),
+        ]);
         let job = map(&[("B", "job"), ("C", "job"), ("D", "job")]);
         let github_env = map(&[("C", "github_env"), ("D", "github_env")]);
         let step = map(&[("D", "step"), ("CI", "false")]);

@@ -27,9 +27,14 @@ pub enum FileCommandError {
 
 /// Reads the `NAME=value` / `NAME<<DELIMITER` pairs of `content`, in order. `file` names the
 /// file in errors.
-pub fn parse_key_values(content: &str, file: &str) -> Result<Vec<(String, String)>, FileCommandError> {
+pub fn parse_key_values(
+    content: &str,
+    file: &str,
+) -> Result<Vec<(String, String)>, FileCommandError> {
     let mut pairs = Vec::new();
-    let mut lines = content.split('\n').map(|line| line.strip_suffix('\r').unwrap_or(line));
+    let mut lines = content
+        .split('\n')
+        .map(|line| line.strip_suffix('\r').unwrap_or(line));
     while let Some(line) = lines.next() {
         if line.is_empty() {
             continue;

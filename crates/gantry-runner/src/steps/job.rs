@@ -172,10 +172,22 @@ impl<'a> JobRun<'a> {
                 ctx::set_field(github, name, value);
             }
         };
-        set_default(&mut github, "run_id", Value::from(payload.run_id.to_string()));
-        set_default(&mut github, "run_attempt", Value::from(payload.run_attempt.to_string()));
+        set_default(
+            &mut github,
+            "run_id",
+            Value::from(payload.run_id.to_string()),
+        );
+        set_default(
+            &mut github,
+            "run_attempt",
+            Value::from(payload.run_attempt.to_string()),
+        );
         ctx::set_field(&mut github, "job", Value::from(payload.job_key.as_str()));
-        ctx::set_field(&mut github, "workspace", Value::from(inside(&paths.workspace.inside)));
+        ctx::set_field(
+            &mut github,
+            "workspace",
+            Value::from(inside(&paths.workspace.inside)),
+        );
         ctx::set_field(
             &mut github,
             "event_path",
@@ -189,7 +201,10 @@ impl<'a> JobRun<'a> {
         runner.insert("os".to_owned(), Value::from(options.runner_os.as_str()));
         runner.insert("arch".to_owned(), Value::from(options.runner_arch.as_str()));
         runner.insert("temp".to_owned(), Value::from(inside(&paths.temp.inside)));
-        runner.insert("tool_cache".to_owned(), Value::from(inside(&paths.tool_cache.inside)));
+        runner.insert(
+            "tool_cache".to_owned(),
+            Value::from(inside(&paths.tool_cache.inside)),
+        );
         runner.insert("environment".to_owned(), Value::from("self-hosted"));
         if options.debug {
             runner.insert("debug".to_owned(), Value::from("1"));
@@ -208,11 +223,23 @@ impl<'a> JobRun<'a> {
 
         let mut base = Contexts::new();
         base.insert("github".to_owned(), github);
-        base.insert("matrix".to_owned(), Value::from_json(&payload.contexts.matrix));
-        base.insert("needs".to_owned(), Value::from_json(&payload.contexts.needs));
+        base.insert(
+            "matrix".to_owned(),
+            Value::from_json(&payload.contexts.matrix),
+        );
+        base.insert(
+            "needs".to_owned(),
+            Value::from_json(&payload.contexts.needs),
+        );
         base.insert("vars".to_owned(), Value::from_json(&payload.contexts.vars));
-        base.insert("strategy".to_owned(), Value::from_json(&payload.contexts.strategy));
-        base.insert("secrets".to_owned(), ctx::string_object(&payload.contexts.secrets));
+        base.insert(
+            "strategy".to_owned(),
+            Value::from_json(&payload.contexts.strategy),
+        );
+        base.insert(
+            "secrets".to_owned(),
+            ctx::string_object(&payload.contexts.secrets),
+        );
         base.insert("runner".to_owned(), Value::Object(runner));
 
         let minutes = if payload.timeout_minutes.is_finite() && payload.timeout_minutes > 0.0 {
@@ -268,7 +295,10 @@ impl<'a> JobRun<'a> {
 
         let outputs = self.job_outputs(&scope);
         let (conclusion, message) = if self.cancel.is_cancelled() {
-            (Conclusion::Cancelled, Some("the job was cancelled".to_owned()))
+            (
+                Conclusion::Cancelled,
+                Some("the job was cancelled".to_owned()),
+            )
         } else if self.timed_out {
             (
                 Conclusion::Failure,
@@ -354,7 +384,11 @@ impl<'a> JobRun<'a> {
     }
 
     /// The `env` context: workflow, job, `GITHUB_ENV`, the scope's and the step's own.
-    fn env_context(&self, scope: &Scope, step_env: &IndexMap<String, String>) -> IndexMap<String, String> {
+    fn env_context(
+        &self,
+        scope: &Scope,
+        step_env: &IndexMap<String, String>,
+    ) -> IndexMap<String, String> {
         let mut env = self.workflow_env.clone();
         for layer in [&self.job_env, &self.github_env, &scope.env, step_env] {
             for (name, value) in layer {
@@ -419,9 +453,9 @@ impl<'a> JobRun<'a> {
                     }
                     self.execute(step, scope, !cancelled_before)
                 }
-                Err(error) => Outcome::failure(format!(
-                    "the step's `if` could not be evaluated: {error}"
-                )),
+                Err(error) => {
+                    Outcome::failure(format!("the step's `if` could not be evaluated: {error}"))
+                }
             };
             let continue_on_error = match &step.continue_on_error {
                 None => false,
@@ -452,7 +486,11 @@ impl<'a> JobRun<'a> {
             if let Some(id) = &step.id {
                 scope.steps.insert(
                     id.clone(),
-                    ctx::step_value(&result.outputs, result.outcome.as_str(), conclusion.as_str()),
+                    ctx::step_value(
+                        &result.outputs,
+                        result.outcome.as_str(),
+                        conclusion.as_str(),
+                    ),
                 );
             }
             if top_level {
@@ -462,19 +500,33 @@ impl<'a> JobRun<'a> {
                     name,
                     outcome: result.outcome,
                     conclusion,
-                    error: result.error.map(|error| self.masker.mask(&error).into_owned()),
+                    error: result
+                        .error
+                        .map(|error| self.masker.mask(&error).into_owned()),
                 });
             }
         }
     }
 
     /// GitHub's display name: `name:` evaluated, else `Run <first line>` or `Run <action>`.
-    fn display_name(&self, step: &StepPayload, contexts: &Contexts, host: &WorkspaceHost) -> String {
+    fn display_name(
+        &self,
+        step: &StepPayload,
+        contexts: &Contexts,
+        host: &WorkspaceHost,
+    ) -> String {
         let name = match (&step.name, &step.run, &step.uses) {
-            (Some(name), _, _) => evaluate_string(name, Site::Step, contexts, host)
-                .unwrap_or_else(|_| name.clone()),
+            (Some(name), _, _) => {
+                evaluate_string(name, Site::Step, contexts, host).unwrap_or_else(|_| name.clone())
+            }
             (None, Some(run), _) => {
-                format!("Run {}", run.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim())
+                format!(
+                    "Run {}",
+                    run.lines()
+                        .find(|l| !l.trim().is_empty())
+                        .unwrap_or("")
+                        .trim()
+                )
             }
             (None, None, Some(uses)) => format!("Run {uses}"),
             (None, None, None) => "Run".to_owned(),
@@ -511,10 +563,26 @@ impl<'a> JobRun<'a> {
             },
         };
         match (&step.run, &step.uses) {
-            (Some(run), None) => {
-                self.run_script(step, run, scope, &step_env, &contexts, &host, timeout, cancellable)
-            }
-            (None, Some(uses)) => self.run_action(step, uses, scope, &step_env, &contexts, &host, timeout, cancellable),
+            (Some(run), None) => self.run_script(
+                step,
+                run,
+                scope,
+                &step_env,
+                &contexts,
+                &host,
+                timeout,
+                cancellable,
+            ),
+            (None, Some(uses)) => self.run_action(
+                step,
+                uses,
+                scope,
+                &step_env,
+                &contexts,
+                &host,
+                timeout,
+                cancellable,
+            ),
             (Some(_), Some(_)) => Outcome::failure("a step cannot have both `run` and `uses`"),
             (None, None) => Outcome::failure("a step needs `run` or `uses`"),
         }
@@ -553,9 +621,9 @@ impl<'a> JobRun<'a> {
             if in_composite {
                 None
             } else {
-                defaults
-                    .iter()
-                    .find_map(|defaults| defaults.as_ref().and_then(|d| d.working_directory.clone()))
+                defaults.iter().find_map(|defaults| {
+                    defaults.as_ref().and_then(|d| d.working_directory.clone())
+                })
             }
         });
         let evaluate_default = |text: &str| evaluate_string(text, Site::Step, contexts, host);
@@ -577,7 +645,13 @@ impl<'a> JobRun<'a> {
         };
         let mut process_env = env::step_env(
             &self.default_env,
-            &[&self.workflow_env, &self.job_env, &self.github_env, &scope.env, step_env],
+            &[
+                &self.workflow_env,
+                &self.job_env,
+                &self.github_env,
+                &scope.env,
+                step_env,
+            ],
             &self.path_prepends,
         );
         files.export(&mut process_env);
@@ -595,7 +669,10 @@ impl<'a> JobRun<'a> {
         let script_host = files.dir_host.join(format!("script{}", shell.extension));
         let script_inside = files.dir_inside.join(format!("script{}", shell.extension));
         if let Err(error) = std::fs::write(&script_host, &script) {
-            return Outcome::failure(format!("failed to write `{}`: {error}", script_host.display()));
+            return Outcome::failure(format!(
+                "failed to write `{}`: {error}",
+                script_host.display()
+            ));
         }
         for line in script.lines() {
             self.log(format!("##[command]{line}"));
@@ -642,8 +719,11 @@ impl<'a> JobRun<'a> {
             grace: self.options.cancel_grace,
         };
         let mut on_line = |line: String| self.handle_line(line, effects);
-        let exit = process::run(sandbox, spec, limits, &mut on_line).map_err(|error| error.to_string())?;
-        if exit == Exit::TimedOut && step_deadline.is_none_or(|step| job_deadline.is_some_and(|job| job < step)) {
+        let exit =
+            process::run(sandbox, spec, limits, &mut on_line).map_err(|error| error.to_string())?;
+        if exit == Exit::TimedOut
+            && step_deadline.is_none_or(|step| job_deadline.is_some_and(|job| job < step))
+        {
             self.timed_out = true;
         }
         Ok(exit)
@@ -792,7 +872,10 @@ impl<'a> JobRun<'a> {
                         effects.env.push((variable.clone(), command.data));
                     }
                 } else {
-                    let message = format!("Unable to process command '{}' successfully. The `{name}` command {UNSECURE_COMMAND_DISABLED}", self.masker.mask(&line));
+                    let message = format!(
+                        "Unable to process command '{}' successfully. The `{name}` command {UNSECURE_COMMAND_DISABLED}",
+                        self.masker.mask(&line)
+                    );
                     effects.error.get_or_insert(message);
                 }
             }
@@ -801,9 +884,22 @@ impl<'a> JobRun<'a> {
         }
     }
 
-    fn annotate(&mut self, level: AnnotationLevel, message: String, properties: IndexMap<String, String>) {
-        let number = |key: &str| properties.get(key).and_then(|value| value.trim().parse::<u64>().ok());
-        let text = |key: &str| properties.get(key).map(|value| self.masker.mask(value).into_owned());
+    fn annotate(
+        &mut self,
+        level: AnnotationLevel,
+        message: String,
+        properties: IndexMap<String, String>,
+    ) {
+        let number = |key: &str| {
+            properties
+                .get(key)
+                .and_then(|value| value.trim().parse::<u64>().ok())
+        };
+        let text = |key: &str| {
+            properties
+                .get(key)
+                .map(|value| self.masker.mask(value).into_owned())
+        };
         let annotation = Annotation {
             step: self.current_step,
             level,
@@ -862,7 +958,9 @@ impl<'a> JobRun<'a> {
         };
         let host = workspace.host.join(relative);
         if !host.is_dir() {
-            return Err(format!("working-directory `{dir}` does not exist in the workspace"));
+            return Err(format!(
+                "working-directory `{dir}` does not exist in the workspace"
+            ));
         }
         Ok((inside, host))
     }
@@ -885,7 +983,13 @@ impl<'a> JobRun<'a> {
             dir_host,
             dir_inside,
         };
-        for file in [&files.env, &files.output, &files.path, &files.state, &files.summary] {
+        for file in [
+            &files.env,
+            &files.output,
+            &files.path,
+            &files.state,
+            &files.summary,
+        ] {
             std::fs::write(file, b"")
                 .map_err(|error| format!("failed to create `{}`: {error}", file.display()))?;
         }
@@ -914,25 +1018,39 @@ impl<'a> JobRun<'a> {
             }
         }
         match ActionRef::parse(uses) {
-            ActionRef::Local(path) => {
-                self.run_composite(&path, &with, scope, step_env, contexts, host, timeout, cancellable)
-            }
+            ActionRef::Local(path) => self.run_composite(
+                &path,
+                &with,
+                scope,
+                step_env,
+                contexts,
+                host,
+                timeout,
+                cancellable,
+            ),
             ActionRef::Checkout => self.checkout(&with),
             ActionRef::Docker(image) => Outcome::failure(format!(
                 "action `docker://{image}` is not supported: Docker actions need a container runtime; {SUPPORTED}"
             )),
-            ActionRef::Remote(name) => Outcome::failure(format!(
-                "action `{name}` is not supported: {SUPPORTED}"
-            )),
+            ActionRef::Remote(name) => {
+                Outcome::failure(format!("action `{name}` is not supported: {SUPPORTED}"))
+            }
         }
     }
 
     fn checkout(&mut self, with: &IndexMap<String, String>) -> Outcome {
         let Some(source) = self.options.source.clone() else {
-            return Outcome::failure("actions/checkout: this runner has no source provider for the run's code");
+            return Outcome::failure(
+                "actions/checkout: this runner has no source provider for the run's code",
+            );
         };
         let github = self.base.get("github").cloned().unwrap_or_default();
-        let field = |name: &str| github.get(name).map(Value::to_coerced_string).unwrap_or_default();
+        let field = |name: &str| {
+            github
+                .get(name)
+                .map(Value::to_coerced_string)
+                .unwrap_or_default()
+        };
         let repository = with
             .get("repository")
             .filter(|r| !r.is_empty())
@@ -952,12 +1070,20 @@ impl<'a> JobRun<'a> {
         let workspace = &self.sandbox.paths().workspace;
         let destination = normalize(&workspace.host.join(&relative));
         if !destination.starts_with(normalize(&workspace.host)) {
-            return Outcome::failure(format!("actions/checkout: path `{relative}` is outside the workspace"));
+            return Outcome::failure(format!(
+                "actions/checkout: path `{relative}` is outside the workspace"
+            ));
         }
         if let Err(error) = std::fs::create_dir_all(&destination) {
-            return Outcome::failure(format!("actions/checkout: failed to create `{}`: {error}", destination.display()));
+            return Outcome::failure(format!(
+                "actions/checkout: failed to create `{}`: {error}",
+                destination.display()
+            ));
         }
-        self.log(format!("Checking out {repository}@{sha} into {}", workspace.inside.join(&relative).display()));
+        self.log(format!(
+            "Checking out {repository}@{sha} into {}",
+            workspace.inside.join(&relative).display()
+        ));
         match source.checkout(&repository, &sha, &destination) {
             Ok(()) => Outcome::success(IndexMap::new()),
             Err(error) => Outcome::failure(format!("actions/checkout: {error}")),
@@ -1021,9 +1147,12 @@ impl<'a> JobRun<'a> {
                 .map(|(_, value)| value.clone());
             let value = match (given, &input.default) {
                 (Some(value), _) => value,
-                (None, Some(default)) => match evaluate_string(default, Site::Step, contexts, host) {
+                (None, Some(default)) => match evaluate_string(default, Site::Step, contexts, host)
+                {
                     Ok(value) => value,
-                    Err(error) => return Outcome::failure(format!("input `{name}` default: {error}")),
+                    Err(error) => {
+                        return Outcome::failure(format!("input `{name}` default: {error}"));
+                    }
                 },
                 (None, None) => {
                     if input.required {
@@ -1040,12 +1169,21 @@ impl<'a> JobRun<'a> {
             inputs.insert(name.clone(), Value::String(value));
         }
         for (name, value) in with {
-            if !action.inputs.keys().any(|known| known.eq_ignore_ascii_case(name)) {
+            if !action
+                .inputs
+                .keys()
+                .any(|known| known.eq_ignore_ascii_case(name))
+            {
                 self.annotate(
                     AnnotationLevel::Warning,
                     format!(
                         "Unexpected input(s) '{name}', valid inputs are [{}]",
-                        action.inputs.keys().map(|k| format!("'{k}'")).collect::<Vec<_>>().join(", ")
+                        action
+                            .inputs
+                            .keys()
+                            .map(|k| format!("'{k}'"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                     IndexMap::new(),
                 );
@@ -1056,7 +1194,11 @@ impl<'a> JobRun<'a> {
         let mut inner_env = scope.env.clone();
         inner_env.extend(step_env.iter().map(|(k, v)| (k.clone(), v.clone())));
         inner_env.extend(input_env);
-        let action_path = workspace.inside.join(dir_host.strip_prefix(&workspace.host).unwrap_or(Path::new("")));
+        let action_path = workspace.inside.join(
+            dir_host
+                .strip_prefix(&workspace.host)
+                .unwrap_or(Path::new("")),
+        );
         let mut chain = scope.chain.clone();
         chain.push(key);
         let mut inner = Scope {
@@ -1126,7 +1268,10 @@ impl StepFiles {
         match std::fs::read(file) {
             Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-            Err(error) => Err(format!("{name}: failed to read `{}`: {error}", file.display())),
+            Err(error) => Err(format!(
+                "{name}: failed to read `{}`: {error}",
+                file.display()
+            )),
         }
     }
 }

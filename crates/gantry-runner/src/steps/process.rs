@@ -204,7 +204,10 @@ fn continue_draining_without_checks(
     }
 }
 
-fn spawn_reader(pipe: impl Read + Send + 'static, sender: SyncSender<String>) -> std::thread::JoinHandle<()> {
+fn spawn_reader(
+    pipe: impl Read + Send + 'static,
+    sender: SyncSender<String>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut reader = BufReader::with_capacity(64 * 1024, pipe);
         let mut line: Vec<u8> = Vec::with_capacity(1024);
@@ -224,7 +227,10 @@ fn spawn_reader(pipe: impl Read + Send + 'static, sender: SyncSender<String>) ->
             if line.last() == Some(&b'\r') {
                 line.pop();
             }
-            if sender.send(String::from_utf8_lossy(&line).into_owned()).is_err() {
+            if sender
+                .send(String::from_utf8_lossy(&line).into_owned())
+                .is_err()
+            {
                 return;
             }
         }

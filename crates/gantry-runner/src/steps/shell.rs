@@ -124,11 +124,7 @@ pub fn resolve(shell: Option<&str>, path: &str) -> Result<Shell, ShellError> {
             extension: ".py",
         },
         "pwsh" | "powershell" => Shell {
-            template: vec![
-                name.to_owned(),
-                "-command".to_owned(),
-                ". '{0}'".to_owned(),
-            ],
+            template: vec![name.to_owned(), "-command".to_owned(), ". '{0}'".to_owned()],
             extension: ".ps1",
         },
         "cmd" => return Err(ShellError::WindowsOnly(name.to_owned())),
@@ -165,7 +161,14 @@ mod tests {
         let host = "/usr/bin:/bin";
         assert_eq!(
             argv(Some("bash"), host),
-            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "/s/x.sh"]
+            [
+                "bash",
+                "--noprofile",
+                "--norc",
+                "-eo",
+                "pipefail",
+                "/s/x.sh"
+            ]
         );
         assert_eq!(argv(Some("sh"), host), ["sh", "-e", "/s/x.sh"]);
         assert_eq!(argv(Some("python"), host), ["python", "/s/x.sh"]);
@@ -194,7 +197,10 @@ mod tests {
     #[test]
     fn unknown_shells_are_named() {
         let error = resolve(Some("fish"), "/bin").unwrap_err();
-        assert!(error.to_string().starts_with("unknown shell `fish`"), "{error}");
+        assert!(
+            error.to_string().starts_with("unknown shell `fish`"),
+            "{error}"
+        );
         assert!(matches!(
             resolve(Some("cmd"), "/bin"),
             Err(ShellError::WindowsOnly(_))

@@ -146,7 +146,12 @@ jobs:
           printf 'multi<<EOF\nline 1\nline 2\nEOF\n' >> "$GITHUB_OUTPUT"
       - run: '[ "${{ steps.out.outputs.greeting }}" = "hi octocat" ] && [ "${{ steps.out.outcome }}" = success ]'
 "#);
-    assert_eq!(conclusion(&reporter), Conclusion::Success, "{}", all_text(&reporter));
+    assert_eq!(
+        conclusion(&reporter),
+        Conclusion::Success,
+        "{}",
+        all_text(&reporter)
+    );
     let outputs = &reporter.result.as_ref().unwrap().outputs;
     assert_eq!(outputs["greeting"], "hi octocat");
     assert_eq!(outputs["multi"], "line 1\nline 2");
@@ -170,7 +175,12 @@ jobs:
           echo "$TOKEN" >&2
           echo "summary: $TOKEN" >> "$GITHUB_STEP_SUMMARY"
 "#);
-    assert_eq!(conclusion(&reporter), Conclusion::Success, "{}", all_text(&reporter));
+    assert_eq!(
+        conclusion(&reporter),
+        Conclusion::Success,
+        "{}",
+        all_text(&reporter)
+    );
     let text = all_text(&reporter);
     assert!(!text.contains("hunter2-secret"), "{text}");
     // The script itself is echoed before the mask exists (as on GitHub); its output is not.
@@ -225,10 +235,22 @@ jobs:
         run: echo custom-template-ran
 "#);
     let text = all_text(&reporter);
-    let outcomes: Vec<_> = reporter.ended.iter().map(|e| (e.outcome, e.conclusion)).collect();
-    assert_eq!(reporter.ended[4].outcome, Conclusion::Failure, "pipefail: {text}");
+    let outcomes: Vec<_> = reporter
+        .ended
+        .iter()
+        .map(|e| (e.outcome, e.conclusion))
+        .collect();
+    assert_eq!(
+        reporter.ended[4].outcome,
+        Conclusion::Failure,
+        "pipefail: {text}"
+    );
     assert_eq!(reporter.ended[4].conclusion, Conclusion::Success);
-    assert_eq!(conclusion(&reporter), Conclusion::Success, "{outcomes:?}\n{text}");
+    assert_eq!(
+        conclusion(&reporter),
+        Conclusion::Success,
+        "{outcomes:?}\n{text}"
+    );
     assert!(text.contains("sh in workspace"), "{text}");
     assert!(text.contains("from python"), "{text}");
     assert!(text.contains("echo custom-template-ran"), "{text}");
@@ -265,7 +287,10 @@ jobs:
     let unsupported = step_error(&reporter, 4);
     assert!(unsupported.contains("actions/setup-node@v4") && unsupported.contains("composite"));
     assert!(step_error(&reporter, 5).contains("./missing-action"));
-    assert_eq!(step_error(&reporter, 6), "Process completed with exit code 3.");
+    assert_eq!(
+        step_error(&reporter, 6),
+        "Process completed with exit code 3."
+    );
     for index in 0..6 {
         assert_eq!(reporter.ended[index].outcome, Conclusion::Failure);
         assert_eq!(reporter.ended[index].conclusion, Conclusion::Success);
@@ -311,7 +336,11 @@ jobs:
         run: echo cleanup
 "#);
     assert_eq!(reporter.ended[0].outcome, Conclusion::Failure);
-    assert!(step_error(&reporter, 0).contains("timed out"), "{:?}", reporter.ended[0]);
+    assert!(
+        step_error(&reporter, 0).contains("timed out"),
+        "{:?}",
+        reporter.ended[0]
+    );
     assert_eq!(reporter.ended[1].outcome, Conclusion::Success);
     assert_eq!(conclusion(&reporter), Conclusion::Failure);
 }
@@ -361,7 +390,13 @@ jobs:
         inner: RecordingReporter::default(),
         cancel: cancel.clone(),
     };
-    run_with(&payload(source, "job"), &options(), |_| {}, &mut reporter, &cancel);
+    run_with(
+        &payload(source, "job"),
+        &options(),
+        |_| {},
+        &mut reporter,
+        &cancel,
+    );
     let recorded = reporter.inner;
     let outcomes: Vec<Conclusion> = recorded.ended.iter().map(|e| e.outcome).collect();
     use Conclusion::*;
@@ -386,11 +421,23 @@ jobs:
         ..options()
     };
     let mut reporter = RecordingReporter::default();
-    run_with(&payload(source, "job"), &options, |_| {}, &mut reporter, &CancelHandle::new());
+    run_with(
+        &payload(source, "job"),
+        &options,
+        |_| {},
+        &mut reporter,
+        &CancelHandle::new(),
+    );
     assert_eq!(conclusion(&reporter), Conclusion::Success);
     let first: usize = reporter.step_log(0).iter().map(|line| line.len() + 1).sum();
     assert!(first < 1024 * 1024 + 4096 * 2, "{first} bytes kept");
-    assert!(reporter.step_log(0).last().unwrap().contains("log truncated"));
+    assert!(
+        reporter
+            .step_log(0)
+            .last()
+            .unwrap()
+            .contains("log truncated")
+    );
     assert!(reporter.step_log(1).contains(&"still-running"));
 }
 
@@ -437,20 +484,44 @@ runs:
         echo "text=hello ${{ inputs.who }} (${{ inputs.times }})" >> "$GITHUB_OUTPUT"
 "#,
         );
-        action("loop-a", "runs:\n  using: composite\n  steps:\n    - uses: ./actions/loop-b\n");
-        action("loop-b", "runs:\n  using: composite\n  steps:\n    - uses: ./actions/loop-a\n");
+        action(
+            "loop-a",
+            "runs:\n  using: composite\n  steps:\n    - uses: ./actions/loop-b\n",
+        );
+        action(
+            "loop-b",
+            "runs:\n  using: composite\n  steps:\n    - uses: ./actions/loop-a\n",
+        );
     };
     let mut reporter = RecordingReporter::default();
-    run_with(&payload(source, "job"), &options(), write, &mut reporter, &CancelHandle::new());
-    assert_eq!(reporter.ended[0].outcome, Conclusion::Success, "{}", all_text(&reporter));
-    assert_eq!(reporter.ended[1].outcome, Conclusion::Success, "{}", all_text(&reporter));
+    run_with(
+        &payload(source, "job"),
+        &options(),
+        write,
+        &mut reporter,
+        &CancelHandle::new(),
+    );
+    assert_eq!(
+        reporter.ended[0].outcome,
+        Conclusion::Success,
+        "{}",
+        all_text(&reporter)
+    );
+    assert_eq!(
+        reporter.ended[1].outcome,
+        Conclusion::Success,
+        "{}",
+        all_text(&reporter)
+    );
     assert_eq!(
         reporter.result.as_ref().unwrap().outputs["said"],
         "hello gantry (3)"
     );
     let text = all_text(&reporter);
     assert!(
-        text.contains("composite action recursion: ./actions/loop-a -> ./actions/loop-b -> ./actions/loop-a"),
+        text.contains(
+            "composite action recursion: ./actions/loop-a -> ./actions/loop-b -> ./actions/loop-a"
+        ),
         "{text}"
     );
     assert_eq!(conclusion(&reporter), Conclusion::Failure);
@@ -475,6 +546,17 @@ jobs:
       - run: grep -q "checked out" src/main.txt
 "#;
     let mut reporter = RecordingReporter::default();
-    run_with(&payload(source, "job"), &options, |_| {}, &mut reporter, &CancelHandle::new());
-    assert_eq!(conclusion(&reporter), Conclusion::Success, "{}", all_text(&reporter));
+    run_with(
+        &payload(source, "job"),
+        &options,
+        |_| {},
+        &mut reporter,
+        &CancelHandle::new(),
+    );
+    assert_eq!(
+        conclusion(&reporter),
+        Conclusion::Success,
+        "{}",
+        all_text(&reporter)
+    );
 }
