@@ -66,7 +66,10 @@ fn unescape_property(text: &str) -> String {
 mod tests {
     use super::*;
 
-    fn check(line: &str, expect: Option<(&str, &[(&str, &str)], &str)>) {
+    /// A command's name, properties and data, as expected.
+    type Expected<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+
+    fn check(line: &str, expect: Option<Expected<'_>>) {
         let parsed = parse_command(line);
         let expected = expect.map(|(name, properties, data)| WorkflowCommand {
             name: name.to_owned(),

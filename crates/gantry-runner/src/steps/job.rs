@@ -1111,7 +1111,7 @@ impl<'a> JobRun<'a> {
             .strip_prefix(normalize(&workspace.host))
             .map(|relative| format!("./{}", relative.display()))
             .unwrap_or_else(|_| path.to_owned());
-        if scope.chain.iter().any(|entered| *entered == key) {
+        if scope.chain.contains(&key) {
             let mut chain = scope.chain.clone();
             chain.push(key);
             return Outcome::failure(format!(
