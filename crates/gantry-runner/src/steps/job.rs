@@ -95,6 +95,8 @@ struct Scope {
     failed: bool,
     /// The composite actions we are inside, outermost first, for recursion errors.
     chain: Vec<String>,
+    /// The enclosing composite step's `timeout-minutes`, as a deadline for inner steps.
+    deadline: Option<Instant>,
 }
 
 /// What a step's output lines asked for.
@@ -281,6 +283,7 @@ impl<'a> JobRun<'a> {
             env: IndexMap::new(),
             failed: false,
             chain: Vec::new(),
+            deadline: None,
         };
         if let Err(message) = self.evaluate_job_env(&scope) {
             let result = JobResult {
@@ -691,7 +694,14 @@ impl<'a> JobRun<'a> {
             allow_unsecure,
             ..LineEffects::default()
         };
-        let exit = self.run_process(&spec, timeout, cancellable, &mut effects);
+        let step_deadline = match (
+            timeout.map(|timeout| Instant::now() + timeout),
+            scope.deadline,
+        ) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let exit = self.run_process(&spec, step_deadline, cancellable, &mut effects);
         self.finish_process(exit, timeout, &files, effects)
     }
 
@@ -699,13 +709,12 @@ impl<'a> JobRun<'a> {
     fn run_process(
         &mut self,
         spec: &ProcessSpec,
-        timeout: Option<Duration>,
+        step_deadline: Option<Instant>,
         cancellable: bool,
         effects: &mut LineEffects,
     ) -> Result<Exit, String> {
         let sandbox = self.sandbox;
         let no_cancel = CancelHandle::new();
-        let step_deadline = timeout.map(|timeout| Instant::now() + timeout);
         // After a cancel or a job timeout, `always()` steps still run, bounded only by their
         // own timeout.
         let job_deadline = (!self.timed_out).then_some(self.deadline);
@@ -790,11 +799,13 @@ impl<'a> JobRun<'a> {
                 format!("Process was killed by signal {signal}.")
             }),
             Ok(Exit::TimedOut) => Some(match timeout {
-                Some(timeout) if !self.timed_out => format!(
+                _ if self.timed_out => "the job has exceeded its maximum execution time".to_owned(),
+                Some(timeout) => format!(
                     "The action has timed out after {} minutes.",
                     timeout.as_secs_f64() / 60.0
                 ),
-                _ => "the job has exceeded its maximum execution time".to_owned(),
+                // The enclosing composite step's timeout.
+                None => "The action has timed out.".to_owned(),
             }),
             Ok(Exit::Cancelled) => {
                 return Outcome {
@@ -1099,7 +1110,7 @@ impl<'a> JobRun<'a> {
         step_env: &IndexMap<String, String>,
         contexts: &Contexts,
         host: &WorkspaceHost,
-        _timeout: Option<Duration>,
+        timeout: Option<Duration>,
         _cancellable: bool,
     ) -> Outcome {
         let workspace = &self.sandbox.paths().workspace;
@@ -1208,6 +1219,13 @@ impl<'a> JobRun<'a> {
             env: inner_env,
             failed: false,
             chain,
+            deadline: match (
+                timeout.map(|timeout| Instant::now() + timeout),
+                scope.deadline,
+            ) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
         };
         self.run_steps(&steps, &mut inner, false);
         let env = self.env_context(&inner, &IndexMap::new());

@@ -116,26 +116,31 @@ fn supervise(
     let mut status = None;
     let mut exited_at: Option<Instant> = None;
     let mut last_output = Instant::now();
+    let mut pipes_open = true;
     loop {
-        match lines.recv_timeout(POLL) {
-            Ok(line) => {
-                last_output = Instant::now();
-                on_line(line);
-                continue_draining_without_checks(lines, on_line, &mut last_output);
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                if status.is_none() {
-                    status = Some(child.wait()?);
+        if pipes_open {
+            match lines.recv_timeout(POLL) {
+                Ok(line) => {
+                    last_output = Instant::now();
+                    on_line(line);
+                    continue_draining_without_checks(lines, on_line, &mut last_output);
                 }
-                break;
+                Err(RecvTimeoutError::Disconnected) => pipes_open = false,
+                Err(RecvTimeoutError::Timeout) => {}
             }
-            Err(RecvTimeoutError::Timeout) => {}
+        } else if status.is_none() {
+            // The process closed its output but still runs: keep watching the clock and the
+            // cancel flag instead of blocking in `wait`.
+            std::thread::sleep(POLL);
         }
         if status.is_none()
             && let Some(exited) = child.try_wait()?
         {
             status = Some(exited);
             exited_at = Some(Instant::now());
+        }
+        if status.is_some() && !pipes_open {
+            break;
         }
         if let Some(exited_at) = exited_at {
             if last_output.max(exited_at).elapsed() >= DRAIN_AFTER_EXIT {

@@ -456,6 +456,9 @@ jobs:
         with:
           who: gantry
       - run: '[ "${{ steps.greet.outputs.said }}" = "hello gantry (3)" ]'
+      - uses: ./actions/slow
+        timeout-minutes: 0.005
+        continue-on-error: true
       - uses: ./actions/loop-a
 "#;
     let write = |root: &Path| {
