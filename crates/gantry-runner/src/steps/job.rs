@@ -133,6 +133,8 @@ struct JobRun<'a> {
     file_counter: usize,
     /// The top-level step whose log lines are being written.
     current_step: usize,
+    /// `github.action` / `GITHUB_ACTION` of the step being run: its id, or `__run`.
+    current_action: String,
     line_number: u64,
     logged_bytes: usize,
     truncated: bool,
@@ -268,6 +270,7 @@ impl<'a> JobRun<'a> {
             deadline,
             file_counter: 0,
             current_step: 0,
+            current_action: "__run".to_owned(),
             line_number: 0,
             logged_bytes: 0,
             truncated: false,
@@ -403,10 +406,11 @@ impl<'a> JobRun<'a> {
 
     fn contexts(&self, scope: &Scope, env: &IndexMap<String, String>) -> Contexts {
         let mut contexts = self.base.clone();
-        if let Some(path) = &scope.action_path
-            && let Some(github) = contexts.get_mut("github")
-        {
-            ctx::set_field(github, "action_path", Value::from(path.as_str()));
+        if let Some(github) = contexts.get_mut("github") {
+            ctx::set_field(github, "action", Value::from(self.current_action.as_str()));
+            if let Some(path) = &scope.action_path {
+                ctx::set_field(github, "action_path", Value::from(path.as_str()));
+            }
         }
         contexts.insert("env".to_owned(), ctx::string_object(env));
         contexts.insert("inputs".to_owned(), scope.inputs.clone());
@@ -427,6 +431,7 @@ impl<'a> JobRun<'a> {
             if Instant::now() >= self.deadline && !self.timed_out {
                 self.timed_out = true;
             }
+            self.current_action = step.id.clone().unwrap_or_else(|| "__run".to_owned());
             let env = self.env_context(scope, &IndexMap::new());
             let contexts = self.contexts(scope, &env);
             let host = self.host(scope);
@@ -658,9 +663,7 @@ impl<'a> JobRun<'a> {
             &self.path_prepends,
         );
         files.export(&mut process_env);
-        if let Some(action) = step.id.as_ref() {
-            process_env.insert("GITHUB_ACTION".to_owned(), action.clone());
-        }
+        process_env.insert("GITHUB_ACTION".to_owned(), self.current_action.clone());
         if let Some(path) = &scope.action_path {
             process_env.insert("GITHUB_ACTION_PATH".to_owned(), path.clone());
         }

@@ -145,6 +145,8 @@ jobs:
           echo "greeting=hi ${{ github.actor }}" >> "$GITHUB_OUTPUT"
           printf 'multi<<EOF\nline 1\nline 2\nEOF\n' >> "$GITHUB_OUTPUT"
       - run: '[ "${{ steps.out.outputs.greeting }}" = "hi octocat" ] && [ "${{ steps.out.outcome }}" = success ]'
+      - id: named
+        run: '[ "$GITHUB_ACTION" = named ] && [ "${{ github.action }}" = named ] && [ "${{ job.status }}" = success ]'
 "#);
     assert_eq!(
         conclusion(&reporter),
