@@ -44,7 +44,7 @@
 //!
 //! Module map: `create` builds a run, `machine` applies events (`events`, `cancel`, `rerun`),
 //! `setup` and `eval` evaluate the workflow's expressions with the contexts of each place,
-//! `spec` is the compiled workflow a run carries, `state` the run's data, `concurrency` the
+//! `spec` is the compiled workflow a run carries, `payload` what a runner receives for a job, `state` the run's data, `concurrency` the
 //! cross-run group bookkeeping.
 
 mod concurrency;
@@ -56,6 +56,7 @@ mod eval;
 mod event;
 mod ids;
 mod machine;
+mod payload;
 mod reason;
 mod setup;
 mod spec;
@@ -69,6 +70,7 @@ pub use effect::{Decision, Effect, JobOrder};
 pub use error::EngineError;
 pub use event::{Event, TimerKind};
 pub use ids::{Attempt, JobKey, Millis, RunAttempt, RunId};
+pub use payload::{PayloadError, job_payload};
 pub use reason::WaitReason;
 pub use spec::{
     ConcurrencySpec, DeferredMatrix, JobSpec, MatrixSource, PlannedCombination, RunSpec, Setting,

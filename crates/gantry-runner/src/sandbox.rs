@@ -13,6 +13,10 @@
 //! fixed paths, so the step runner writes a file on the host side and names it to the job by
 //! its inside path.
 
+mod host;
+
+pub use host::{HostExecutor, HostSandbox};
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;

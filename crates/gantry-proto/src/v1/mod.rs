@@ -1,16 +1,18 @@
 //! API version 1, served under `/api/v1`.
 //!
 //! Module map: `error` is the one error body, `tenants` organizations and repositories,
-//! `runs` triggering, reading, cancelling and re-running runs and their jobs, `list` the
+//! `job` what a runner receives for one job, `runs` triggering, reading, cancelling and re-running runs and their jobs, `list` the
 //! cursor-paginated list responses, `meta` the health answer.
 
 mod error;
+pub mod job;
 mod list;
 mod meta;
 mod runs;
 mod tenants;
 
 pub use error::{ApiError, ErrorBody, ErrorCode, ErrorDetail};
+pub use job::{JobContexts, JobPayload, RunDefaults, StepPayload};
 pub use list::{JobList, ListQuery, OrganizationList, RepositoryList, RunList, RunListQuery};
 pub use meta::Health;
 pub use runs::{

@@ -398,3 +398,69 @@ fn codes_spell_as_on_the_wire() {
         );
     }
 }
+
+fn templates(pairs: &[(&str, &str)]) -> IndexMap<String, String> {
+    outputs(pairs)
+}
+
+#[test]
+fn job_payload() {
+    let payload = JobPayload {
+        run_id: 42,
+        job_id: Some(102),
+        job_key: "test".into(),
+        matrix_index: 1,
+        name: "test (python)".into(),
+        attempt: 1,
+        run_attempt: 1,
+        contexts: JobContexts {
+            github: json!({"event_name": "push", "ref": "refs/heads/main", "sha": "0123456789abcdef0123456789abcdef01234567", "repository": "acme/app"}),
+            matrix: json!({"lang": "python"}),
+            needs: json!({"setup": {"result": "success", "outputs": {"version": "1.42"}}}),
+            inputs: json!({}),
+            vars: json!({"REGION": "eu"}),
+            strategy: json!({"fail-fast": true, "job-index": 1, "job-total": 2, "max-parallel": 2}),
+            secrets: templates(&[("TOKEN", "s3cr3t")]),
+        },
+        workflow_env: templates(&[("CI_LEVEL", "full")]),
+        job_env: templates(&[("VERSION", "${{ needs.setup.outputs.version }}")]),
+        workflow_defaults: Some(RunDefaults {
+            shell: Some("bash".into()),
+            working_directory: None,
+        }),
+        job_defaults: Some(RunDefaults {
+            shell: None,
+            working_directory: Some("src".into()),
+        }),
+        steps: vec![
+            StepPayload {
+                uses: Some("actions/checkout@v4".into()),
+                ..StepPayload::default()
+            },
+            StepPayload {
+                id: Some("build".into()),
+                name: Some("Build ${{ matrix.lang }}".into()),
+                condition: Some("${{ success() }}".into()),
+                run: Some("make build\necho \"ok=1\" >> \"$GITHUB_OUTPUT\"".into()),
+                shell: Some("bash".into()),
+                working_directory: Some("app".into()),
+                env: templates(&[("TOKEN", "${{ secrets.TOKEN }}")]),
+                continue_on_error: Some("false".into()),
+                timeout_minutes: Some("10".into()),
+                ..StepPayload::default()
+            },
+            StepPayload {
+                uses: Some("./.github/actions/report".into()),
+                with: templates(&[("ok", "${{ steps.build.outputs.ok }}")]),
+                ..StepPayload::default()
+            },
+        ],
+        outputs: templates(&[("ok", "${{ steps.build.outputs.ok }}")]),
+        timeout_minutes: 360.0,
+    };
+    check("job_payload", &payload);
+    let unknown = serde_json::to_value(&payload).unwrap();
+    let mut unknown = unknown.as_object().unwrap().clone();
+    unknown.insert("surprise".into(), json!(1));
+    assert!(serde_json::from_value::<JobPayload>(serde_json::Value::Object(unknown)).is_err());
+}

@@ -9,5 +9,7 @@
     clippy::print_stderr
 )]
 
+mod act;
 mod hash_files;
 mod sandbox;
+mod steps;
