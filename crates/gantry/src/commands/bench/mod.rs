@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
+mod fairness;
+mod queue;
 mod workflow_load;
 
 /// Benchmarks.
@@ -16,12 +18,20 @@ pub enum BenchCommand {
     /// plain YAML parsing of the same files (serde-saphyr into JSON values) as the peer and the
     /// YAML parser's bare event stream as the ceiling.
     WorkflowLoad(workflow_load::WorkflowLoadArgs),
+    /// The dispatcher's fairness: 100 organizations, one submitting 90 % of the jobs, runners
+    /// the bottleneck; the same trace through the fair queue and through FIFO as the peer.
+    Fairness(fairness::FairnessArgs),
+    /// The dispatcher's fair queue alone: push, push + pick + finish at steady state, and
+    /// drain, over many organizations, repositories and label pools, on one core.
+    Queue(queue::QueueArgs),
 }
 
 /// Runs a benchmark.
 pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     match command {
         BenchCommand::WorkflowLoad(args) => workflow_load::run(&args),
+        BenchCommand::Fairness(args) => fairness::run(&args),
+        BenchCommand::Queue(args) => queue::run(&args),
     }
 }
 
