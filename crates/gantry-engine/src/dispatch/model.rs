@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -48,9 +49,16 @@ dispatch_id!(
 );
 
 /// A set of runner labels, normalized the way GitHub compares them: case-insensitive
-/// (lowercased), without duplicates, sorted. Cloning is cheap (shared).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct LabelSet(Arc<[Box<str>]>);
+/// (lowercased), without duplicates, sorted. Cloning is cheap (shared), and the hash is computed
+/// once, so looking a label set up in a map does not re-read its strings.
+#[derive(Debug, Clone)]
+pub struct LabelSet(Arc<Labels>);
+
+#[derive(Debug)]
+struct Labels {
+    hash: u64,
+    labels: Box<[Box<str>]>,
+}
 
 impl LabelSet {
     /// The normalized set of `labels`.
@@ -65,14 +73,19 @@ impl LabelSet {
             .collect();
         labels.sort_unstable();
         labels.dedup();
-        LabelSet(labels.into())
+        let mut hasher = std::hash::DefaultHasher::new();
+        labels.hash(&mut hasher);
+        LabelSet(Arc::new(Labels {
+            hash: hasher.finish(),
+            labels: labels.into(),
+        }))
     }
 
     /// Whether every label of `self` is one of `other`'s: a job with labels `self` may run on
     /// a runner with labels `other`. Both are sorted, so this is one merge walk.
     pub fn is_subset_of(&self, other: &LabelSet) -> bool {
-        let mut theirs = other.0.iter();
-        'ours: for label in self.0.iter() {
+        let mut theirs = other.0.labels.iter();
+        'ours: for label in self.0.labels.iter() {
             for candidate in theirs.by_ref() {
                 match candidate.cmp(label) {
                     std::cmp::Ordering::Less => continue,
@@ -87,7 +100,7 @@ impl LabelSet {
 
     /// The labels, sorted.
     pub fn iter(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(|label| &**label)
+        self.0.labels.iter().map(|label| &**label)
     }
 
     /// The labels as owned strings, sorted (for messages and wait reasons).
@@ -97,18 +110,51 @@ impl LabelSet {
 
     /// How many labels the set holds.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.0.labels.len()
     }
 
     /// Whether the set is empty (a job without `runs-on` labels fits any runner).
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.labels.is_empty()
+    }
+}
+
+impl Default for LabelSet {
+    fn default() -> LabelSet {
+        LabelSet::new(std::iter::empty::<&str>())
+    }
+}
+
+impl PartialEq for LabelSet {
+    fn eq(&self, other: &LabelSet) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+            || (self.0.hash == other.0.hash && self.0.labels == other.0.labels)
+    }
+}
+
+impl Eq for LabelSet {}
+
+impl Hash for LabelSet {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0.hash);
+    }
+}
+
+impl PartialOrd for LabelSet {
+    fn partial_cmp(&self, other: &LabelSet) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for LabelSet {
+    fn cmp(&self, other: &LabelSet) -> std::cmp::Ordering {
+        self.0.labels.cmp(&other.0.labels)
     }
 }
 
 impl fmt::Display for LabelSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "[{}]", self.0.join(", "))
+        write!(f, "[{}]", self.0.labels.join(", "))
     }
 }
 

@@ -3,11 +3,14 @@
 //!
 //! Layout. Jobs are grouped into *pools*, one per distinct (normalized label set, runner group).
 //! Inside a pool the waiting jobs form a tree: organization → repository → run → jobs, where
-//! every level is a sorted set of its children keyed by the child's fair-share key. The keys
-//! are global (an organization's key is the same in every pool), so the best child across
-//! several pools is the minimum of each pool's first child. Each organization, repository
-//! and run remembers the pools it has waiting jobs in, so when its running count changes its
-//! key is moved in exactly those sets: O(pools of that entity × log n).
+//! every level is a sorted set of its children keyed by the child's fair-share key. Each
+//! entity keeps its children's sets itself, one per pool it has waiting jobs in (a pool has
+//! its organizations; an organization, per pool, its repositories and front jobs; a
+//! repository its runs; a run its jobs), so walking down the tree costs one map lookup per
+//! level. The keys are global (an organization's key is the same in every pool), so the best
+//! child across several pools is the minimum of each pool's first child. When an entity's
+//! running count changes its key is moved in exactly the sets of the pools it waits in:
+//! O(pools of that entity × log n).
 //!
 //! A runner's eligible pools (label set ⊆ runner labels) are computed once per distinct
 //! runner label set and cached; a new pool is added to every cached answer it fits.
@@ -20,7 +23,7 @@ use super::error::DispatchError;
 use super::hash::FastMap;
 use super::model::{
     LabelSet, OrgRef, OrgSettings, Placement, QueueConfig, QueuedJob, QueuedJobRef, RepoRef,
-    RunRef, RunnerScope, RunnerView, normalize_group,
+    RunRef, RunnerScope, RunnerView, normalize_group, same_group,
 };
 use crate::ids::Millis;
 
@@ -40,44 +43,31 @@ pub(crate) type JobKey = (Reverse<i128>, Millis, QueuedJobRef);
 /// Front-of-queue order (infrastructure retries): FIFO, then id.
 pub(crate) type FrontKey = (Millis, QueuedJobRef);
 
-/// The pools an entity has waiting jobs in, with how many. Entities touch few pools, so a
-/// short vector beats a map.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Presence(Vec<(PoolId, u32)>);
+/// One entity's children waiting in one pool, as a sorted set.
+#[derive(Debug, Clone)]
+pub(crate) struct PoolSet<K> {
+    pub(crate) pool: PoolId,
+    pub(crate) set: BTreeSet<K>,
+}
 
-impl Presence {
-    /// Counts one more job in `pool`; true when the entity was not in `pool` before.
-    fn add(&mut self, pool: PoolId) -> bool {
-        if let Some(slot) = self.0.iter_mut().find(|(id, _)| *id == pool) {
-            slot.1 += 1;
-            false
-        } else {
-            self.0.push((pool, 1));
-            true
+/// The entry for `pool` in an entity's per-pool sets, created empty if missing. Entities wait
+/// in few pools, so a short vector beats a map.
+fn slot<K>(sets: &mut Vec<PoolSet<K>>, pool: PoolId) -> &mut PoolSet<K> {
+    let index = match sets.iter().position(|entry| entry.pool == pool) {
+        Some(index) => index,
+        None => {
+            sets.push(PoolSet {
+                pool,
+                set: BTreeSet::new(),
+            });
+            sets.len() - 1
         }
-    }
+    };
+    &mut sets[index]
+}
 
-    /// Counts one job less in `pool`; true when the entity has left `pool`.
-    fn sub(&mut self, pool: PoolId) -> bool {
-        let Some(index) = self.0.iter().position(|(id, _)| *id == pool) else {
-            return false;
-        };
-        self.0[index].1 -= 1;
-        if self.0[index].1 == 0 {
-            self.0.swap_remove(index);
-            true
-        } else {
-            false
-        }
-    }
-
-    pub(crate) fn contains(&self, pool: PoolId) -> bool {
-        self.0.iter().any(|(id, _)| *id == pool)
-    }
-
-    fn pools(&self) -> impl Iterator<Item = PoolId> + '_ {
-        self.0.iter().map(|(id, _)| *id)
-    }
+pub(crate) fn find<K>(sets: &[PoolSet<K>], pool: PoolId) -> Option<&PoolSet<K>> {
+    sets.iter().find(|entry| entry.pool == pool)
 }
 
 #[derive(Debug, Clone)]
@@ -88,15 +78,18 @@ pub(crate) struct Pool {
     pub(crate) hosted_orgs: BTreeSet<OrgKey>,
 }
 
-#[derive(Debug, Clone, Default)]
-pub(crate) struct PoolOrg {
+/// An organization's waiting jobs in one pool: front jobs, and the repositories with jobs.
+#[derive(Debug, Clone)]
+pub(crate) struct OrgPool {
+    pub(crate) pool: PoolId,
     pub(crate) repos: BTreeSet<RepoKey>,
     pub(crate) front: BTreeSet<FrontKey>,
 }
 
-#[derive(Debug, Clone, Default)]
-pub(crate) struct PoolRepo {
-    pub(crate) runs: BTreeSet<RunKey>,
+impl OrgPool {
+    fn is_empty(&self) -> bool {
+        self.repos.is_empty() && self.front.is_empty()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -106,8 +99,8 @@ pub(crate) struct OrgState {
     pub(crate) running: u32,
     pub(crate) queued: u32,
     pub(crate) last_served: u64,
-    /// Pools with waiting jobs of this organization, front jobs included.
-    pub(crate) pools: Presence,
+    /// One entry per pool with waiting jobs of this organization (never empty ones).
+    pub(crate) pools: Vec<OrgPool>,
 }
 
 impl OrgState {
@@ -118,7 +111,7 @@ impl OrgState {
             running: 0,
             queued: 0,
             last_served: 0,
-            pools: Presence::default(),
+            pools: Vec::new(),
         }
     }
 
@@ -136,6 +129,10 @@ impl OrgState {
             .hosted_limit
             .is_none_or(|limit| self.running_hosted < limit)
     }
+
+    pub(crate) fn pool(&self, pool: PoolId) -> Option<&OrgPool> {
+        self.pools.iter().find(|entry| entry.pool == pool)
+    }
 }
 
 /// The D'Hondt quotient `(running + 1) / weight` in 32.32 fixed point.
@@ -143,25 +140,27 @@ pub(crate) fn share(running_hosted: u32, weight: u32) -> u64 {
     ((u64::from(running_hosted) + 1) << 32) / u64::from(weight.max(1))
 }
 
-/// A repository or a run: both are ordered by running count, then least recently served.
+/// A repository (children: runs) or a run (children: jobs): both are ordered by running count,
+/// then least recently served.
 #[derive(Debug, Clone)]
-pub(crate) struct Member<Parent> {
+pub(crate) struct Member<Parent, Child> {
     pub(crate) parent: Parent,
     pub(crate) running: u32,
     pub(crate) queued: u32,
     pub(crate) last_served: u64,
-    /// Pools with waiting, non-front jobs of this member (the ones in the tree).
-    pub(crate) pools: Presence,
+    /// Per pool, the waiting children in the fair-share tree (front jobs are not in it); never
+    /// empty sets.
+    pub(crate) pools: Vec<PoolSet<Child>>,
 }
 
-impl<Parent> Member<Parent> {
-    fn new(parent: Parent) -> Member<Parent> {
+impl<Parent, Child> Member<Parent, Child> {
+    fn new(parent: Parent) -> Member<Parent, Child> {
         Member {
             parent,
             running: 0,
             queued: 0,
             last_served: 0,
-            pools: Presence::default(),
+            pools: Vec::new(),
         }
     }
 
@@ -169,6 +168,9 @@ impl<Parent> Member<Parent> {
         (self.running, self.last_served, id)
     }
 }
+
+pub(crate) type RepoState = Member<OrgRef, RunKey>;
+pub(crate) type RunState = Member<RepoRef, JobKey>;
 
 #[derive(Debug, Clone)]
 pub(crate) struct JobRecord {
@@ -203,12 +205,9 @@ pub struct FairQueue {
     pub(crate) pool_ids: FastMap<(LabelSet, Option<Box<str>>), PoolId>,
     /// Eligible pools per distinct runner label set (any group; filtered at pick time).
     pub(crate) eligible: FastMap<LabelSet, Arc<[PoolId]>>,
-    pub(crate) pool_orgs: FastMap<(PoolId, OrgRef), PoolOrg>,
-    pub(crate) pool_repos: FastMap<(PoolId, RepoRef), PoolRepo>,
-    pub(crate) pool_runs: FastMap<(PoolId, RunRef), BTreeSet<JobKey>>,
     pub(crate) orgs: FastMap<OrgRef, OrgState>,
-    pub(crate) repos: FastMap<RepoRef, Member<OrgRef>>,
-    pub(crate) runs: FastMap<RunRef, Member<RepoRef>>,
+    pub(crate) repos: FastMap<RepoRef, RepoState>,
+    pub(crate) runs: FastMap<RunRef, RunState>,
     pub(crate) jobs: FastMap<QueuedJobRef, JobRecord>,
     /// Counts picks; an entity's `last_served` is the pick that last served it.
     pub(crate) picks: u64,
@@ -305,8 +304,8 @@ impl FairQueue {
             let (old_key, old_open) = (state.key(org), state.hosted_open());
             state.settings = settings;
             let (new_key, new_open) = (state.key(org), state.hosted_open());
-            for pool in state.pools.pools() {
-                let hosted = &mut self.pools[pool.0 as usize].hosted_orgs;
+            for entry in &state.pools {
+                let hosted = &mut self.pools[entry.pool.0 as usize].hosted_orgs;
                 if old_open {
                     hosted.remove(&old_key);
                 }
@@ -398,73 +397,63 @@ impl FairQueue {
     /// recorded as running (it counts toward its organization's limit and fair share) until
     /// [`FairQueue::finish`], [`FairQueue::release`] or [`FairQueue::remove`].
     pub fn pick(&mut self, runner: &RunnerView, now: Millis) -> Option<QueuedJobRef> {
-        let pools = self.eligible_pools(runner);
+        let eligible = Eligible {
+            pools: self.eligible_pools(&runner.labels),
+            group: runner.group(),
+        };
         let job = match &runner.scope {
             RunnerScope::Hosted => {
-                let org = pools
+                let org = eligible
+                    .pools
                     .iter()
+                    .filter(|&&pool| eligible.group_fits(&self.pools[pool.0 as usize]))
                     .filter_map(|pool| self.pools[pool.0 as usize].hosted_orgs.first())
                     .min()?
                     .2;
-                self.best_in_org(org, &pools, None)?
+                self.best_in_org(org, &eligible, None)?
             }
             RunnerScope::SelfHosted(scope) => {
-                self.best_in_org(scope.org, &pools, scope.repos.as_ref())?
+                self.best_in_org(scope.org, &eligible, scope.repos.as_ref())?
             }
         };
         self.start(job, runner.placement(), now);
         Some(job)
     }
 
-    /// The pools whose jobs `runner` may take by labels and group.
-    pub(crate) fn eligible_pools(&mut self, runner: &RunnerView) -> Vec<PoolId> {
-        let all = match self.eligible.get(&runner.labels) {
-            Some(pools) => Arc::clone(pools),
-            None => {
-                let pools: Arc<[PoolId]> = self
-                    .pools
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, pool)| pool.labels.is_subset_of(&runner.labels))
-                    .map(|(index, _)| PoolId(index as u32))
-                    .collect();
-                self.eligible
-                    .insert(runner.labels.clone(), Arc::clone(&pools));
-                pools
-            }
-        };
-        let group = runner.group();
-        all.iter()
-            .copied()
-            .filter(|pool| {
-                let theirs = self.pools[pool.0 as usize].group.as_deref();
-                match (group, theirs) {
-                    (None, None) => true,
-                    (Some(ours), Some(theirs)) => super::model::same_group(ours, theirs),
-                    _ => false,
-                }
-            })
-            .collect()
+    /// The pools whose label sets are subsets of `labels` (any group), cached per label set.
+    fn eligible_pools(&mut self, labels: &LabelSet) -> Arc<[PoolId]> {
+        if let Some(pools) = self.eligible.get(labels) {
+            return Arc::clone(pools);
+        }
+        let pools: Arc<[PoolId]> = self
+            .pools
+            .iter()
+            .enumerate()
+            .filter(|(_, pool)| pool.labels.is_subset_of(labels))
+            .map(|(index, _)| PoolId(index as u32))
+            .collect();
+        self.eligible.insert(labels.clone(), Arc::clone(&pools));
+        pools
     }
 
-    /// The next job of `org` across `pools`: a front job first, else down the repository →
-    /// run → job order.
+    /// The next job of `org` in the pools `eligible` allows: a front job first, else down the
+    /// repository → run → job order.
     fn best_in_org(
         &self,
         org: OrgRef,
-        pools: &[PoolId],
+        eligible: &Eligible<'_>,
         repo_filter: Option<&BTreeSet<RepoRef>>,
     ) -> Option<QueuedJobRef> {
+        let fits = |pool: PoolId| eligible.fits(pool, &self.pools);
         let allowed = |repo: RepoRef| repo_filter.is_none_or(|repos| repos.contains(&repo));
-        let pool_orgs: Vec<(PoolId, &PoolOrg)> = pools
+        let org_state = self.orgs.get(&org)?;
+        let front = org_state
+            .pools
             .iter()
-            .filter_map(|&pool| Some((pool, self.pool_orgs.get(&(pool, org))?)))
-            .collect();
-        let front = pool_orgs
-            .iter()
-            .filter_map(|(_, pool_org)| {
+            .filter(|entry| !entry.front.is_empty() && fits(entry.pool))
+            .filter_map(|entry| {
                 // Front jobs are rare (lost runners), so a filtered scan is cheap.
-                pool_org.front.iter().find(|(_, job)| {
+                entry.front.iter().find(|(_, job)| {
                     self.jobs
                         .get(job)
                         .is_some_and(|record| allowed(record.job.repo))
@@ -474,29 +463,44 @@ impl FairQueue {
         if let Some((_, job)) = front {
             return Some(*job);
         }
-        let repo = pool_orgs
-            .iter()
-            .filter_map(|&(pool, pool_org)| match repo_filter {
-                None => pool_org.repos.first().copied(),
-                Some(repos) => repos
+        let repo = match repo_filter {
+            None => {
+                org_state
+                    .pools
+                    .iter()
+                    .filter(|entry| fits(entry.pool))
+                    .filter_map(|entry| entry.repos.first())
+                    .min()?
+                    .2
+            }
+            Some(repos) => {
+                repos
                     .iter()
                     .filter_map(|&repo| {
-                        let member = self.repos.get(&repo)?;
-                        (member.parent == org && member.pools.contains(pool))
-                            .then(|| member.key(repo))
+                        let state = self.repos.get(&repo)?;
+                        (state.parent == org && state.pools.iter().any(|entry| fits(entry.pool)))
+                            .then(|| state.key(repo))
                     })
-                    .min(),
-            })
+                    .min()?
+                    .2
+            }
+        };
+        let run = self
+            .repos
+            .get(&repo)?
+            .pools
+            .iter()
+            .filter(|entry| fits(entry.pool))
+            .filter_map(|entry| entry.set.first())
             .min()?
             .2;
-        let run = pools
+        let job = self
+            .runs
+            .get(&run)?
+            .pools
             .iter()
-            .filter_map(|&pool| self.pool_repos.get(&(pool, repo))?.runs.first())
-            .min()?
-            .2;
-        let job = pools
-            .iter()
-            .filter_map(|&pool| self.pool_runs.get(&(pool, run))?.first())
+            .filter(|entry| fits(entry.pool))
+            .filter_map(|entry| entry.set.first())
             .min()?
             .2;
         Some(job)
@@ -565,8 +569,10 @@ impl FairQueue {
             let settings = self.settings.get(&org).copied().unwrap_or_default();
             self.orgs.insert(org, OrgState::new(settings));
         }
-        self.repos.entry(repo).or_insert_with(|| Member::new(org));
-        self.runs.entry(run).or_insert_with(|| Member::new(repo));
+        self.repos
+            .entry(repo)
+            .or_insert_with(|| RepoState::new(org));
+        self.runs.entry(run).or_insert_with(|| RunState::new(repo));
     }
 
     /// Puts a waiting job (already in `jobs`, not running) into its pool's tree.
@@ -576,45 +582,49 @@ impl FairQueue {
         };
         let (org, repo, run, pool) = (record.job.org, record.job.repo, record.job.run, record.pool);
         let (front, key, front_key) = (record.job.front, record.key(), record.front_key());
+        let (Some(org_state), Some(repo_state), Some(run_state)) = (
+            self.orgs.get_mut(&org),
+            self.repos.get_mut(&repo),
+            self.runs.get_mut(&run),
+        ) else {
+            return;
+        };
         self.queued += 1;
-        let Some(org_state) = self.orgs.get_mut(&org) else {
-            return;
-        };
         org_state.queued += 1;
-        if org_state.pools.add(pool) {
-            self.pool_orgs.entry((pool, org)).or_default();
-            if org_state.hosted_open() {
-                self.pools[pool.0 as usize]
-                    .hosted_orgs
-                    .insert(org_state.key(org));
-            }
-        }
-        let (Some(repo_state), Some(run_state)) =
-            (self.repos.get_mut(&repo), self.runs.get_mut(&run))
-        else {
-            return;
-        };
         repo_state.queued += 1;
         run_state.queued += 1;
-        if front {
-            if let Some(pool_org) = self.pool_orgs.get_mut(&(pool, org)) {
-                pool_org.front.insert(front_key);
+        let org_key = org_state.key(org);
+        let open = org_state.hosted_open();
+        let index = match org_state.pools.iter().position(|entry| entry.pool == pool) {
+            Some(index) => index,
+            None => {
+                org_state.pools.push(OrgPool {
+                    pool,
+                    repos: BTreeSet::new(),
+                    front: BTreeSet::new(),
+                });
+                if open {
+                    self.pools[pool.0 as usize].hosted_orgs.insert(org_key);
+                }
+                org_state.pools.len() - 1
             }
+        };
+        let org_pool = &mut org_state.pools[index];
+        if front {
+            org_pool.front.insert(front_key);
             return;
         }
-        if repo_state.pools.add(pool)
-            && let Some(pool_org) = self.pool_orgs.get_mut(&(pool, org))
-        {
-            pool_org.repos.insert(repo_state.key(repo));
+        let run_pool = slot(&mut run_state.pools, pool);
+        let run_arrives = run_pool.set.is_empty();
+        run_pool.set.insert(key);
+        if run_arrives {
+            let repo_pool = slot(&mut repo_state.pools, pool);
+            let repo_arrives = repo_pool.set.is_empty();
+            repo_pool.set.insert(run_state.key(run));
+            if repo_arrives {
+                org_pool.repos.insert(repo_state.key(repo));
+            }
         }
-        if run_state.pools.add(pool) {
-            self.pool_repos
-                .entry((pool, repo))
-                .or_default()
-                .runs
-                .insert(run_state.key(run));
-        }
-        self.pool_runs.entry((pool, run)).or_default().insert(key);
     }
 
     /// Takes a waiting job out of its pool's tree (the record stays in `jobs`).
@@ -624,7 +634,6 @@ impl FairQueue {
         };
         let (org, repo, run, pool) = (record.job.org, record.job.repo, record.job.run, record.pool);
         let (front, key, front_key) = (record.job.front, record.key(), record.front_key());
-        self.queued -= 1;
         let (Some(org_state), Some(repo_state), Some(run_state)) = (
             self.orgs.get_mut(&org),
             self.repos.get_mut(&repo),
@@ -632,39 +641,35 @@ impl FairQueue {
         ) else {
             return;
         };
+        self.queued -= 1;
         org_state.queued -= 1;
         repo_state.queued -= 1;
         run_state.queued -= 1;
+        let org_key = org_state.key(org);
+        let Some(index) = org_state.pools.iter().position(|entry| entry.pool == pool) else {
+            return;
+        };
+        let org_pool = &mut org_state.pools[index];
         if front {
-            if let Some(pool_org) = self.pool_orgs.get_mut(&(pool, org)) {
-                pool_org.front.remove(&front_key);
-            }
-        } else {
-            if let Some(jobs) = self.pool_runs.get_mut(&(pool, run)) {
-                jobs.remove(&key);
-                if jobs.is_empty() {
-                    self.pool_runs.remove(&(pool, run));
+            org_pool.front.remove(&front_key);
+        } else if let Some(run_index) = run_state.pools.iter().position(|e| e.pool == pool) {
+            let run_pool = &mut run_state.pools[run_index];
+            run_pool.set.remove(&key);
+            if run_pool.set.is_empty() {
+                run_state.pools.swap_remove(run_index);
+                if let Some(repo_index) = repo_state.pools.iter().position(|e| e.pool == pool) {
+                    let repo_pool = &mut repo_state.pools[repo_index];
+                    repo_pool.set.remove(&run_state.key(run));
+                    if repo_pool.set.is_empty() {
+                        repo_state.pools.swap_remove(repo_index);
+                        org_pool.repos.remove(&repo_state.key(repo));
+                    }
                 }
-            }
-            if run_state.pools.sub(pool)
-                && let Some(pool_repo) = self.pool_repos.get_mut(&(pool, repo))
-            {
-                pool_repo.runs.remove(&run_state.key(run));
-                if pool_repo.runs.is_empty() {
-                    self.pool_repos.remove(&(pool, repo));
-                }
-            }
-            if repo_state.pools.sub(pool)
-                && let Some(pool_org) = self.pool_orgs.get_mut(&(pool, org))
-            {
-                pool_org.repos.remove(&repo_state.key(repo));
             }
         }
-        if org_state.pools.sub(pool) {
-            self.pools[pool.0 as usize]
-                .hosted_orgs
-                .remove(&org_state.key(org));
-            self.pool_orgs.remove(&(pool, org));
+        if org_pool.is_empty() {
+            org_state.pools.swap_remove(index);
+            self.pools[pool.0 as usize].hosted_orgs.remove(&org_key);
         }
     }
 
@@ -695,55 +700,58 @@ impl FairQueue {
             Delta::Start => *count += 1,
             Delta::End => *count = count.saturating_sub(1),
         };
-        if let Some(state) = self.orgs.get_mut(&org) {
-            let (old_key, old_open) = (state.key(org), state.hosted_open());
-            step(&mut state.running);
-            if placement == Placement::Hosted {
-                step(&mut state.running_hosted);
-                // Only hosted picks are a turn in the organizations' round robin.
-                if served {
-                    state.last_served = self.picks;
-                }
+        let (Some(org_state), Some(repo_state), Some(run_state)) = (
+            self.orgs.get_mut(&org),
+            self.repos.get_mut(&repo),
+            self.runs.get_mut(&run),
+        ) else {
+            return;
+        };
+        let (old_key, old_open) = (org_state.key(org), org_state.hosted_open());
+        step(&mut org_state.running);
+        if placement == Placement::Hosted {
+            step(&mut org_state.running_hosted);
+            // Only hosted picks are a turn in the organizations' round robin.
+            if served {
+                org_state.last_served = self.picks;
             }
-            let (new_key, new_open) = (state.key(org), state.hosted_open());
-            if (old_key, old_open) != (new_key, new_open) {
-                for pool in state.pools.pools() {
-                    let hosted = &mut self.pools[pool.0 as usize].hosted_orgs;
-                    if old_open {
-                        hosted.remove(&old_key);
-                    }
-                    if new_open {
-                        hosted.insert(new_key);
-                    }
+        }
+        let (new_key, new_open) = (org_state.key(org), org_state.hosted_open());
+        if (old_key, old_open) != (new_key, new_open) {
+            for entry in &org_state.pools {
+                let hosted = &mut self.pools[entry.pool.0 as usize].hosted_orgs;
+                if old_open {
+                    hosted.remove(&old_key);
+                }
+                if new_open {
+                    hosted.insert(new_key);
                 }
             }
         }
-        if let Some(state) = self.repos.get_mut(&repo) {
-            let old_key = state.key(repo);
-            step(&mut state.running);
-            if served {
-                state.last_served = self.picks;
-            }
-            let new_key = state.key(repo);
-            for pool in state.pools.pools() {
-                if let Some(pool_org) = self.pool_orgs.get_mut(&(pool, org)) {
-                    pool_org.repos.remove(&old_key);
-                    pool_org.repos.insert(new_key);
-                }
+
+        let old_key = repo_state.key(repo);
+        step(&mut repo_state.running);
+        if served {
+            repo_state.last_served = self.picks;
+        }
+        let new_key = repo_state.key(repo);
+        for entry in &repo_state.pools {
+            if let Some(org_pool) = org_state.pools.iter_mut().find(|o| o.pool == entry.pool) {
+                org_pool.repos.remove(&old_key);
+                org_pool.repos.insert(new_key);
             }
         }
-        if let Some(state) = self.runs.get_mut(&run) {
-            let old_key = state.key(run);
-            step(&mut state.running);
-            if served {
-                state.last_served = self.picks;
-            }
-            let new_key = state.key(run);
-            for pool in state.pools.pools() {
-                if let Some(pool_repo) = self.pool_repos.get_mut(&(pool, repo)) {
-                    pool_repo.runs.remove(&old_key);
-                    pool_repo.runs.insert(new_key);
-                }
+
+        let old_key = run_state.key(run);
+        step(&mut run_state.running);
+        if served {
+            run_state.last_served = self.picks;
+        }
+        let new_key = run_state.key(run);
+        for entry in &run_state.pools {
+            if let Some(repo_pool) = repo_state.pools.iter_mut().find(|r| r.pool == entry.pool) {
+                repo_pool.set.remove(&old_key);
+                repo_pool.set.insert(new_key);
             }
         }
     }
@@ -772,6 +780,26 @@ impl FairQueue {
         {
             self.orgs.remove(&org);
         }
+    }
+}
+
+/// The pools a runner may take jobs from: label subsets (cached) and its runner group.
+pub(crate) struct Eligible<'a> {
+    pub(crate) pools: Arc<[PoolId]>,
+    pub(crate) group: Option<&'a str>,
+}
+
+impl Eligible<'_> {
+    fn group_fits(&self, pool: &Pool) -> bool {
+        match (self.group, pool.group.as_deref()) {
+            (None, None) => true,
+            (Some(ours), Some(theirs)) => same_group(ours, theirs),
+            _ => false,
+        }
+    }
+
+    fn fits(&self, pool: PoolId, pools: &[Pool]) -> bool {
+        self.pools.contains(&pool) && self.group_fits(&pools[pool.0 as usize])
     }
 }
 

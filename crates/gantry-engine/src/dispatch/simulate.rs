@@ -456,12 +456,14 @@ pub fn throughput(config: &ThroughputConfig, seconds: &mut dyn FnMut() -> f64) -
     let orgs = u64::from(config.orgs.max(1));
     let repos = u64::from(config.repos_per_org.max(1));
     let per_run = i64::from(config.jobs_per_run.max(1));
+    let seed = config.seed;
     let make = |id: i64, random: &mut SplitMix64| {
-        let org = random.below(orgs);
-        let repo = org * repos + random.below(repos);
-        // Runs are consecutive ids inside a repository: id / per_run numbers a run globally,
-        // mixed with the repository so a run never spans two repositories.
-        let run = (repo as i64) * (1 << 32) + id / per_run;
+        // Consecutive ids form a run of `jobs_per_run` jobs; the run's organization and
+        // repository are drawn from the run number, so every job of a run agrees on them.
+        let run = id / per_run;
+        let mut of_run = SplitMix64::new(seed ^ (run as u64).wrapping_mul(0x2545_f491_4f6c_dd1d));
+        let org = of_run.below(orgs);
+        let repo = org * repos + of_run.below(repos);
         let labels = pools[random.below(pools.len() as u64) as usize].clone();
         let mut job = QueuedJob::new(
             QueuedJobRef(id),

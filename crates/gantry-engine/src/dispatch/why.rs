@@ -6,7 +6,7 @@ use std::iter::Peekable;
 use super::error::DispatchError;
 use super::hash::FastMap;
 use super::model::{Placement, QueuedJobRef, RepoRef, RunRef, RunnerView};
-use super::queue::{FairQueue, JobKey, RunKey};
+use super::queue::{FairQueue, JobKey, RunKey, find};
 use crate::reason::WaitReason;
 
 impl FairQueue {
@@ -60,15 +60,27 @@ impl FairQueue {
             return (0, 0);
         };
         let (org, pool) = (record.job.org, record.pool);
-        let Some(pool_org) = self.pool_orgs.get(&(pool, org)) else {
+        let Some(pool_org) = self.orgs.get(&org).and_then(|state| state.pool(pool)) else {
             return (0, 0);
+        };
+        let runs_in_pool = |repo: RepoRef| {
+            self.repos
+                .get(&repo)
+                .and_then(|state| find(&state.pools, pool))
+                .map(|entry| &entry.set)
+        };
+        let jobs_in_pool = |run: RunRef| {
+            self.runs
+                .get(&run)
+                .and_then(|state| find(&state.pools, pool))
+                .map(|entry| &entry.set)
         };
         let in_tree: usize = pool_org
             .repos
             .iter()
-            .filter_map(|&(_, _, repo)| self.pool_repos.get(&(pool, repo)))
-            .flat_map(|pool_repo| pool_repo.runs.iter())
-            .filter_map(|&(_, _, run)| self.pool_runs.get(&(pool, run)))
+            .filter_map(|&(_, _, repo)| runs_in_pool(repo))
+            .flatten()
+            .filter_map(|&(_, _, run)| jobs_in_pool(run))
             .map(BTreeSet::len)
             .sum();
         let of = pool_org.front.len() + in_tree;
@@ -83,17 +95,14 @@ impl FairQueue {
         let mut jobs_of: FastMap<RunRef, Peekable<std::collections::btree_set::Iter<'_, JobKey>>> =
             FastMap::default();
         while let Some((repo_running, _, repo)) = repos.pop_first() {
-            let runs = runs_of.entry(repo).or_insert_with(|| {
-                self.pool_repos
-                    .get(&(pool, repo))
-                    .map(|pool_repo| pool_repo.runs.clone())
-                    .unwrap_or_default()
-            });
+            let runs = runs_of
+                .entry(repo)
+                .or_insert_with(|| runs_in_pool(repo).cloned().unwrap_or_default());
             let Some((run_running, _, run)) = runs.pop_first() else {
                 continue;
             };
             let jobs = jobs_of.entry(run).or_insert_with(|| {
-                match self.pool_runs.get(&(pool, run)) {
+                match jobs_in_pool(run) {
                     Some(jobs) => jobs.iter(),
                     None => Default::default(),
                 }
