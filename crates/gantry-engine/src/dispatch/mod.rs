@@ -28,7 +28,8 @@
 //!    enough demand every organization's share of the hosted runners converges to its weight
 //!    over the weights of organizations with demand, and a newcomer with nothing running comes
 //!    before anyone already running. Equal quotients go to the organization served least
-//!    recently (a pick counter acts as virtual time), so equals take turns in round robin.
+//!    recently (a pick counter acts as virtual time; a newcomer joins at the back), so equals
+//!    take turns in round robin.
 //!    Running counts rather than virtual finishing times (WFQ/stride) are used because job
 //!    durations are unknown when a job starts, and because the goal is a share of *running*
 //!    jobs: counting them needs no clock, rebuilds trivially from the store after a crash, and

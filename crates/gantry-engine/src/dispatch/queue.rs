@@ -104,13 +104,13 @@ pub(crate) struct OrgState {
 }
 
 impl OrgState {
-    fn new(settings: OrgSettings) -> OrgState {
+    fn new(settings: OrgSettings, joined: u64) -> OrgState {
         OrgState {
             settings,
             running_hosted: 0,
             running: 0,
             queued: 0,
-            last_served: 0,
+            last_served: joined,
             pools: Vec::new(),
         }
     }
@@ -154,12 +154,12 @@ pub(crate) struct Member<Parent, Child> {
 }
 
 impl<Parent, Child> Member<Parent, Child> {
-    fn new(parent: Parent) -> Member<Parent, Child> {
+    fn new(parent: Parent, joined: u64) -> Member<Parent, Child> {
         Member {
             parent,
             running: 0,
             queued: 0,
-            last_served: 0,
+            last_served: joined,
             pools: Vec::new(),
         }
     }
@@ -564,15 +564,21 @@ impl FairQueue {
         pool
     }
 
+    /// Creates the organization, repository and run if they are new. A new one joins the
+    /// round robin at the back: its turn stamp is the current pick count, so among equals it
+    /// comes after those already waiting (stamping 0 would let a stream of new runs overtake
+    /// a run that has waited since its first job started).
     fn ensure_entities(&mut self, org: OrgRef, repo: RepoRef, run: RunRef) {
         if !self.orgs.contains_key(&org) {
             let settings = self.settings.get(&org).copied().unwrap_or_default();
-            self.orgs.insert(org, OrgState::new(settings));
+            self.orgs.insert(org, OrgState::new(settings, self.picks));
         }
         self.repos
             .entry(repo)
-            .or_insert_with(|| RepoState::new(org));
-        self.runs.entry(run).or_insert_with(|| RunState::new(repo));
+            .or_insert_with(|| RepoState::new(org, self.picks));
+        self.runs
+            .entry(run)
+            .or_insert_with(|| RunState::new(repo, self.picks));
     }
 
     /// Puts a waiting job (already in `jobs`, not running) into its pool's tree.

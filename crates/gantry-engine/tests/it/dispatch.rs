@@ -681,6 +681,10 @@ fn check_against_model(ops: &[Op]) -> Result<(), TestCaseError> {
                 let repo = org * 10 + repo;
                 let run = repo * 10 + run;
                 let mut new = job(next_id, *org, repo, run, names, now);
+                // A new organization, repository or run joins the round robin at the back.
+                model.org_turn.entry(new.org).or_insert(model.picks);
+                model.repo_turn.entry(new.repo).or_insert(model.picks);
+                model.run_turn.entry(new.run).or_insert(model.picks);
                 new.group = group.then(|| "G".to_owned());
                 new.priority = *priority;
                 new.front = *front;
