@@ -44,12 +44,15 @@
 //!
 //! Module map: `create` builds a run, `machine` applies events (`events`, `cancel`, `rerun`),
 //! `setup` and `eval` evaluate the workflow's expressions with the contexts of each place,
-//! `spec` is the compiled workflow a run carries, `payload` what a runner receives for a job, `state` the run's data, `concurrency` the
-//! cross-run group bookkeeping.
+//! `spec` is the compiled workflow a run carries, `payload` what a runner receives for a job,
+//! `state` the run's data, `concurrency` the cross-run group bookkeeping, `dispatch` the
+//! dispatcher's fair job queue (which job a runner gets, per-organization limits, why a job
+//! waits) and its figures (`dispatch::simulate`).
 
 mod concurrency;
 mod config;
 mod create;
+pub mod dispatch;
 mod effect;
 mod error;
 mod eval;

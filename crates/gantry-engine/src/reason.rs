@@ -32,6 +32,28 @@ pub enum WaitReason {
         /// The evaluated `runs-on` labels.
         labels: Vec<String>,
     },
+    /// Dispatcher: no online runner may take the job (labels, runner group or scope).
+    NoOnlineRunner {
+        /// The job's normalized `runs-on` labels.
+        labels: Vec<String>,
+        /// The runner group the job names, if any.
+        group: Option<String>,
+    },
+    /// Dispatcher: the organization uses all of its hosted concurrency.
+    OrgQuota {
+        /// Jobs of the organization on hosted runners now.
+        in_use: u32,
+        /// The organization's hosted limit.
+        limit: u32,
+    },
+    /// Dispatcher: the job's place among its organization's waiting jobs with the same labels,
+    /// in the order the queue would hand them out if nothing else changed (1 = next).
+    QueuePosition {
+        /// 1-based position.
+        position: usize,
+        /// How many jobs of the organization wait with the same labels.
+        of: usize,
+    },
 }
 
 impl fmt::Display for WaitReason {
@@ -54,6 +76,19 @@ impl fmt::Display for WaitReason {
             }
             WaitReason::Runner { labels } => {
                 write!(f, "waiting for a runner with labels: {}", labels.join(", "))
+            }
+            WaitReason::NoOnlineRunner { labels, group } => {
+                write!(f, "no online runner with labels [{}]", labels.join(", "))?;
+                match group {
+                    Some(group) => write!(f, " in group `{group}`"),
+                    None => Ok(()),
+                }
+            }
+            WaitReason::OrgQuota { in_use, limit } => {
+                write!(f, "org quota {in_use} of {limit} in use")
+            }
+            WaitReason::QueuePosition { position, of } => {
+                write!(f, "position {position} of {of} in its organization's queue")
             }
         }
     }
@@ -84,6 +119,24 @@ mod tests {
         assert_eq!(
             runner.to_string(),
             "waiting for a runner with labels: ubuntu-latest"
+        );
+        let none = WaitReason::NoOnlineRunner {
+            labels: vec!["gpu".into(), "linux".into()],
+            group: Some("big".into()),
+        };
+        assert_eq!(
+            none.to_string(),
+            "no online runner with labels [gpu, linux] in group `big`"
+        );
+        let quota = WaitReason::OrgQuota {
+            in_use: 3,
+            limit: 3,
+        };
+        assert_eq!(quota.to_string(), "org quota 3 of 3 in use");
+        let position = WaitReason::QueuePosition { position: 4, of: 9 };
+        assert_eq!(
+            position.to_string(),
+            "position 4 of 9 in its organization's queue"
         );
     }
 }

@@ -142,6 +142,14 @@ pub fn wire_reason(reason: &engine::WaitReason) -> proto::WaitingReason {
             wire.limit = u64::try_from(*limit).ok();
         }
         engine::WaitReason::Runner { labels } => wire.labels = labels.clone(),
+        // The dispatcher's reasons travel as `runner` reasons (their sentence says which) until
+        // the wire format grows kinds of its own for them.
+        engine::WaitReason::NoOnlineRunner { labels, group } => {
+            wire.labels = labels.clone();
+            wire.group = group.clone();
+        }
+        engine::WaitReason::OrgQuota { limit, .. } => wire.limit = Some(u64::from(*limit)),
+        engine::WaitReason::QueuePosition { .. } => {}
     }
     wire
 }

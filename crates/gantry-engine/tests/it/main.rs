@@ -1,5 +1,6 @@
 //! Integration tests of the run engine: scenarios driven from small workflow files, the
-//! concurrency bookkeeping across runs, large graphs, and property tests over random graphs.
+//! concurrency bookkeeping across runs, large graphs, property tests over random graphs, and
+//! the dispatcher's fair queue.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -10,6 +11,7 @@
 mod cancel;
 mod concurrency;
 mod conditions;
+mod dispatch;
 mod failures;
 mod graph;
 mod harness;

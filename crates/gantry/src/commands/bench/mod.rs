@@ -9,6 +9,8 @@ use clap::Subcommand;
 
 mod dag;
 mod ingest;
+mod fairness;
+mod queue;
 mod workflow_load;
 
 /// Benchmarks.
@@ -25,6 +27,12 @@ pub enum BenchCommand {
     /// Time from a job's completion to its dependents being ready, through the server's path
     /// (a 400-job chain and a 1,000-job fan-out/fan-in), with the pure engine as the peer.
     Dag(dag::DagArgs),
+    /// The dispatcher's fairness: 100 organizations, one submitting 90 % of the jobs, runners
+    /// the bottleneck; the same trace through the fair queue and through FIFO as the peer.
+    Fairness(fairness::FairnessArgs),
+    /// The dispatcher's fair queue alone: push, push + pick + finish at steady state, and
+    /// drain, over many organizations, repositories and label pools, on one core.
+    Queue(queue::QueueArgs),
 }
 
 /// Runs a benchmark.
@@ -33,6 +41,8 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::WorkflowLoad(args) => workflow_load::run(&args),
         BenchCommand::Ingest(args) => ingest::run(&args),
         BenchCommand::Dag(args) => dag::run(&args),
+        BenchCommand::Fairness(args) => fairness::run(&args),
+        BenchCommand::Queue(args) => queue::run(&args),
     }
 }
 
