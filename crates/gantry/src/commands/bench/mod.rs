@@ -8,9 +8,10 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 mod dag;
-mod ingest;
 mod fairness;
+mod ingest;
 mod queue;
+mod sandbox;
 mod workflow_load;
 
 /// Benchmarks.
@@ -33,6 +34,9 @@ pub enum BenchCommand {
     /// The dispatcher's fair queue alone: push, push + pick + finish at steady state, and
     /// drain, over many organizations, repositories and label pools, on one core.
     Queue(queue::QueueArgs),
+    /// A job sandbox (bubblewrap, cgroup limits) created, `true` run in it, and destroyed,
+    /// per round; `true` without a sandbox is the peer.
+    Sandbox(sandbox::SandboxArgs),
 }
 
 /// Runs a benchmark.
@@ -43,6 +47,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Dag(args) => dag::run(&args),
         BenchCommand::Fairness(args) => fairness::run(&args),
         BenchCommand::Queue(args) => queue::run(&args),
+        BenchCommand::Sandbox(args) => sandbox::run(&args),
     }
 }
 
