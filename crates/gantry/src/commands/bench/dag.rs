@@ -19,6 +19,7 @@ use gantry_proto::v1 as proto;
 use gantry_server::App;
 use serde_json::json;
 
+use super::BenchStorage;
 use super::ingest::percentile;
 use crate::output;
 
@@ -54,29 +55,14 @@ pub fn run(args: &DagArgs) -> anyhow::Result<ExitCode> {
     if args.chain < 2 || args.leaves < 1 {
         bail!("--chain must be at least 2 and --leaves at least 1");
     }
-    let data_dir = tempfile::tempdir().context("cannot create a temporary directory")?;
-    let schema = format!("gantry_bench_dag_{}", std::process::id());
-    let (storage, backend) = match &args.database_url {
-        Some(url) => (
-            gantry_server::Storage::Postgres {
-                url: url.clone(),
-                schema: Some(schema.clone()),
-            },
-            "postgres",
-        ),
-        None => (
-            gantry_server::Storage::Sqlite {
-                path: data_dir.path().join("gantry.sqlite"),
-            },
-            "sqlite",
-        ),
-    };
+    let place = BenchStorage::new(args.database_url.as_deref(), "dag")?;
+    let backend = place.backend;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     let (chain, fan) = runtime.block_on(async {
-        let store = gantry_server::open_store(&storage).await?;
+        let store = gantry_server::open_store(&place.storage).await?;
         let app = Arc::new(App::new(store, EngineConfig::default()));
         app.recover().await?;
         app.create_organization(proto::CreateOrganization {
@@ -98,9 +84,7 @@ pub fn run(args: &DagArgs) -> anyhow::Result<ExitCode> {
         anyhow::Ok((chain, fan))
     })?;
     drop(runtime);
-    if let Some(url) = &args.database_url {
-        super::ingest::drop_schema(url, &schema)?;
-    }
+    place.finish()?;
 
     let summary = |shape: &Shape| {
         let mut server = shape.completions_ms.clone();
@@ -140,7 +124,8 @@ pub fn run(args: &DagArgs) -> anyhow::Result<ExitCode> {
             )
         };
         output::line(&format!(
-            "dag on {backend}:\n{}\n{}",
+            "dag on {}:\n{}\n{}",
+            backend,
             line(&format!("chain of {}", args.chain), &figures["chain"]),
             line(
                 &format!("fan-out/fan-in of {}", args.leaves + 2),

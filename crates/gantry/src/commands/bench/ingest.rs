@@ -18,6 +18,7 @@ use clap::Args;
 use gantry_proto::v1 as proto;
 use serde_json::json;
 
+use super::BenchStorage;
 use crate::commands::client::{Client, Reply};
 use crate::output;
 
@@ -83,24 +84,9 @@ pub fn run(args: &IngestArgs) -> anyhow::Result<ExitCode> {
     if args.runs == 0 || args.connections == 0 {
         bail!("--runs and --connections must be at least 1");
     }
-    let data_dir = tempfile::tempdir().context("cannot create a temporary directory")?;
-    let schema = format!("gantry_bench_{}", std::process::id());
-    let (storage, backend) = match &args.database_url {
-        Some(url) => (
-            gantry_server::Storage::Postgres {
-                url: url.clone(),
-                schema: Some(schema.clone()),
-            },
-            "postgres",
-        ),
-        None => (
-            gantry_server::Storage::Sqlite {
-                path: data_dir.path().join("gantry.sqlite"),
-            },
-            "sqlite",
-        ),
-    };
-    let server = BenchServer::start(storage)?;
+    let place = BenchStorage::new(args.database_url.as_deref(), "ingest")?;
+    let backend = place.backend;
+    let server = BenchServer::start(place.storage.clone())?;
     let client = Client::new(Some(&server.base));
     setup_tenant(&client)?;
 
@@ -137,9 +123,7 @@ pub fn run(args: &IngestArgs) -> anyhow::Result<ExitCode> {
         )?;
     let stored = count_runs(&client)?;
     server.stop()?;
-    if let Some(url) = &args.database_url {
-        drop_schema(url, &schema)?;
-    }
+    place.finish()?;
     if stored != args.runs {
         bail!("{} runs triggered but {stored} stored", args.runs);
     }
@@ -162,7 +146,8 @@ pub fn run(args: &IngestArgs) -> anyhow::Result<ExitCode> {
         output::json_line(&figures);
     } else {
         output::line(&format!(
-            "ingest on {backend}: {} runs of 5 jobs over {} connections, all stored\n  trigger:             {:.0} runs/s, p50 {:.2} ms, p99 {:.2} ms\n  peer, GET /health:   {:.0} req/s,  p50 {:.2} ms, p99 {:.2} ms\n  ratio ingest/peer:   {:.2}",
+            "ingest on {}: {} runs of 5 jobs over {} connections, all stored\n  trigger:             {:.0} runs/s, p50 {:.2} ms, p99 {:.2} ms\n  peer, GET /health:   {:.0} req/s,  p50 {:.2} ms, p99 {:.2} ms\n  ratio ingest/peer:   {:.2}",
+            backend,
             args.runs,
             args.connections,
             ingest.per_second,
@@ -275,27 +260,6 @@ fn count_runs(client: &Client) -> anyhow::Result<usize> {
             None => return Ok(count),
         }
     }
-}
-
-pub(super) fn drop_schema(url: &str, schema: &str) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        use sqlx::Connection;
-        let mut connection = sqlx::PgConnection::connect(url)
-            .await
-            .with_context(|| format!("cannot connect to `{url}`"))?;
-        // The schema name is made by this program from its process id.
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
-        )))
-        .execute(&mut connection)
-        .await
-        .context("cannot drop the benchmark's schema")?;
-        anyhow::Ok(())
-    })
 }
 
 /// A server on a loopback port of this process, on its own runtime.

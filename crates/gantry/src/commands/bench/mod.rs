@@ -5,6 +5,7 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Subcommand;
 
 mod dag;
@@ -48,6 +49,71 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Fairness(args) => fairness::run(&args),
         BenchCommand::Queue(args) => queue::run(&args),
         BenchCommand::Sandbox(args) => sandbox::run(&args),
+    }
+}
+
+/// Where a benchmark's server keeps its state: SQLite in a temporary directory, or a fresh
+/// schema of a PostgreSQL database that [`BenchStorage::finish`] drops.
+struct BenchStorage {
+    storage: gantry_server::Storage,
+    backend: &'static str,
+    /// Holds the SQLite file until the benchmark ends.
+    _data_dir: tempfile::TempDir,
+}
+
+impl BenchStorage {
+    /// SQLite unless `database_url` names a PostgreSQL database; `tag` names the schema.
+    fn new(database_url: Option<&str>, tag: &str) -> anyhow::Result<BenchStorage> {
+        let data_dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+        let (storage, backend) = match database_url {
+            Some(url) => (
+                gantry_server::Storage::Postgres {
+                    url: url.to_owned(),
+                    schema: Some(format!("gantry_bench_{tag}_{}", std::process::id())),
+                },
+                "postgres",
+            ),
+            None => (
+                gantry_server::Storage::Sqlite {
+                    path: data_dir.path().join("gantry.sqlite"),
+                },
+                "sqlite",
+            ),
+        };
+        Ok(BenchStorage {
+            storage,
+            backend,
+            _data_dir: data_dir,
+        })
+    }
+
+    /// Drops the PostgreSQL schema (the SQLite directory goes with `self`).
+    fn finish(self) -> anyhow::Result<()> {
+        let gantry_server::Storage::Postgres {
+            url,
+            schema: Some(schema),
+        } = &self.storage
+        else {
+            return Ok(());
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        runtime.block_on(async {
+            use sqlx::Connection;
+            let mut connection = sqlx::PgConnection::connect(url)
+                .await
+                .with_context(|| format!("cannot connect to `{url}`"))?;
+            // The schema name is made by this program from a fixed tag and its process id.
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+            )))
+            .execute(&mut connection)
+            .await
+            .context("cannot drop the benchmark's schema")?;
+            anyhow::Ok(())
+        })
     }
 }
 
