@@ -44,6 +44,34 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// A JSON body that may be left out: a request with no body and no content type means
+/// `T::default()` (so `POST /runs/{run}/rerun` works bare); a body must be JSON as for
+/// [`ApiJson`].
+#[derive(Debug, Clone)]
+pub struct ApiJsonOrDefault<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for ApiJsonOrDefault<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if request.headers().contains_key(CONTENT_TYPE) {
+            return ApiJson::<T>::from_request(request, state)
+                .await
+                .map(|ApiJson(value)| ApiJsonOrDefault(value));
+        }
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(body_rejection)?;
+        if bytes.is_empty() {
+            return Ok(ApiJsonOrDefault(T::default()));
+        }
+        Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "expected a body with content type `application/json`, or no body",
+        ))
+    }
+}
+
 /// Parses a JSON body; a syntax error or a field the type does not know is a 400 with the
 /// position in the body.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {

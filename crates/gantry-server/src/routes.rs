@@ -15,7 +15,7 @@ use gantry_proto::v1::ErrorCode;
 
 use crate::app::App;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::extract::{ApiJson, ApiJsonOrDefault, ApiPath, ApiQuery};
 use crate::openapi;
 
 type Shared = State<Arc<App>>;
@@ -315,7 +315,7 @@ async fn cancel_job(
 async fn rerun(
     State(app): Shared,
     ApiPath(run): ApiPath<i64>,
-    ApiJson(request): ApiJson<proto::Rerun>,
+    ApiJsonOrDefault(request): ApiJsonOrDefault<proto::Rerun>,
 ) -> Created<proto::Run> {
     Ok((
         StatusCode::CREATED,

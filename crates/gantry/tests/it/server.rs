@@ -171,6 +171,15 @@ fn demo_workflow_runs_through_the_api_and_the_cli() {
     assert_eq!(status, 409, "{error}");
     assert_eq!(error["error"]["message"], "the run has already completed");
 
+    // A text body on a re-run is refused and changes nothing.
+    let (status, error) = server.raw(
+        "POST",
+        &format!("/api/v1/runs/{run}/rerun"),
+        Some(b"failed"),
+        &[("content-type", "text/plain")],
+    );
+    assert_eq!(status, 415, "{error}");
+
     // Re-run only what failed or was cancelled: a new attempt that keeps `setup`.
     let rerun = server.cli(&["rerun", &run.to_string(), "--failed", "--json"]);
     assert!(rerun.status.success(), "stderr: {}", text(&rerun.stderr));
@@ -182,6 +191,13 @@ fn demo_workflow_runs_through_the_api_and_the_cli() {
     assert_eq!(job(&detail, "lint")["status"], "queued");
     assert_eq!(job(&detail, "lint")["attempt"], 2);
     assert!(server.log().contains("run re-run"));
+
+    // A bare POST (no body, no content type) re-runs every job, once the run has ended.
+    let cancel = server.cli(&["cancel", &run.to_string()]);
+    assert!(cancel.status.success(), "stderr: {}", text(&cancel.stderr));
+    let (status, rerun) = server.raw("POST", &format!("/api/v1/runs/{run}/rerun"), Some(b""), &[]);
+    assert_eq!(status, 201, "{rerun}");
+    assert_eq!(rerun["attempt"], 3);
 }
 
 #[test]

@@ -142,9 +142,12 @@ impl Server {
                     "PUT" => self.agent.put(&url),
                     other => panic!("unsupported method {other}"),
                 };
-                if !headers
-                    .iter()
-                    .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+                // An empty body goes without a content type, as a bare `curl -X POST` sends it.
+                let bare = body.is_some_and(<[u8]>::is_empty);
+                if !bare
+                    && !headers
+                        .iter()
+                        .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
                 {
                     request = request.header("content-type", "application/json");
                 }
