@@ -116,30 +116,42 @@ pub struct JobSpec {
     /// The job id.
     pub id: String,
     /// `name:` as written (a template).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// The jobs it needs, as indices into [`RunSpec::jobs`], in `needs` order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub needs: Vec<usize>,
     /// `if:` as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub condition: Option<String>,
     /// Whether `if:` calls a status function itself (see [`crate::apply`] on cancelling).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub condition_uses_status: bool,
     /// `runs-on` labels (templates).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub runs_on: Vec<String>,
     /// `runs-on.group` (a template).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runner_group: Option<String>,
     /// `timeout-minutes:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_minutes: Option<Setting<f64>>,
     /// `continue-on-error:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub continue_on_error: Option<Setting<bool>>,
     /// `strategy.fail-fast:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fail_fast: Option<Setting<bool>>,
     /// `strategy.max-parallel:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_parallel: Option<Setting<f64>>,
     /// `strategy.matrix:`.
     pub matrix: MatrixSource,
     /// Job-level `concurrency:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<ConcurrencySpec>,
     /// `uses:` of a job calling a reusable workflow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reusable: Option<String>,
 }
 
