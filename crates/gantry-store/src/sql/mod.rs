@@ -86,17 +86,8 @@ impl<DB: Backend> SqlStore<DB> {
     }
 }
 
-/// Answers every creation of a batch that failed as a whole.
-fn fail_all(batch: Vec<PendingCreation>, error: &StoreError) {
-    let cause = format!("cannot begin: {error}");
-    fail_replies(
-        batch.into_iter().map(|pending| pending.reply).collect(),
-        &cause,
-    );
-}
-
 /// Answers every creation of a batch whose transaction failed: nothing of it was stored.
-fn fail_replies(replies: Vec<CreationReply>, cause: &str) {
+fn fail_replies(replies: impl IntoIterator<Item = CreationReply>, cause: &str) {
     for reply in replies {
         let _ = reply.send(Err(StoreError::BatchFailed {
             cause: cause.to_owned(),
@@ -366,11 +357,9 @@ where
                 // On a task of its own, so a caller that goes away mid-batch (a closed
                 // connection drops its handler) cannot leave the others unanswered.
                 let store = self.clone();
-                let ran = tokio::spawn(async move { store.create_runs(batch).await }).await;
-                if ran.is_err() {
-                    // The batch task panicked: its callers' answers were dropped with it and
-                    // they learn of it below; its transaction was rolled back.
-                }
+                // A panicking batch drops its callers' answers (they learn of it below) and
+                // rolls its transaction back.
+                let _ = tokio::spawn(async move { store.create_runs(batch).await }).await;
             }
         }
         answer.await.unwrap_or_else(|_| {
@@ -384,45 +373,58 @@ where
     async fn create_runs(&self, batch: Vec<PendingCreation>) {
         let mut tx = match self.begin().await {
             Ok(tx) => tx,
-            Err(error) => return fail_all(batch, &error),
+            Err(error) => {
+                let cause = format!("cannot begin: {error}");
+                return fail_replies(batch.into_iter().map(|pending| pending.reply), &cause);
+            }
         };
         let mut answers = Vec::with_capacity(batch.len());
-        for pending in batch {
-            let mut savepoint = match sqlx::Connection::begin(&mut *tx).await {
-                Ok(savepoint) => savepoint,
-                Err(error) => {
-                    answers.push((pending.reply, Err(StoreError::Database(error))));
-                    let (replies, _): (Vec<_>, Vec<_>) = answers.into_iter().unzip();
-                    return fail_replies(replies, "cannot open a savepoint");
-                }
-            };
-            let result = Self::create_run_in(
-                &mut savepoint,
+        let mut waiting = batch.into_iter();
+        while let Some(pending) = waiting.next() {
+            match Self::create_in_savepoint(
+                &mut tx,
                 pending.run,
                 pending.build,
-                pending.idempotency_key.as_deref(),
+                pending.idempotency_key,
             )
-            .await;
-            let ended = match &result {
-                Ok(created) if created.created => savepoint.commit().await,
-                _ => savepoint.rollback().await,
-            };
-            if let Err(error) = ended {
-                answers.push((pending.reply, Err(StoreError::Database(error))));
-                let (replies, _): (Vec<_>, Vec<_>) = answers.into_iter().unzip();
-                return fail_replies(replies, "cannot end a savepoint");
+            .await
+            {
+                Ok(result) => answers.push((pending.reply, result)),
+                Err(error) => {
+                    // The transaction is unusable: nothing of the batch will be stored.
+                    let cause = format!("savepoint failed: {error}");
+                    let replies = answers.into_iter().map(|(reply, _)| reply);
+                    let rest = waiting.map(|pending| pending.reply);
+                    return fail_replies(replies.chain([pending.reply]).chain(rest), &cause);
+                }
             }
-            answers.push((pending.reply, result));
         }
         if let Err(error) = tx.commit().await {
             let cause = format!("commit failed: {error}");
-            let (replies, _): (Vec<_>, Vec<_>) = answers.into_iter().unzip();
-            return fail_replies(replies, &cause);
+            return fail_replies(answers.into_iter().map(|(reply, _)| reply), &cause);
         }
         for (reply, result) in answers {
             // A caller that went away needs no answer.
             let _ = reply.send(result);
         }
+    }
+
+    /// One creation in a savepoint of the batch's transaction, kept when it created a run and
+    /// rolled back otherwise. The outer error is the savepoint itself failing.
+    async fn create_in_savepoint(
+        tx: &mut sqlx::Transaction<'static, DB>,
+        run: NewRun,
+        build: BuildRun,
+        idempotency_key: Option<String>,
+    ) -> Result<Result<CreatedRun, StoreError>, sqlx::Error> {
+        let mut savepoint = sqlx::Connection::begin(&mut **tx).await?;
+        let result =
+            Self::create_run_in(&mut savepoint, run, build, idempotency_key.as_deref()).await;
+        match &result {
+            Ok(created) if created.created => savepoint.commit().await?,
+            _ => savepoint.rollback().await?,
+        }
+        Ok(result)
     }
 
     /// One creation inside the batch's transaction (a savepoint the caller ends).
