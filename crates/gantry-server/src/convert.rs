@@ -126,6 +126,9 @@ pub fn wire_reason(reason: &engine::WaitReason) -> proto::WaitingReason {
         held_by_run: None,
         limit: None,
         labels: Vec::new(),
+        in_use: None,
+        position: None,
+        of: None,
     };
     match reason {
         engine::WaitReason::Needs { jobs } => {
@@ -142,14 +145,21 @@ pub fn wire_reason(reason: &engine::WaitReason) -> proto::WaitingReason {
             wire.limit = u64::try_from(*limit).ok();
         }
         engine::WaitReason::Runner { labels } => wire.labels = labels.clone(),
-        // The dispatcher's reasons travel as `runner` reasons (their sentence says which) until
-        // the wire format grows kinds of its own for them.
         engine::WaitReason::NoOnlineRunner { labels, group } => {
+            wire.kind = proto::WaitingReasonKind::NoOnlineRunner;
             wire.labels = labels.clone();
             wire.group = group.clone();
         }
-        engine::WaitReason::OrgQuota { limit, .. } => wire.limit = Some(u64::from(*limit)),
-        engine::WaitReason::QueuePosition { .. } => {}
+        engine::WaitReason::OrgQuota { in_use, limit } => {
+            wire.kind = proto::WaitingReasonKind::OrgQuota;
+            wire.in_use = Some(u64::from(*in_use));
+            wire.limit = Some(u64::from(*limit));
+        }
+        engine::WaitReason::QueuePosition { position, of } => {
+            wire.kind = proto::WaitingReasonKind::QueuePosition;
+            wire.position = u64::try_from(*position).ok();
+            wire.of = u64::try_from(*of).ok();
+        }
     }
     wire
 }
@@ -168,6 +178,29 @@ mod tests {
         assert_eq!(wire.kind, proto::WaitingReasonKind::ConcurrencyGroup);
         assert_eq!(wire.message, "concurrency group `deploy` held by run 4");
         assert_eq!(wire.held_by_run, Some(4));
+    }
+
+    #[test]
+    fn the_dispatchers_reasons_have_kinds_of_their_own() {
+        let quota = wire_reason(&engine::WaitReason::OrgQuota {
+            in_use: 5,
+            limit: 5,
+        });
+        assert_eq!(quota.kind, proto::WaitingReasonKind::OrgQuota);
+        assert_eq!((quota.in_use, quota.limit), (Some(5), Some(5)));
+        let position = wire_reason(&engine::WaitReason::QueuePosition { position: 3, of: 9 });
+        assert_eq!(position.kind, proto::WaitingReasonKind::QueuePosition);
+        assert_eq!((position.position, position.of), (Some(3), Some(9)));
+        let offline = wire_reason(&engine::WaitReason::NoOnlineRunner {
+            labels: vec!["gpu".into()],
+            group: None,
+        });
+        assert_eq!(offline.kind, proto::WaitingReasonKind::NoOnlineRunner);
+        assert_eq!(offline.labels, ["gpu"]);
+        assert_eq!(
+            serde_json::to_value(position.kind).unwrap(),
+            serde_json::json!("queue_position")
+        );
     }
 
     #[test]

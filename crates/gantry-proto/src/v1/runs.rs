@@ -228,6 +228,13 @@ pub enum WaitingReasonKind {
     MaxParallel,
     /// Queued for a runner with these `labels`.
     Runner,
+    /// No online runner has all these `labels` (and the runner `group`, when the job names
+    /// one).
+    NoOnlineRunner,
+    /// The organization runs `in_use` jobs on hosted runners, its `limit`.
+    OrgQuota,
+    /// At `position` of `of` in its organization's queue for these labels.
+    QueuePosition,
 }
 
 /// One reason a job is not running yet: a sentence for people and the facts for programs.
@@ -253,6 +260,15 @@ pub struct WaitingReason {
     /// `runner`: the labels a runner must have.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<String>,
+    /// `org_quota`: the organization's jobs running on hosted runners.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_use: Option<u64>,
+    /// `queue_position`: the job's place in its organization's queue, from 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<u64>,
+    /// `queue_position`: how many jobs wait in that queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub of: Option<u64>,
 }
 
 /// The body of `POST /api/v1/runs/{run}/rerun`.
