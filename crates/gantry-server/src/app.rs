@@ -55,11 +55,18 @@ struct RunCache {
     runs: HashMap<RunId, CachedRun>,
 }
 
+/// The row of `job_id` among a run's rows, which the store lists by id (a wide fan-out updates
+/// a thousand rows in one transition: a scan per update would be quadratic).
+fn row_of(rows: &mut [Job], job_id: JobId) -> Option<&mut Job> {
+    let index = rows.binary_search_by_key(&job_id, |row| row.id).ok()?;
+    rows.get_mut(index)
+}
+
 /// One run as its last committed transition left it.
 struct CachedRun {
     state: RunState,
     version: i64,
-    /// The run's job rows, when known to match the store.
+    /// The run's job rows by id, when known to match the store.
     rows: Option<Vec<Job>>,
 }
 
@@ -128,7 +135,7 @@ impl App {
             .runs
             .get_mut(&job.run_id)
             .and_then(|cached| cached.rows.as_mut())
-            .and_then(|rows| rows.iter_mut().find(|row| row.id == job.id))
+            .and_then(|rows| row_of(rows, job.id))
         {
             row.status = gantry_store::JobStatus::InProgress;
             row.started_at_ms = Some(started_at_ms);
@@ -279,7 +286,7 @@ impl App {
                 Ok(applied) => {
                     let mut rows = rows;
                     for update in &updates {
-                        if let Some(row) = rows.iter_mut().find(|row| row.id == update.job_id) {
+                        if let Some(row) = row_of(&mut rows, update.job_id) {
                             update.apply_to(row);
                         }
                     }
