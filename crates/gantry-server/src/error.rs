@@ -16,6 +16,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::InvalidJson | ErrorCode::InvalidRequest => StatusCode::BAD_REQUEST,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorCode::StaleToken => StatusCode::CONFLICT,
         ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         ErrorCode::Conflict => StatusCode::CONFLICT,
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -158,6 +160,8 @@ mod tests {
             (ErrorCode::InvalidJson, 400),
             (ErrorCode::InvalidRequest, 400),
             (ErrorCode::NotFound, 404),
+            (ErrorCode::Unauthorized, 401),
+            (ErrorCode::StaleToken, 409),
             (ErrorCode::MethodNotAllowed, 405),
             (ErrorCode::Conflict, 409),
             (ErrorCode::PayloadTooLarge, 413),

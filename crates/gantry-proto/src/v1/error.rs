@@ -22,11 +22,17 @@ pub enum ErrorCode {
     InvalidRequest,
     /// The organization, repository, run or job does not exist (404).
     NotFound,
+    /// A runner's credential or registration token is missing, forged, expired or revoked
+    /// (401).
+    Unauthorized,
     /// The route exists but not with this method (405).
     MethodNotAllowed,
     /// The request contradicts the current state: a duplicate name, cancelling a finished
     /// run, re-running a running one (409).
     Conflict,
+    /// A runner's call about a job carries a fencing token that is no longer the job's
+    /// latest: its lease expired or the job moved on. The runner must stop the job (409).
+    StaleToken,
     /// The body is larger than the server's limit (413).
     PayloadTooLarge,
     /// The body is not `application/json` (415).
@@ -47,6 +53,8 @@ impl ErrorCode {
             ErrorCode::InvalidJson => "invalid_json",
             ErrorCode::InvalidRequest => "invalid_request",
             ErrorCode::NotFound => "not_found",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::StaleToken => "stale_token",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Conflict => "conflict",
             ErrorCode::PayloadTooLarge => "payload_too_large",

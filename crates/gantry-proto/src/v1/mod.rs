@@ -1,13 +1,14 @@
 //! API version 1, served under `/api/v1`.
 //!
-//! Module map: `error` is the one error body, `tenants` organizations and repositories,
-//! `job` what a runner receives for one job, `runs` triggering, reading, cancelling and re-running runs and their jobs, `list` the
+//! Module map: `error` is the one error body, `tenants` organizations and repositories, `job`
+//! what a runner receives for one job, `runs` triggering, reading, cancelling and re-running
+//! runs and their jobs, `runner` the runner protocol and job logs, `list` the
 //! cursor-paginated list responses, `meta` the health answer.
-
 mod error;
 pub mod job;
 mod list;
 mod meta;
+mod runner;
 mod runs;
 mod tenants;
 
@@ -15,6 +16,13 @@ pub use error::{ApiError, ErrorBody, ErrorCode, ErrorDetail};
 pub use job::{JobContexts, JobPayload, RunDefaults, StepPayload};
 pub use list::{JobList, ListQuery, OrganizationList, RepositoryList, RunList, RunListQuery};
 pub use meta::Health;
+pub use runner::{
+    ClaimJob, CompleteAttempt, CreateRegistrationToken, Heartbeat, HeartbeatAnswer, JobAssignment,
+    JobLog, JobLogLine, LogChunk, LogChunkAccepted, LogLine, LogQuery, MAX_CLAIM_WAIT_MS,
+    MAX_LOG_LINE_BYTES, MAX_LOG_LINES_PER_CHUNK, RUNNER_PROTOCOL_VERSION, RegisterRunner,
+    RegistrationToken, Runner, RunnerList, RunnerRegistration, RunnerStatus, StepReport,
+    StepStatus,
+};
 pub use runs::{
     CompleteJob, Conclusion, Job, JobStatus, Rerun, Run, RunDetail, RunStatus, TriggerRun,
     WaitingReason, WaitingReasonKind,
