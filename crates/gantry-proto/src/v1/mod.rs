@@ -4,6 +4,7 @@
 //! what a runner receives for one job, `runs` triggering, reading, cancelling and re-running
 //! runs and their jobs, `runner` the runner protocol and job logs, `list` the
 //! cursor-paginated list responses, `meta` the health answer.
+
 mod error;
 pub mod job;
 mod list;
