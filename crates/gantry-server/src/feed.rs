@@ -2,8 +2,9 @@
 //! fair queue, jobs that stopped waiting (or ended) leave it, and cancel requests reach the
 //! leases so the runner hears of them at its next heartbeat.
 
+use gantry_engine::dispatch::OrgSettings;
 use gantry_engine::{JobKey, JobStatus as EngineJobStatus, RunState};
-use gantry_store::{JobId, JobStatus, RunId};
+use gantry_store::{JobId, JobStatus, OrgId, RunId};
 
 use crate::app::App;
 use crate::dispatcher::Waiting;
@@ -70,5 +71,27 @@ impl App {
             front: instance.runner_lost > 0,
         };
         self.dispatch.push(waiting, settings);
+    }
+
+    /// Makes sure the queue has an organization's weight and hosted limit.
+    pub(crate) async fn org_settings(&self, org: OrgId) -> Option<(OrgId, OrgSettings)> {
+        if self.dispatch.knows_org(org) {
+            return None;
+        }
+        match self.store.get_organization(org).await {
+            Ok(record) => Some((
+                org,
+                OrgSettings {
+                    weight: u32::try_from(record.weight).unwrap_or(1).max(1),
+                    hosted_limit: record
+                        .hosted_concurrency_limit
+                        .map(|limit| u32::try_from(limit).unwrap_or(u32::MAX)),
+                },
+            )),
+            Err(error) => {
+                tracing::error!(org_id = %org, error = %error, "cannot read organization settings");
+                None
+            }
+        }
     }
 }

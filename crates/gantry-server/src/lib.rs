@@ -22,11 +22,13 @@ mod dispatcher;
 mod error;
 mod extract;
 mod feed;
+mod leases;
 mod logs;
 mod openapi;
 mod ops;
 mod routes;
 mod runner_ops;
+mod runner_registry;
 mod runner_routes;
 mod views;
 
