@@ -262,6 +262,9 @@ fn count_runs(client: &Client) -> anyhow::Result<usize> {
     }
 }
 
+/// The hosted pool's registration token of benchmark servers.
+pub(super) const BENCH_RUNNER_TOKEN: &str = "gantry-bench-runner-token";
+
 /// A server on a loopback port of this process, on its own runtime.
 pub(super) struct BenchServer {
     /// `http://127.0.0.1:PORT`.
@@ -287,7 +290,7 @@ impl BenchServer {
             storage,
             max_body_bytes: proto::DEFAULT_MAX_BODY_BYTES,
             engine: Default::default(),
-            runner_token: None,
+            runner_token: Some(BENCH_RUNNER_TOKEN.to_owned()),
             runners: Default::default(),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::Subcommand;
 
 mod dag;
+mod drain;
 mod fairness;
 mod ingest;
 mod queue;
@@ -35,6 +36,9 @@ pub enum BenchCommand {
     /// The dispatcher's fair queue alone: push, push + pick + finish at steady state, and
     /// drain, over many organizations, repositories and label pools, on one core.
     Queue(queue::QueueArgs),
+    /// No-op jobs through claim → complete with durable commits, by simulated runners over
+    /// loopback HTTP and through the dispatcher's in-process API.
+    Drain(drain::DrainArgs),
     /// A job sandbox (bubblewrap, cgroup limits) created, `true` run in it, and destroyed,
     /// per round; `true` without a sandbox is the peer.
     Sandbox(sandbox::SandboxArgs),
@@ -49,6 +53,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Fairness(args) => fairness::run(&args),
         BenchCommand::Queue(args) => queue::run(&args),
         BenchCommand::Sandbox(args) => sandbox::run(&args),
+        BenchCommand::Drain(args) => drain::run(&args),
     }
 }
 

@@ -1,0 +1,313 @@
+//! `gantry bench drain`: no-op jobs through claim → complete, with durable commits, measured
+//! two ways in the same run: simulated runners speaking the runner protocol over loopback
+//! HTTP, and the same runners calling the dispatcher's in-process API (`App::claim`,
+//! `App::complete_attempt`), which shows what HTTP costs.
+//!
+//! The jobs are made first (not timed): runs of a workflow with `--jobs-per-run` independent
+//! jobs, so the drain measures the dispatcher, not run creation.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use gantry_proto::v1 as proto;
+use serde_json::json;
+
+use super::BenchStorage;
+use super::ingest::{BENCH_RUNNER_TOKEN, BenchServer};
+use crate::commands::client::{Client, Reply};
+use crate::output;
+
+/// Arguments of `gantry bench drain`.
+#[derive(Debug, Args)]
+pub struct DrainArgs {
+    /// No-op jobs to drain.
+    #[arg(long, default_value_t = 5_000)]
+    jobs: usize,
+    /// Independent jobs per run.
+    #[arg(long, default_value_t = 10)]
+    jobs_per_run: usize,
+    /// Simulated runners (each one job at a time).
+    #[arg(long, default_value_t = 16)]
+    runners: usize,
+    /// Use this PostgreSQL database (fresh schemas, dropped afterwards) instead of SQLite.
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+    /// Print the figures as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The figures of one way of draining.
+#[derive(Debug, Clone, serde::Serialize)]
+struct Drained {
+    jobs: usize,
+    seconds: f64,
+    jobs_per_sec: f64,
+}
+
+/// The workflow of every run: `count` independent no-op jobs.
+fn workflow(count: usize) -> String {
+    let mut text = String::from("name: drain\non: push\njobs:\n");
+    for index in 0..count {
+        text.push_str(&format!(
+            "  job{index}:\n    runs-on: ubuntu-latest\n    steps:\n      - run: 'true'\n"
+        ));
+    }
+    text
+}
+
+fn trigger(workflow: &str) -> proto::TriggerRun {
+    proto::TriggerRun {
+        workflow_path: ".github/workflows/drain.yml".to_owned(),
+        workflow: workflow.to_owned(),
+        event: None,
+        git_ref: None,
+        sha: None,
+        actor: None,
+        payload: None,
+        inputs: None,
+    }
+}
+
+/// Runs the benchmark.
+pub fn run(args: &DrainArgs) -> anyhow::Result<ExitCode> {
+    if args.jobs == 0 || args.jobs_per_run == 0 || args.runners == 0 {
+        bail!("--jobs, --jobs-per-run and --runners must be at least 1");
+    }
+    let runs = args.jobs.div_ceil(args.jobs_per_run);
+    let jobs = runs * args.jobs_per_run;
+    let workflow = workflow(args.jobs_per_run);
+
+    let storage = BenchStorage::new(args.database_url.as_deref(), "drain_http")?;
+    let backend = storage.backend;
+    let over_http = drain_over_http(&storage, &workflow, runs, jobs, args.runners)?;
+    storage.finish()?;
+
+    let storage = BenchStorage::new(args.database_url.as_deref(), "drain_lib")?;
+    let in_process = drain_in_process(&storage, &workflow, runs, jobs, args.runners)?;
+    storage.finish()?;
+
+
+    let figures = json!({
+        "benchmark": "drain",
+        "backend": backend,
+        "jobs": jobs,
+        "jobs_per_run": args.jobs_per_run,
+        "runners": args.runners,
+        "http": over_http,
+        "in_process": in_process,
+    });
+    if args.json {
+        output::json_line(&figures);
+    } else {
+        output::line(&format!(
+            "drain ({backend}, {jobs} jobs, {} per run, {} runners): HTTP {:.0} jobs/s, in-process {:.0} jobs/s",
+            args.jobs_per_run, args.runners, over_http.jobs_per_sec, in_process.jobs_per_sec
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Simulated runners over HTTP, one thread and one keep-alive connection each.
+fn drain_over_http(
+    storage: &BenchStorage,
+    workflow: &str,
+    runs: usize,
+    jobs: usize,
+    runners: usize,
+) -> anyhow::Result<Drained> {
+    let server = BenchServer::start(storage.storage.clone())?;
+    let client = Client::new(Some(&server.base));
+    setup_tenant(&client)?;
+    for _ in 0..runs {
+        match client.post::<proto::Run>("/repos/bench/drain/runs", &trigger(workflow), &[])? {
+            Reply::Ok(..) => {}
+            Reply::Refused(error, status) => bail!("trigger refused ({status}): {error}"),
+        }
+    }
+    let done = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..runners)
+        .map(|index| {
+            let base = server.base.clone();
+            let done = Arc::clone(&done);
+            std::thread::Builder::new()
+                .name(format!("runner-{index}"))
+                .stack_size(256 * 1024)
+                .spawn(move || simulated_runner(&base, index, &done, jobs))
+        })
+        .collect::<Result<_, _>>()
+        .context("cannot start runner threads")?;
+    for worker in workers {
+        worker
+            .join()
+            .map_err(|_| anyhow::anyhow!("a runner thread panicked"))??;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    server.stop()?;
+    Ok(Drained {
+        jobs,
+        seconds,
+        jobs_per_sec: jobs as f64 / seconds,
+    })
+}
+
+/// One runner: register, then claim → complete until every job is done.
+fn simulated_runner(
+    base: &str,
+    index: usize,
+    done: &AtomicUsize,
+    jobs: usize,
+) -> anyhow::Result<()> {
+    let client = Client::new(Some(base));
+    let registration = proto::RegisterRunner {
+        token: BENCH_RUNNER_TOKEN.to_owned(),
+        name: format!("sim-{index}"),
+        labels: vec!["ubuntu-latest".to_owned()],
+        capacity: 1,
+        ephemeral: false,
+        protocol_version: proto::RUNNER_PROTOCOL_VERSION,
+    };
+    let registered = match client.post::<proto::RunnerRegistration>("/runners/register", &registration, &[])? {
+        Reply::Ok(registered, _) => registered,
+        Reply::Refused(error, status) => bail!("registration refused ({status}): {error}"),
+    };
+    let bearer = format!("Bearer {}", registered.credential);
+    let auth = [("Authorization", bearer.as_str())];
+    while done.load(Ordering::Relaxed) < jobs {
+        let claim = proto::ClaimJob { wait_ms: 200 };
+        let assignment = match client.post::<Option<proto::JobAssignment>>("/runner/claim", &claim, &auth)? {
+            Reply::Ok(Some(assignment), _) => assignment,
+            Reply::Ok(None, _) => continue,
+            Reply::Refused(error, status) => bail!("claim refused ({status}): {error}"),
+        };
+        let result = proto::CompleteAttempt {
+            fencing_token: assignment.fencing_token,
+            conclusion: proto::Conclusion::Success,
+            outputs: Default::default(),
+            message: None,
+        };
+        let path = format!("/runner/jobs/{}/complete", assignment.job_id);
+        match client.post::<serde_json::Value>(&path, &result, &auth)? {
+            Reply::Ok(..) => {
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            Reply::Refused(error, status) => bail!("completion refused ({status}): {error}"),
+        }
+    }
+    Ok(())
+}
+
+/// The same runners calling the dispatcher in this process: no HTTP, no JSON.
+fn drain_in_process(
+    storage: &BenchStorage,
+    workflow: &str,
+    runs: usize,
+    jobs: usize,
+    runners: usize,
+) -> anyhow::Result<Drained> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let store = gantry_server::open_store(&storage.storage).await?;
+        let app = Arc::new(gantry_server::App::new(store, Default::default()));
+        app.recover().await.map_err(anyhow::Error::msg)?;
+        app.allow_hosted_token(BENCH_RUNNER_TOKEN)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        app.create_organization(proto::CreateOrganization {
+            name: "bench".to_owned(),
+            weight: None,
+            hosted_concurrency_limit: None,
+        })
+        .await
+        .map_err(anyhow::Error::msg)?;
+        app.create_repository(
+            "bench",
+            proto::CreateRepository {
+                name: "drain".to_owned(),
+                default_branch: None,
+            },
+        )
+        .await
+        .map_err(anyhow::Error::msg)?;
+        for _ in 0..runs {
+            app.trigger_run("bench", "drain", trigger(workflow), None)
+                .await
+                .map_err(anyhow::Error::msg)?;
+        }
+        let done = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        let mut tasks = Vec::with_capacity(runners);
+        for index in 0..runners {
+            let app = Arc::clone(&app);
+            let done = Arc::clone(&done);
+            tasks.push(tokio::spawn(async move {
+                let registered = app
+                    .register_runner(proto::RegisterRunner {
+                        token: BENCH_RUNNER_TOKEN.to_owned(),
+                        name: format!("sim-{index}"),
+                        labels: vec!["ubuntu-latest".to_owned()],
+                        capacity: 1,
+                        ephemeral: false,
+                        protocol_version: proto::RUNNER_PROTOCOL_VERSION,
+                    })
+                    .await
+                    .map_err(anyhow::Error::msg)?;
+                let runner = app
+                    .authenticate_runner(&registered.credential)
+                    .await
+                    .map_err(anyhow::Error::msg)?;
+                while done.load(Ordering::Relaxed) < jobs {
+                    let claim = app
+                        .claim(runner, proto::ClaimJob { wait_ms: 200 })
+                        .await
+                        .map_err(anyhow::Error::msg)?;
+                    let Some(assignment) = claim else { continue };
+                    let result = proto::CompleteAttempt {
+                        fencing_token: assignment.fencing_token,
+                        conclusion: proto::Conclusion::Success,
+                        outputs: Default::default(),
+                        message: None,
+                    };
+                    app.complete_attempt(runner, gantry_store::JobId(assignment.job_id), result)
+                        .await
+                        .map_err(anyhow::Error::msg)?;
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                anyhow::Ok(())
+            }));
+        }
+        for task in tasks {
+            task.await.context("a runner task panicked")??;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        Ok(Drained {
+            jobs,
+            seconds,
+            jobs_per_sec: jobs as f64 / seconds.max(Duration::from_micros(1).as_secs_f64()),
+        })
+    })
+}
+
+/// The benchmark's organization and repository.
+pub(super) fn setup_tenant(client: &Client) -> anyhow::Result<()> {
+    let org = proto::CreateOrganization {
+        name: "bench".to_owned(),
+        weight: None,
+        hosted_concurrency_limit: None,
+    };
+    client.post::<serde_json::Value>("/orgs", &org, &[])?;
+    let repo = proto::CreateRepository {
+        name: "drain".to_owned(),
+        default_branch: None,
+    };
+    client.post::<serde_json::Value>("/orgs/bench/repos", &repo, &[])?;
+    Ok(())
+}
