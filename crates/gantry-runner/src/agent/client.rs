@@ -107,8 +107,8 @@ impl Backoff {
     }
 
     /// Calls `call` until it succeeds, fails with an error that is not retryable, or `give_up`
-    /// says so (it is asked before each pause, with the error so far); the last error is
-    /// returned then.
+    /// says so (it is asked before and during each pause, with the error so far); the last
+    /// error is returned then.
     pub fn retry<T>(
         &self,
         what: &str,
@@ -123,7 +123,19 @@ impl Backoff {
                     attempt += 1;
                     let pause = self.pause(attempt);
                     tracing::warn!(%error, attempt, pause_ms = pause.as_millis() as u64, "{what} failed; retrying");
-                    std::thread::sleep(pause);
+                    // Sleep in slices so that giving up (the agent stopping) is not delayed by
+                    // a long pause.
+                    let deadline = std::time::Instant::now() + pause;
+                    loop {
+                        let left = deadline.saturating_duration_since(std::time::Instant::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        if give_up(&error) {
+                            return Err(error);
+                        }
+                        std::thread::sleep(left.min(Duration::from_millis(100)));
+                    }
                 }
                 Err(error) => return Err(error),
             }
