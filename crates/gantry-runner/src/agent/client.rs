@@ -222,11 +222,11 @@ impl ProtocolClient {
     pub fn job(&self, run_id: i64, job_id: i64) -> Result<Job, ClientError> {
         let path = format!("/runs/{run_id}/jobs/{job_id}");
         let url = self.url(&path);
-        let response = self
-            .agent
-            .get(&url)
-            .call()
-            .map_err(|error| transport(&url, &error))?;
+        let mut request = self.agent.get(&url);
+        if let Some(credential) = &self.credential {
+            request = request.header("authorization", format!("Bearer {credential}"));
+        }
+        let response = request.call().map_err(|error| transport(&url, &error))?;
         answer(response, &url)?.ok_or_else(|| self.empty_answer(&path))
     }
 

@@ -246,7 +246,13 @@ impl AgentReporter {
         if self.attempt.is_lost() || self.sender.is_none() {
             return;
         }
-        let deadline = Instant::now() + self.limits.max_producer_block;
+        // Once lines are being dropped the server is known to be stuck: waiting again for
+        // every line would stall the step for the whole block time per line.
+        let deadline = if self.dropped > 0 {
+            Instant::now()
+        } else {
+            Instant::now() + self.limits.max_producer_block
+        };
         let shared = Arc::clone(&self.shared);
         let mut queue = shared.lock();
         while queue.bytes >= self.limits.max_queued_bytes && !self.attempt.is_lost() {
@@ -855,10 +861,17 @@ mod tests {
         reporter.log_line(&line(0, 2, "dropped"));
         assert!(started.elapsed() >= Duration::from_millis(30));
         assert_eq!(reporter.dropped, 1);
+        // While the queue stays full, later lines are dropped without waiting again.
+        let started = Instant::now();
+        for n in 3..100 {
+            reporter.log_line(&line(0, n, "dropped too"));
+        }
+        assert!(started.elapsed() < Duration::from_millis(500));
+        assert_eq!(reporter.dropped, 98);
         // Let the sender give up so `finish` returns.
         attempt.mark_lost();
         let stats = reporter.finish();
-        assert_eq!(stats.lines_dropped, 2);
+        assert_eq!(stats.lines_dropped, 99);
     }
 
     #[test]
