@@ -351,6 +351,67 @@ mod tests {
         assert_eq!(last, Some(0));
     }
 
+    /// A stream server whose first connection breaks after two lines; the second must resume
+    /// after seq 1 and gets the last line and the end.
+    #[test]
+    fn follow_resumes_a_broken_stream_with_last_event_id() {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let mut resumed_after = Vec::new();
+            for (connection, stream) in listener.incoming().take(2).enumerate() {
+                let mut stream = stream.unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request = String::new();
+                loop {
+                    let mut header = String::new();
+                    reader.read_line(&mut header).unwrap();
+                    if header.trim().is_empty() {
+                        break;
+                    }
+                    request.push_str(&header);
+                }
+                assert!(
+                    request.starts_with("GET /api/v1/jobs/9/logs/stream "),
+                    "{request}"
+                );
+                resumed_after.push(request.lines().find_map(|h| {
+                    h.to_ascii_lowercase()
+                        .strip_prefix("last-event-id:")
+                        .map(|v| v.trim().to_owned())
+                }));
+                let events = if connection == 0 {
+                    format!(
+                        ": keep-alive\n\nid: 0\nevent: line\ndata: {}\n\nid: 1\nevent: line\ndata: {}\n\n",
+                        line_json(0, 0, "a"),
+                        line_json(1, 0, "b")
+                    )
+                } else {
+                    format!(
+                        "id: 2\nevent: line\ndata: {}\n\nevent: end\ndata: {{}}\n\n",
+                        line_json(2, 1, "c")
+                    )
+                };
+                // No length: the body ends when the connection closes, as a broken stream does.
+                write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n{events}"
+                )
+                .unwrap();
+            }
+            resumed_after
+        });
+        let client = Client::new(Some(&url));
+        let mut printed = Vec::new();
+        let result = follow(&client, 9, |line: &JobLogLine| {
+            printed.push(human_line(line))
+        });
+        assert!(result.is_ok());
+        assert_eq!(printed, ["[step 1] a", "[step 1] b", "[step 2] c"]);
+        assert_eq!(server.join().unwrap(), [None, Some("1".to_owned())]);
+    }
+
     #[test]
     fn human_lines_name_the_step_and_later_attempts() {
         let line: JobLogLine = serde_json::from_str(&line_json(0, 2, "hello")).unwrap();
