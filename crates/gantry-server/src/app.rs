@@ -17,10 +17,12 @@ use gantry_engine::{
     JobStatus as EngineJobStatus, Millis, RunState, TimerKind,
 };
 use gantry_store::{
-    EndedAttempt, FencingToken, Job, JobId, JobUpdate, NewJob, RepoId, RunFilter, RunId, RunStatus,
-    RunUpdate, Store, StoreError, Transition,
+    EndedAttempt, FencingToken, Job, JobId, JobUpdate, NewJob, OrgId, RepoId, RunFilter, RunId,
+    RunStatus, RunUpdate, Store, StoreError, Transition,
 };
 use tokio::sync::{Notify, watch};
+
+use crate::dispatcher::{Dispatcher, RunnerSettings};
 
 use crate::convert::{self, ms, now};
 use crate::error::ApiError;
@@ -41,6 +43,16 @@ pub struct App {
     groups_ready: watch::Sender<bool>,
     names: Mutex<HashMap<RepoId, String>>,
     runs: Mutex<RunCache>,
+    /// The fair queue, the runners and the leases.
+    pub(crate) dispatch: Dispatcher,
+    /// Rung when a lease is added, so the lease watcher looks at the new earliest deadline.
+    pub(crate) lease_changed: Notify,
+    /// Loaded workflow files of runs with jobs being claimed.
+    workflows: Mutex<HashMap<RunId, Arc<gantry_workflow::model::Workflow>>>,
+    /// Each run's repository and organization (they never change).
+    owners: Mutex<HashMap<RunId, (RepoId, OrgId)>>,
+    /// Per job with live log viewers: bumped when lines arrive or the job ends.
+    pub(crate) log_bells: Mutex<HashMap<JobId, watch::Sender<u64>>>,
 }
 
 /// The last committed state and job rows of recently changed runs, so that the next change
@@ -110,7 +122,54 @@ impl App {
             groups_ready: watch::Sender::new(false),
             names: Mutex::new(HashMap::new()),
             runs: Mutex::new(RunCache::default()),
+            dispatch: Dispatcher::new(RunnerSettings::default()),
+            lease_changed: Notify::new(),
+            workflows: Mutex::new(HashMap::new()),
+            owners: Mutex::new(HashMap::new()),
+            log_bells: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same app with other heartbeat and lease durations.
+    pub fn with_runner_settings(mut self, settings: RunnerSettings) -> App {
+        self.dispatch = Dispatcher::new(settings);
+        self
+    }
+
+    pub(crate) fn workflows(
+        &self,
+    ) -> MutexGuard<'_, HashMap<RunId, Arc<gantry_workflow::model::Workflow>>> {
+        self.workflows
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Remembers a new run's repository and organization.
+    pub(crate) fn set_owner(&self, run_id: RunId, repo: RepoId, org: OrgId) {
+        let mut owners = self
+            .owners
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if owners.len() >= 100_000 {
+            owners.clear();
+        }
+        owners.insert(run_id, (repo, org));
+    }
+
+    /// A run's repository and organization.
+    pub(crate) async fn owner(&self, run_id: RunId) -> Result<(RepoId, OrgId), ApiError> {
+        if let Some(owner) = self
+            .owners
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&run_id)
+        {
+            return Ok(*owner);
+        }
+        let run = self.store.get_run(run_id).await?;
+        let repo = self.store.get_repository(run.repo_id).await?;
+        self.set_owner(run_id, repo.id, repo.org_id);
+        Ok((repo.id, repo.org_id))
     }
 
     fn indexes(&self) -> MutexGuard<'_, Indexes> {
@@ -282,6 +341,17 @@ impl App {
                 plan_transition(run_id, version, &state, &rows, &running_before, token, time)?;
             let updates = plan.transition.job_updates.clone();
             let adds_jobs = !plan.transition.new_jobs.is_empty();
+            let new_keys: Vec<JobKey> = plan
+                .transition
+                .new_jobs
+                .iter()
+                .map(|job| {
+                    JobKey::new(
+                        job.job_key.clone(),
+                        u32::try_from(job.matrix_index).unwrap_or(u32::MAX),
+                    )
+                })
+                .collect();
             match self.store.apply_transition(plan.transition).await {
                 Ok(applied) => {
                     let mut rows = rows;
@@ -290,6 +360,32 @@ impl App {
                             update.apply_to(row);
                         }
                     }
+                    let mut changes: Vec<(JobId, JobKey, gantry_store::JobStatus)> = plan
+                        .statuses
+                        .iter()
+                        .filter_map(|&(id, status)| {
+                            let row = rows.binary_search_by_key(&id, |row| row.id).ok()?;
+                            Some((id, convert::job_key(rows.get(row)?), status))
+                        })
+                        .collect();
+                    changes.extend(
+                        applied
+                            .new_job_ids
+                            .iter()
+                            .zip(new_keys.iter().cloned())
+                            .zip(&plan.new_statuses)
+                            .map(|((id, key), status)| (*id, key, *status)),
+                    );
+                    let cancels: Vec<JobId> = effects
+                        .iter()
+                        .filter_map(|effect| match effect {
+                            Effect::CancelJob { job, .. } => rows
+                                .iter()
+                                .find(|row| convert::job_key(row) == *job)
+                                .map(|row| row.id),
+                            _ => None,
+                        })
+                        .collect();
                     self.remember(
                         run_id,
                         CachedRun {
@@ -301,6 +397,8 @@ impl App {
                     );
                     let mut statuses = plan.statuses;
                     statuses.extend(applied.new_job_ids.into_iter().zip(plan.new_statuses));
+                    self.feed_dispatcher(run_id, &state, &changes, &cancels)
+                        .await;
                     let deliveries = self.after_commit(run_id, &statuses, &effects).await;
                     log_effects(run_id, &effects);
                     return Ok((Applied { state }, deliveries));
@@ -450,6 +548,7 @@ impl App {
     pub async fn recover_queue(&self) -> Result<usize, ApiError> {
         let queued = self.store.queued_jobs().await?;
         self.indexes().queued = queued.iter().map(|queued| queued.job.id).collect();
+        self.recover_dispatch(&queued).await?;
         Ok(queued.len())
     }
 

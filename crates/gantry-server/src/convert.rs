@@ -24,6 +24,11 @@ pub fn ms(time: engine::Millis) -> i64 {
     i64::try_from(time.0).unwrap_or(i64::MAX)
 }
 
+/// A wire timestamp as engine milliseconds (times before the epoch become 0).
+pub fn engine_time(time: DateTime<Utc>) -> engine::Millis {
+    engine::Millis(u64::try_from(time.timestamp_millis()).unwrap_or(0))
+}
+
 /// Stored milliseconds as a wire timestamp.
 pub fn timestamp(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()

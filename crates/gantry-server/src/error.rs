@@ -105,6 +105,9 @@ impl From<StoreError> for ApiError {
         match &error {
             StoreError::NotFound { .. } => ApiError::not_found(error.to_string()),
             StoreError::Conflict { .. } => ApiError::conflict(error.to_string()),
+            StoreError::StaleToken { .. } => {
+                ApiError::new(ErrorCode::StaleToken, error.to_string())
+            }
             StoreError::Invalid { .. } => {
                 ApiError::new(ErrorCode::InvalidRequest, error.to_string())
             }

@@ -17,11 +17,19 @@
 
 mod app;
 mod convert;
+mod credentials;
+mod dispatcher;
 mod error;
 mod extract;
+mod feed;
+mod leases;
+mod logs;
 mod openapi;
 mod ops;
 mod routes;
+mod runner_ops;
+mod runner_registry;
+mod runner_routes;
 mod views;
 
 use std::future::Future;
@@ -33,6 +41,7 @@ use gantry_engine::EngineConfig;
 use gantry_store::{PostgresOptions, SqliteOptions, Store, StoreError};
 
 pub use app::{App, Recovery};
+pub use dispatcher::RunnerSettings;
 pub use error::{ApiError, status_of};
 pub use openapi::document_json as openapi_json;
 
@@ -69,6 +78,11 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// The engine's retries, timeouts and limits for new runs.
     pub engine: EngineConfig,
+    /// The hosted pool's registration token (kept as a hash); `None` accepts only tokens
+    /// made for organizations.
+    pub runner_token: Option<String>,
+    /// Heartbeat interval and lease length.
+    pub runners: RunnerSettings,
 }
 
 /// Why the server could not start or stopped.
@@ -138,7 +152,12 @@ pub async fn serve_on(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let store = open_store(&config.storage).await?;
-    let app = Arc::new(App::new(store, config.engine.clone()));
+    let app = Arc::new(App::new(store, config.engine.clone()).with_runner_settings(config.runners));
+    if let Some(token) = &config.runner_token {
+        app.allow_hosted_token(token)
+            .await
+            .map_err(ServerError::Recover)?;
+    }
     let queued_jobs = app.recover_queue().await.map_err(ServerError::Recover)?;
     tracing::info!(queued_jobs, "queue rebuilt from the store");
     // The open runs' timers, groups and unheard claims are rebuilt while serving, so a
@@ -162,11 +181,13 @@ pub async fn serve_on(
     }
     tracing::info!(addr = %addr, "listening");
     let timers = tokio::spawn(Arc::clone(&app).run_timers());
+    let leases = tokio::spawn(Arc::clone(&app).run_lease_watcher());
     let result = axum::serve(listener, routes::router(app, config.max_body_bytes))
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(ServerError::Serve);
     timers.abort();
+    leases.abort();
     tracing::info!("server stopped");
     result
 }

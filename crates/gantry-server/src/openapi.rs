@@ -10,6 +10,7 @@ use gantry_proto::v1 as proto;
 use utoipa::OpenApi;
 
 use crate::routes::paths::*;
+use crate::runner_routes::paths::*;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,12 +26,15 @@ use crate::routes::paths::*;
         trigger_run, list_repository_runs, list_runs, get_run, list_jobs, get_job,
         cancel_run, cancel_job, rerun,
         queue, start_job, complete_job,
+        create_registration_token, list_runners, register_runner, claim_job, heartbeat,
+        report_step, append_log, complete_attempt, job_log, job_log_stream,
     ),
     components(schemas(proto::ErrorCode, proto::ErrorDetail, proto::ApiError)),
     tags(
         (name = "meta", description = "the server itself"),
         (name = "tenants", description = "organizations and repositories"),
         (name = "runs", description = "workflow runs and their jobs"),
+        (name = "runners", description = "the runner protocol: registration, claims, leases and reports"),
         (name = "internal", description = "test and operator routes until the runner protocol exists"),
     ),
 )]

@@ -177,6 +177,7 @@ impl App {
         check_text("ref", &git_ref, 255)?;
 
         let workflow = gantry_workflow::load(&request.workflow, &Limits::default())
+            .map(Arc::new)
             .map_err(|diagnostics| workflow_invalid(&diagnostics))?;
         let workflow_name = workflow
             .name
@@ -204,6 +205,7 @@ impl App {
         // The builder runs inside the store's transaction; what it decided comes out here.
         let outcome: Arc<Mutex<Option<Result<Built, String>>>> = Arc::new(Mutex::new(None));
         let slot = Arc::clone(&outcome);
+        let loaded = Arc::clone(&workflow);
         let build = BuildRun::new(move |allocated: AllocatedRun| {
             let built = build_run(&workflow, &facts, inputs, engine_config, allocated, time);
             let content = built
@@ -222,6 +224,7 @@ impl App {
             sha,
             actor,
             created_at_ms: ms(time),
+            workflow_source: request.workflow.clone(),
         };
         let created = self
             .store
@@ -239,7 +242,24 @@ impl App {
             (Err(error), _) => return Err(error.into()),
         };
         if created.created {
+            self.set_owner(created.run_id, repo.id, repo.org_id);
+            self.remember_workflow(created.run_id, loaded);
             if let Some(Ok(built)) = built {
+                let changes: Vec<_> = created
+                    .job_ids
+                    .iter()
+                    .copied()
+                    .zip(built.content.jobs.iter())
+                    .map(|(id, job)| {
+                        let key = gantry_engine::JobKey::new(
+                            job.job_key.clone(),
+                            u32::try_from(job.matrix_index).unwrap_or(u32::MAX),
+                        );
+                        (id, key, job.status)
+                    })
+                    .collect();
+                self.feed_dispatcher(created.run_id, &built.state, &changes, &[])
+                    .await;
                 let statuses: Vec<(JobId, JobStatus)> = created
                     .job_ids
                     .iter()
@@ -325,8 +345,25 @@ impl App {
         let rows = self.store.list_jobs(run_id).await?;
         Ok(rows
             .iter()
-            .map(|row| views::job(row, Some(&state)))
+            .map(|row| self.with_dispatch_reasons(row, views::job(row, Some(&state))))
             .collect())
+    }
+
+    /// Adds the dispatcher's reasons to a queued job's view: no online runner, its
+    /// organization's quota, its place in the queue.
+    fn with_dispatch_reasons(&self, row: &gantry_store::Job, mut view: proto::Job) -> proto::Job {
+        if row.status == JobStatus::Queued {
+            let online = self.dispatch.online_views(now());
+            let reasons = self
+                .dispatch
+                .lock()
+                .queue
+                .reasons(crate::dispatcher::job_ref(row.id), &online)
+                .unwrap_or_default();
+            view.waiting_reasons
+                .extend(reasons.iter().map(convert::wire_reason));
+        }
+        view
     }
 
     /// `GET /runs/{run}/jobs`.
@@ -349,7 +386,7 @@ impl App {
     async fn job_view(&self, job_id: JobId) -> Result<proto::Job, ApiError> {
         let job = self.store.get_job(job_id).await?;
         let (state, _) = self.load_state(job.run_id).await?;
-        Ok(views::job(&job, Some(&state)))
+        Ok(self.with_dispatch_reasons(&job, views::job(&job, Some(&state))))
     }
 
     /// `GET /runs/{run}/jobs/{job}`.
@@ -493,6 +530,8 @@ impl App {
 struct Built {
     content: RunContent,
     effects: Vec<Effect>,
+    /// The run's first state, for the dispatcher.
+    state: gantry_engine::RunState,
 }
 
 /// The trigger's facts the `github` context is made of.
@@ -574,6 +613,7 @@ fn build_run(
             jobs,
         },
         effects: decision.effects,
+        state: decision.state,
     })
 }
 

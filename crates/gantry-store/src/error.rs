@@ -21,6 +21,13 @@ pub enum StoreError {
         /// What conflicted.
         what: String,
     },
+    /// A runner's call carries a fencing token that is no longer its job's latest, or whose
+    /// attempt has ended: the runner has lost the job.
+    #[error("stale fencing token: {what}")]
+    StaleToken {
+        /// Which token of which job.
+        what: String,
+    },
     /// The input is malformed: an empty name, a zero page size, a negative weight, a run
     /// builder that refused, a job of another run.
     #[error("invalid input: {what}")]

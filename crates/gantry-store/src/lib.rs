@@ -12,7 +12,8 @@
 //! JSON document with a version, next to the columns the server queries.
 //!
 //! Module map: `store` is the trait, `model` the records and inputs, `ids` and `status` their
-//! parts, `error` the one error type; `sql` is the implementation shared by both backends
+//! parts, `runners` the records of runners, their tokens and job logs, `error` the one error
+//! type; `sql` is the implementation shared by both backends
 //! (statements in `sql/queries.rs`, migrations run by `sql/migrate.rs` from the `.sql` files
 //! under `migrations/`), and `sqlite` and `postgres` open each backend.
 //!
@@ -43,6 +44,7 @@ mod error;
 mod ids;
 mod model;
 mod postgres;
+mod runners;
 mod sql;
 mod sqlite;
 mod status;
@@ -57,6 +59,10 @@ pub use model::{
     RunUpdate, RunningAttempt, StepResult, Transition, WorkflowRun,
 };
 pub use postgres::{PostgresOptions, PostgresStore};
+pub use runners::{
+    LogAppend, LogLineRecord, NewLogLine, NewRegistrationToken, NewRunner, RunnerRecord,
+    StepReported,
+};
 pub use sql::{Backend, Migration, SqlStore};
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use status::{Conclusion, JobStatus, RunStatus, StepStatus};

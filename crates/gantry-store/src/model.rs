@@ -80,6 +80,8 @@ pub struct NewRun {
     pub actor: String,
     /// When it was created.
     pub created_at_ms: i64,
+    /// The workflow file's text, kept so a claim can build the job's payload from it.
+    pub workflow_source: String,
 }
 
 /// The identity a run gets inside its creating transaction, handed to the [`BuildRun`].

@@ -21,11 +21,18 @@ use crate::sql::{Backend, Migration, SqlStore};
 pub type PostgresStore = SqlStore<Postgres>;
 
 impl Backend for Postgres {
-    const MIGRATIONS: &'static [Migration] = &[Migration {
-        version: 1,
-        name: "init",
-        sql: include_str!("../migrations/postgres/0001_init.sql"),
-    }];
+    const MIGRATIONS: &'static [Migration] = &[
+        Migration {
+            version: 1,
+            name: "init",
+            sql: include_str!("../migrations/postgres/0001_init.sql"),
+        },
+        Migration {
+            version: 2,
+            name: "runners",
+            sql: include_str!("../migrations/postgres/0002_runners.sql"),
+        },
+    ];
     const BEGIN_WRITE: &'static str = "BEGIN";
     // The key is arbitrary but fixed: `gantry` in ASCII.
     const LOCK_MIGRATIONS: Option<&'static str> =

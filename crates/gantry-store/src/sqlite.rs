@@ -25,11 +25,18 @@ use crate::sql::{Backend, Migration, SqlStore};
 pub type SqliteStore = SqlStore<Sqlite>;
 
 impl Backend for Sqlite {
-    const MIGRATIONS: &'static [Migration] = &[Migration {
-        version: 1,
-        name: "init",
-        sql: include_str!("../migrations/sqlite/0001_init.sql"),
-    }];
+    const MIGRATIONS: &'static [Migration] = &[
+        Migration {
+            version: 1,
+            name: "init",
+            sql: include_str!("../migrations/sqlite/0001_init.sql"),
+        },
+        Migration {
+            version: 2,
+            name: "runners",
+            sql: include_str!("../migrations/sqlite/0002_runners.sql"),
+        },
+    ];
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     // Migrations run in a `BEGIN IMMEDIATE` transaction, which already excludes other writers.
     const LOCK_MIGRATIONS: Option<&'static str> = None;

@@ -16,6 +16,9 @@ use crate::model::{
     Lease, NewOrganization, NewRepository, NewRun, Organization, QueuedJob, Repository, RunFilter,
     RunPage, RunningAttempt, StepResult, Transition, WorkflowRun,
 };
+use crate::runners::{
+    LogAppend, LogLineRecord, NewRegistrationToken, NewRunner, RunnerRecord, StepReported,
+};
 
 /// What every [`Store`] method returns.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -128,4 +131,42 @@ pub trait Store: Send + Sync {
         token: FencingToken,
         deadline_ms: i64,
     ) -> StoreFuture<'_, ()>;
+
+    /// Keeps a registration token (by its hash); saving the same hash again updates its
+    /// expiry.
+    fn save_registration_token(&self, token: NewRegistrationToken) -> StoreFuture<'_, ()>;
+
+    /// Registers a runner with a registration token: the token's organization becomes the
+    /// runner's (none for the hosted pool). An unknown or expired token is `NotFound`.
+    fn register_runner(&self, runner: NewRunner) -> StoreFuture<'_, RunnerRecord>;
+
+    /// A runner, removed or not.
+    fn get_runner(&self, id: RunnerId) -> StoreFuture<'_, RunnerRecord>;
+
+    /// Every runner not removed, by id.
+    fn list_runners(&self) -> StoreFuture<'_, Vec<RunnerRecord>>;
+
+    /// Removes a runner (an ephemeral one after its job): its credential stops working.
+    fn remove_runner(&self, id: RunnerId, now_ms: i64) -> StoreFuture<'_, ()>;
+
+    /// Records a runner's report that a step started or ended, if `token` still holds the
+    /// step's attempt (else `StaleToken`). Steps must start in order, one at a time, and end
+    /// after they started (else `Conflict`); the same report twice is a `Duplicate`.
+    fn report_step(&self, token: FencingToken, step: StepResult) -> StoreFuture<'_, StepReported>;
+
+    /// Appends log lines of the attempt `append.fencing_token` holds (else `StaleToken`);
+    /// returns how many lines of the attempt are stored. Lines already stored (a retried
+    /// chunk) are skipped; a chunk that would leave a gap is a `Conflict`.
+    fn append_log(&self, append: LogAppend) -> StoreFuture<'_, i64>;
+
+    /// A job's log lines with `seq` above `after`, at most `limit` of them.
+    fn read_log(
+        &self,
+        job_id: JobId,
+        after: Option<i64>,
+        limit: u32,
+    ) -> StoreFuture<'_, Vec<LogLineRecord>>;
+
+    /// The workflow file a run was created from.
+    fn workflow_source(&self, run_id: RunId) -> StoreFuture<'_, String>;
 }

@@ -19,7 +19,7 @@
 use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::job::JobPayload;
 use super::runs::Conclusion;
@@ -278,8 +278,9 @@ pub struct JobLog {
 }
 
 /// The query of `GET /api/v1/runs/{run}/jobs/{job}/logs`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct LogQuery {
     /// Only lines with a larger `seq` (default: from the first line).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -14,6 +14,8 @@ mod group_commit;
 mod migrate;
 mod queries;
 mod rows;
+mod runner_queries;
+mod runners;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -27,6 +29,9 @@ use crate::model::{
     FencingToken, Job, JobAttempt, JobUpdate, Lease, NewAttempt, NewJob, NewOrganization,
     NewRepository, NewRun, Organization, QueuedJob, Repository, RunFilter, RunPage, RunUpdate,
     RunningAttempt, StepResult, Transition, WorkflowRun,
+};
+use crate::runners::{
+    LogAppend, LogLineRecord, NewRegistrationToken, NewRunner, RunnerRecord, StepReported,
 };
 use crate::status::JobStatus;
 use crate::store::{Store, StoreFuture};
@@ -470,6 +475,7 @@ where
             .bind(run.actor.as_str())
             .bind(run.created_at_ms)
             .bind(idempotency_key)
+            .bind(run.workflow_source.as_str())
             .fetch_optional(&mut *conn)
             .await?;
         let Some(inserted) = inserted else {
@@ -1144,5 +1150,46 @@ where
         deadline_ms: i64,
     ) -> StoreFuture<'_, ()> {
         Box::pin(self.renew_lease(job_id, token, deadline_ms))
+    }
+
+    fn save_registration_token(&self, token: NewRegistrationToken) -> StoreFuture<'_, ()> {
+        Box::pin(self.save_registration_token(token))
+    }
+
+    fn register_runner(&self, runner: NewRunner) -> StoreFuture<'_, RunnerRecord> {
+        Box::pin(self.register_runner(runner))
+    }
+
+    fn get_runner(&self, id: RunnerId) -> StoreFuture<'_, RunnerRecord> {
+        Box::pin(self.get_runner(id))
+    }
+
+    fn list_runners(&self) -> StoreFuture<'_, Vec<RunnerRecord>> {
+        Box::pin(self.list_runners())
+    }
+
+    fn remove_runner(&self, id: RunnerId, now_ms: i64) -> StoreFuture<'_, ()> {
+        Box::pin(self.remove_runner(id, now_ms))
+    }
+
+    fn report_step(&self, token: FencingToken, step: StepResult) -> StoreFuture<'_, StepReported> {
+        Box::pin(self.report_step(token, step))
+    }
+
+    fn append_log(&self, append: LogAppend) -> StoreFuture<'_, i64> {
+        Box::pin(self.append_log(append))
+    }
+
+    fn read_log(
+        &self,
+        job_id: JobId,
+        after: Option<i64>,
+        limit: u32,
+    ) -> StoreFuture<'_, Vec<LogLineRecord>> {
+        Box::pin(self.read_log(job_id, after, limit))
+    }
+
+    fn workflow_source(&self, run_id: RunId) -> StoreFuture<'_, String> {
+        Box::pin(self.workflow_source(run_id))
     }
 }

@@ -184,3 +184,28 @@ pub(super) fn step_result(row: &impl StoreRow) -> Result<StepResult, StoreError>
         ended_at_ms: row.opt_int("ended_at_ms")?,
     })
 }
+
+pub(super) fn runner(row: &impl StoreRow) -> Result<crate::runners::RunnerRecord, StoreError> {
+    Ok(crate::runners::RunnerRecord {
+        id: RunnerId(row.int("id")?),
+        org_id: row.opt_int("org_id")?.map(OrgId),
+        name: row.text("name")?,
+        labels: json(row, "labels")?,
+        capacity: row.int("capacity")?,
+        ephemeral: row.int("ephemeral")? != 0,
+        credential_hash: row.text("credential_hash")?,
+        registered_at_ms: row.int("registered_at_ms")?,
+        removed_at_ms: row.opt_int("removed_at_ms")?,
+    })
+}
+
+pub(super) fn log_line(row: &impl StoreRow) -> Result<crate::runners::LogLineRecord, StoreError> {
+    Ok(crate::runners::LogLineRecord {
+        seq: row.int("seq")?,
+        attempt: row.int("attempt")?,
+        step_index: row.int("step_index")?,
+        line_number: row.int("line_number")?,
+        time_ms: row.int("time_ms")?,
+        text: row.text("text")?,
+    })
+}

@@ -39,6 +39,7 @@ pub fn new_run(repo_id: RepoId, workflow_path: &str) -> NewRun {
         sha: "0123456789abcdef0123456789abcdef01234567".to_owned(),
         actor: "octocat".to_owned(),
         created_at_ms: 1_000,
+        workflow_source: "on: push\njobs: {}\n".to_owned(),
     }
 }
 

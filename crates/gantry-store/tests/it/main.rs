@@ -16,6 +16,7 @@
 mod conformance;
 mod fixtures;
 mod harness;
+mod runner_conformance;
 
 /// Declares each conformance test once per backend: `sqlite::name` and `postgres::name`.
 macro_rules! conformance_tests {
@@ -25,7 +26,7 @@ macro_rules! conformance_tests {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     let mut db = crate::harness::TestDb::sqlite().await;
-                    crate::conformance::$name(&mut db).await;
+                    crate::conformance_of::$name(&mut db).await;
                     db.finish().await;
                 }
             )*
@@ -38,7 +39,7 @@ macro_rules! conformance_tests {
                     let Some(mut db) = crate::harness::TestDb::postgres().await else {
                         return;
                     };
-                    crate::conformance::$name(&mut db).await;
+                    crate::conformance_of::$name(&mut db).await;
                     db.finish().await;
                 }
             )*
@@ -46,7 +47,16 @@ macro_rules! conformance_tests {
     };
 }
 
+/// Both halves of the suite under one name, for the macro.
+mod conformance_of {
+    pub use crate::conformance::*;
+    pub use crate::runner_conformance::*;
+}
+
 conformance_tests!(
+    runners_register_with_valid_tokens_only,
+    step_reports_follow_the_steps_order_under_the_latest_token,
+    logs_append_without_gaps_or_duplicates,
     organizations_and_repositories_round_trip,
     duplicate_names_conflict,
     malformed_input_is_invalid,

@@ -2,10 +2,11 @@
 //!
 //! SQLite under `--data-dir` by default, PostgreSQL with `--database-url`; loopback only
 //! unless `--listen` says otherwise (there is no authentication yet). Logs go to stderr;
-//! `GANTRY_LOG` sets the filter (default `info`). Stops on Ctrl-C or SIGTERM.
+//! `GANTRY_LOG` sets the filter (default `info`). Stops on Ctrl-C or SIGTERM. Hosted runners
+//! register with `--runner-token`, or the token kept in `DATA_DIR/runner-token`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -30,6 +31,51 @@ pub struct ServerArgs {
     /// The largest accepted request body, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = gantry_proto::v1::DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
+    /// The hosted pool's runner registration token. Without it, the token in
+    /// `DATA_DIR/runner-token` is used, made on first start.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "GANTRY_RUNNER_TOKEN",
+        hide_env_values = true
+    )]
+    runner_token: Option<String>,
+    /// How often runners heartbeat a claimed job, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 5_000)]
+    heartbeat_interval_ms: u64,
+    /// A claimed job whose runner is silent this long is lost and queued again.
+    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    lease_ms: u64,
+}
+
+/// The hosted pool's registration token kept in the data directory, made on first use
+/// (readable by the owner only).
+pub fn runner_token_file(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join("runner-token");
+    if let Ok(token) = std::fs::read_to_string(&path) {
+        let token = token.trim().to_owned();
+        if !token.is_empty() {
+            return Ok(token);
+        }
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create `{}`", data_dir.display()))?;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut random| std::io::Read::read_exact(&mut random, &mut bytes))
+        .context("cannot read /dev/urandom for a runner token")?;
+    let token: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    let token = format!("gantry-hosted.{token}");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&path)
+        .with_context(|| format!("cannot write `{}`", path.display()))?;
+    std::io::Write::write_all(&mut file, token.as_bytes())
+        .with_context(|| format!("cannot write `{}`", path.display()))?;
+    Ok(token)
 }
 
 /// Runs the server until it is stopped.
@@ -49,11 +95,24 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             path: args.data_dir.join("gantry.sqlite"),
         },
     };
+    let runner_token = match args.runner_token {
+        Some(token) => token,
+        None => {
+            let token = runner_token_file(&args.data_dir)?;
+            tracing::info!(path = %args.data_dir.join("runner-token").display(), "hosted runners register with the token in this file");
+            token
+        }
+    };
     let config = ServerConfig {
         listen: args.listen,
         storage,
         max_body_bytes: args.max_body_bytes,
         engine: Default::default(),
+        runner_token: Some(runner_token),
+        runners: gantry_server::RunnerSettings {
+            heartbeat_interval_ms: args.heartbeat_interval_ms.max(100),
+            lease_ms: args.lease_ms.max(args.heartbeat_interval_ms.max(100) * 2),
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

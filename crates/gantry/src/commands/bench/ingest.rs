@@ -287,6 +287,8 @@ impl BenchServer {
             storage,
             max_body_bytes: proto::DEFAULT_MAX_BODY_BYTES,
             engine: Default::default(),
+            runner_token: None,
+            runners: Default::default(),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let serving = runtime.spawn(gantry_server::serve_on(listener, config, async {

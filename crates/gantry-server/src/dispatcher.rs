@@ -1,0 +1,235 @@
+//! The dispatcher's memory: the fair queue of jobs waiting for a runner, the runners the
+//! server has heard of, and the leases of claimed jobs.
+//!
+//! Everything here is rebuilt from the store on start, so it is only ever a faster view of
+//! it. The order of jobs is the engine's [`FairQueue`] (pure); this module adds what needs a
+//! clock and a lock: which runner holds which job under which fencing token until when, and
+//! which runners are online. Lease deadlines live only in memory: a heartbeat is a lock and a
+//! map update, not a database write, which is what lets one node carry hundreds of thousands
+//! of leased jobs. After a restart every running attempt gets a fresh full lease.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
+
+use gantry_engine::dispatch::{
+    FairQueue, LabelSet, OrgRef, OrgSettings, QueueConfig, QueuedJob, QueuedJobRef, RepoRef,
+    RunRef, RunnerView,
+};
+use gantry_engine::{Attempt, JobKey, Millis};
+use gantry_store::{FencingToken, JobId, OrgId, RunId, RunnerId};
+use tokio::sync::Notify;
+
+/// How often runners heartbeat and how long a lease lasts without one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunnerSettings {
+    /// The heartbeat interval runners are told to keep.
+    pub heartbeat_interval_ms: u64,
+    /// A lease not renewed for this long expires: the attempt is lost.
+    pub lease_ms: u64,
+}
+
+impl Default for RunnerSettings {
+    fn default() -> RunnerSettings {
+        RunnerSettings {
+            heartbeat_interval_ms: 5_000,
+            lease_ms: 30_000,
+        }
+    }
+}
+
+/// A runner as the dispatcher knows it.
+#[derive(Debug, Clone)]
+pub(crate) struct RunnerEntry {
+    pub view: RunnerView,
+    pub capacity: usize,
+    pub ephemeral: bool,
+    pub credential_hash: String,
+    pub last_seen: Millis,
+    /// Its jobs with a live lease.
+    pub held: BTreeSet<JobId>,
+    /// An ephemeral runner that has had its job: it claims nothing more.
+    pub spent: bool,
+}
+
+/// A claimed job's lease.
+#[derive(Debug, Clone)]
+pub(crate) struct LeaseEntry {
+    pub runner: RunnerId,
+    pub token: FencingToken,
+    pub run_id: RunId,
+    pub key: JobKey,
+    pub attempt: Attempt,
+    pub deadline: Millis,
+    /// The engine asked the runner to stop the job; the next heartbeat says so.
+    pub cancel_requested: bool,
+}
+
+/// What the dispatcher's lock guards.
+#[derive(Default)]
+pub(crate) struct DispatchState {
+    pub queue: FairQueue,
+    /// Organizations whose settings the queue has.
+    pub orgs_known: HashSet<OrgId>,
+    pub runners: HashMap<RunnerId, RunnerEntry>,
+    pub leases: HashMap<JobId, LeaseEntry>,
+}
+
+/// The dispatcher: its state behind one lock, and the bell waiting claims listen to.
+pub(crate) struct Dispatcher {
+    state: Mutex<DispatchState>,
+    /// Rung when a job is queued or a slot frees up, so long-polling claims look again.
+    pub work: Notify,
+    pub settings: RunnerSettings,
+}
+
+/// The queue's reference for a job: its id.
+pub(crate) fn job_ref(job: JobId) -> QueuedJobRef {
+    QueuedJobRef(job.0)
+}
+
+/// The store's id of a queue reference.
+pub(crate) fn job_id(job: QueuedJobRef) -> JobId {
+    JobId(job.0)
+}
+
+/// The queue's view of a job waiting for a runner.
+pub(crate) struct Waiting {
+    pub job: JobId,
+    pub org: OrgId,
+    pub repo: gantry_store::RepoId,
+    pub run: RunId,
+    pub labels: Vec<String>,
+    pub group: Option<String>,
+    pub priority: i32,
+    pub queued_at: Millis,
+    /// An infrastructure retry: to the front of its organization's queue.
+    pub front: bool,
+}
+
+impl Waiting {
+    fn into_queued(self) -> QueuedJob {
+        QueuedJob {
+            job: job_ref(self.job),
+            org: OrgRef(self.org.0),
+            repo: RepoRef(self.repo.0),
+            run: RunRef(self.run.0),
+            labels: LabelSet::new(&self.labels),
+            group: self.group,
+            priority: self.priority,
+            enqueued_at: self.queued_at,
+            front: self.front,
+        }
+    }
+}
+
+impl Dispatcher {
+    pub(crate) fn new(settings: RunnerSettings) -> Dispatcher {
+        Dispatcher {
+            state: Mutex::new(DispatchState {
+                queue: FairQueue::new(QueueConfig::default()),
+                ..DispatchState::default()
+            }),
+            work: Notify::new(),
+            settings,
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, DispatchState> {
+        // Plain data; a panic elsewhere leaves it usable.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Puts a job in the queue (replacing what the queue had of it: a job queued again after
+    /// its runner was lost is still in the queue as running).
+    pub(crate) fn push(&self, waiting: Waiting, settings: Option<(OrgId, OrgSettings)>) {
+        let job = waiting.job;
+        {
+            let mut state = self.lock();
+            if let Some((org, settings)) = settings
+                && state.queue.set_org(OrgRef(org.0), settings).is_ok()
+            {
+                state.orgs_known.insert(org);
+            }
+            let _ = state.queue.remove(job_ref(job));
+            if let Err(error) = state.queue.push(waiting.into_queued()) {
+                tracing::error!(job_id = %job, error = %error, "cannot queue job for runners");
+                return;
+            }
+        }
+        self.work.notify_waiters();
+    }
+
+    /// Forgets a job that no longer waits for a runner (or has ended), with its lease.
+    pub(crate) fn forget(&self, job: JobId) {
+        let freed = {
+            let mut state = self.lock();
+            let was_running = state.queue.running(job_ref(job)).is_some();
+            let _ = state.queue.remove(job_ref(job));
+            if let Some(lease) = state.leases.remove(&job)
+                && let Some(runner) = state.runners.get_mut(&lease.runner)
+            {
+                runner.held.remove(&job);
+            }
+            was_running
+        };
+        if freed {
+            // A quota slot came free: a job held back by its organization's limit may go.
+            self.work.notify_waiters();
+        }
+    }
+
+    /// Whether the queue knows an organization's settings.
+    pub(crate) fn knows_org(&self, org: OrgId) -> bool {
+        self.lock().orgs_known.contains(&org)
+    }
+
+    /// Marks the lease of `job` as asked to stop.
+    pub(crate) fn request_cancel(&self, job: JobId) {
+        if let Some(lease) = self.lock().leases.get_mut(&job) {
+            lease.cancel_requested = true;
+        }
+    }
+
+    /// Takes every lease whose deadline has passed out of the table.
+    pub(crate) fn expired_leases(&self, now: Millis) -> Vec<(JobId, LeaseEntry)> {
+        let mut state = self.lock();
+        let expired: Vec<JobId> = state
+            .leases
+            .iter()
+            .filter(|(_, lease)| lease.deadline < now)
+            .map(|(job, _)| *job)
+            .collect();
+        let mut taken = Vec::with_capacity(expired.len());
+        for job in expired {
+            if let Some(lease) = state.leases.remove(&job) {
+                if let Some(runner) = state.runners.get_mut(&lease.runner) {
+                    runner.held.remove(&job);
+                }
+                taken.push((job, lease));
+            }
+        }
+        taken
+    }
+
+    /// The earliest lease deadline, if any lease is live.
+    pub(crate) fn next_deadline(&self) -> Option<Millis> {
+        self.lock()
+            .leases
+            .values()
+            .map(|lease| lease.deadline)
+            .min()
+    }
+
+    /// The views of the runners heard from within a lease.
+    pub(crate) fn online_views(&self, now: Millis) -> Vec<RunnerView> {
+        let lease = Millis(self.settings.lease_ms);
+        self.lock()
+            .runners
+            .values()
+            .filter(|runner| !runner.spent && runner.last_seen.after(lease) >= now)
+            .map(|runner| runner.view.clone())
+            .collect()
+    }
+}

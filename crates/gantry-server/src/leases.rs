@@ -1,0 +1,109 @@
+//! Leases over time: the watcher that expires leases of silent runners (the engine then
+//! re-queues the job at the front of its organization, or fails it as "runner lost"), and the
+//! rebuild of the queue and the leases from the store after a restart.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gantry_engine::{Event, Millis};
+
+use crate::app::App;
+use crate::convert::{self, now};
+use crate::dispatcher::{self, LeaseEntry};
+use crate::error::ApiError;
+
+impl App {
+    /// Expires leases whose runners went silent, forever; run it as a background task. A
+    /// lost attempt goes to the engine, which queues the job again at the front of its
+    /// organization (or fails it with "runner lost" after the retries).
+    pub async fn run_lease_watcher(self: Arc<App>) {
+        loop {
+            let wait = match self.dispatch.next_deadline() {
+                None => Duration::from_secs(3600),
+                Some(deadline) => {
+                    Duration::from_millis(deadline.0.saturating_sub(now().0).saturating_add(1))
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.lease_changed.notified() => continue,
+            }
+            for (job, lease) in self.dispatch.expired_leases(now()) {
+                tracing::warn!(job_id = %job, runner_id = %lease.runner, attempt = %lease.attempt, "lease expired: runner lost");
+                let event = Event::JobLost {
+                    job: lease.key.clone(),
+                    attempt: lease.attempt,
+                };
+                if let Err(error) = self.drive(lease.run_id, event, None).await {
+                    tracing::warn!(job_id = %job, error = %error, "lost attempt refused by the engine");
+                }
+            }
+        }
+    }
+
+    /// Rebuilds the dispatcher: the queued jobs into the fair queue, then the leases of the
+    /// attempts runners hold. A job's `runs-on` group is not stored, so after a restart a
+    /// grouped job waits for any runner with its labels.
+    pub(crate) async fn recover_dispatch(
+        &self,
+        queued: &[gantry_store::QueuedJob],
+    ) -> Result<(), ApiError> {
+        for waiting in queued {
+            self.set_owner(waiting.job.run_id, waiting.repo_id, waiting.org_id);
+            let settings = self.org_settings(waiting.org_id).await;
+            self.dispatch.push(
+                dispatcher::Waiting {
+                    job: waiting.job.id,
+                    org: waiting.org_id,
+                    repo: waiting.repo_id,
+                    run: waiting.job.run_id,
+                    labels: waiting.job.runs_on.clone(),
+                    group: None,
+                    priority: i32::try_from(waiting.job.priority).unwrap_or(0),
+                    queued_at: Millis(
+                        u64::try_from(waiting.job.queued_at_ms.unwrap_or(0)).unwrap_or(0),
+                    ),
+                    front: false,
+                },
+                settings,
+            );
+        }
+        self.recover_leases().await?;
+        Ok(())
+    }
+
+    /// Rebuilds the leases of running attempts held by real runners: each gets a full lease
+    /// from now, since the server cannot know how long it was down.
+    async fn recover_leases(&self) -> Result<usize, ApiError> {
+        let attempts = self.store.running_attempts().await?;
+        let deadline = now().after(Millis(self.dispatch.settings.lease_ms));
+        let mut count = 0;
+        for attempt in attempts {
+            let Some(runner) = attempt.runner_id.filter(|runner| runner.0 > 0) else {
+                continue;
+            };
+            let job = self.store.get_job(attempt.job_id).await?;
+            let mut state = self.dispatch.lock();
+            state.leases.insert(
+                attempt.job_id,
+                LeaseEntry {
+                    runner,
+                    token: attempt.fencing_token,
+                    run_id: attempt.run_id,
+                    key: convert::job_key(&job),
+                    attempt: gantry_engine::Attempt(
+                        u32::try_from(attempt.attempt).unwrap_or(u32::MAX),
+                    ),
+                    deadline,
+                    cancel_requested: false,
+                },
+            );
+            if let Some(entry) = state.runners.get_mut(&runner) {
+                entry.held.insert(attempt.job_id);
+            }
+            count += 1;
+        }
+        self.lease_changed.notify_one();
+        Ok(count)
+    }
+}

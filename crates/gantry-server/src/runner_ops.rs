@@ -1,0 +1,438 @@
+//! The runner protocol's job operations: claims (long-polled), heartbeats, step and log
+//! reports and results. Registration is `runner_registry`'s, lease expiry `leases`'.
+//!
+//! A claim picks from the dispatcher's fair queue, then claims the job in the store (one
+//! transaction that hands out the fencing token) and only then tells the engine the job
+//! started; if the store refuses (the job was cancelled meanwhile) the pick is dropped and the
+//! next job is tried. Every later call is checked against the lease in memory (right runner,
+//! right token) and, for what it writes, against the job's latest token in the store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gantry_engine::{Event, JobKey, Millis};
+use gantry_proto::v1 as proto;
+use gantry_store::{
+    FencingToken, JobId, Lease, LogAppend, NewLogLine, RunId, RunnerId, StepResult, StoreError,
+};
+
+use crate::app::App;
+use crate::convert::{self, ms, now};
+use crate::dispatcher::{self, LeaseEntry};
+use crate::error::ApiError;
+use crate::runner_registry::unauthorized;
+
+/// A stale-token refusal: the runner must stop the job.
+fn stale(message: impl Into<String>) -> ApiError {
+    ApiError::new(proto::ErrorCode::StaleToken, message)
+}
+
+/// The store's refusals of a runner's write, in protocol terms.
+fn runner_write_error(error: StoreError) -> ApiError {
+    match error {
+        StoreError::StaleToken { what } => stale(what),
+        other => other.into(),
+    }
+}
+
+impl App {
+    /// `POST /runner/claim`: a job for the runner, waiting up to `wait_ms` for one.
+    pub async fn claim(
+        &self,
+        runner: RunnerId,
+        request: proto::ClaimJob,
+    ) -> Result<Option<proto::JobAssignment>, ApiError> {
+        if request.wait_ms > proto::MAX_CLAIM_WAIT_MS {
+            return Err(ApiError::invalid_field(
+                "wait_ms",
+                format!("at most {}", proto::MAX_CLAIM_WAIT_MS),
+            ));
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(request.wait_ms);
+        loop {
+            // Listen before looking, so a job queued between the look and the wait rings.
+            let bell = self.dispatch.work.notified();
+            tokio::pin!(bell);
+            bell.as_mut().enable();
+            let picked = {
+                let mut state = self.dispatch.lock();
+                let Some(entry) = state.runners.get(&runner) else {
+                    return Err(unauthorized(format!("runner {runner} is not registered")));
+                };
+                if entry.spent {
+                    return Err(ApiError::conflict(format!(
+                        "runner {runner} is ephemeral and has had its job"
+                    )));
+                }
+                if entry.held.len() >= entry.capacity {
+                    return Err(ApiError::conflict(format!(
+                        "runner {runner} already holds {} jobs, its capacity",
+                        entry.capacity
+                    )));
+                }
+                let view = entry.view.clone();
+                state.queue.pick(&view, now())
+            };
+            if let Some(job) = picked {
+                if let Some(assignment) = self.take(runner, dispatcher::job_id(job)).await? {
+                    return Ok(Some(assignment));
+                }
+                continue;
+            }
+            if tokio::time::timeout_at(deadline, bell).await.is_err() {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Claims a picked job in the store and starts it; `None` when the job had moved on.
+    async fn take(
+        &self,
+        runner: RunnerId,
+        job_id: JobId,
+    ) -> Result<Option<proto::JobAssignment>, ApiError> {
+        let time = now();
+        let lease_ms = self.dispatch.settings.lease_ms;
+        let claim = self
+            .store
+            .claim_job(
+                job_id,
+                runner,
+                Lease {
+                    now_ms: ms(time),
+                    deadline_ms: ms(time.after(Millis(lease_ms))),
+                },
+            )
+            .await;
+        let claim = match claim {
+            Ok(claim) => claim,
+            Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) => {
+                // Cancelled or ended since it was queued: the queue forgets it.
+                self.dispatch.forget(job_id);
+                return Ok(None);
+            }
+            Err(error) => {
+                let _ = self
+                    .dispatch
+                    .lock()
+                    .queue
+                    .release(dispatcher::job_ref(job_id));
+                return Err(error.into());
+            }
+        };
+        let job = self.store.get_job(job_id).await?;
+        let key = convert::job_key(&job);
+        let attempt = gantry_engine::Attempt(u32::try_from(claim.attempt).unwrap_or(u32::MAX));
+        {
+            let mut state = self.dispatch.lock();
+            state.leases.insert(
+                job_id,
+                LeaseEntry {
+                    runner,
+                    token: claim.fencing_token,
+                    run_id: job.run_id,
+                    key: key.clone(),
+                    attempt,
+                    deadline: time.after(Millis(lease_ms)),
+                    cancel_requested: false,
+                },
+            );
+            if let Some(entry) = state.runners.get_mut(&runner) {
+                entry.held.insert(job_id);
+                if entry.ephemeral {
+                    entry.spent = true;
+                }
+            }
+        }
+        self.claimed(&job, ms(time));
+        self.lease_changed.notify_one();
+        let started = Event::JobStarted {
+            job: key.clone(),
+            attempt,
+        };
+        let applied = self.drive(job.run_id, started, None).await?;
+        let mut payload = self.payload(job.run_id, &applied.state, &key).await?;
+        payload.job_id = Some(job_id.0);
+        tracing::info!(run_id = %job.run_id, job_id = %job_id, runner_id = %runner, attempt = claim.attempt, "job claimed");
+        Ok(Some(proto::JobAssignment {
+            job_id: job_id.0,
+            run_id: job.run_id.0,
+            attempt: attempt.0,
+            fencing_token: claim.fencing_token.0,
+            heartbeat_interval_ms: self.dispatch.settings.heartbeat_interval_ms,
+            lease_ms,
+            payload,
+        }))
+    }
+
+    /// The job's payload, from the workflow file the run was created from.
+    async fn payload(
+        &self,
+        run_id: RunId,
+        state: &gantry_engine::RunState,
+        key: &JobKey,
+    ) -> Result<proto::JobPayload, ApiError> {
+        let workflow = self.workflow_of(run_id).await?;
+        // No secret store yet: every secret reads as empty, as an unknown one does on GitHub.
+        gantry_engine::job_payload(state, &workflow, key, &|_| None).map_err(|error| {
+            ApiError::internal(&format!("cannot build the payload of {key}: {error}"))
+        })
+    }
+
+    /// The loaded workflow of a run (cached: a run's file never changes).
+    async fn workflow_of(
+        &self,
+        run_id: RunId,
+    ) -> Result<Arc<gantry_workflow::model::Workflow>, ApiError> {
+        if let Some(workflow) = self.workflows().get(&run_id) {
+            return Ok(Arc::clone(workflow));
+        }
+        let source = self.store.workflow_source(run_id).await?;
+        let workflow = gantry_workflow::load(&source, &gantry_workflow::Limits::default())
+            .map_err(|_| {
+                ApiError::internal(&format!(
+                    "the workflow file of run {run_id} no longer loads"
+                ))
+            })?;
+        let workflow = Arc::new(workflow);
+        self.remember_workflow(run_id, Arc::clone(&workflow));
+        Ok(workflow)
+    }
+
+    /// Keeps a run's loaded workflow for the claims of its jobs.
+    pub(crate) fn remember_workflow(
+        &self,
+        run_id: RunId,
+        workflow: Arc<gantry_workflow::model::Workflow>,
+    ) {
+        let mut cache = self.workflows();
+        if cache.len() >= 1024 {
+            // Rarely reached; a miss costs one read and one parse.
+            cache.clear();
+        }
+        cache.insert(run_id, workflow);
+    }
+
+    /// The lease of `job` if `runner` holds it under `token`.
+    fn held_lease(&self, runner: RunnerId, job: JobId, token: i64) -> Result<LeaseEntry, ApiError> {
+        let state = self.dispatch.lock();
+        let Some(lease) = state.leases.get(&job) else {
+            return Err(stale(format!(
+                "job {job} has no live lease (it ended, or its lease expired)"
+            )));
+        };
+        if lease.runner != runner {
+            return Err(ApiError::not_found(format!(
+                "job {job} is not held by runner {runner}"
+            )));
+        }
+        if lease.token != FencingToken(token) {
+            return Err(stale(format!(
+                "fencing token {token} of job {job} is stale; the latest is {}",
+                lease.token
+            )));
+        }
+        Ok(lease.clone())
+    }
+
+    /// `POST /runner/jobs/{job}/heartbeat`: extends the lease; answers with a cancel request.
+    pub fn heartbeat(
+        &self,
+        runner: RunnerId,
+        job: JobId,
+        request: &proto::Heartbeat,
+    ) -> Result<proto::HeartbeatAnswer, ApiError> {
+        self.held_lease(runner, job, request.fencing_token)?;
+        let lease_ms = self.dispatch.settings.lease_ms;
+        let mut state = self.dispatch.lock();
+        let lease = state
+            .leases
+            .get_mut(&job)
+            .ok_or_else(|| stale(format!("job {job} has no live lease")))?;
+        lease.deadline = now().after(Millis(lease_ms));
+        Ok(proto::HeartbeatAnswer {
+            cancel_requested: lease.cancel_requested,
+            lease_ms,
+        })
+    }
+
+    /// `POST /runner/jobs/{job}/steps`.
+    pub async fn report_step(
+        &self,
+        runner: RunnerId,
+        job: JobId,
+        report: proto::StepReport,
+    ) -> Result<(), ApiError> {
+        let lease = self.held_lease(runner, job, report.fencing_token)?;
+        let time = ms(convert::engine_time(report.time));
+        let (status, started, ended) = match report.status {
+            proto::StepStatus::InProgress => {
+                if report.conclusion.is_some() {
+                    return Err(ApiError::invalid_field(
+                        "conclusion",
+                        "a step that started has no conclusion yet",
+                    ));
+                }
+                (gantry_store::StepStatus::InProgress, Some(time), None)
+            }
+            proto::StepStatus::Completed => {
+                if report.conclusion.is_none() {
+                    return Err(ApiError::invalid_field(
+                        "conclusion",
+                        "a step that ended needs its conclusion",
+                    ));
+                }
+                (gantry_store::StepStatus::Completed, None, Some(time))
+            }
+        };
+        let step = StepResult {
+            job_id: job,
+            attempt: i64::from(lease.attempt.0),
+            step_index: i64::from(report.index),
+            name: report.name.chars().take(1024).collect(),
+            status,
+            conclusion: report.conclusion.map(|conclusion| {
+                convert::store_conclusion(convert::engine_conclusion(conclusion))
+            }),
+            started_at_ms: started,
+            ended_at_ms: ended,
+        };
+        let step = match (status, started) {
+            // The stored row keeps when it started: read it back into the update.
+            (gantry_store::StepStatus::Completed, _) => self.with_start(step).await?,
+            _ => step,
+        };
+        self.store
+            .report_step(lease.token, step)
+            .await
+            .map_err(runner_write_error)?;
+        Ok(())
+    }
+
+    /// A completed step's row with the start time its earlier report stored.
+    async fn with_start(&self, mut step: StepResult) -> Result<StepResult, ApiError> {
+        let stored = self.store.list_step_results(step.job_id).await?;
+        step.started_at_ms = stored
+            .iter()
+            .find(|row| row.attempt == step.attempt && row.step_index == step.step_index)
+            .and_then(|row| row.started_at_ms);
+        Ok(step)
+    }
+
+    /// `POST /runner/jobs/{job}/logs`.
+    pub async fn append_log(
+        &self,
+        runner: RunnerId,
+        job: JobId,
+        chunk: proto::LogChunk,
+    ) -> Result<proto::LogChunkAccepted, ApiError> {
+        let lease = self.held_lease(runner, job, chunk.fencing_token)?;
+        if chunk.lines.len() > proto::MAX_LOG_LINES_PER_CHUNK {
+            return Err(ApiError::invalid_field(
+                "lines",
+                format!(
+                    "a chunk carries at most {} lines, got {}",
+                    proto::MAX_LOG_LINES_PER_CHUNK,
+                    chunk.lines.len()
+                ),
+            ));
+        }
+        let mut lines = Vec::with_capacity(chunk.lines.len());
+        for (index, line) in chunk.lines.into_iter().enumerate() {
+            if line.text.len() > proto::MAX_LOG_LINE_BYTES {
+                return Err(ApiError::invalid_field(
+                    &format!("lines[{index}].text"),
+                    format!(
+                        "a line is at most {} bytes, got {}",
+                        proto::MAX_LOG_LINE_BYTES,
+                        line.text.len()
+                    ),
+                ));
+            }
+            if line.number == 0 {
+                return Err(ApiError::invalid_field(
+                    &format!("lines[{index}].number"),
+                    "line numbers start at 1",
+                ));
+            }
+            lines.push(NewLogLine {
+                step_index: i64::from(line.step),
+                line_number: i64::try_from(line.number).unwrap_or(i64::MAX),
+                time_ms: ms(convert::engine_time(line.time)),
+                text: line.text,
+            });
+        }
+        let stored = self
+            .store
+            .append_log(LogAppend {
+                job_id: job,
+                fencing_token: lease.token,
+                offset: i64::try_from(chunk.offset).unwrap_or(i64::MAX),
+                lines,
+            })
+            .await
+            .map_err(runner_write_error)?;
+        self.ring_log(job);
+        Ok(proto::LogChunkAccepted {
+            stored: u64::try_from(stored).unwrap_or(0),
+        })
+    }
+
+    /// `POST /runner/jobs/{job}/complete`: the attempt's result, through the engine.
+    pub async fn complete_attempt(
+        &self,
+        runner: RunnerId,
+        job: JobId,
+        request: proto::CompleteAttempt,
+    ) -> Result<(), ApiError> {
+        if request.conclusion == proto::Conclusion::Skipped {
+            return Err(ApiError::invalid_field(
+                "conclusion",
+                "a job cannot be completed as `skipped`",
+            ));
+        }
+        let lease = self.held_lease(runner, job, request.fencing_token)?;
+        let event = Event::JobCompleted {
+            job: lease.key.clone(),
+            attempt: lease.attempt,
+            conclusion: convert::engine_conclusion(request.conclusion),
+            outputs: request.outputs,
+        };
+        match self.drive(lease.run_id, event, Some(lease.token)).await {
+            Ok(_) => {}
+            Err(error) if error.code == proto::ErrorCode::Conflict => {
+                // The engine had already ended the attempt (a timeout, a cancel's grace).
+                self.dispatch.forget(job);
+                return Err(stale(format!(
+                    "job {job} attempt {} has already ended: {}",
+                    lease.attempt, error.message
+                )));
+            }
+            Err(error) => return Err(error),
+        }
+        if let Some(message) = &request.message {
+            tracing::info!(job_id = %job, message, "job result message");
+        }
+        self.dispatch.forget(job);
+        self.ring_log(job);
+        self.retire_if_spent(runner).await;
+        tracing::info!(run_id = %lease.run_id, job_id = %job, runner_id = %runner, conclusion = %request.conclusion, "job completed by runner");
+        Ok(())
+    }
+
+    /// Removes an ephemeral runner once its job has ended.
+    async fn retire_if_spent(&self, runner: RunnerId) {
+        let spent = self
+            .dispatch
+            .lock()
+            .runners
+            .get(&runner)
+            .is_some_and(|entry| entry.spent && entry.held.is_empty());
+        if spent {
+            if let Err(error) = self.store.remove_runner(runner, ms(now())).await {
+                tracing::warn!(runner_id = %runner, error = %error, "cannot remove ephemeral runner");
+            }
+            self.dispatch.lock().runners.remove(&runner);
+        }
+    }
+}

@@ -1,0 +1,452 @@
+//! The runner protocol as a library: registration, claims through the fair queue, leases and
+//! their expiry, fencing tokens, step and log reports, cancellation, and org scoping.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use gantry_proto::v1::{
+    ClaimJob, CompleteAttempt, Conclusion, CreateOrganization, CreateRegistrationToken,
+    CreateRepository, ErrorCode, Heartbeat, JobAssignment, JobStatus, LogChunk, LogLine, LogQuery,
+    RUNNER_PROTOCOL_VERSION, RegisterRunner, RunStatus, StepReport, StepStatus, TriggerRun,
+    WaitingReasonKind,
+};
+use gantry_server::{App, RunnerSettings, Storage, open_store};
+use gantry_store::RunnerId;
+
+const HOSTED_TOKEN: &str = "test-hosted-token";
+
+async fn app(dir: &Path, settings: RunnerSettings) -> Arc<App> {
+    let store = open_store(&Storage::Sqlite {
+        path: dir.join("gantry.sqlite"),
+    })
+    .await
+    .unwrap();
+    let app = App::new(store, Default::default()).with_runner_settings(settings);
+    app.recover().await.unwrap();
+    app.allow_hosted_token(HOSTED_TOKEN).await.unwrap();
+    for org in ["acme", "other"] {
+        let request = CreateOrganization {
+            name: org.into(),
+            weight: None,
+            hosted_concurrency_limit: None,
+        };
+        app.create_organization(request).await.unwrap();
+        let repo = CreateRepository {
+            name: "app".into(),
+            default_branch: None,
+        };
+        app.create_repository(org, repo).await.unwrap();
+    }
+    Arc::new(app)
+}
+
+fn registration(token: &str, labels: &[&str]) -> RegisterRunner {
+    RegisterRunner {
+        token: token.into(),
+        name: "runner-1".into(),
+        labels: labels.iter().map(|label| label.to_string()).collect(),
+        capacity: 1,
+        ephemeral: false,
+        protocol_version: RUNNER_PROTOCOL_VERSION,
+    }
+}
+
+async fn runner(app: &App, token: &str, labels: &[&str]) -> RunnerId {
+    let registered = app
+        .register_runner(registration(token, labels))
+        .await
+        .unwrap();
+    app.authenticate_runner(&registered.credential)
+        .await
+        .unwrap()
+}
+
+async fn trigger(app: &App, org: &str, workflow: &str) -> i64 {
+    let request = TriggerRun {
+        workflow_path: ".github/workflows/ci.yml".into(),
+        workflow: workflow.into(),
+        event: None,
+        git_ref: None,
+        sha: None,
+        actor: None,
+        payload: None,
+        inputs: None,
+    };
+    app.trigger_run(org, "app", request, None)
+        .await
+        .unwrap()
+        .0
+        .id
+}
+
+async fn claim(app: &App, runner: RunnerId) -> Option<JobAssignment> {
+    app.claim(runner, ClaimJob { wait_ms: 50 }).await.unwrap()
+}
+
+async fn complete(app: &App, runner: RunnerId, job: &JobAssignment, conclusion: Conclusion) {
+    let request = CompleteAttempt {
+        fencing_token: job.fencing_token,
+        conclusion,
+        outputs: Default::default(),
+        message: None,
+    };
+    app.complete_attempt(runner, gantry_store::JobId(job.job_id), request)
+        .await
+        .unwrap();
+}
+
+fn step(token: i64, index: u32, status: StepStatus, conclusion: Option<Conclusion>) -> StepReport {
+    StepReport {
+        fencing_token: token,
+        index,
+        name: format!("step {index}"),
+        status,
+        conclusion,
+        outcome: conclusion,
+        error: None,
+        time: Utc::now(),
+    }
+}
+
+fn lines(offset: u64, texts: &[&str], token: i64) -> LogChunk {
+    LogChunk {
+        fencing_token: token,
+        offset,
+        lines: texts
+            .iter()
+            .enumerate()
+            .map(|(index, text)| LogLine {
+                step: 0,
+                number: offset + index as u64 + 1,
+                time: Utc::now(),
+                text: text.to_string(),
+            })
+            .collect(),
+    }
+}
+
+const TWO_JOBS: &str = "on: push\njobs:\n  build:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo build\n  test:\n    needs: build\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo test\n";
+
+#[tokio::test]
+async fn registration_refuses_bad_tokens_versions_and_forged_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path(), RunnerSettings::default()).await;
+    let error = app
+        .register_runner(registration("wrong", &["linux"]))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code, ErrorCode::Unauthorized);
+    let mut old = registration(HOSTED_TOKEN, &["linux"]);
+    old.protocol_version = 99;
+    let error = app.register_runner(old).await.unwrap_err();
+    assert_eq!(error.code, ErrorCode::InvalidRequest);
+    assert!(
+        error.message.contains("protocol version 99"),
+        "{}",
+        error.message
+    );
+    let mut greedy = registration(HOSTED_TOKEN, &["linux"]);
+    greedy.capacity = 0;
+    assert_eq!(
+        app.register_runner(greedy).await.unwrap_err().code,
+        ErrorCode::InvalidRequest
+    );
+
+    let registered = app
+        .register_runner(registration(HOSTED_TOKEN, &["Linux", "linux", "X64"]))
+        .await
+        .unwrap();
+    assert_eq!(registered.labels, ["linux", "x64"]);
+    assert_eq!(registered.org, None);
+    let forged = format!("{}0", registered.credential);
+    let error = app.authenticate_runner(&forged).await.unwrap_err();
+    assert_eq!(error.code, ErrorCode::Unauthorized);
+    assert!(app.authenticate_runner("nonsense").await.is_err());
+}
+
+#[tokio::test]
+async fn a_runner_claims_reports_and_completes_jobs_in_dependency_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path(), RunnerSettings::default()).await;
+    let runner = runner(&app, HOSTED_TOKEN, &["ubuntu-latest", "linux"]).await;
+    let run = trigger(&app, "acme", TWO_JOBS).await;
+
+    let build = claim(&app, runner).await.expect("build is queued");
+    assert_eq!(build.payload.job_key, "build");
+    assert_eq!(build.payload.steps.len(), 1);
+    assert_eq!(build.attempt, 1);
+    // Capacity 1: a second claim while holding a job is refused.
+    let error = app.claim(runner, ClaimJob::default()).await.unwrap_err();
+    assert_eq!(error.code, ErrorCode::Conflict);
+
+    let job = gantry_store::JobId(build.job_id);
+    let token = build.fencing_token;
+    let beat = app
+        .heartbeat(
+            runner,
+            job,
+            &Heartbeat {
+                fencing_token: token,
+            },
+        )
+        .unwrap();
+    assert!(!beat.cancel_requested);
+    let stale = app
+        .heartbeat(
+            runner,
+            job,
+            &Heartbeat {
+                fencing_token: token + 1,
+            },
+        )
+        .unwrap_err();
+    assert_eq!(stale.code, ErrorCode::StaleToken);
+
+    // Steps: in order, duplicates accepted, out of order refused.
+    app.report_step(runner, job, step(token, 0, StepStatus::InProgress, None))
+        .await
+        .unwrap();
+    app.report_step(runner, job, step(token, 0, StepStatus::InProgress, None))
+        .await
+        .unwrap();
+    let early = app
+        .report_step(runner, job, step(token, 1, StepStatus::InProgress, None))
+        .await
+        .unwrap_err();
+    assert_eq!(early.code, ErrorCode::Conflict, "{}", early.message);
+    let unstarted = app
+        .report_step(
+            runner,
+            job,
+            step(token, 2, StepStatus::Completed, Some(Conclusion::Success)),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(unstarted.code, ErrorCode::Conflict);
+    app.report_step(
+        runner,
+        job,
+        step(token, 0, StepStatus::Completed, Some(Conclusion::Success)),
+    )
+    .await
+    .unwrap();
+
+    // Logs: a retried chunk is stored once, a gap is refused, long lines are refused.
+    let stored = app
+        .append_log(runner, job, lines(0, &["a", "b"], token))
+        .await
+        .unwrap();
+    assert_eq!(stored.stored, 2);
+    let again = app
+        .append_log(runner, job, lines(0, &["a", "b", "c"], token))
+        .await
+        .unwrap();
+    assert_eq!(again.stored, 3);
+    let gap = app
+        .append_log(runner, job, lines(7, &["z"], token))
+        .await
+        .unwrap_err();
+    assert_eq!(gap.code, ErrorCode::Conflict);
+    let huge = "x".repeat(gantry_proto::v1::MAX_LOG_LINE_BYTES + 1);
+    let long = app
+        .append_log(runner, job, lines(3, &[&huge], token))
+        .await
+        .unwrap_err();
+    assert_eq!(long.code, ErrorCode::InvalidRequest);
+    let log = app
+        .job_log(build.job_id, LogQuery::default())
+        .await
+        .unwrap();
+    let texts: Vec<&str> = log.lines.iter().map(|line| line.text.as_str()).collect();
+    assert_eq!(texts, ["a", "b", "c"]);
+    assert!(!log.complete);
+
+    complete(&app, runner, &build, Conclusion::Success).await;
+    let after = app
+        .heartbeat(
+            runner,
+            job,
+            &Heartbeat {
+                fencing_token: token,
+            },
+        )
+        .unwrap_err();
+    assert_eq!(after.code, ErrorCode::StaleToken);
+    assert!(
+        app.job_log(build.job_id, LogQuery::default())
+            .await
+            .unwrap()
+            .complete
+    );
+
+    let test = claim(&app, runner)
+        .await
+        .expect("test is queued after build");
+    assert_eq!(test.payload.job_key, "test");
+    complete(&app, runner, &test, Conclusion::Success).await;
+    let detail = app.get_run(run).await.unwrap();
+    assert_eq!(detail.run.status, RunStatus::Completed);
+    assert_eq!(detail.run.conclusion, Some(Conclusion::Success));
+}
+
+#[tokio::test]
+async fn a_silent_runner_loses_its_job_which_is_retried_then_fails_as_runner_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = RunnerSettings {
+        heartbeat_interval_ms: 20,
+        lease_ms: 150,
+    };
+    let app = app(dir.path(), settings).await;
+    let watcher = tokio::spawn(Arc::clone(&app).run_lease_watcher());
+    let first = runner(&app, HOSTED_TOKEN, &["ubuntu-latest"]).await;
+    let second = runner(&app, HOSTED_TOKEN, &["ubuntu-latest"]).await;
+    let third = runner(&app, HOSTED_TOKEN, &["ubuntu-latest"]).await;
+    let run = trigger(
+        &app,
+        "acme",
+        "on: push\njobs:\n  only:\n    runs-on: ubuntu-latest\n    steps:\n      - run: sleep 1\n",
+    )
+    .await;
+
+    let lost = claim(&app, first).await.unwrap();
+    // The lease expires; the job comes back as attempt 2 for another runner.
+    let retry = app
+        .claim(second, ClaimJob { wait_ms: 5_000 })
+        .await
+        .unwrap()
+        .expect("the lost job is queued again");
+    assert_eq!(retry.job_id, lost.job_id);
+    assert_eq!(retry.attempt, 2);
+    assert!(retry.fencing_token > lost.fencing_token);
+    // The first runner comes back: told its token is stale, and its result is ignored.
+    let late = CompleteAttempt {
+        fencing_token: lost.fencing_token,
+        conclusion: Conclusion::Success,
+        outputs: Default::default(),
+        message: None,
+    };
+    let error = app
+        .complete_attempt(first, gantry_store::JobId(lost.job_id), late)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error.code, ErrorCode::StaleToken | ErrorCode::NotFound),
+        "{error:?}"
+    );
+    // Lost twice more: the default of two infrastructure retries is used up.
+    let again = app
+        .claim(third, ClaimJob { wait_ms: 5_000 })
+        .await
+        .unwrap()
+        .expect("a second retry");
+    assert_eq!(again.attempt, 3);
+    for _ in 0..100 {
+        let detail = app.get_run(run).await.unwrap();
+        if detail.run.status == RunStatus::Completed {
+            assert_eq!(detail.run.conclusion, Some(Conclusion::Failure));
+            assert_eq!(detail.jobs[0].message.as_deref(), Some("runner lost"));
+            watcher.abort();
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the job never failed as runner lost");
+}
+
+#[tokio::test]
+async fn cancellation_reaches_the_runner_at_its_next_heartbeat() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path(), RunnerSettings::default()).await;
+    let runner = runner(&app, HOSTED_TOKEN, &["ubuntu-latest"]).await;
+    let run = trigger(&app, "acme", TWO_JOBS).await;
+    let build = claim(&app, runner).await.unwrap();
+    app.cancel_run(run).await.unwrap();
+    let beat = app
+        .heartbeat(
+            runner,
+            gantry_store::JobId(build.job_id),
+            &Heartbeat {
+                fencing_token: build.fencing_token,
+            },
+        )
+        .unwrap();
+    assert!(beat.cancel_requested);
+    complete(&app, runner, &build, Conclusion::Cancelled).await;
+    let detail = app.get_run(run).await.unwrap();
+    assert_eq!(detail.run.conclusion, Some(Conclusion::Cancelled));
+    assert!(
+        claim(&app, runner).await.is_none(),
+        "the cancelled run's jobs are gone"
+    );
+}
+
+#[tokio::test]
+async fn self_hosted_runners_serve_only_their_organization_and_labels_must_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path(), RunnerSettings::default()).await;
+    let token = app
+        .create_registration_token("other", CreateRegistrationToken::default())
+        .await
+        .unwrap();
+    let registered = app
+        .register_runner(registration(&token.token, &["linux", "gpu"]))
+        .await
+        .unwrap();
+    assert_eq!(registered.org.as_deref(), Some("other"));
+    assert!(registered.labels.iter().any(|label| label == "self-hosted"));
+    let theirs = app
+        .authenticate_runner(&registered.credential)
+        .await
+        .unwrap();
+
+    let gpu = "on: push\njobs:\n  train:\n    runs-on: [self-hosted, gpu]\n    steps:\n      - run: train\n";
+    let acme_run = trigger(&app, "acme", gpu).await;
+    assert!(
+        claim(&app, theirs).await.is_none(),
+        "another org's job stays invisible"
+    );
+    let detail = app.get_run(acme_run).await.unwrap();
+    let kinds: Vec<WaitingReasonKind> = detail.jobs[0]
+        .waiting_reasons
+        .iter()
+        .map(|reason| reason.kind)
+        .collect();
+    assert!(
+        kinds.contains(&WaitingReasonKind::NoOnlineRunner),
+        "{kinds:?}"
+    );
+    assert_eq!(detail.jobs[0].status, JobStatus::Queued);
+
+    trigger(&app, "other", gpu).await;
+    let mine = claim(&app, theirs).await.expect("its own org's job");
+    assert_eq!(mine.payload.job_key, "train");
+    let hosted = runner(&app, HOSTED_TOKEN, &["ubuntu-latest"]).await;
+    assert!(
+        claim(&app, hosted).await.is_none(),
+        "labels must be a subset"
+    );
+}
+
+#[tokio::test]
+async fn an_ephemeral_runner_is_removed_after_its_one_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path(), RunnerSettings::default()).await;
+    let mut request = registration(HOSTED_TOKEN, &["ubuntu-latest"]);
+    request.ephemeral = true;
+    let registered = app.register_runner(request).await.unwrap();
+    let runner = app
+        .authenticate_runner(&registered.credential)
+        .await
+        .unwrap();
+    trigger(&app, "acme", TWO_JOBS).await;
+    let build = claim(&app, runner).await.unwrap();
+    complete(&app, runner, &build, Conclusion::Success).await;
+    let error = app
+        .authenticate_runner(&registered.credential)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code, ErrorCode::Unauthorized);
+    assert!(app.list_runners().await.unwrap().runners.is_empty());
+}
