@@ -4,7 +4,8 @@
 //! The answers steer the job: `cancel_requested` cancels it through its [`CancelHandle`] (the
 //! step runner then sends SIGTERM to the step's processes, waits the grace period, sends
 //! SIGKILL, and runs only the steps that run after a cancel), and `stale_token` marks the
-//! attempt lost and cancels it, so its result is never sent. A heartbeat that cannot reach the
+//! attempt lost and cancels it, so its result is never sent (so does `not_found`: the server
+//! says the runner does not hold the job). A heartbeat that cannot reach the
 //! server is tried again after a short pause rather than a whole interval, because the lease
 //! is running out meanwhile; failing to reach the server never cancels the job by itself: if
 //! the lease runs out the server says so with `stale_token` once it is reachable again.
@@ -15,6 +16,8 @@ use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+use gantry_proto::v1::ErrorCode;
 
 use super::Attempt;
 use super::client::{ClientError, ProtocolClient};
@@ -112,8 +115,16 @@ fn run(mut beat: impl Beat, interval: Duration, attempt: &Attempt, stopped: &mps
                 }
                 interval
             }
-            Err(ClientError::StaleToken(message)) => {
-                tracing::warn!(%message, "the job's lease is gone; stopping the job, its result will not be sent");
+            // `not_found`: the server says this runner does not hold the job (any more),
+            // which is the same news as a stale token.
+            Err(
+                error @ (ClientError::StaleToken(_)
+                | ClientError::Refused {
+                    code: ErrorCode::NotFound,
+                    ..
+                }),
+            ) => {
+                tracing::warn!(%error, "the job's lease is gone; stopping the job, its result will not be sent");
                 attempt.mark_lost();
                 return;
             }

@@ -446,15 +446,18 @@ fn spawn_claimer(
                         break;
                     }
                     Ok(None) => failures = 0,
-                    Err(error) if error.is_retryable() => {
+                    // Only a refused credential is final. Other refusals can pass: the server
+                    // answers `conflict` while it still counts a job that just ended against
+                    // this runner's capacity.
+                    Err(error @ ClientError::Unauthorized(_)) => {
+                        let _ = messages.send(Message::ClaimRefused(error));
+                        return;
+                    }
+                    Err(error) => {
                         failures += 1;
                         let pause = backoff.pause(failures);
                         tracing::warn!(%error, pause_ms = pause.as_millis() as u64, "claim failed; retrying");
                         sleep_unless_stopped(pause, &stop);
-                    }
-                    Err(error) => {
-                        let _ = messages.send(Message::ClaimRefused(error));
-                        return;
                     }
                 }
             }

@@ -30,7 +30,7 @@ jobs:
           echo "hello from build"
           echo "greeting=hi there" >> "$GITHUB_OUTPUT"
       - name: count
-        run: for i in 1 2 3; do echo "line $i"; done
+        run: for i in 1 2 3; do echo "line $i"; sleep 0.2; done
   test:
     needs: build
     runs-on: ubuntu-latest
@@ -49,6 +49,17 @@ jobs:
           echo "failing now" >&2
           exit 3
       - run: echo "never printed"
+"#;
+
+const SLOW: &str = r#"name: slow
+on: push
+jobs:
+  slow:
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo started; sleep 60; echo "not reached"
+      - if: always()
+        run: echo cleanup
 "#;
 
 /// A server with the hosted pool's registration token and one repository.
@@ -150,6 +161,16 @@ fn two_ephemeral_runners_run_a_pipeline_and_its_logs_are_readable() {
     let server = server();
     let dir = tempfile::tempdir().unwrap();
     let run = submit(&server, dir.path(), PIPELINE);
+    // A viewer follows `build` live from before any runner exists.
+    let queued = server.get_ok(&format!("/api/v1/runs/{run}"));
+    let follower = Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .args(["logs", "-f", &job(&queued, "build")["id"].to_string()])
+        .env("GANTRY_SERVER", &server.url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
 
     // One job each: `test` needs `build`, so the second runner waits for it on the server.
     for _ in 0..2 {
@@ -183,6 +204,11 @@ fn two_ephemeral_runners_run_a_pipeline_and_its_logs_are_readable() {
         logs(&server, test, &[])
     );
 
+    // The live follower saw every line once and stopped at the job's end.
+    let live = follower.wait_with_output().unwrap();
+    assert!(live.status.success(), "{}", text(&live.stderr));
+    let live: Vec<String> = text(&live.stdout).lines().map(str::to_owned).collect();
+    assert_eq!(live, build_log);
     // Following a finished job's log backfills every line, then ends.
     let followed = logs(&server, build, &["-f"]);
     assert_eq!(followed, build_log);
@@ -215,13 +241,13 @@ fn a_failing_step_fails_the_job_and_its_output_is_kept() {
         "{lines:#?}"
     );
     assert!(
-        !lines.iter().any(|line| line.contains("never printed")),
+        !lines.iter().any(|line| line.starts_with("[step 3]")),
         "{lines:#?}"
     );
 }
 
 #[test]
-fn a_runner_with_capacity_runs_jobs_and_stops_on_sigterm() {
+fn a_runner_with_capacity_runs_jobs_and_sigterm_cancels_and_reports_the_running_one() {
     let server = server();
     let dir = tempfile::tempdir().unwrap();
     let (mut child, log) = runner(&server, dir.path(), &["--capacity", "2"]);
@@ -229,7 +255,22 @@ fn a_runner_with_capacity_runs_jobs_and_stops_on_sigterm() {
     let detail = wait_completed(&server, run);
     assert_eq!(detail["run"]["conclusion"], "success", "{detail:#}");
 
-    // SIGTERM: the runner stops claiming and exits cleanly.
+    // A long job is running when the runner gets SIGTERM: it is cancelled (its `always()`
+    // step still runs), reported, and the runner exits cleanly.
+    let slow = submit(&server, dir.path(), SLOW);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let slow_job = loop {
+        let detail = server.get_ok(&format!("/api/v1/runs/{slow}"));
+        let slow_job = job(&detail, "slow").clone();
+        if logs(&server, &slow_job, &[]).contains(&"[step 1] started".to_owned()) {
+            break slow_job;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slow job never started: {detail:#}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -248,6 +289,18 @@ fn a_runner_with_capacity_runs_jobs_and_stops_on_sigterm() {
         assert!(Instant::now() < deadline, "runner ignored SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     }
+    let detail = wait_completed(&server, slow);
+    assert_eq!(
+        job(&detail, "slow")["conclusion"],
+        "cancelled",
+        "{detail:#}"
+    );
+    let lines = logs(&server, &slow_job, &[]);
+    assert!(lines.contains(&"[step 2] cleanup".to_owned()), "{lines:#?}");
+    assert!(
+        !lines.contains(&"[step 1] not reached".to_owned()),
+        "{lines:#?}"
+    );
 }
 
 #[test]
