@@ -107,14 +107,20 @@ impl std::str::FromStr for Platform {
     }
 }
 
+impl Platform {
+    /// Whether a job with these `runs-on` labels asks for this platform (labels compare
+    /// case-insensitively, as on the server).
+    pub fn matches(&self, runs_on: &[String]) -> bool {
+        runs_on
+            .iter()
+            .any(|label| label.eq_ignore_ascii_case(&self.label))
+    }
+}
+
 /// The platform a job with `runs_on` labels gets: the first mapping (in the order given) whose
 /// label it asks for; `None` means the default base root.
 pub fn choose_platform<'a>(platforms: &'a [Platform], runs_on: &[String]) -> Option<&'a Platform> {
-    platforms.iter().find(|platform| {
-        runs_on
-            .iter()
-            .any(|label| label.eq_ignore_ascii_case(&platform.label))
-    })
+    platforms.iter().find(|platform| platform.matches(runs_on))
 }
 
 /// The labels a runner registers with (see the module docs for the order and `--labels`).

@@ -48,7 +48,7 @@ use crate::sandbox::{Executor, ResourceLimits, Sandbox, SandboxSpec};
 use crate::steps::{CancelHandle, JobResult, RunOptions, run_job};
 use client::{Backoff, ClientError, ProtocolClient};
 use heartbeat::{Heartbeat, ServerBeat};
-use labels::{Platform, choose_platform};
+use labels::Platform;
 use reporter::{AgentReporter, ReporterLimits, ServerSink};
 
 /// How long one claim waits on the server for a job.
@@ -137,17 +137,13 @@ impl Executors {
         self
     }
 
-    /// The executor for a job with these `runs-on` labels.
+    /// The executor for a job with these `runs-on` labels: the first platform it names (as
+    /// [`labels::choose_platform`]), else the default.
     pub fn choose(&self, runs_on: &[String]) -> &Arc<dyn Executor> {
-        let platforms: Vec<Platform> = self.platforms.iter().map(|(p, _)| p.clone()).collect();
-        match choose_platform(&platforms, runs_on) {
-            Some(chosen) => self
-                .platforms
-                .iter()
-                .find(|(platform, _)| platform == chosen)
-                .map_or(&self.default, |(_, executor)| executor),
-            None => &self.default,
-        }
+        self.platforms
+            .iter()
+            .find(|(platform, _)| platform.matches(runs_on))
+            .map_or(&self.default, |(_, executor)| executor)
     }
 }
 
@@ -632,5 +628,41 @@ impl SandboxGuard {
 impl Drop for SandboxGuard {
     fn drop(&mut self) {
         self.destroy_now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::HostExecutor;
+
+    #[test]
+    fn executors_follow_the_first_platform_the_job_names() {
+        let default: Arc<dyn Executor> = Arc::new(HostExecutor::new());
+        let jammy: Arc<dyn Executor> = Arc::new(HostExecutor::new());
+        let cuda: Arc<dyn Executor> = Arc::new(HostExecutor::new());
+        let executors = Executors::new(Arc::clone(&default))
+            .with_platform(
+                "ubuntu-22.04=/roots/jammy".parse().unwrap(),
+                Arc::clone(&jammy),
+            )
+            .with_platform("gpu=/roots/cuda".parse().unwrap(), Arc::clone(&cuda));
+        let chosen = |labels: &[&str]| {
+            let labels: Vec<String> = labels.iter().map(|label| label.to_string()).collect();
+            Arc::clone(executors.choose(&labels))
+        };
+        assert!(Arc::ptr_eq(&chosen(&["ubuntu-latest"]), &default));
+        assert!(Arc::ptr_eq(&chosen(&["UBUNTU-22.04"]), &jammy));
+        assert!(Arc::ptr_eq(&chosen(&["linux", "gpu"]), &cuda));
+        assert!(Arc::ptr_eq(&chosen(&["gpu", "ubuntu-22.04"]), &jammy));
+        assert!(Arc::ptr_eq(&chosen(&[]), &default));
+    }
+
+    #[test]
+    fn a_lost_attempt_is_cancelled() {
+        let attempt = Attempt::new(CancelHandle::new());
+        assert!(!attempt.is_lost() && !attempt.cancel.is_cancelled());
+        attempt.mark_lost();
+        assert!(attempt.is_lost() && attempt.cancel.is_cancelled());
     }
 }
