@@ -2,8 +2,9 @@
 //! hosted pool's token, claims the jobs of a submitted run, runs them, and what it reported is
 //! what `gantry runs get` and `gantry logs` show.
 //!
-//! The runners here use the host executor so the scenarios run on any machine; the bubblewrap
-//! executor has its own scenarios in `gantry-runner`'s `tests/it/sandbox.rs`.
+//! The runners here use the host executor so the scenarios run on any machine, except one that
+//! runs a job under the default bubblewrap executor (skipped loudly where bubblewrap is
+//! unusable, a failure under `CI=true`, as the sandbox scenarios do).
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -80,6 +81,14 @@ fn submit(server: &Server, dir: &Path, workflow: &str) -> i64 {
 
 /// Starts `gantry runner` with the host executor and `extra` arguments, logging to a file.
 fn runner(server: &Server, work: &Path, extra: &[&str]) -> (Child, std::path::PathBuf) {
+    let mut args = vec!["--unsafe-host-executor"];
+    args.extend_from_slice(extra);
+    runner_with(server, work, &args)
+}
+
+/// Starts `gantry runner` with exactly `extra` arguments besides the server, token and work
+/// directory, logging to a file.
+fn runner_with(server: &Server, work: &Path, extra: &[&str]) -> (Child, std::path::PathBuf) {
     static RUNNERS: AtomicUsize = AtomicUsize::new(0);
     let log = work.join(format!(
         "runner-{}.log",
@@ -90,7 +99,6 @@ fn runner(server: &Server, work: &Path, extra: &[&str]) -> (Child, std::path::Pa
         .args(["runner", "--server", &server.url, "--token", TOKEN])
         .arg("--work-dir")
         .arg(work.join("work"))
-        .arg("--unsafe-host-executor")
         .args(extra)
         .env("GANTRY_LOG", "info")
         .stdin(Stdio::null())
@@ -320,5 +328,43 @@ fn a_wrong_registration_token_is_refused() {
         text(&output.stderr).contains("unauthorized"),
         "{}",
         text(&output.stderr)
+    );
+}
+
+#[test]
+fn the_default_executor_runs_a_job_in_a_bubblewrap_sandbox() {
+    let server = server();
+    let dir = tempfile::tempdir().unwrap();
+    let run = submit(&server, dir.path(), FAILING);
+    let (mut child, log) = runner_with(&server, dir.path(), &["--ephemeral"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the runner did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let runner_log = std::fs::read_to_string(&log).unwrap_or_default();
+    if !status.success() && runner_log.contains("cannot start the bubblewrap executor") {
+        if std::env::var("CI").is_ok_and(|ci| ci == "true") {
+            panic!("CI=true but the bubblewrap executor is unusable:\n{runner_log}");
+        }
+        eprintln!(
+            "\n!!!!!!!! SKIPPED: the bubblewrap executor is unusable here; this runner scenario did not run !!!!!!!!\n{runner_log}"
+        );
+        return;
+    }
+    assert!(
+        status.success(),
+        "runner exited with {status}:\n{runner_log}"
+    );
+    let detail = wait_completed(&server, run);
+    let broken = job(&detail, "broken");
+    assert_eq!(broken["conclusion"], "failure", "{detail:#}");
+    let lines = logs(&server, broken, &[]);
+    assert!(
+        lines.contains(&"[step 2] failing now".to_owned()),
+        "{lines:#?}"
     );
 }
