@@ -358,7 +358,14 @@ impl Agent {
                     let thread = std::thread::Builder::new()
                         .name(format!("job-{job_id}"))
                         .spawn(move || {
-                            run_assignment(&context, &assignment, &attempt);
+                            // Whatever happens in the job, the loop must hear that it ended, or
+                            // it would wait for it forever when stopping.
+                            let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                                run_assignment(&context, &assignment, &attempt)
+                            }));
+                            if ran.is_err() {
+                                tracing::error!(job_id, "the job's thread panicked");
+                            }
                             let _ = messages.send(Message::Finished(job_id));
                         });
                     match thread {
