@@ -8,7 +8,8 @@
 //! `linux` would silently stop matching most jobs; a label written `-NAME` removes a default
 //! instead (e.g. `--labels -ubuntu-22.04,big-disk`). Duplicates are dropped case-insensitively,
 //! as the server compares labels. `self-hosted` is not added here: the server adds it to an
-//! organization's runners.
+//! organization's runners. CPU count and memory are detected for the runner's log only: GitHub
+//! has no labels for them, and a job asks for a bigger machine by a label such as `big-disk`.
 
 use std::path::{Path, PathBuf};
 
