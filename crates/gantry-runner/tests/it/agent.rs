@@ -38,6 +38,8 @@ struct Script {
     heartbeats: VecDeque<Answer>,
     /// The answer to registration, instead of a welcome.
     register: Option<Answer>,
+    /// Completion answers, in order; when empty, 204.
+    completes: VecDeque<Answer>,
 }
 
 struct FakeServer {
@@ -169,6 +171,11 @@ fn answer(request: &Request, script: &Mutex<Script>) -> Answer {
             .map(|r| r.body["lines"].as_array().map_or(0, Vec::len) as u64)
             .sum();
         return (200, json!({ "stored": stored }));
+    }
+    if path.ends_with("/complete")
+        && let Some(answer) = locked.completes.pop_front()
+    {
+        return answer;
     }
     if path.ends_with("/steps") || path.ends_with("/complete") {
         return (204, Value::Null);
@@ -421,4 +428,28 @@ fn a_refused_registration_is_an_error() {
         .unwrap_err();
     assert!(error.to_string().contains("unauthorized"), "{error}");
     assert!(server.requests("/claim").is_empty());
+}
+
+#[test]
+fn refused_claims_and_failed_completions_are_repeated() {
+    let busy = (
+        409,
+        json!({"error": {"code": "conflict", "message": "the runner holds its capacity"}}),
+    );
+    let down = (
+        503,
+        json!({"error": {"code": "unavailable", "message": "try later"}}),
+    );
+    let server = FakeServer::start(Script {
+        claims: [busy, assignment(15, 2, JOB, "build")].into(),
+        completes: [down.clone(), down].into(),
+        ..Script::default()
+    });
+    let work = tempfile::tempdir().unwrap();
+    let summary = agent(&server.url, work.path().to_owned()).run().unwrap();
+    assert_eq!(summary.jobs, 1);
+    assert_eq!(server.requests("/claim").len(), 2);
+    let complete = server.requests("/jobs/15/complete");
+    assert_eq!(complete.len(), 3, "two refusals, then accepted");
+    assert!(complete.iter().all(|r| r.body["conclusion"] == "success"));
 }
