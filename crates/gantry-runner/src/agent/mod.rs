@@ -19,7 +19,10 @@
 //! Stopping: setting [`Agent::stop_flag`] (the CLI does on SIGTERM and SIGINT) stops claiming,
 //! cancels the running jobs (SIGTERM, grace period, SIGKILL; `always()` steps still run),
 //! reports their results and returns. A job the claimer is handed while stopping is run
-//! already cancelled, so it is reported too. `ephemeral` runs exactly one job and returns.
+//! already cancelled, so it is reported too; a claim still open when the loop returns is
+//! abandoned, and a job the server hands it then is queued again when its lease expires.
+//! `ephemeral` runs exactly one job and returns. Only a refused credential ends the loop with
+//! an error; other refusals and transport failures are repeated with [`client::Backoff`].
 //!
 //! Modules: `client` (the protocol's requests and error classes), `labels` (capabilities,
 //! labels, platforms), `reporter` (steps and log lines to the server, batched off the job's
