@@ -1,5 +1,5 @@
 //! The runner protocol's client: one blocking method per endpoint of
-//! [`gantry_proto::v1::runner`], over `ureq`.
+//! `gantry_proto::v1::runner`, over `ureq`.
 //!
 //! Every method makes exactly one request; what to do when it fails is the caller's decision,
 //! and [`ClientError`] is shaped for that decision: [`ClientError::StaleToken`] means the job
