@@ -50,6 +50,10 @@ enum Command {
     /// Manage repositories.
     #[command(subcommand)]
     Repo(commands::runs::RepoCommand),
+    /// Run the runner agent: claim jobs from a server and run each in a fresh sandbox.
+    Runner(commands::runner::RunnerArgs),
+    /// Print a job's log, or follow it live with `-f`.
+    Logs(commands::logs::LogsArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +69,8 @@ fn main() -> ExitCode {
         Command::Rerun(args) => commands::runs::rerun(args),
         Command::Org(command) => commands::runs::org(command),
         Command::Repo(command) => commands::runs::repo(command),
+        Command::Runner(args) => commands::runner::run(args),
+        Command::Logs(args) => commands::logs::run(args),
     };
     match result {
         Ok(code) => code,

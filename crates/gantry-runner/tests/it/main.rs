@@ -10,6 +10,7 @@
 )]
 
 mod act;
+mod agent;
 mod hash_files;
 mod sandbox;
 mod steps;

@@ -43,7 +43,8 @@ impl Client {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    /// The full URL of `path` (below `/api/v1`).
+    pub fn url(&self, path: &str) -> String {
         format!("{}/api/v1{path}", self.base)
     }
 
@@ -82,8 +83,11 @@ fn read<T: DeserializeOwned>(
     url: &str,
 ) -> anyhow::Result<Reply<T>> {
     let status = response.status().as_u16();
+    // Above ureq's 10 MB default: a page of a job's log may hold long lines.
     let text = response
         .body_mut()
+        .with_config()
+        .limit(64 * 1024 * 1024)
         .read_to_string()
         .with_context(|| format!("cannot read the answer of `{url}`"))?;
     if (200..300).contains(&status) {

@@ -3,6 +3,8 @@
 pub mod bench;
 mod client;
 pub mod expr;
+pub mod logs;
+pub mod runner;
 pub mod runs;
 pub mod server;
 pub mod workflow;
