@@ -92,7 +92,11 @@ fn read<T: DeserializeOwned>(
         .with_context(|| format!("cannot read the answer of `{url}`"))?;
     if (200..300).contains(&status) {
         // 204 No Content (a claim that found nothing) reads as JSON `null`.
-        let text = if text.is_empty() { "null" } else { text.as_str() };
+        let text = if text.is_empty() {
+            "null"
+        } else {
+            text.as_str()
+        };
         let value = serde_json::from_str(text)
             .with_context(|| format!("unexpected answer from `{url}`: {text}"))?;
         Ok(Reply::Ok(value, status))

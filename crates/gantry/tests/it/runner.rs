@@ -368,3 +368,77 @@ fn the_default_executor_runs_a_job_in_a_bubblewrap_sandbox() {
         "{lines:#?}"
     );
 }
+
+/// Waits until the job `key` of run `run` is in progress under `attempt`; its id.
+fn wait_running(server: &Server, run: i64, key: &str, attempt: u64) -> i64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let detail = server.get_ok(&format!("/api/v1/runs/{run}"));
+        let job = detail["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|job| job["job_key"] == key)
+            .cloned()
+            .unwrap();
+        if job["status"] == "in_progress" && job["attempt"] == attempt {
+            return job["id"].as_i64().unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job {key} never ran as attempt {attempt}: {job}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+const RESILIENT: &str = r#"name: resilient
+on: push
+jobs:
+  work:
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo "attempt starting"; sleep 3; echo "attempt done"
+"#;
+
+#[test]
+fn a_runner_killed_mid_job_loses_it_to_another_runner_and_a_failing_step_is_not_retried() {
+    // Short leases so a dead runner is noticed within a second or two.
+    let server = Server::start_with(&[
+        "--runner-token",
+        TOKEN,
+        "--heartbeat-interval-ms",
+        "200",
+        "--lease-ms",
+        "1000",
+    ]);
+    server.create_repo("acme", "app");
+    let dir = tempfile::tempdir().unwrap();
+
+    // Infrastructure loss: SIGKILL the runner while the job runs.
+    let run = submit(&server, dir.path(), RESILIENT);
+    let (mut doomed, _) = runner(&server, dir.path(), &["--ephemeral"]);
+    let job = wait_running(&server, run, "work", 1);
+    doomed.kill().unwrap();
+    doomed.wait().unwrap();
+    let (mut rescuer, rescuer_log) = runner(&server, dir.path(), &["--ephemeral"]);
+    wait_running(&server, run, "work", 2);
+    wait_exit(&mut rescuer, &rescuer_log);
+    let detail = wait_completed(&server, run);
+    assert_eq!(detail["run"]["conclusion"], "success", "{detail}");
+    let attempts = server.get_ok(&format!("/api/v1/runs/{run}/jobs/{job}"));
+    assert_eq!(attempts["attempt"], 2, "{attempts}");
+
+    // The job's own failure: the run fails and the job is not queued again.
+    let failing = submit(&server, dir.path(), FAILING);
+    let (mut first, first_log) = runner(&server, dir.path(), &["--ephemeral"]);
+    wait_exit(&mut first, &first_log);
+    let detail = wait_completed(&server, failing);
+    assert_eq!(detail["run"]["conclusion"], "failure", "{detail}");
+    assert_eq!(
+        detail["jobs"][0]["attempt"], 1,
+        "a job's own failure is never retried"
+    );
+    let queue = server.get_ok("/api/v1/health");
+    assert_eq!(queue["queued_jobs"], 0, "{queue}");
+}

@@ -91,7 +91,6 @@ pub fn run(args: &DrainArgs) -> anyhow::Result<ExitCode> {
     let in_process = drain_in_process(&storage, &workflow, runs, jobs, args.runners)?;
     storage.finish()?;
 
-
     let figures = json!({
         "benchmark": "drain",
         "backend": backend,
@@ -172,19 +171,21 @@ fn simulated_runner(
         ephemeral: false,
         protocol_version: proto::RUNNER_PROTOCOL_VERSION,
     };
-    let registered = match client.post::<proto::RunnerRegistration>("/runners/register", &registration, &[])? {
-        Reply::Ok(registered, _) => registered,
-        Reply::Refused(error, status) => bail!("registration refused ({status}): {error}"),
-    };
+    let registered =
+        match client.post::<proto::RunnerRegistration>("/runners/register", &registration, &[])? {
+            Reply::Ok(registered, _) => registered,
+            Reply::Refused(error, status) => bail!("registration refused ({status}): {error}"),
+        };
     let bearer = format!("Bearer {}", registered.credential);
     let auth = [("Authorization", bearer.as_str())];
     while done.load(Ordering::Relaxed) < jobs {
         let claim = proto::ClaimJob { wait_ms: 200 };
-        let assignment = match client.post::<Option<proto::JobAssignment>>("/runner/claim", &claim, &auth)? {
-            Reply::Ok(Some(assignment), _) => assignment,
-            Reply::Ok(None, _) => continue,
-            Reply::Refused(error, status) => bail!("claim refused ({status}): {error}"),
-        };
+        let assignment =
+            match client.post::<Option<proto::JobAssignment>>("/runner/claim", &claim, &auth)? {
+                Reply::Ok(Some(assignment), _) => assignment,
+                Reply::Ok(None, _) => continue,
+                Reply::Refused(error, status) => bail!("claim refused ({status}): {error}"),
+            };
         let result = proto::CompleteAttempt {
             fencing_token: assignment.fencing_token,
             conclusion: proto::Conclusion::Success,
