@@ -4,7 +4,10 @@
 //! human messages to stderr, and the process exit code says whether the command succeeded.
 
 mod commands;
+mod embedded;
 mod output;
+mod provisioner;
+mod sandbox_setup;
 
 use std::process::ExitCode;
 
@@ -54,6 +57,10 @@ enum Command {
     Runner(commands::runner::RunnerArgs),
     /// Print a job's log, or follow it live with `-f`.
     Logs(commands::logs::LogsArgs),
+    /// Run the server and a provisioner of local ephemeral runners: the whole service.
+    Up(commands::up::UpArgs),
+    /// Run a local repository's workflows end to end and exit with their conclusion.
+    Run(commands::local_run::RunArgs),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +78,8 @@ fn main() -> ExitCode {
         Command::Repo(command) => commands::runs::repo(command),
         Command::Runner(args) => commands::runner::run(args),
         Command::Logs(args) => commands::logs::run(args),
+        Command::Up(args) => commands::up::run(args),
+        Command::Run(args) => commands::local_run::run(args),
     };
     match result {
         Ok(code) => code,

@@ -338,6 +338,13 @@ impl JobReporter for AgentReporter {
     }
 
     fn annotation(&mut self, annotation: &Annotation) {
+        // The step's log already shows the message as a `##[error]` (or warning, notice)
+        // line; the annotation adds a line only when it says where (file, line, title).
+        let located =
+            annotation.file.is_some() || annotation.line.is_some() || annotation.title.is_some();
+        if !located {
+            return;
+        }
         self.push_text(
             annotation.step,
             SystemTime::now(),

@@ -1,10 +1,12 @@
 //! One module per top-level command.
 
 pub mod bench;
-mod client;
+pub(crate) mod client;
 pub mod expr;
+pub mod local_run;
 pub mod logs;
 pub mod runner;
 pub mod runs;
 pub mod server;
+pub mod up;
 pub mod workflow;

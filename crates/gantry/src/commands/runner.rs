@@ -163,7 +163,7 @@ fn executors(args: &RunnerArgs) -> anyhow::Result<Executors> {
 }
 
 /// Sets `stop` on the first Ctrl-C or SIGTERM; a second one exits at once.
-fn stop_on_signals(stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+pub(crate) fn stop_on_signals(stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -15,3 +15,4 @@ mod runner;
 mod server;
 mod support;
 mod tidy;
+mod up;

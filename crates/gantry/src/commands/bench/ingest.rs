@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Args;
 use gantry_proto::v1 as proto;
 use serde_json::json;
@@ -266,65 +266,31 @@ fn count_runs(client: &Client) -> anyhow::Result<usize> {
 pub(super) const BENCH_RUNNER_TOKEN: &str = "gantry-bench-runner-token";
 
 /// A server on a loopback port of this process, on its own runtime.
-pub(super) struct BenchServer {
-    /// `http://127.0.0.1:PORT`.
-    pub base: String,
-    runtime: tokio::runtime::Runtime,
-    stop: tokio::sync::oneshot::Sender<()>,
-    serving: tokio::task::JoinHandle<Result<(), gantry_server::ServerError>>,
+pub(super) struct BenchServer(crate::embedded::EmbeddedServer);
+
+impl std::ops::Deref for BenchServer {
+    type Target = crate::embedded::EmbeddedServer;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl BenchServer {
-    /// Starts a server over `storage` and waits until it answers.
+    /// Starts a server over `storage` with the benchmark's runner token.
     pub fn start(storage: gantry_server::Storage) -> anyhow::Result<BenchServer> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")?;
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .context("cannot bind a loopback port")?;
-        let addr = listener.local_addr()?;
         let config = gantry_server::ServerConfig {
-            listen: addr,
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             storage,
             max_body_bytes: proto::DEFAULT_MAX_BODY_BYTES,
             engine: Default::default(),
             runner_token: Some(BENCH_RUNNER_TOKEN.to_owned()),
             runners: Default::default(),
         };
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let serving = runtime.spawn(gantry_server::serve_on(listener, config, async {
-            let _ = stopped.await;
-        }));
-        let base = format!("http://{addr}");
-        let client = Client::new(Some(&base));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !matches!(
-            client.get::<serde_json::Value>("/health"),
-            Ok(Reply::Ok(..))
-        ) {
-            if serving.is_finished() || Instant::now() > deadline {
-                let result = runtime.block_on(serving);
-                bail!("the benchmark's server did not start: {result:?}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(BenchServer {
-            base,
-            runtime,
-            stop,
-            serving,
-        })
+        crate::embedded::EmbeddedServer::start(config).map(BenchServer)
     }
 
     /// Stops the server and waits for it.
     pub fn stop(self) -> anyhow::Result<()> {
-        let _ = self.stop.send(());
-        self.runtime
-            .block_on(self.serving)
-            .context("the server task failed")?
-            .context("the server failed")?;
-        Ok(())
+        self.0.stop()
     }
 }

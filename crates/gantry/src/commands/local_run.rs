@@ -1,0 +1,327 @@
+//! `gantry run [PATH]`: runs a local repository's workflows through an embedded orchestrator —
+//! the real server, scheduler, provisioner, sandboxed runners and logs, in this process and its
+//! runner children — prints each job as it starts and ends with its log, and exits with the
+//! runs' conclusion (0 when every run succeeded, 1 otherwise).
+//!
+//! The workflows are the files under `PATH/.github/workflows` that the event starts (with
+//! GitHub's trigger rules; the ref is the checked-out branch from `.git/HEAD`, else
+//! `refs/heads/main`). State lives in a temporary directory unless `--data-dir` keeps it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use gantry_proto::v1 as proto;
+use indexmap::IndexMap;
+
+use super::client::{Client, Reply};
+use super::up::{PoolArgs, RunningPool};
+use crate::embedded::EmbeddedServer;
+use crate::output;
+
+/// Arguments of `gantry run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The repository (a directory with `.github/workflows`).
+    #[arg(default_value = ".")]
+    path: PathBuf,
+    /// The event to run the workflows for.
+    #[arg(long, default_value = "push")]
+    event: String,
+    /// A `workflow_dispatch` input, `NAME=VALUE` (repeatable).
+    #[arg(long = "input", value_name = "NAME=VALUE")]
+    inputs: Vec<String>,
+    /// Keep the server's state here instead of a temporary directory.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Print each finished run as a JSON line instead of the job tree and logs.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    pool: PoolArgs,
+}
+
+/// A workflow file chosen to run.
+struct Chosen {
+    path: String,
+    text: String,
+}
+
+/// The checked-out branch of the repository at `path`, as a ref.
+fn current_ref(path: &Path) -> String {
+    std::fs::read_to_string(path.join(".git/HEAD"))
+        .ok()
+        .and_then(|head| head.trim().strip_prefix("ref: ").map(str::to_owned))
+        .unwrap_or_else(|| "refs/heads/main".to_owned())
+}
+
+/// The workflow files the event starts; invalid files are reported and make the run fail.
+fn choose(path: &Path, event: &str, git_ref: &str) -> anyhow::Result<(Vec<Chosen>, bool)> {
+    let dir = path.join(".github/workflows");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("cannot read `{}`", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|file| {
+            file.extension()
+                .is_some_and(|extension| extension == "yml" || extension == "yaml")
+        })
+        .collect();
+    files.sort();
+    let mut chosen = Vec::new();
+    let mut invalid = false;
+    for file in files {
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("cannot read `{}`", file.display()))?;
+        let relative = format!(
+            ".github/workflows/{}",
+            file.file_name()
+                .map(|name| name.to_string_lossy())
+                .unwrap_or_default()
+        );
+        let workflow = match gantry_workflow::load(&text, &Default::default()) {
+            Ok(workflow) => workflow,
+            Err(diagnostics) => {
+                for diagnostic in &diagnostics.0 {
+                    output::error(&format!("{relative}:{diagnostic}"));
+                }
+                invalid = true;
+                continue;
+            }
+        };
+        let offered = gantry_workflow::trigger::Event {
+            name: event,
+            git_ref: Some(git_ref),
+            ..Default::default()
+        };
+        match gantry_workflow::trigger::decide(&workflow, &offered) {
+            gantry_workflow::trigger::Decision::Run => chosen.push(Chosen {
+                path: relative,
+                text,
+            }),
+            gantry_workflow::trigger::Decision::Skip(why) => {
+                output::message(&format!("{relative}: not started by `{event}`: {why}"));
+            }
+        }
+    }
+    Ok((chosen, invalid))
+}
+
+fn parse_inputs(inputs: &[String]) -> anyhow::Result<IndexMap<String, serde_json::Value>> {
+    inputs
+        .iter()
+        .map(|input| {
+            let (name, value) = input
+                .split_once('=')
+                .with_context(|| format!("`--input {input}` is not NAME=VALUE"))?;
+            Ok((name.to_owned(), serde_json::Value::String(value.to_owned())))
+        })
+        .collect()
+}
+
+/// A repository name from the directory's name.
+fn repo_name(path: &Path) -> String {
+    let name: String = std::path::absolute(path)
+        .ok()
+        .and_then(|path| {
+            path.file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+        })
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if name.is_empty() {
+        "repo".to_owned()
+    } else {
+        name
+    }
+}
+
+/// Runs the chosen workflows and follows them to the end.
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GANTRY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let git_ref = current_ref(&args.path);
+    let (chosen, invalid) = choose(&args.path, &args.event, &git_ref)?;
+    if chosen.is_empty() {
+        if invalid {
+            return Ok(ExitCode::from(1));
+        }
+        bail!(
+            "no workflow under `{}` runs on `{}`",
+            args.path.display(),
+            args.event
+        );
+    }
+    let inputs = parse_inputs(&args.inputs)?;
+    let temporary = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| temporary.path().to_owned());
+    let token = super::server::runner_token_file(&data_dir)?;
+    let server = EmbeddedServer::start(gantry_server::ServerConfig {
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        storage: gantry_server::Storage::Sqlite {
+            path: data_dir.join("gantry.sqlite"),
+        },
+        max_body_bytes: proto::DEFAULT_MAX_BODY_BYTES,
+        engine: Default::default(),
+        runner_token: Some(token.clone()),
+        runners: Default::default(),
+    })?;
+    let pool = RunningPool::start(&args.pool, &server.base, &token, &data_dir)?;
+    let outcome = drive(&args, &server.base, &chosen, &git_ref, inputs);
+    pool.stop();
+    server.stop()?;
+    let succeeded = outcome?;
+    Ok(if succeeded && !invalid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Triggers the runs and follows them; whether all succeeded.
+fn drive(
+    args: &RunArgs,
+    base: &str,
+    chosen: &[Chosen],
+    git_ref: &str,
+    inputs: IndexMap<String, serde_json::Value>,
+) -> anyhow::Result<bool> {
+    let client = Client::new(Some(base));
+    let repo = repo_name(&args.path);
+    let org = proto::CreateOrganization {
+        name: "local".to_owned(),
+        weight: None,
+        hosted_concurrency_limit: None,
+    };
+    expect_ok(client.post::<serde_json::Value>("/orgs", &org, &[])?)?;
+    let create = proto::CreateRepository {
+        name: repo.clone(),
+        default_branch: None,
+    };
+    expect_ok(client.post::<serde_json::Value>("/orgs/local/repos", &create, &[])?)?;
+    let mut runs = Vec::new();
+    for workflow in chosen {
+        let trigger = proto::TriggerRun {
+            workflow_path: workflow.path.clone(),
+            workflow: workflow.text.clone(),
+            event: Some(args.event.clone()),
+            git_ref: Some(git_ref.to_owned()),
+            sha: None,
+            actor: None,
+            payload: None,
+            inputs: (!inputs.is_empty()).then(|| inputs.clone()),
+        };
+        let run: proto::Run =
+            expect_ok(client.post(&format!("/repos/local/{repo}/runs"), &trigger, &[])?)?;
+        if !args.json {
+            output::line(&format!(
+                "run {} — {} ({})",
+                run.id, run.workflow_name, workflow.path
+            ));
+        }
+        runs.push(run.id);
+    }
+    follow(&client, &runs, args.json)
+}
+
+fn expect_ok<T>(reply: Reply<T>) -> anyhow::Result<T> {
+    match reply {
+        Reply::Ok(value, _) => Ok(value),
+        Reply::Refused(error, status) => bail!("the server refused ({status}): {error}"),
+    }
+}
+
+/// Prints job starts and ends (with the job's log) until every run has completed.
+fn follow(client: &Client, runs: &[i64], json: bool) -> anyhow::Result<bool> {
+    let started = Instant::now();
+    let mut seen: HashMap<i64, proto::JobStatus> = HashMap::new();
+    let mut done: BTreeMap<i64, proto::RunDetail> = BTreeMap::new();
+    while done.len() < runs.len() {
+        for &run in runs {
+            if done.contains_key(&run) {
+                continue;
+            }
+            let detail: proto::RunDetail = expect_ok(client.get(&format!("/runs/{run}"))?)?;
+            for job in &detail.jobs {
+                let before = seen.insert(job.id, job.status);
+                if before == Some(job.status) || json {
+                    continue;
+                }
+                match job.status {
+                    proto::JobStatus::InProgress => {
+                        output::line(&format!("  ● {} started", job.name));
+                    }
+                    proto::JobStatus::Completed => print_ended(client, job)?,
+                    proto::JobStatus::Waiting | proto::JobStatus::Queued => {}
+                }
+            }
+            if detail.run.status == proto::RunStatus::Completed {
+                done.insert(run, detail);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    let mut all_success = true;
+    for detail in done.values() {
+        let conclusion = detail
+            .run
+            .conclusion
+            .map_or("none", |conclusion| conclusion.as_str());
+        all_success &= detail.run.conclusion == Some(proto::Conclusion::Success);
+        if json {
+            output::json_line(&serde_json::to_value(detail)?);
+        } else {
+            output::line(&format!(
+                "run {} {}: {conclusion} in {:.1}s",
+                detail.run.id,
+                detail.run.workflow_name,
+                started.elapsed().as_secs_f64()
+            ));
+        }
+    }
+    Ok(all_success)
+}
+
+/// One ended job: its mark, conclusion and log.
+fn print_ended(client: &Client, job: &proto::Job) -> anyhow::Result<()> {
+    let conclusion = job
+        .conclusion
+        .map_or("none", |conclusion| conclusion.as_str());
+    let mark = match job.conclusion {
+        Some(proto::Conclusion::Success) => "✓",
+        Some(proto::Conclusion::Skipped) => "−",
+        Some(proto::Conclusion::Cancelled) => "⊘",
+        _ => "✗",
+    };
+    let why = job
+        .message
+        .as_deref()
+        .map(|message| format!(" — {message}"))
+        .unwrap_or_default();
+    output::line(&format!("  {mark} {} {conclusion}{why}", job.name));
+    if job.conclusion == Some(proto::Conclusion::Skipped) {
+        return Ok(());
+    }
+    let log: proto::JobLog = expect_ok(client.get(&format!("/jobs/{}/logs", job.id))?)?;
+    for line in log.lines {
+        output::line(&format!("    │ {}", line.text));
+    }
+    Ok(())
+}

@@ -1,0 +1,212 @@
+//! `gantry run` and `gantry up`: the whole service in one command — embedded server,
+//! provisioner, local ephemeral runners in bubblewrap sandboxes — as a newcomer runs it.
+//!
+//! Scenarios that need bubblewrap skip loudly where it is missing (and fail under `CI=true`,
+//! where `scripts/test.sh` installs it).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::text;
+
+/// Whether bubblewrap can run here; a loud skip (or a failure under CI) when not.
+fn bubblewrap_or_skip(scenario: &str) -> bool {
+    let usable = Command::new("bwrap")
+        .args(["--ro-bind", "/", "/", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !usable {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "bubblewrap is unusable under CI=true; `{scenario}` must run"
+        );
+        eprintln!(
+            "\n!!!!!!!! SKIPPED: bubblewrap is unusable here; `{scenario}` did not run !!!!!!!!\n"
+        );
+    }
+    usable
+}
+
+fn gantry(args: &[&str], dir: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn gantry_run_runs_the_demo_end_to_end_in_sandboxes_and_exits_with_its_conclusion() {
+    if !bubblewrap_or_skip("gantry run examples/demo") {
+        return;
+    }
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo");
+    let output = gantry(&["run", "."], &demo);
+    let stdout = text(&output.stdout);
+    assert!(
+        output.status.success(),
+        "exit {:?}\n{stdout}\n{}",
+        output.status,
+        text(&output.stderr)
+    );
+    for expected in [
+        "✓ setup success",
+        "testing python (small) for 1.",
+        "✗ lint failure",
+        "− report skipped",
+        "✓ release success",
+        "run 1 demo: success",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing `{expected}` in:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn gantry_run_exits_1_when_a_run_fails_and_reports_invalid_files_with_their_position() {
+    let repo = tempfile::tempdir().unwrap();
+    let workflows = repo.path().join(".github/workflows");
+    std::fs::create_dir_all(&workflows).unwrap();
+    std::fs::write(
+        workflows.join("fail.yml"),
+        "on: push\njobs:\n  broken:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo oops; exit 4\n",
+    )
+    .unwrap();
+    std::fs::write(
+        workflows.join("bad.yml"),
+        "on: push\njobs:\n  x:\n    runs-on: [\n",
+    )
+    .unwrap();
+    std::fs::write(
+        workflows.join("other.yml"),
+        "on: pull_request\njobs:\n  y:\n    runs-on: ubuntu-latest\n    steps:\n      - run: 'true'\n",
+    )
+    .unwrap();
+    // Trusted test workflows: the host executor keeps this scenario machine-independent.
+    let output = gantry(&["run", ".", "--unsafe-host-executor"], repo.path());
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("✗ broken failure"), "{stdout}");
+    assert!(stdout.contains("oops"), "{stdout}");
+    assert!(stderr.contains(".github/workflows/bad.yml:"), "{stderr}");
+    assert!(
+        stderr.contains("other.yml: not started by `push`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn gantry_up_keeps_a_warm_runner_runs_a_submitted_workflow_and_cleans_up_on_sigterm() {
+    if !bubblewrap_or_skip("gantry up") {
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let log = data.path().join("up.log");
+    let mut up = Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .args([
+            "up",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--min-idle",
+            "1",
+        ])
+        .arg("--data-dir")
+        .arg(data.path().join("state"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let get = |path: &str| -> serde_json::Value {
+        agent
+            .get(&format!("{url}/api/v1{path}"))
+            .call()
+            .ok()
+            .and_then(|mut response| response.body_mut().read_json().ok())
+            .unwrap_or(serde_json::Value::Null)
+    };
+    let wait = |what: &str, check: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !check() {
+            assert!(
+                Instant::now() < deadline,
+                "{what} never happened:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    // The warm pool: one idle runner registers before any job exists.
+    wait("a warm runner", &|| {
+        get("/runners")["runners"]
+            .as_array()
+            .is_some_and(|runners| runners.len() == 1)
+    });
+    let cli = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_gantry"))
+            .args(args)
+            .env("GANTRY_SERVER", &url)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        text(&output.stdout)
+    };
+    cli(&["org", "create", "acme"]);
+    cli(&["repo", "create", "acme/app"]);
+    let file = data.path().join("ci.yml");
+    std::fs::write(
+        &file,
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo one\n  b:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo two\n",
+    )
+    .unwrap();
+    let run = cli(&["submit", "--repo", "acme/app", file.to_str().unwrap()]);
+    let run = run.trim();
+    wait("the run's completion", &|| {
+        get(&format!("/runs/{run}"))["run"]["conclusion"] == "success"
+    });
+    // SIGTERM: the runners it launched are removed, then it exits cleanly.
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(up.id() as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = up.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "gantry up did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        status.success(),
+        "{status}\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let leftovers = Command::new("pgrep")
+        .args(["-f", &format!("gantry runner --server {url}")])
+        .output()
+        .unwrap();
+    assert!(
+        leftovers.stdout.is_empty(),
+        "runner processes left: {}",
+        text(&leftovers.stdout)
+    );
+}
