@@ -12,6 +12,7 @@ mod dag;
 mod drain;
 mod fairness;
 mod ingest;
+mod job_start;
 mod queue;
 mod sandbox;
 mod workflow_load;
@@ -39,6 +40,9 @@ pub enum BenchCommand {
     /// No-op jobs through claim → complete with durable commits, by simulated runners over
     /// loopback HTTP and through the dispatcher's in-process API.
     Drain(drain::DrainArgs),
+    /// Job start latency (queued → first step running) through server, provisioner, runner
+    /// processes and sandboxes, with a warm pool and with cold provisioning.
+    JobStart(job_start::JobStartArgs),
     /// A job sandbox (bubblewrap, cgroup limits) created, `true` run in it, and destroyed,
     /// per round; `true` without a sandbox is the peer.
     Sandbox(sandbox::SandboxArgs),
@@ -54,6 +58,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Queue(args) => queue::run(&args),
         BenchCommand::Sandbox(args) => sandbox::run(&args),
         BenchCommand::Drain(args) => drain::run(&args),
+        BenchCommand::JobStart(args) => job_start::run(&args),
     }
 }
 
