@@ -852,6 +852,30 @@ fn plan_transition(
             });
         }
     }
+    // A claim the engine never heard of (the job was cancelled or timed out between the
+    // claim's commit and its "job started"): the claimed attempt ends with the job.
+    for row in rows {
+        let key = convert::job_key(row);
+        let heard = running_before.iter().any(|(running, _)| *running == key);
+        let Some(instance) = state.instance(&key) else {
+            continue;
+        };
+        if row.status == gantry_store::JobStatus::InProgress
+            && !heard
+            && instance.status != EngineJobStatus::InProgress
+        {
+            transition.ended_attempts.push(EndedAttempt {
+                job_id: row.id,
+                attempt: row.attempt,
+                fencing_token: None,
+                ended_at_ms: ms(time),
+                result: instance.conclusion.map_or(
+                    gantry_store::Conclusion::Cancelled,
+                    convert::store_conclusion,
+                ),
+            });
+        }
+    }
     Ok(PlannedTransition {
         transition,
         statuses,

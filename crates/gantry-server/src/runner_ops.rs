@@ -150,7 +150,17 @@ impl App {
             job: key.clone(),
             attempt,
         };
-        let applied = self.drive(job.run_id, started, None).await?;
+        let applied = match self.drive(job.run_id, started, None).await {
+            Ok(applied) => applied,
+            Err(error) if error.code == proto::ErrorCode::Conflict => {
+                // Cancelled (or timed out) between the claim and now: the transition that
+                // ended it also ended the claimed attempt; try the next job.
+                tracing::info!(job_id = %job_id, error = %error.message, "claimed job ended before it started");
+                self.dispatch.forget(job_id);
+                return Ok(None);
+            }
+            Err(error) => return Err(error),
+        };
         let mut payload = self.payload(job.run_id, &applied.state, &key).await?;
         payload.job_id = Some(job_id.0);
         tracing::info!(run_id = %job.run_id, job_id = %job_id, runner_id = %runner, attempt = claim.attempt, "job claimed");
@@ -434,5 +444,79 @@ impl App {
             }
             self.dispatch.lock().runners.remove(&runner);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A claim commits, then the run is cancelled before the claim's "job started": the
+    /// cancelling transition ends the claimed attempt, so no attempt stays open (and no lease
+    /// is rebuilt for it after a restart), and the late start is refused.
+    #[tokio::test]
+    async fn a_job_cancelled_between_claim_and_start_ends_its_attempt() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::open_store(&crate::Storage::Sqlite {
+            path: dir.path().join("gantry.sqlite"),
+        })
+        .await
+        .unwrap();
+        let app = App::new(store, Default::default());
+        app.recover().await.unwrap();
+        app.create_organization(proto::CreateOrganization {
+            name: "acme".into(),
+            weight: None,
+            hosted_concurrency_limit: None,
+        })
+        .await
+        .unwrap();
+        app.create_repository(
+            "acme",
+            proto::CreateRepository {
+                name: "app".into(),
+                default_branch: None,
+            },
+        )
+        .await
+        .unwrap();
+        let trigger = proto::TriggerRun {
+            workflow_path: ".github/workflows/ci.yml".into(),
+            workflow: "on: push\njobs:\n  only:\n    runs-on: ubuntu-latest\n    steps:\n      - run: 'true'\n".into(),
+            event: None,
+            git_ref: None,
+            sha: None,
+            actor: None,
+            payload: None,
+            inputs: None,
+        };
+        let (run, _) = app.trigger_run("acme", "app", trigger, None).await.unwrap();
+        let job = app.store.list_jobs(RunId(run.id)).await.unwrap().remove(0);
+        let time = now();
+        let claim = app
+            .store
+            .claim_job(
+                job.id,
+                RunnerId(5),
+                Lease {
+                    now_ms: ms(time),
+                    deadline_ms: ms(time) + 60_000,
+                },
+            )
+            .await
+            .unwrap();
+        app.claimed(&job, ms(time));
+        app.cancel_run(run.id).await.unwrap();
+
+        let attempts = app.store.list_attempts(job.id).await.unwrap();
+        assert_eq!(attempts.len(), 1);
+        assert!(attempts[0].ended_at_ms.is_some(), "{attempts:?}");
+        assert!(app.store.running_attempts().await.unwrap().is_empty());
+        let late = Event::JobStarted {
+            job: convert::job_key(&job),
+            attempt: gantry_engine::Attempt(u32::try_from(claim.attempt).unwrap()),
+        };
+        let error = app.drive(job.run_id, late, None).await.err().unwrap();
+        assert_eq!(error.code, proto::ErrorCode::Conflict, "{error:?}");
     }
 }
