@@ -131,7 +131,7 @@ fn measure(base: &str, args: &JobStartArgs, min_idle: usize) -> anyhow::Result<L
     };
     // Let the warm pool fill before the first job.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while min_idle > 0 {
+    loop {
         let runners: proto::RunnerList = expect_ok(client.get("/runners")?)?;
         if runners.runners.len() >= min_idle {
             break;
