@@ -61,6 +61,8 @@ enum Command {
     Up(commands::up::UpArgs),
     /// Run a local repository's workflows end to end and exit with their conclusion.
     Run(commands::local_run::RunArgs),
+    /// Follow runs to their end, printing each job and its log; exit with their conclusion.
+    Watch(commands::watch::WatchArgs),
 }
 
 fn main() -> ExitCode {
@@ -80,6 +82,7 @@ fn main() -> ExitCode {
         Command::Logs(args) => commands::logs::run(args),
         Command::Up(args) => commands::up::run(args),
         Command::Run(args) => commands::local_run::run(args),
+        Command::Watch(args) => commands::watch::run(args),
     };
     match result {
         Ok(code) => code,

@@ -7,10 +7,8 @@
 //! GitHub's trigger rules; the ref is the checked-out branch from `.git/HEAD`, else
 //! `refs/heads/main`). State lives in a temporary directory unless `--data-dir` keeps it.
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -238,7 +236,7 @@ fn drive(
         }
         runs.push(run.id);
     }
-    follow(&client, &runs, args.json)
+    super::watch::follow(&client, &runs, args.json)
 }
 
 fn expect_ok<T>(reply: Reply<T>) -> anyhow::Result<T> {
@@ -246,82 +244,4 @@ fn expect_ok<T>(reply: Reply<T>) -> anyhow::Result<T> {
         Reply::Ok(value, _) => Ok(value),
         Reply::Refused(error, status) => bail!("the server refused ({status}): {error}"),
     }
-}
-
-/// Prints job starts and ends (with the job's log) until every run has completed.
-fn follow(client: &Client, runs: &[i64], json: bool) -> anyhow::Result<bool> {
-    let started = Instant::now();
-    let mut seen: HashMap<i64, proto::JobStatus> = HashMap::new();
-    let mut done: BTreeMap<i64, proto::RunDetail> = BTreeMap::new();
-    while done.len() < runs.len() {
-        for &run in runs {
-            if done.contains_key(&run) {
-                continue;
-            }
-            let detail: proto::RunDetail = expect_ok(client.get(&format!("/runs/{run}"))?)?;
-            for job in &detail.jobs {
-                let before = seen.insert(job.id, job.status);
-                if before == Some(job.status) || json {
-                    continue;
-                }
-                match job.status {
-                    proto::JobStatus::InProgress => {
-                        output::line(&format!("  ● {} started", job.name));
-                    }
-                    proto::JobStatus::Completed => print_ended(client, job)?,
-                    proto::JobStatus::Waiting | proto::JobStatus::Queued => {}
-                }
-            }
-            if detail.run.status == proto::RunStatus::Completed {
-                done.insert(run, detail);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(150));
-    }
-    let mut all_success = true;
-    for detail in done.values() {
-        let conclusion = detail
-            .run
-            .conclusion
-            .map_or("none", |conclusion| conclusion.as_str());
-        all_success &= detail.run.conclusion == Some(proto::Conclusion::Success);
-        if json {
-            output::json_line(&serde_json::to_value(detail)?);
-        } else {
-            output::line(&format!(
-                "run {} {}: {conclusion} in {:.1}s",
-                detail.run.id,
-                detail.run.workflow_name,
-                started.elapsed().as_secs_f64()
-            ));
-        }
-    }
-    Ok(all_success)
-}
-
-/// One ended job: its mark, conclusion and log.
-fn print_ended(client: &Client, job: &proto::Job) -> anyhow::Result<()> {
-    let conclusion = job
-        .conclusion
-        .map_or("none", |conclusion| conclusion.as_str());
-    let mark = match job.conclusion {
-        Some(proto::Conclusion::Success) => "✓",
-        Some(proto::Conclusion::Skipped) => "−",
-        Some(proto::Conclusion::Cancelled) => "⊘",
-        _ => "✗",
-    };
-    let why = job
-        .message
-        .as_deref()
-        .map(|message| format!(" — {message}"))
-        .unwrap_or_default();
-    output::line(&format!("  {mark} {} {conclusion}{why}", job.name));
-    if job.conclusion == Some(proto::Conclusion::Skipped) {
-        return Ok(());
-    }
-    let log: proto::JobLog = expect_ok(client.get(&format!("/jobs/{}/logs", job.id))?)?;
-    for line in log.lines {
-        output::line(&format!("    │ {}", line.text));
-    }
-    Ok(())
 }

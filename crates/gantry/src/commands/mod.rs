@@ -9,4 +9,5 @@ pub mod runner;
 pub mod runs;
 pub mod server;
 pub mod up;
+pub mod watch;
 pub mod workflow;

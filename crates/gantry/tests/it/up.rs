@@ -178,9 +178,17 @@ fn gantry_up_keeps_a_warm_runner_runs_a_submitted_workflow_and_cleans_up_on_sigt
     .unwrap();
     let run = cli(&["submit", "--repo", "acme/app", file.to_str().unwrap()]);
     let run = run.trim();
-    wait("the run's completion", &|| {
-        get(&format!("/runs/{run}"))["run"]["conclusion"] == "success"
-    });
+    // `gantry watch` follows the run to its end: each job with its log, exit 0 on success.
+    let watched = cli(&["watch", run]);
+    assert!(
+        watched.contains("✓ a success") && watched.contains("│ one"),
+        "{watched}"
+    );
+    assert!(
+        watched.contains(&format!("run {run} ")) && watched.contains(": success"),
+        "{watched}"
+    );
+    assert_eq!(get(&format!("/runs/{run}"))["run"]["conclusion"], "success");
     // SIGTERM: the runners it launched are removed, then it exits cleanly.
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(up.id() as i32).unwrap(),
