@@ -199,8 +199,15 @@ impl App {
             workflow_path: request.workflow_path.clone(),
             default_branch: repo.default_branch.clone(),
         };
-        let inputs =
-            serde_json::Value::Object(request.inputs.unwrap_or_default().into_iter().collect());
+        let provided = request.inputs.unwrap_or_default();
+        let inputs = if event == "workflow_dispatch" {
+            // A manual run: inputs checked against the declared ones, defaults filled in.
+            let inputs = gantry_workflow::dispatch::dispatch_inputs(&workflow, &provided)
+                .map_err(|problems| ApiError::invalid_field("inputs", problems.join("; ")))?;
+            serde_json::Value::Object(inputs)
+        } else {
+            serde_json::Value::Object(provided.into_iter().collect())
+        };
         let engine_config = self.engine.clone();
         // The builder runs inside the store's transaction; what it decided comes out here.
         let outcome: Arc<Mutex<Option<Result<Built, String>>>> = Arc::new(Mutex::new(None));

@@ -11,6 +11,7 @@
 pub mod contexts;
 pub mod cron;
 pub mod diag;
+pub mod dispatch;
 pub mod filter;
 pub mod graph;
 pub mod limits;

@@ -38,8 +38,11 @@ enum Command {
     Bench(commands::bench::BenchCommand),
     /// Run the control plane: the HTTP API over the store and the engine.
     Server(commands::server::ServerArgs),
-    /// Trigger a run of a workflow file on a server; prints the run id.
+    /// Trigger a run of a workflow file on a server; prints the run id. A manual run is
+    /// `--event workflow_dispatch` with `--input NAME=VALUE`.
     Submit(commands::runs::SubmitArgs),
+    /// Start a manual run (`workflow_dispatch`) with `--input NAME=VALUE`, checked by type.
+    Dispatch(commands::runs::SubmitArgs),
     /// List runs or show one with its jobs.
     #[command(subcommand)]
     Runs(commands::runs::RunsCommand),
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
         Command::Bench(command) => commands::bench::run(command),
         Command::Server(args) => commands::server::run(args),
         Command::Submit(args) => commands::runs::submit(args),
+        Command::Dispatch(args) => commands::runs::dispatch(args),
         Command::Runs(command) => commands::runs::runs(command),
         Command::Cancel(args) => commands::runs::cancel(args),
         Command::Rerun(args) => commands::runs::rerun(args),

@@ -107,7 +107,8 @@ fn choose(path: &Path, event: &str, git_ref: &str) -> anyhow::Result<(Vec<Chosen
     Ok((chosen, invalid))
 }
 
-fn parse_inputs(inputs: &[String]) -> anyhow::Result<IndexMap<String, serde_json::Value>> {
+/// `NAME=VALUE` inputs as the API takes them (values are strings; the server types them).
+pub fn parse_inputs(inputs: &[String]) -> anyhow::Result<IndexMap<String, serde_json::Value>> {
     inputs
         .iter()
         .map(|input| {

@@ -55,6 +55,10 @@ pub struct SubmitArgs {
     /// Makes a repeated submission return the run of the first one.
     #[arg(long, value_name = "KEY")]
     idempotency_key: Option<String>,
+    /// A `workflow_dispatch` input, `NAME=VALUE` (repeatable); checked against the
+    /// workflow's declared inputs by type.
+    #[arg(long = "input", value_name = "NAME=VALUE")]
+    inputs: Vec<String>,
     /// Print the run as JSON instead of its id.
     #[arg(long)]
     json: bool,
@@ -173,6 +177,12 @@ pub struct RepoCreateArgs {
     default_branch: Option<String>,
 }
 
+/// `gantry dispatch`: `gantry submit` as a manual run (`workflow_dispatch`).
+pub fn dispatch(mut args: SubmitArgs) -> anyhow::Result<ExitCode> {
+    args.event = "workflow_dispatch".to_owned();
+    submit(args)
+}
+
 /// `gantry submit`.
 pub fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
     let (org, repo) = split_repo(&args.repo)?;
@@ -188,7 +198,11 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         sha: args.sha,
         actor: args.actor,
         payload: None,
-        inputs: None,
+        inputs: if args.inputs.is_empty() {
+            None
+        } else {
+            Some(super::local_run::parse_inputs(&args.inputs)?)
+        },
     };
     let mut headers = Vec::new();
     if let Some(key) = &args.idempotency_key {
