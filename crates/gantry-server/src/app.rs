@@ -852,18 +852,20 @@ fn plan_transition(
             });
         }
     }
-    // A claim the engine never heard of (the job was cancelled or timed out between the
-    // claim's commit and its "job started"): the claimed attempt ends with the job.
+    // A claim the engine never heard of whose job has moved on (cancelled or timed out
+    // between the claim's commit and its "job started"): the claimed attempt ends with it.
+    // A claim whose start is merely not applied yet (the instance still queued at the
+    // claimed attempt) is left alone: its "job started" follows.
     for row in rows {
         let key = convert::job_key(row);
         let heard = running_before.iter().any(|(running, _)| *running == key);
         let Some(instance) = state.instance(&key) else {
             continue;
         };
-        if row.status == gantry_store::JobStatus::InProgress
-            && !heard
-            && instance.status != EngineJobStatus::InProgress
-        {
+        let moved_on = instance.status == EngineJobStatus::Completed
+            || (instance.status != EngineJobStatus::InProgress
+                && i64::from(instance.attempt.0) != row.attempt);
+        if row.status == gantry_store::JobStatus::InProgress && !heard && moved_on {
             transition.ended_attempts.push(EndedAttempt {
                 job_id: row.id,
                 attempt: row.attempt,

@@ -34,8 +34,21 @@ impl App {
                     job: lease.key.clone(),
                     attempt: lease.attempt,
                 };
-                if let Err(error) = self.drive(lease.run_id, event, None).await {
-                    tracing::warn!(job_id = %job, error = %error, "lost attempt refused by the engine");
+                if let Err(error) = self.drive(lease.run_id, event.clone(), None).await {
+                    // A claim whose start the engine never heard of (the server failed between
+                    // the two): tell it of the start, then of the loss.
+                    let replayed = match self.store.get_job(job).await {
+                        Ok(row) => self.replay_claim(&row).await.unwrap_or(false),
+                        Err(_) => false,
+                    };
+                    let retried = if replayed {
+                        self.drive(lease.run_id, event, None).await.map(|_| ())
+                    } else {
+                        Err(error)
+                    };
+                    if let Err(error) = retried {
+                        tracing::warn!(job_id = %job, error = %error, "lost attempt refused by the engine");
+                    }
                 }
             }
         }
@@ -105,5 +118,93 @@ impl App {
         }
         self.lease_changed.notify_one();
         Ok(count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use gantry_proto::v1 as proto;
+    use gantry_store::{JobStatus, Lease, RunId, RunnerId};
+
+    use super::*;
+    use crate::convert::ms;
+
+    /// The store has a claim the engine never heard of (the server failed between the two)
+    /// and the runner is gone: when the lease expires, the start is replayed to the engine and
+    /// the job is queued again as a lost attempt — not left "in progress" forever.
+    #[tokio::test]
+    async fn an_expired_lease_of_an_unheard_claim_requeues_the_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::open_store(&crate::Storage::Sqlite {
+            path: dir.path().join("gantry.sqlite"),
+        })
+        .await
+        .unwrap();
+        let app = Arc::new(App::new(store, Default::default()));
+        app.recover().await.unwrap();
+        app.create_organization(proto::CreateOrganization {
+            name: "acme".into(),
+            weight: None,
+            hosted_concurrency_limit: None,
+        })
+        .await
+        .unwrap();
+        app.create_repository(
+            "acme",
+            proto::CreateRepository {
+                name: "app".into(),
+                default_branch: None,
+            },
+        )
+        .await
+        .unwrap();
+        let trigger = proto::TriggerRun {
+            workflow_path: ".github/workflows/ci.yml".into(),
+            workflow: "on: push\njobs:\n  only:\n    runs-on: ubuntu-latest\n    steps:\n      - run: 'true'\n".into(),
+            event: None,
+            git_ref: None,
+            sha: None,
+            actor: None,
+            payload: None,
+            inputs: None,
+        };
+        let (run, _) = app.trigger_run("acme", "app", trigger, None).await.unwrap();
+        let job = app.store.list_jobs(RunId(run.id)).await.unwrap().remove(0);
+        let time = now();
+        let claim = app
+            .store
+            .claim_job(
+                job.id,
+                RunnerId(5),
+                Lease {
+                    now_ms: ms(time),
+                    deadline_ms: ms(time),
+                },
+            )
+            .await
+            .unwrap();
+        app.dispatch.lock().leases.insert(
+            job.id,
+            LeaseEntry {
+                runner: RunnerId(5),
+                token: claim.fencing_token,
+                run_id: job.run_id,
+                key: convert::job_key(&job),
+                attempt: gantry_engine::Attempt(1),
+                deadline: time,
+                cancel_requested: false,
+            },
+        );
+        let watcher = tokio::spawn(Arc::clone(&app).run_lease_watcher());
+        app.lease_changed.notify_one();
+        for _ in 0..100 {
+            let row = app.store.get_job(job.id).await.unwrap();
+            if row.status == JobStatus::Queued && row.attempt == 2 {
+                watcher.abort();
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the job was not queued again");
     }
 }

@@ -38,7 +38,7 @@ fn runner_write_error(error: StoreError) -> ApiError {
 impl App {
     /// `POST /runner/claim`: a job for the runner, waiting up to `wait_ms` for one.
     pub async fn claim(
-        &self,
+        self: &Arc<App>,
         runner: RunnerId,
         request: proto::ClaimJob,
     ) -> Result<Option<proto::JobAssignment>, ApiError> {
@@ -74,7 +74,18 @@ impl App {
                 state.queue.pick(&view, now())
             };
             if let Some(job) = picked {
-                if let Some(assignment) = self.take(runner, dispatcher::job_id(job)).await? {
+                // Once the store has the claim, the engine must hear of it even if the runner
+                // hangs up meanwhile (which drops this request's future): the rest runs as its
+                // own task. An answer nobody reads is then a lease that expires, and the job is
+                // queued again.
+                let app = Arc::clone(self);
+                let taken =
+                    tokio::spawn(async move { app.take(runner, dispatcher::job_id(job)).await })
+                        .await
+                        .map_err(|error| {
+                            ApiError::internal(&format!("claim task failed: {error}"))
+                        })?;
+                if let Some(assignment) = taken? {
                     return Ok(Some(assignment));
                 }
                 continue;
