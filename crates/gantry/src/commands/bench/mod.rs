@@ -10,6 +10,7 @@ use clap::Subcommand;
 
 mod dag;
 mod fairness;
+mod graphile;
 mod ingest;
 mod queue;
 mod sandbox;
@@ -38,6 +39,9 @@ pub enum BenchCommand {
     /// A job sandbox (bubblewrap, cgroup limits) created, `true` run in it, and destroyed,
     /// per round; `true` without a sandbox is the peer.
     Sandbox(sandbox::SandboxArgs),
+    /// graphile-worker (Node.js, PostgreSQL), the queue benchmarks' peer, alone: N no-op jobs
+    /// drained, or add→start latency at a steady offered rate.
+    Graphile(graphile::GraphileArgs),
 }
 
 /// Runs a benchmark.
@@ -49,6 +53,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Fairness(args) => fairness::run(&args),
         BenchCommand::Queue(args) => queue::run(&args),
         BenchCommand::Sandbox(args) => sandbox::run(&args),
+        BenchCommand::Graphile(args) => graphile::run(&args),
     }
 }
 
