@@ -114,7 +114,7 @@ async function main(args) {
 runMain(USAGE, {
   options: {
     jobs: { type: "string", default: "200000" },
-    "timeout-seconds": { type: "string", default: "900" },
+    "timeout-seconds": { type: "string", default: "3600" },
   },
   run: main,
 });

@@ -41,7 +41,7 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test"
 pub enum Mode {
     /// graphile-worker's defaults: concurrency 1, no local queue, no batched completion.
     Default,
-    /// The fastest documented configuration: concurrency 24, `localQueue.size` 500,
+    /// graphile-worker's fastest documented configuration: concurrency 24, `localQueue.size` 500,
     /// `completeJobBatchDelay` and `failJobBatchDelay` 0.
     LocalQueue,
 }
@@ -548,6 +548,43 @@ mod tests {
         );
         // Without a concurrency the script keeps the mode's own.
         assert!(!common_args(&Options::default()).contains(&"--concurrency".to_owned()));
+    }
+
+    /// `gantry bench graphile`'s arguments on their own, to parse test command lines.
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: GraphileArgs,
+    }
+
+    fn parse(line: &[&str]) -> Result<GraphileArgs, clap::Error> {
+        use clap::Parser;
+        Cli::try_parse_from(std::iter::once("graphile").chain(line.iter().copied()))
+            .map(|cli| cli.args)
+    }
+
+    #[test]
+    fn the_command_line_picks_drain_or_latency() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+
+        let drain = parse(&[]).unwrap();
+        assert_eq!(
+            (drain.jobs, drain.mode, drain.rate),
+            (200_000, Mode::Default, None)
+        );
+        assert_eq!(drain.database_url, DEFAULT_DATABASE_URL);
+
+        let latency = parse(&["--rate", "500", "--seconds", "5", "--mode", "local-queue"]).unwrap();
+        assert_eq!(
+            (latency.rate, latency.seconds, latency.mode),
+            (Some(500), 5, Mode::LocalQueue)
+        );
+
+        // A drain size with a rate, or a duration without one, is a mistake worth saying.
+        assert!(parse(&["--jobs", "10", "--rate", "5"]).is_err());
+        assert!(parse(&["--seconds", "5"]).is_err());
+        assert!(parse(&["--mode", "fast"]).is_err());
     }
 
     #[test]
