@@ -41,8 +41,8 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test"
 pub enum Mode {
     /// graphile-worker's defaults: concurrency 1, no local queue, no batched completion.
     Default,
-    /// graphile-worker's fastest documented configuration: concurrency 24, `localQueue.size` 500,
-    /// `completeJobBatchDelay` and `failJobBatchDelay` 0.
+    /// graphile-worker's fastest documented configuration: concurrency 24,
+    /// `localQueue.size` 500, `completeJobBatchDelay` and `failJobBatchDelay` 0.
     LocalQueue,
 }
 
