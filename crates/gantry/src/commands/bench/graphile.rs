@@ -351,13 +351,14 @@ fn run_drain(options: &Options, rounds: usize, json: bool) -> anyhow::Result<Exi
         ));
         runs.push(figures);
     }
-    let pick =
-        |field: fn(&GraphileDrain) -> f64| median(&mut runs.iter().map(field).collect::<Vec<_>>());
-    let (add, drain_secs, per_sec) = (
-        pick(|run| run.add_secs),
-        pick(|run| run.drain_secs),
-        pick(|run| run.jobs_per_sec),
-    );
+    let mut adds: Vec<f64> = runs.iter().map(|run| run.add_secs).collect();
+    let add = median(&mut adds);
+    // The drain time and rate come from one round, the median one by rate (the upper of an
+    // even count, as `median` does), so the two figures printed agree with each other.
+    let mut by_rate: Vec<&GraphileDrain> = runs.iter().collect();
+    by_rate.sort_by(|a, b| a.jobs_per_sec.total_cmp(&b.jobs_per_sec));
+    let middle = by_rate[by_rate.len() / 2];
+    let (drain_secs, per_sec) = (middle.drain_secs, middle.jobs_per_sec);
     let first = &runs[0];
     if json {
         output::json_line(&json!({
