@@ -81,7 +81,7 @@ async fn trigger(app: &App, org: &str, workflow: &str) -> i64 {
         .id
 }
 
-async fn claim(app: &App, runner: RunnerId) -> Option<JobAssignment> {
+async fn claim(app: &Arc<App>, runner: RunnerId) -> Option<JobAssignment> {
     app.claim(runner, ClaimJob { wait_ms: 50 }).await.unwrap()
 }
 

@@ -11,6 +11,7 @@ use clap::Subcommand;
 mod dag;
 mod drain;
 mod fairness;
+mod graphile;
 mod ingest;
 mod job_start;
 mod queue;
@@ -46,6 +47,9 @@ pub enum BenchCommand {
     /// A job sandbox (bubblewrap, cgroup limits) created, `true` run in it, and destroyed,
     /// per round; `true` without a sandbox is the peer.
     Sandbox(sandbox::SandboxArgs),
+    /// graphile-worker (Node.js, PostgreSQL), the queue benchmarks' peer, alone: N no-op jobs
+    /// drained, or add→start latency at a steady offered rate.
+    Graphile(graphile::GraphileArgs),
 }
 
 /// Runs a benchmark.
@@ -59,6 +63,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Sandbox(args) => sandbox::run(&args),
         BenchCommand::Drain(args) => drain::run(&args),
         BenchCommand::JobStart(args) => job_start::run(&args),
+        BenchCommand::Graphile(args) => graphile::run(&args),
     }
 }
 
