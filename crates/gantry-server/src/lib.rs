@@ -22,6 +22,7 @@ mod dispatcher;
 mod error;
 mod extract;
 mod feed;
+pub mod github;
 mod leases;
 mod logs;
 mod openapi;
