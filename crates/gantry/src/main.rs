@@ -50,6 +50,9 @@ enum Command {
     /// Manage repositories.
     #[command(subcommand)]
     Repo(commands::runs::RepoCommand),
+    /// Git hooks that report pushes to the server.
+    #[command(subcommand)]
+    Hook(commands::git_repo::HookCommand),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
         Command::Rerun(args) => commands::runs::rerun(args),
         Command::Org(command) => commands::runs::org(command),
         Command::Repo(command) => commands::runs::repo(command),
+        Command::Hook(command) => commands::git_repo::hook(command),
     };
     match result {
         Ok(code) => code,

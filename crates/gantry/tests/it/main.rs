@@ -11,6 +11,7 @@
 
 mod cli;
 mod crash;
+mod git_push;
 mod server;
 mod support;
 mod tidy;
