@@ -9,7 +9,9 @@
 //! (load, engine, one guarded transaction, then memory); `ops` the API operations; `routes`
 //! the HTTP handlers; `extract` strict request parsing; `error` the error type and the one
 //! code-to-status mapping; `views` and `convert` turn records into wire types; `openapi` the
-//! generated document.
+//! generated document. The git triggers: `git` reads repositories (gitoxide), `webhook`
+//! verifies and reads GitHub payloads, `github` builds the `github` context, `triggers` offers
+//! an event to a commit's workflows, `hooks` and `hook_routes` the operations and routes.
 //!
 //! Until authentication exists the server listens on loopback only by default.
 
@@ -22,6 +24,10 @@ mod dispatcher;
 mod error;
 mod extract;
 mod feed;
+mod git;
+pub mod github;
+mod hook_routes;
+mod hooks;
 mod leases;
 mod logs;
 mod openapi;
@@ -30,7 +36,9 @@ mod routes;
 mod runner_ops;
 mod runner_registry;
 mod runner_routes;
+mod triggers;
 mod views;
+pub mod webhook;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -43,6 +51,7 @@ use gantry_store::{PostgresOptions, SqliteOptions, Store, StoreError};
 pub use app::{App, Recovery};
 pub use dispatcher::RunnerSettings;
 pub use error::{ApiError, status_of};
+pub use hooks::WebhookHeaders;
 pub use openapi::document_json as openapi_json;
 
 /// The address the server listens on unless told otherwise: loopback only, because there is

@@ -9,6 +9,7 @@
 use gantry_proto::v1 as proto;
 use utoipa::OpenApi;
 
+use crate::hook_routes::paths::*;
 use crate::routes::paths::*;
 use crate::runner_routes::paths::*;
 
@@ -28,6 +29,7 @@ use crate::runner_routes::paths::*;
         queue, start_job, complete_job,
         create_registration_token, list_runners, register_runner, claim_job, heartbeat,
         report_step, append_log, complete_attempt, job_log, job_log_stream,
+        set_repository_source, get_repository_source, receive_push, github_webhook,
     ),
     components(schemas(proto::ErrorCode, proto::ErrorDetail, proto::ApiError)),
     tags(
@@ -35,6 +37,7 @@ use crate::runner_routes::paths::*;
         (name = "tenants", description = "organizations and repositories"),
         (name = "runs", description = "workflow runs and their jobs"),
         (name = "runners", description = "the runner protocol: registration, claims, leases and reports"),
+        (name = "triggers", description = "git sources, GitHub webhooks and pushes reported by post-receive hooks"),
         (name = "internal", description = "test and operator routes until the runner protocol exists"),
     ),
 )]

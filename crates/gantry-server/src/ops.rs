@@ -16,6 +16,7 @@ use proto::{ErrorCode, ErrorDetail};
 use crate::app::{App, job_values};
 use crate::convert::{self, ms, now};
 use crate::error::ApiError;
+use crate::github::{self, GithubFacts};
 use crate::views;
 
 /// Default and largest page sizes.
@@ -124,7 +125,7 @@ impl App {
         })
     }
 
-    async fn repository(
+    pub(crate) async fn repository(
         &self,
         org: &str,
         name: &str,
@@ -179,34 +180,81 @@ impl App {
         let workflow = gantry_workflow::load(&request.workflow, &Limits::default())
             .map(Arc::new)
             .map_err(|diagnostics| workflow_invalid(&diagnostics))?;
+        let facts = GithubFacts {
+            repository: format!("{org}/{name}"),
+            owner: org.to_owned(),
+            event_name: event,
+            payload: request.payload.unwrap_or_else(|| serde_json::json!({})),
+            git_ref,
+            sha,
+            actor,
+            default_branch: repo.default_branch.clone(),
+            head_ref: String::new(),
+            base_ref: String::new(),
+        };
+        let inputs =
+            serde_json::Value::Object(request.inputs.unwrap_or_default().into_iter().collect());
+        self.start_run(
+            &repo,
+            StartRun {
+                workflow,
+                workflow_path: request.workflow_path,
+                workflow_source: request.workflow,
+                facts,
+                inputs,
+                idempotency_key,
+            },
+        )
+        .await
+    }
+
+    /// Creates a run of a loaded workflow with its trigger's facts: the one path every run
+    /// creation takes (the API's `trigger_run`, webhooks, reported pushes). Returns the run
+    /// and whether it was created (false: the idempotency key named an earlier run).
+    pub(crate) async fn start_run(
+        &self,
+        repo: &gantry_store::Repository,
+        start: StartRun,
+    ) -> Result<(proto::Run, bool), ApiError> {
+        let StartRun {
+            workflow,
+            workflow_path,
+            workflow_source,
+            facts,
+            inputs,
+            idempotency_key,
+        } = start;
         let workflow_name = workflow
             .name
             .as_ref()
             .map(|name| name.value.clone())
             .filter(|name| !name.is_empty())
-            .unwrap_or_else(|| request.workflow_path.clone());
+            .unwrap_or_else(|| workflow_path.clone());
+        let full_name = facts.repository.clone();
 
         let time = now();
-        let facts = GithubFacts {
-            repository: format!("{org}/{name}"),
-            owner: org.to_owned(),
-            event_name: event.clone(),
-            payload: request.payload.unwrap_or_else(|| serde_json::json!({})),
-            git_ref: git_ref.clone(),
-            sha: sha.clone(),
-            actor: actor.clone(),
-            workflow: workflow_name.clone(),
-            workflow_path: request.workflow_path.clone(),
-            default_branch: repo.default_branch.clone(),
+        let new_run = NewRun {
+            repo_id: repo.id,
+            workflow_path: workflow_path.clone(),
+            workflow_name: workflow_name.clone(),
+            event_name: facts.event_name.clone(),
+            git_ref: facts.git_ref.clone(),
+            sha: facts.sha.clone(),
+            actor: facts.actor.clone(),
+            created_at_ms: ms(time),
+            workflow_source,
         };
-        let provided = request.inputs.unwrap_or_default();
-        let inputs = if event == "workflow_dispatch" {
+        let inputs = if facts.event_name == "workflow_dispatch" {
             // A manual run: inputs checked against the declared ones, defaults filled in.
+            let provided: indexmap::IndexMap<String, serde_json::Value> = match inputs {
+                serde_json::Value::Object(map) => map.into_iter().collect(),
+                _ => indexmap::IndexMap::new(),
+            };
             let inputs = gantry_workflow::dispatch::dispatch_inputs(&workflow, &provided)
                 .map_err(|problems| ApiError::invalid_field("inputs", problems.join("; ")))?;
             serde_json::Value::Object(inputs)
         } else {
-            serde_json::Value::Object(provided.into_iter().collect())
+            inputs
         };
         let engine_config = self.engine.clone();
         // The builder runs inside the store's transaction; what it decided comes out here.
@@ -214,7 +262,17 @@ impl App {
         let slot = Arc::clone(&outcome);
         let loaded = Arc::clone(&workflow);
         let build = BuildRun::new(move |allocated: AllocatedRun| {
-            let built = build_run(&workflow, &facts, inputs, engine_config, allocated, time);
+            let github = github::github_context(
+                &facts,
+                &workflow_name,
+                &workflow_path,
+                github::RunNumbers {
+                    run_id: allocated.run_id.0,
+                    run_number: allocated.run_number,
+                    run_attempt: 1,
+                },
+            );
+            let built = build_run(&workflow, github, inputs, engine_config, allocated, time);
             let content = built
                 .as_ref()
                 .map(|built| built.content.clone())
@@ -222,17 +280,6 @@ impl App {
             *slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(built);
             content
         });
-        let new_run = NewRun {
-            repo_id: repo.id,
-            workflow_path: request.workflow_path,
-            workflow_name,
-            event_name: event,
-            git_ref,
-            sha,
-            actor,
-            created_at_ms: ms(time),
-            workflow_source: request.workflow.clone(),
-        };
         let created = self
             .store
             .create_run(new_run, build, idempotency_key.as_deref())
@@ -278,12 +325,12 @@ impl App {
                     .await;
                 self.deliver(deliveries).await;
             }
-            tracing::info!(run_id = %created.run_id, repo = %format!("{org}/{name}"), jobs = created.job_ids.len(), "run created");
+            tracing::info!(run_id = %created.run_id, repo = %full_name, jobs = created.job_ids.len(), "run created");
         } else {
             tracing::info!(run_id = %created.run_id, "idempotency key matched an existing run");
         }
         let run = self.store.get_run(created.run_id).await?;
-        Ok((views::run(&run, &format!("{org}/{name}")), created.created))
+        Ok((views::run(&run, &full_name), created.created))
     }
 
     /// `GET /runs` and `GET /repos/{org}/{repo}/runs`.
@@ -541,57 +588,31 @@ struct Built {
     state: gantry_engine::RunState,
 }
 
-/// The trigger's facts the `github` context is made of.
-struct GithubFacts {
-    repository: String,
-    owner: String,
-    event_name: String,
-    payload: serde_json::Value,
-    git_ref: String,
-    sha: String,
-    actor: String,
-    workflow: String,
-    workflow_path: String,
-    default_branch: String,
+/// A run to create: the loaded workflow, its file and the trigger's facts.
+pub(crate) struct StartRun {
+    /// The loaded, validated workflow.
+    pub workflow: Arc<gantry_workflow::Workflow>,
+    /// Its file, e.g. `.github/workflows/ci.yml`.
+    pub workflow_path: String,
+    /// Its text, kept with the run (claims build job payloads from it).
+    pub workflow_source: String,
+    /// What the `github` context is made of.
+    pub facts: GithubFacts,
+    /// The `inputs` context.
+    pub inputs: serde_json::Value,
+    /// Makes the creation idempotent per repository.
+    pub idempotency_key: Option<String>,
 }
 
 /// The engine's run for the allocated id and number: its state and first jobs.
 fn build_run(
     workflow: &gantry_workflow::Workflow,
-    facts: &GithubFacts,
+    github: serde_json::Value,
     inputs: serde_json::Value,
     config: gantry_engine::EngineConfig,
     allocated: AllocatedRun,
     time: gantry_engine::Millis,
 ) -> Result<Built, String> {
-    let (ref_name, ref_type) = match facts.git_ref.strip_prefix("refs/tags/") {
-        Some(tag) => (tag, "tag"),
-        None => (
-            facts
-                .git_ref
-                .strip_prefix("refs/heads/")
-                .unwrap_or(&facts.git_ref),
-            "branch",
-        ),
-    };
-    let github = serde_json::json!({
-        "event_name": facts.event_name,
-        "event": facts.payload,
-        "ref": facts.git_ref,
-        "ref_name": ref_name,
-        "ref_type": ref_type,
-        "sha": facts.sha,
-        "actor": facts.actor,
-        "triggering_actor": facts.actor,
-        "repository": facts.repository,
-        "repository_owner": facts.owner,
-        "default_branch": facts.default_branch,
-        "run_id": allocated.run_id.0.to_string(),
-        "run_number": allocated.run_number.to_string(),
-        "run_attempt": "1",
-        "workflow": facts.workflow,
-        "workflow_ref": format!("{}/{}@{}", facts.repository, facts.workflow_path, facts.git_ref),
-    });
     let trigger = TriggerContexts {
         github: Value::from(github),
         inputs: Value::from(inputs),

@@ -45,6 +45,7 @@ mod ids;
 mod model;
 mod postgres;
 mod runners;
+mod sources;
 mod sql;
 mod sqlite;
 mod status;
@@ -63,6 +64,7 @@ pub use runners::{
     LogAppend, LogLineRecord, NewLogLine, NewRegistrationToken, NewRunner, RunnerRecord,
     StepReported,
 };
+pub use sources::RepositorySource;
 pub use sql::{Backend, Migration, SqlStore};
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use status::{Conclusion, JobStatus, RunStatus, StepStatus};

@@ -32,6 +32,11 @@ impl Backend for Postgres {
             name: "runners",
             sql: include_str!("../migrations/postgres/0002_runners.sql"),
         },
+        Migration {
+            version: 3,
+            name: "repository_sources",
+            sql: include_str!("../migrations/postgres/0003_repository_sources.sql"),
+        },
     ];
     const BEGIN_WRITE: &'static str = "BEGIN";
     // The key is arbitrary but fixed: `gantry` in ASCII.

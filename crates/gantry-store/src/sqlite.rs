@@ -36,6 +36,11 @@ impl Backend for Sqlite {
             name: "runners",
             sql: include_str!("../migrations/sqlite/0002_runners.sql"),
         },
+        Migration {
+            version: 3,
+            name: "repository_sources",
+            sql: include_str!("../migrations/sqlite/0003_repository_sources.sql"),
+        },
     ];
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     // Migrations run in a `BEGIN IMMEDIATE` transaction, which already excludes other writers.

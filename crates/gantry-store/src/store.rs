@@ -19,6 +19,7 @@ use crate::model::{
 use crate::runners::{
     LogAppend, LogLineRecord, NewRegistrationToken, NewRunner, RunnerRecord, StepReported,
 };
+use crate::sources::RepositorySource;
 
 /// What every [`Store`] method returns.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -169,4 +170,10 @@ pub trait Store: Send + Sync {
 
     /// The workflow file a run was created from.
     fn workflow_source(&self, run_id: RunId) -> StoreFuture<'_, String>;
+
+    /// Sets or replaces a repository's git source; an unknown repository is not found.
+    fn set_repository_source(&self, source: RepositorySource) -> StoreFuture<'_, ()>;
+
+    /// A repository's git source; not found when it has none.
+    fn get_repository_source(&self, repo_id: RepoId) -> StoreFuture<'_, RepositorySource>;
 }

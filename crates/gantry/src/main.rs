@@ -66,6 +66,9 @@ enum Command {
     Run(commands::local_run::RunArgs),
     /// Follow runs to their end, printing each job and its log; exit with their conclusion.
     Watch(commands::watch::WatchArgs),
+    /// Git hooks that report pushes to the server.
+    #[command(subcommand)]
+    Hook(commands::git_repo::HookCommand),
 }
 
 fn main() -> ExitCode {
@@ -87,6 +90,7 @@ fn main() -> ExitCode {
         Command::Up(args) => commands::up::run(args),
         Command::Run(args) => commands::local_run::run(args),
         Command::Watch(args) => commands::watch::run(args),
+        Command::Hook(command) => commands::git_repo::hook(command),
     };
     match result {
         Ok(code) => code,

@@ -2,10 +2,12 @@
 //!
 //! Module map: `error` is the one error body, `tenants` organizations and repositories, `job`
 //! what a runner receives for one job, `runs` triggering, reading, cancelling and re-running
-//! runs and their jobs, `runner` the runner protocol and job logs, `list` the
+//! runs and their jobs, `hooks` git sources, webhooks and
+//! reported pushes, `runner` the runner protocol and job logs, `list` the
 //! cursor-paginated list responses, `meta` the health answer.
 
 mod error;
+mod hooks;
 pub mod job;
 mod list;
 mod meta;
@@ -14,6 +16,11 @@ mod runs;
 mod tenants;
 
 pub use error::{ApiError, ErrorBody, ErrorCode, ErrorDetail};
+pub use hooks::{
+    GITHUB_DELIVERY_HEADER, GITHUB_EVENT_HEADER, GITHUB_SIGNATURE_HEADER, HookOutcome,
+    InvalidWorkflow, ReceivedPush, RefUpdate, RepositorySource, SetRepositorySource,
+    SkippedWorkflow, TriggeredRun,
+};
 pub use job::{JobContexts, JobPayload, RunDefaults, StepPayload};
 pub use list::{JobList, ListQuery, OrganizationList, RepositoryList, RunList, RunListQuery};
 pub use meta::Health;

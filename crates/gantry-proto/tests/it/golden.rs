@@ -485,3 +485,51 @@ fn job_payload() {
     unknown.insert("surprise".into(), json!(1));
     assert!(serde_json::from_value::<JobPayload>(serde_json::Value::Object(unknown)).is_err());
 }
+
+#[test]
+fn hooks() {
+    check(
+        "set_repository_source",
+        &SetRepositorySource {
+            git_path: "/srv/git/app.git".into(),
+            webhook_secret: Some("s3cret".into()),
+        },
+    );
+    check(
+        "repository_source",
+        &RepositorySource {
+            repository: "acme/app".into(),
+            git_path: "/srv/git/app.git".into(),
+            has_webhook_secret: true,
+        },
+    );
+    check(
+        "received_push",
+        &ReceivedPush {
+            updates: vec![RefUpdate {
+                before: "0".repeat(40),
+                after: "a".repeat(40),
+                git_ref: "refs/heads/main".into(),
+            }],
+            pusher: Some("octocat".into()),
+        },
+    );
+    check(
+        "hook_outcome",
+        &HookOutcome {
+            runs: vec![TriggeredRun {
+                run: run(),
+                created: true,
+            }],
+            skipped: vec![SkippedWorkflow {
+                workflow_path: ".github/workflows/docs.yml".into(),
+                reason: "none of the 1 changed files matches `paths`".into(),
+            }],
+            invalid: vec![InvalidWorkflow {
+                workflow_path: ".github/workflows/broken.yml".into(),
+                errors: vec![".github/workflows/broken.yml:3:5: unknown key `job`".into()],
+            }],
+            ignored: vec!["refs/heads/old was deleted".into()],
+        },
+    );
+}

@@ -6,3 +6,5 @@
 
 mod library;
 mod runners;
+mod triggers;
+mod webhook_corpus;

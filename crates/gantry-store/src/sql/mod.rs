@@ -16,6 +16,7 @@ mod queries;
 mod rows;
 mod runner_queries;
 mod runners;
+mod sources;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -33,6 +34,7 @@ use crate::model::{
 use crate::runners::{
     LogAppend, LogLineRecord, NewRegistrationToken, NewRunner, RunnerRecord, StepReported,
 };
+use crate::sources::RepositorySource;
 use crate::status::JobStatus;
 use crate::store::{Store, StoreFuture};
 
@@ -1191,5 +1193,13 @@ where
 
     fn workflow_source(&self, run_id: RunId) -> StoreFuture<'_, String> {
         Box::pin(self.workflow_source(run_id))
+    }
+
+    fn set_repository_source(&self, source: RepositorySource) -> StoreFuture<'_, ()> {
+        Box::pin(self.set_repository_source(source))
+    }
+
+    fn get_repository_source(&self, repo_id: RepoId) -> StoreFuture<'_, RepositorySource> {
+        Box::pin(self.get_repository_source(repo_id))
     }
 }

@@ -17,6 +17,7 @@ mod conformance;
 mod fixtures;
 mod harness;
 mod runner_conformance;
+mod source_conformance;
 
 /// Declares each conformance test once per backend: `sqlite::name` and `postgres::name`.
 macro_rules! conformance_tests {
@@ -51,9 +52,11 @@ macro_rules! conformance_tests {
 mod conformance_of {
     pub use crate::conformance::*;
     pub use crate::runner_conformance::*;
+    pub use crate::source_conformance::*;
 }
 
 conformance_tests!(
+    repository_sources_are_set_replaced_and_read,
     runners_register_with_valid_tokens_only,
     step_reports_follow_the_steps_order_under_the_latest_token,
     logs_append_without_gaps_or_duplicates,

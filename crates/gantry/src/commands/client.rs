@@ -43,6 +43,11 @@ impl Client {
         }
     }
 
+    /// The server's base URL, without a trailing `/`.
+    pub fn server(&self) -> &str {
+        &self.base
+    }
+
     /// The full URL of `path` (below `/api/v1`).
     pub fn url(&self, path: &str) -> String {
         format!("{}/api/v1{path}", self.base)
@@ -55,6 +60,21 @@ impl Client {
             .agent
             .get(&url)
             .call()
+            .with_context(|| format!("cannot reach the server at `{url}`"))?;
+        read(response, &url)
+    }
+
+    /// `PUT path` with a JSON body.
+    pub fn put<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> anyhow::Result<Reply<T>> {
+        let url = self.url(path);
+        let response = self
+            .agent
+            .put(&url)
+            .send_json(body)
             .with_context(|| format!("cannot reach the server at `{url}`"))?;
         read(response, &url)
     }

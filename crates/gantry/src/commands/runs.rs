@@ -26,7 +26,7 @@ use crate::output;
 pub struct ServerOption {
     /// The server's URL (default `$GANTRY_SERVER`, else http://127.0.0.1:8080).
     #[arg(long, value_name = "URL", global = true)]
-    server: Option<String>,
+    pub(super) server: Option<String>,
 }
 
 /// Arguments of `gantry submit`.
@@ -163,6 +163,9 @@ pub struct OrgCreateArgs {
 pub enum RepoCommand {
     /// Create a repository.
     Create(RepoCreateArgs),
+    /// Register a git repository: create it if needed and set its git path, webhook secret
+    /// and (with `--install-hook`) a `post-receive` hook that starts runs on `git push`.
+    Add(super::git_repo::RepoAddArgs),
 }
 
 /// Arguments of `gantry repo create`.
@@ -401,7 +404,10 @@ pub fn org(command: OrgCommand) -> anyhow::Result<ExitCode> {
 
 /// `gantry repo create`.
 pub fn repo(command: RepoCommand) -> anyhow::Result<ExitCode> {
-    let RepoCommand::Create(args) = command;
+    let args = match command {
+        RepoCommand::Create(args) => args,
+        RepoCommand::Add(args) => return super::git_repo::add(args),
+    };
     let (org, name) = split_repo(&args.repo)?;
     let client = Client::new(args.server.server.as_deref());
     let request = CreateRepository {
@@ -420,7 +426,7 @@ pub fn repo(command: RepoCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn refused(error: &ErrorBody, status: u16) -> ExitCode {
+pub(super) fn refused(error: &ErrorBody, status: u16) -> ExitCode {
     output::error(&format!(
         "{} ({status} {})",
         error.error.message, error.error.code
@@ -431,7 +437,7 @@ fn refused(error: &ErrorBody, status: u16) -> ExitCode {
     ExitCode::from(1)
 }
 
-fn split_repo(full: &str) -> anyhow::Result<(&str, &str)> {
+pub(super) fn split_repo(full: &str) -> anyhow::Result<(&str, &str)> {
     match full.split_once('/') {
         Some((org, repo)) if !org.is_empty() && !repo.is_empty() && !repo.contains('/') => {
             Ok((org, repo))

@@ -12,6 +12,7 @@
 mod cli;
 mod crash;
 mod dispatch;
+mod git_push;
 mod runner;
 mod server;
 mod support;

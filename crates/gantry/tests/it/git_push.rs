@@ -1,0 +1,176 @@
+//! `git push` starts runs: a bare repository registered with `gantry repo add --install-hook`,
+//! a clone that pushes into it, and the runs the installed `post-receive` hook started on a
+//! real server. Plus the webhook endpoint over HTTP: unsigned deliveries are refused with 401.
+
+use std::path::Path;
+use std::process::Command;
+
+use gantry_server::webhook::sign;
+use serde_json::{Value, json};
+
+use crate::support::{Server, text};
+
+const CI: &str = "on:\n  push:\n    paths: ['src/**']\njobs:\n  build:\n    runs-on: ubuntu-latest\n    steps:\n      - run: make\n";
+const RELEASE: &str = "on:\n  push:\n    tags: ['v*']\njobs:\n  ship:\n    runs-on: ubuntu-latest\n    steps:\n      - run: ./ship\n";
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    // `git push` shows the hook's output as `remote: ...` on stderr.
+    text(&output.stdout) + &text(&output.stderr)
+}
+
+fn runs(server: &Server) -> Vec<Value> {
+    server.get_ok("/api/v1/repos/acme/app/runs")["items"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn workflow_paths(runs: &[Value]) -> Vec<String> {
+    let mut paths: Vec<String> = runs
+        .iter()
+        .map(|run| run["workflow_path"].as_str().unwrap().to_owned())
+        .collect();
+    paths.sort();
+    paths
+}
+
+#[test]
+fn git_push_into_a_registered_bare_repository_starts_the_matching_workflows() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let bare = dir.path().join("app.git");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    git(
+        dir.path(),
+        &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()],
+    );
+
+    let output = server.cli(&[
+        "repo",
+        "add",
+        "acme/app",
+        "--path",
+        bare.to_str().unwrap(),
+        "--install-hook",
+        "--webhook-secret",
+        "s3cret",
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(bare.join("hooks/post-receive").is_file());
+    let source = server.get_ok("/api/v1/repos/acme/app/source");
+    assert_eq!(source["has_webhook_secret"], true);
+
+    git(&work, &["init", "-q", "-b", "main"]);
+    git(&work, &["config", "user.name", "Test"]);
+    git(&work, &["config", "user.email", "test@example.com"]);
+    git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
+    std::fs::create_dir_all(work.join(".github/workflows")).unwrap();
+    std::fs::create_dir_all(work.join("src")).unwrap();
+    std::fs::write(work.join(".github/workflows/ci.yml"), CI).unwrap();
+    std::fs::write(work.join(".github/workflows/release.yml"), RELEASE).unwrap();
+    std::fs::write(work.join("src/main.c"), "int main;\n").unwrap();
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-q", "-m", "initial"]);
+    let pushed = git(&work, &["push", "-q", "origin", "main"]);
+    assert!(pushed.contains("gantry: run"), "hook output: {pushed}");
+    assert_eq!(workflow_paths(&runs(&server)), [".github/workflows/ci.yml"]);
+
+    // A change outside src/ starts nothing. A tag starts the release workflow, and `ci` too:
+    // GitHub does not evaluate path filters for tag pushes, and `ci` filters no refs.
+    std::fs::write(work.join("README.md"), "hi\n").unwrap();
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-q", "-m", "readme"]);
+    git(&work, &["push", "-q", "origin", "main"]);
+    assert_eq!(runs(&server).len(), 1);
+    git(&work, &["tag", "-a", "v1", "-m", "v1"]);
+    git(&work, &["push", "-q", "origin", "v1"]);
+    let all = runs(&server);
+    assert_eq!(
+        workflow_paths(&all),
+        [
+            ".github/workflows/ci.yml",
+            ".github/workflows/ci.yml",
+            ".github/workflows/release.yml"
+        ]
+    );
+    let head = git(&work, &["rev-parse", "HEAD"]);
+    let release = all
+        .iter()
+        .find(|run| run["workflow_path"] == ".github/workflows/release.yml")
+        .unwrap();
+    assert_eq!(release["ref"], "refs/tags/v1");
+    assert_eq!(release["sha"], head.trim());
+}
+
+#[test]
+fn the_webhook_endpoint_refuses_unsigned_deliveries_with_401() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    git(
+        dir.path(),
+        &["init", "-q", "--bare", "-b", "main", "app.git"],
+    );
+    let bare = dir.path().join("app.git");
+    let output = server.cli(&[
+        "repo",
+        "add",
+        "acme/app",
+        "--path",
+        bare.to_str().unwrap(),
+        "--webhook-secret",
+        "s3cret",
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let body = json!({
+        "ref": "refs/heads/main",
+        "before": "0".repeat(40),
+        "after": "1".repeat(40),
+        "repository": { "full_name": "acme/app" },
+        "sender": { "login": "mallory" },
+    })
+    .to_string();
+    let path = "/api/v1/hooks/github";
+    let event = ("X-GitHub-Event", "push");
+    let (status, answer) = server.raw("POST", path, Some(body.as_bytes()), &[event]);
+    assert_eq!(status, 401, "{answer}");
+    assert_eq!(answer["error"]["code"], "unauthorized");
+    let forged = sign(b"guess", body.as_bytes());
+    let (status, _) = server.raw(
+        "POST",
+        path,
+        Some(body.as_bytes()),
+        &[event, ("X-Hub-Signature-256", &forged)],
+    );
+    assert_eq!(status, 401);
+    assert!(runs(&server).is_empty());
+
+    // Signed, it is accepted: the commit is unknown to the repository, so it is refused as a
+    // bad request rather than stored.
+    let signed = sign(b"s3cret", body.as_bytes());
+    let (status, answer) = server.raw(
+        "POST",
+        path,
+        Some(body.as_bytes()),
+        &[
+            event,
+            ("X-Hub-Signature-256", &signed),
+            ("X-GitHub-Delivery", "d1"),
+        ],
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(runs(&server).is_empty());
+}
