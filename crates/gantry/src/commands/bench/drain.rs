@@ -1,7 +1,8 @@
 //! `gantry bench drain`: no-op jobs through claim → complete, with durable commits, measured
 //! two ways in the same run: simulated runners speaking the runner protocol over loopback
 //! HTTP, and the same runners calling the dispatcher's in-process API (`App::claim`,
-//! `App::complete_attempt`), which shows what HTTP costs.
+//! `App::complete_attempt`), which shows what HTTP costs. With `--graphile`, graphile-worker
+//! drains the same number of no-op jobs on the same PostgreSQL as the peer.
 //!
 //! The jobs are made first (not timed): runs of a workflow with `--jobs-per-run` independent
 //! jobs, so the drain measures the dispatcher, not run creation.
@@ -36,6 +37,12 @@ pub struct DrainArgs {
     /// Use this PostgreSQL database (fresh schemas, dropped afterwards) instead of SQLite.
     #[arg(long, value_name = "URL")]
     database_url: Option<String>,
+    /// Also drain the same number of no-op jobs with graphile-worker on `--database-url`, in
+    /// its default configuration and in its fastest one (needs Node.js; see
+    /// `scripts/bench/graphile-worker`). Run one at a time: its notifications are
+    /// database-wide.
+    #[arg(long, requires = "database_url")]
+    graphile: bool,
     /// Print the figures as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -91,6 +98,25 @@ pub fn run(args: &DrainArgs) -> anyhow::Result<ExitCode> {
     let in_process = drain_in_process(&storage, &workflow, runs, jobs, args.runners)?;
     storage.finish()?;
 
+    let graphile = match (&args.database_url, args.graphile) {
+        (Some(url), true) => {
+            let mut peers = Vec::new();
+            for mode in [
+                super::graphile::Mode::Default,
+                super::graphile::Mode::LocalQueue,
+            ] {
+                let options = super::graphile::Options {
+                    database_url: url.clone(),
+                    mode,
+                    jobs: jobs as u64,
+                    ..Default::default()
+                };
+                peers.push(super::graphile::drain(&options)?);
+            }
+            Some(peers)
+        }
+        _ => None,
+    };
     let figures = json!({
         "benchmark": "drain",
         "backend": backend,
@@ -99,6 +125,7 @@ pub fn run(args: &DrainArgs) -> anyhow::Result<ExitCode> {
         "runners": args.runners,
         "http": over_http,
         "in_process": in_process,
+        "graphile_worker": graphile,
     });
     if args.json {
         output::json_line(&figures);
@@ -107,6 +134,16 @@ pub fn run(args: &DrainArgs) -> anyhow::Result<ExitCode> {
             "drain ({backend}, {jobs} jobs, {} per run, {} runners): HTTP {:.0} jobs/s, in-process {:.0} jobs/s",
             args.jobs_per_run, args.runners, over_http.jobs_per_sec, in_process.jobs_per_sec
         ));
+        for peer in graphile.iter().flatten() {
+            output::line(&format!(
+                "graphile-worker {} ({:?}, concurrency {}): {:.0} jobs/s; gantry over HTTP / peer = {:.3}",
+                peer.version,
+                peer.mode,
+                peer.concurrency,
+                peer.jobs_per_sec,
+                over_http.jobs_per_sec / peer.jobs_per_sec
+            ));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
