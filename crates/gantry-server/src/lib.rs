@@ -36,6 +36,7 @@ mod routes;
 mod runner_ops;
 mod runner_registry;
 mod runner_routes;
+mod schedules;
 mod triggers;
 mod views;
 pub mod webhook;
@@ -191,12 +192,14 @@ pub async fn serve_on(
     tracing::info!(addr = %addr, "listening");
     let timers = tokio::spawn(Arc::clone(&app).run_timers());
     let leases = tokio::spawn(Arc::clone(&app).run_lease_watcher());
+    let scheduler = tokio::spawn(Arc::clone(&app).run_scheduler());
     let result = axum::serve(listener, routes::router(app, config.max_body_bytes))
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(ServerError::Serve);
     timers.abort();
     leases.abort();
+    scheduler.abort();
     tracing::info!("server stopped");
     result
 }

@@ -109,7 +109,7 @@ impl App {
             git_ref: facts.filter_ref.as_deref(),
             changed_files: snapshot.changed.as_deref(),
             workflow_name: facts.workflow_name.as_deref(),
-            schedule: None,
+            schedule: facts.schedule.as_deref(),
         };
         for loaded in snapshot.workflows {
             let (path, source, workflow) = match loaded {

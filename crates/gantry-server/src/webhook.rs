@@ -137,6 +137,8 @@ pub struct EventFacts {
     pub inputs: serde_json::Map<String, Value>,
     /// The payload (`github.event`).
     pub payload: Value,
+    /// For `schedule`: the cron line that fired; only workflows with that line run.
+    pub schedule: Option<String>,
 }
 
 impl EventFacts {
@@ -213,6 +215,7 @@ pub fn parse(event: &str, payload: Value) -> Result<Parsed, WebhookError> {
         only_workflow: None,
         inputs: serde_json::Map::new(),
         payload: Value::Null,
+        schedule: None,
     };
     match event {
         // GITHUB_REF: the updated ref; GITHUB_SHA: the ref's commit after the push.

@@ -589,3 +589,86 @@ pub fn corpus_dir() -> Option<PathBuf> {
     );
     None
 }
+
+const NIGHTLY: &str = "on:\n  schedule:\n    - cron: '*/15 * * * *'\n    - cron: '30 4 * * 1'\n  push:\n    branches: [main]\njobs:\n  nightly:\n    runs-on: ubuntu-latest\n    steps:\n      - run: ./nightly\n";
+
+fn at(text: &str) -> chrono::DateTime<chrono::Utc> {
+    text.parse().unwrap()
+}
+
+#[tokio::test]
+async fn schedules_fire_once_per_minute_on_the_default_branch_head() {
+    let fixture = Fixture::new().await;
+    fixture.commit(
+        &[
+            (".github/workflows/nightly.yml", NIGHTLY),
+            (".github/workflows/ci.yml", CI),
+            ("src/lib.rs", "fn main() {}\n"),
+        ],
+        "schedules",
+    );
+    // 12:15 matches `*/15`: one run of `nightly.yml`, none of the push-only workflow.
+    assert_eq!(
+        fixture
+            .app
+            .fire_schedules(at("2026-11-27T12:15:07Z"))
+            .await
+            .unwrap(),
+        1
+    );
+    // The same minute again (a restart, a second scheduler): nothing new.
+    assert_eq!(
+        fixture
+            .app
+            .fire_schedules(at("2026-11-27T12:15:59Z"))
+            .await
+            .unwrap(),
+        0
+    );
+    // A minute that no line matches.
+    assert_eq!(
+        fixture
+            .app
+            .fire_schedules(at("2026-11-27T12:16:00Z"))
+            .await
+            .unwrap(),
+        0
+    );
+    // The next quarter hour fires again; Monday 04:30 matches both lines: one run per line.
+    assert_eq!(
+        fixture
+            .app
+            .fire_schedules(at("2026-11-27T12:30:00Z"))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        fixture
+            .app
+            .fire_schedules(at("2026-11-30T04:30:00Z"))
+            .await
+            .unwrap(),
+        2
+    );
+
+    let runs = fixture
+        .app
+        .list_runs(None, Default::default())
+        .await
+        .unwrap();
+    assert_eq!(runs.items.len(), 4, "{:?}", runs.items);
+    for run in &runs.items {
+        assert_eq!(run.event, "schedule");
+        assert_eq!(run.workflow_path, ".github/workflows/nightly.yml");
+        assert_eq!(run.git_ref, "refs/heads/main");
+    }
+    let state = fixture
+        .store
+        .get_engine_state(RunId(runs.items[0].id))
+        .await
+        .unwrap();
+    // `github.event.schedule` names the line that fired.
+    let text = state.document.to_string();
+    assert!(text.contains("\"schedule\":\""), "{text}");
+}
