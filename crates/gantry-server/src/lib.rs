@@ -22,6 +22,7 @@ mod dispatcher;
 mod error;
 mod extract;
 mod feed;
+mod job_routes;
 mod leases;
 mod logs;
 mod openapi;

@@ -52,6 +52,7 @@ pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
             post(complete_job),
         )
         .merge(crate::runner_routes::routes())
+        .merge(crate::job_routes::routes())
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()
         .nest(proto::PREFIX, v1)
