@@ -3,6 +3,7 @@
 pub mod bench;
 mod client;
 pub mod expr;
+pub mod jobs;
 pub mod logs;
 pub mod runner;
 pub mod runs;

@@ -11,6 +11,7 @@
 
 mod cli;
 mod crash;
+mod jobs;
 mod runner;
 mod server;
 mod support;
