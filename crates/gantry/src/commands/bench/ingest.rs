@@ -277,6 +277,14 @@ pub(super) struct BenchServer {
 impl BenchServer {
     /// Starts a server over `storage` and waits until it answers.
     pub fn start(storage: gantry_server::Storage) -> anyhow::Result<BenchServer> {
+        BenchServer::start_with(storage, gantry_server::RunnerSettings::default())
+    }
+
+    /// [`BenchServer::start`] with other heartbeat and lease durations.
+    pub fn start_with(
+        storage: gantry_server::Storage,
+        runners: gantry_server::RunnerSettings,
+    ) -> anyhow::Result<BenchServer> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -291,7 +299,7 @@ impl BenchServer {
             max_body_bytes: proto::DEFAULT_MAX_BODY_BYTES,
             engine: Default::default(),
             runner_token: Some(BENCH_RUNNER_TOKEN.to_owned()),
-            runners: Default::default(),
+            runners,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let serving = runtime.spawn(gantry_server::serve_on(listener, config, async {

@@ -11,9 +11,11 @@ use clap::Subcommand;
 mod dag;
 mod drain;
 mod fairness;
+mod heartbeats;
 mod ingest;
 mod queue;
 mod sandbox;
+mod start_latency;
 mod workflow_load;
 
 /// Benchmarks.
@@ -39,6 +41,12 @@ pub enum BenchCommand {
     /// No-op jobs through claim → complete with durable commits, by simulated runners over
     /// loopback HTTP and through the dispatcher's in-process API.
     Drain(drain::DrainArgs),
+    /// Start latency (queued → claimed by an idle runner) at fixed offered rates of new jobs,
+    /// over loopback HTTP (and with `--in-process` through the dispatcher's API).
+    StartLatency(start_latency::StartLatencyArgs),
+    /// Many leased jobs heartbeating over HTTP at a fixed rate: latency percentiles, the
+    /// claim phase's cost and the process's memory.
+    Heartbeats(heartbeats::HeartbeatsArgs),
     /// A job sandbox (bubblewrap, cgroup limits) created, `true` run in it, and destroyed,
     /// per round; `true` without a sandbox is the peer.
     Sandbox(sandbox::SandboxArgs),
@@ -54,6 +62,8 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Queue(args) => queue::run(&args),
         BenchCommand::Sandbox(args) => sandbox::run(&args),
         BenchCommand::Drain(args) => drain::run(&args),
+        BenchCommand::StartLatency(args) => start_latency::run(&args),
+        BenchCommand::Heartbeats(args) => heartbeats::run(&args),
     }
 }
 
