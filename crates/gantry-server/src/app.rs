@@ -201,6 +201,12 @@ impl App {
         }
     }
 
+    /// Drops a run's cached state and rows after a change made outside the engine (a job's
+    /// priority), so the next change reads them anew.
+    pub(crate) fn forget_cached_run(&self, run_id: RunId) {
+        self.run_cache().runs.remove(&run_id);
+    }
+
     fn run_cache(&self) -> MutexGuard<'_, RunCache> {
         // Plain data: a panic elsewhere cannot leave an entry half-changed.
         self.runs
@@ -360,12 +366,13 @@ impl App {
                             update.apply_to(row);
                         }
                     }
-                    let mut changes: Vec<(JobId, JobKey, gantry_store::JobStatus)> = plan
+                    let mut changes: Vec<(JobId, JobKey, gantry_store::JobStatus, i64)> = plan
                         .statuses
                         .iter()
                         .filter_map(|&(id, status)| {
                             let row = rows.binary_search_by_key(&id, |row| row.id).ok()?;
-                            Some((id, convert::job_key(rows.get(row)?), status))
+                            let row = rows.get(row)?;
+                            Some((id, convert::job_key(row), status, row.priority))
                         })
                         .collect();
                     changes.extend(
@@ -374,7 +381,7 @@ impl App {
                             .iter()
                             .zip(new_keys.iter().cloned())
                             .zip(&plan.new_statuses)
-                            .map(|((id, key), status)| (*id, key, *status)),
+                            .map(|((id, key), status)| (*id, key, *status, 0)),
                     );
                     let cancels: Vec<JobId> = effects
                         .iter()

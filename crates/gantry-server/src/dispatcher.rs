@@ -92,6 +92,12 @@ pub(crate) fn job_id(job: QueuedJobRef) -> JobId {
     JobId(job.0)
 }
 
+/// A stored priority as the queue's: the API only stores `i32` values, so a row out of range
+/// was written by something else and is clamped rather than refused.
+pub(crate) fn clamp_priority(priority: i64) -> i32 {
+    i32::try_from(priority).unwrap_or(if priority < 0 { i32::MIN } else { i32::MAX })
+}
+
 /// The queue's view of a job waiting for a runner.
 pub(crate) struct Waiting {
     pub job: JobId,
@@ -178,6 +184,13 @@ impl Dispatcher {
             // A quota slot came free: a job held back by its organization's limit may go.
             self.work.notify_waiters();
         }
+    }
+
+    /// Moves a waiting job to its new place among its run's jobs; a job the queue does not
+    /// hold (not queued, or running) only keeps the priority for a later push.
+    pub(crate) fn set_priority(&self, job: JobId, priority: i32) {
+        // Unknown to the queue is fine: the stored row is what a later push reads.
+        let _ = self.lock().queue.set_priority(job_ref(job), priority);
     }
 
     /// Whether the queue knows an organization's settings.

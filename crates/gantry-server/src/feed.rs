@@ -15,15 +15,18 @@ impl App {
         &self,
         run_id: RunId,
         state: &RunState,
-        changes: &[(JobId, JobKey, JobStatus)],
+        changes: &[(JobId, JobKey, JobStatus, i64)],
         cancels: &[JobId],
     ) {
         for &job in cancels {
             self.dispatch.request_cancel(job);
         }
-        for (job, key, status) in changes {
+        for (job, key, status, priority) in changes {
             match status {
-                JobStatus::Queued => self.queue_for_runners(run_id, state, *job, key).await,
+                JobStatus::Queued => {
+                    self.queue_for_runners(run_id, state, *job, key, *priority)
+                        .await;
+                }
                 // A runner's claim moved it there and holds its lease; an internal start
                 // (tests, the crash driver) has no lease and just leaves the queue.
                 JobStatus::InProgress => {
@@ -42,7 +45,16 @@ impl App {
         }
     }
 
-    async fn queue_for_runners(&self, run_id: RunId, state: &RunState, job: JobId, key: &JobKey) {
+    /// Puts a queued job in the fair queue; `priority` is its row's (set by the priority API,
+    /// kept across attempts).
+    async fn queue_for_runners(
+        &self,
+        run_id: RunId,
+        state: &RunState,
+        job: JobId,
+        key: &JobKey,
+        priority: i64,
+    ) {
         let Some(instance) = state.instance(key) else {
             return;
         };
@@ -65,7 +77,7 @@ impl App {
             run: run_id,
             labels: setup.map(|setup| setup.labels.clone()).unwrap_or_default(),
             group: setup.and_then(|setup| setup.runner_group.clone()),
-            priority: 0,
+            priority: crate::dispatcher::clamp_priority(priority),
             queued_at: instance.queued_at.unwrap_or_else(crate::convert::now),
             // Queued again after its runner was lost: an infrastructure retry.
             front: instance.runner_lost > 0,

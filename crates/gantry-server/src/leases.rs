@@ -72,7 +72,7 @@ impl App {
                     run: waiting.job.run_id,
                     labels: waiting.job.runs_on.clone(),
                     group: None,
-                    priority: i32::try_from(waiting.job.priority).unwrap_or(0),
+                    priority: dispatcher::clamp_priority(waiting.job.priority),
                     queued_at: Millis(
                         u64::try_from(waiting.job.queued_at_ms.unwrap_or(0)).unwrap_or(0),
                     ),

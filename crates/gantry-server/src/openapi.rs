@@ -10,6 +10,7 @@ use gantry_proto::v1 as proto;
 use utoipa::OpenApi;
 
 use crate::hook_routes::paths::*;
+use crate::job_routes::paths::*;
 use crate::routes::paths::*;
 use crate::runner_routes::paths::*;
 
@@ -25,6 +26,7 @@ use crate::runner_routes::paths::*;
         create_organization, list_organizations, get_organization,
         create_repository, list_repositories, get_repository,
         trigger_run, list_repository_runs, list_runs, get_run, list_jobs, get_job,
+        get_job_by_id, set_job_priority,
         cancel_run, cancel_job, rerun,
         queue, start_job, complete_job,
         create_registration_token, list_runners, register_runner, claim_job, heartbeat,
@@ -85,6 +87,8 @@ mod tests {
             "/api/v1/repos/{org}/{repo}/runs",
             "/api/v1/runs/{run}",
             "/api/v1/runs/{run}/rerun",
+            "/api/v1/jobs/{job}",
+            "/api/v1/runs/{run}/jobs/{job}/priority",
             "/api/v1/internal/runs/{run}/jobs/{job}/complete",
         ] {
             assert!(paths.contains_key(path), "missing {path}");

@@ -309,7 +309,7 @@ impl App {
                             job.job_key.clone(),
                             u32::try_from(job.matrix_index).unwrap_or(u32::MAX),
                         );
-                        (id, key, job.status)
+                        (id, key, job.status, job.priority)
                     })
                     .collect();
                 self.feed_dispatcher(created.run_id, &built.state, &changes, &[])
@@ -428,7 +428,11 @@ impl App {
         })
     }
 
-    async fn job_record(&self, run_id: i64, job_id: i64) -> Result<gantry_store::Job, ApiError> {
+    pub(crate) async fn job_record(
+        &self,
+        run_id: i64,
+        job_id: i64,
+    ) -> Result<gantry_store::Job, ApiError> {
         let not_found = || ApiError::not_found(format!("job {job_id} of run {run_id} not found"));
         match self.store.get_job(JobId(job_id)).await {
             Ok(job) if job.run_id == RunId(run_id) => Ok(job),
@@ -437,7 +441,7 @@ impl App {
         }
     }
 
-    async fn job_view(&self, job_id: JobId) -> Result<proto::Job, ApiError> {
+    pub(crate) async fn job_view(&self, job_id: JobId) -> Result<proto::Job, ApiError> {
         let job = self.store.get_job(job_id).await?;
         let (state, _) = self.load_state(job.run_id).await?;
         Ok(self.with_dispatch_reasons(&job, views::job(&job, Some(&state))))

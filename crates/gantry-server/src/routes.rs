@@ -53,6 +53,7 @@ pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
         )
         .merge(crate::runner_routes::routes())
         .merge(crate::hook_routes::routes())
+        .merge(crate::job_routes::routes())
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()
         .nest(proto::PREFIX, v1)

@@ -124,6 +124,11 @@ pub trait Store: Send + Sync {
     fn claim_job(&self, job_id: JobId, runner_id: RunnerId, lease: Lease)
     -> StoreFuture<'_, Claim>;
 
+    /// Sets the priority of a job that has not completed, and moves its run's state version
+    /// (the document stays as it is) so that a transition computed from the job's old row is
+    /// refused and recomputed. A completed job is a conflict. Returns the job as it is now.
+    fn set_job_priority(&self, job_id: JobId, priority: i64) -> StoreFuture<'_, Job>;
+
     /// Moves the lease deadline of the attempt holding `token`. A token that is not the job's
     /// latest, an ended attempt or a job no longer in progress is a conflict.
     fn renew_lease(

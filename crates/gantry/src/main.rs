@@ -46,6 +46,9 @@ enum Command {
     /// List runs or show one with its jobs.
     #[command(subcommand)]
     Runs(commands::runs::RunsCommand),
+    /// Why a job waits, or change its priority.
+    #[command(subcommand)]
+    Jobs(commands::jobs::JobsCommand),
     /// Cancel a run or one of its jobs.
     Cancel(commands::runs::CancelArgs),
     /// Re-run a completed run, or only its failed jobs.
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
         Command::Submit(args) => commands::runs::submit(args),
         Command::Dispatch(args) => commands::runs::dispatch(args),
         Command::Runs(command) => commands::runs::runs(command),
+        Command::Jobs(command) => commands::jobs::run(command),
         Command::Cancel(args) => commands::runs::cancel(args),
         Command::Rerun(args) => commands::runs::rerun(args),
         Command::Org(command) => commands::runs::org(command),

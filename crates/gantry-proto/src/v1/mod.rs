@@ -32,8 +32,8 @@ pub use runner::{
     StepStatus,
 };
 pub use runs::{
-    CompleteJob, Conclusion, Job, JobStatus, Rerun, Run, RunDetail, RunStatus, TriggerRun,
-    WaitingReason, WaitingReasonKind,
+    CompleteJob, Conclusion, Job, JobStatus, Rerun, Run, RunDetail, RunStatus, SetJobPriority,
+    TriggerRun, WaitingReason, WaitingReasonKind,
 };
 pub use tenants::{CreateOrganization, CreateRepository, Organization, Repository};
 

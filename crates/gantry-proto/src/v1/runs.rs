@@ -281,6 +281,18 @@ pub struct Rerun {
     pub failed_only: bool,
 }
 
+/// The body of `POST /api/v1/runs/{run}/jobs/{job}/priority`: the job's new priority.
+///
+/// Higher goes first, but only among the queued jobs of the same run: across runs the fair
+/// queue orders by organization, repository and run first, so a priority never lets one
+/// tenant's job overtake another's. Waiting jobs age, so a low priority is never starved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetJobPriority {
+    /// The new priority (0 is every job's default; negative values are allowed).
+    pub priority: i32,
+}
+
 /// The body of `POST /api/v1/internal/runs/{run}/jobs/{job}/complete`: a job's result, as a
 /// runner will report it once the runner protocol exists. A queued job is started first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

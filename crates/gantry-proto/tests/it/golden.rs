@@ -303,6 +303,7 @@ fn runs() {
         },
     );
     check("rerun_failed", &Rerun { failed_only: true });
+    check("set_job_priority", &SetJobPriority { priority: 10 });
     check(
         "complete_job",
         &CompleteJob {

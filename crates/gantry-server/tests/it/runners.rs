@@ -9,8 +9,8 @@ use chrono::Utc;
 use gantry_proto::v1::{
     ClaimJob, CompleteAttempt, Conclusion, CreateOrganization, CreateRegistrationToken,
     CreateRepository, ErrorCode, Heartbeat, JobAssignment, JobStatus, LogChunk, LogLine, LogQuery,
-    RUNNER_PROTOCOL_VERSION, RegisterRunner, RunStatus, StepReport, StepStatus, TriggerRun,
-    WaitingReasonKind,
+    RUNNER_PROTOCOL_VERSION, RegisterRunner, RunStatus, SetJobPriority, StepReport, StepStatus,
+    TriggerRun, WaitingReasonKind,
 };
 use gantry_server::{App, RunnerSettings, Storage, open_store};
 use gantry_store::RunnerId;
@@ -449,4 +449,73 @@ async fn an_ephemeral_runner_is_removed_after_its_one_job() {
         .unwrap_err();
     assert_eq!(error.code, ErrorCode::Unauthorized);
     assert!(app.list_runners().await.unwrap().runners.is_empty());
+}
+
+const FOUR_JOBS: &str = "\
+on: push
+jobs:
+  first:
+    runs-on: ubuntu-latest
+    steps: [{run: 'true'}]
+  second:
+    runs-on: ubuntu-latest
+    steps: [{run: 'true'}]
+  low:
+    needs: [first, second]
+    runs-on: ubuntu-latest
+    steps: [{run: 'true'}]
+  high:
+    needs: [first, second]
+    runs-on: ubuntu-latest
+    steps: [{run: 'true'}]
+";
+
+#[tokio::test]
+async fn a_higher_priority_job_of_the_same_run_is_claimed_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path(), RunnerSettings::default()).await;
+    let worker = runner(&app, HOSTED_TOKEN, &["ubuntu-latest"]).await;
+    let run = trigger(&app, "acme", FOUR_JOBS).await;
+    let jobs = app.list_jobs(run).await.unwrap().items;
+    let id = |key: &str| jobs.iter().find(|job| job.job_key == key).unwrap().id;
+    let raise = |job: i64, priority: i32| {
+        let app = Arc::clone(&app);
+        async move {
+            app.set_job_priority(run, job, SetJobPriority { priority })
+                .await
+        }
+    };
+
+    // Queued together, `first` would go first (same time, lower id): a priority on `second`
+    // moves it ahead in the queue.
+    raise(id("second"), 5).await.unwrap();
+    let second = claim(&app, worker).await.unwrap();
+    assert_eq!(second.job_id, id("second"));
+    complete(&app, worker, &second, Conclusion::Success).await;
+
+    // A waiting job keeps its priority until it is queued.
+    raise(id("high"), 3).await.unwrap();
+    let first = claim(&app, worker).await.unwrap();
+    assert_eq!(first.job_id, id("first"));
+    complete(&app, worker, &first, Conclusion::Success).await;
+    let high = claim(&app, worker).await.unwrap();
+    assert_eq!(high.job_id, id("high"));
+
+    // A completed job's priority no longer matters: a conflict.
+    let error = raise(id("second"), 9).await.unwrap_err();
+    assert_eq!(error.code, ErrorCode::Conflict);
+    // The job is found by its id alone, with why it waits.
+    let low = app.job_by_id(id("low")).await.unwrap();
+    assert_eq!(low.status, JobStatus::Queued);
+    assert!(
+        low.waiting_reasons
+            .iter()
+            .any(|reason| reason.kind == WaitingReasonKind::QueuePosition),
+        "{:?}",
+        low.waiting_reasons
+    );
+    assert_eq!(
+        app.job_by_id(999_999).await.unwrap_err().code,
+        ErrorCode::NotFound
+    );
 }

@@ -831,6 +831,37 @@ where
         })
     }
 
+    async fn set_job_priority(&self, job_id: JobId, priority: i64) -> Result<Job, StoreError> {
+        let mut tx = self.begin().await?;
+        let updated = sqlx::query(q::SET_JOB_PRIORITY)
+            .bind(job_id.0)
+            .bind(priority)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(updated) = updated else {
+            let status = sqlx::query(q::SELECT_JOB_STATUS)
+                .bind(job_id.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+            return Err(match status {
+                None => StoreError::not_found(format!("job {job_id}")),
+                Some(_) => StoreError::conflict(format!("job {job_id} has completed")),
+            });
+        };
+        let run_id = updated.int("run_id")?;
+        sqlx::query(q::BUMP_STATE_VERSION)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query(q::SELECT_JOB)
+            .bind(job_id.0)
+            .fetch_one(&mut *tx)
+            .await?;
+        let job = rows::job(&row)?;
+        tx.commit().await?;
+        Ok(job)
+    }
+
     async fn renew_lease(
         &self,
         job_id: JobId,
@@ -1134,6 +1165,10 @@ where
 
     fn running_attempts(&self) -> StoreFuture<'_, Vec<RunningAttempt>> {
         Box::pin(self.running_attempts())
+    }
+
+    fn set_job_priority(&self, job_id: JobId, priority: i64) -> StoreFuture<'_, Job> {
+        Box::pin(self.set_job_priority(job_id, priority))
     }
 
     fn claim_job(

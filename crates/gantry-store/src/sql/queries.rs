@@ -250,6 +250,15 @@ pub(crate) const RENEW_LEASE: &str = "UPDATE job_attempts SET lease_deadline_ms 
      AND EXISTS (SELECT 1 FROM jobs WHERE jobs.id = $1 AND jobs.last_fencing_token = $2 \
      AND jobs.status = 'in_progress') RETURNING job_id";
 
+/// Sets a job's priority unless it has completed; returns its run.
+pub(crate) const SET_JOB_PRIORITY: &str = "UPDATE jobs SET priority = $2 \
+     WHERE id = $1 AND status <> 'completed' RETURNING run_id";
+/// Moves a run's state version without changing its document, so a transition computed from
+/// rows read before a change made outside the engine (a job's priority) is refused and
+/// recomputed instead of writing the old value back.
+pub(crate) const BUMP_STATE_VERSION: &str =
+    "UPDATE workflow_runs SET state_version = state_version + 1 WHERE id = $1";
+
 // Recovery.
 
 pub(crate) const QUEUED_JOBS: &str = concat!(

@@ -1251,3 +1251,48 @@ pub async fn migrations_are_idempotent(db: &mut TestDb) {
     assert_eq!(store.migrate().await.unwrap(), Vec::<i64>::new());
     assert_eq!(store.get_organization(org.id).await.unwrap(), org);
 }
+
+pub async fn a_priority_change_moves_the_state_version_and_spares_completed_jobs(db: &mut TestDb) {
+    let store = db.store();
+    let (_, repo) = org_and_repo(store, "acme").await;
+    let created = create(store, repo.id, CI, two_jobs()).await;
+    let build_id = job_id(&created, 0);
+    let test_id = job_id(&created, 1);
+    let before = store.get_run(created.run_id).await.unwrap();
+    let state_before = store.get_engine_state(created.run_id).await.unwrap();
+
+    let changed = store.set_job_priority(build_id, 7).await.unwrap();
+    assert_eq!(changed.priority, 7);
+    assert_eq!(store.get_job(build_id).await.unwrap().priority, 7);
+    // A waiting job's priority may change too; negative values are allowed.
+    assert_eq!(
+        store.set_job_priority(test_id, -3).await.unwrap().priority,
+        -3
+    );
+    // The document is untouched, but its version moved once per change, so a transition
+    // computed from the old rows is refused.
+    let state_after = store.get_engine_state(created.run_id).await.unwrap();
+    assert_eq!(state_after.document, state_before.document);
+    assert_eq!(state_after.version, before.state_version + 2);
+    let stale = Transition::new(created.run_id, before.state_version, json!({"stale": true}));
+    assert_conflict(store.apply_transition(stale).await);
+    // The queue is rebuilt with the new priority.
+    let queued = store.queued_jobs().await.unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].job.priority, 7);
+
+    // A completed job keeps its priority: a conflict that changes nothing.
+    let mut finish = Transition::new(created.run_id, state_after.version, json!({"done": 1}));
+    let build_job = store.get_job(build_id).await.unwrap();
+    finish.job_updates = vec![JobUpdate {
+        status: JobStatus::Completed,
+        conclusion: Some(Conclusion::Success),
+        completed_at_ms: Some(2_000),
+        ..JobUpdate::from_job(&build_job)
+    }];
+    store.apply_transition(finish).await.unwrap();
+    let frozen = snapshot(store, created.run_id).await;
+    assert_conflict(store.set_job_priority(build_id, 1).await);
+    assert_eq!(snapshot(store, created.run_id).await, frozen);
+    assert_not_found(store.set_job_priority(JobId(999_999), 1).await);
+}

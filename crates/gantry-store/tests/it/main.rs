@@ -79,6 +79,7 @@ conformance_tests!(
     claims_hand_out_increasing_fencing_tokens,
     concurrent_claims_of_one_job_have_one_winner,
     a_stale_fencing_token_is_refused,
+    a_priority_change_moves_the_state_version_and_spares_completed_jobs,
     recovery_reads_back_queued_jobs_and_leases_after_reopening,
     migrations_are_idempotent,
 );

@@ -26,7 +26,7 @@ use crate::output;
 pub struct ServerOption {
     /// The server's URL (default `$GANTRY_SERVER`, else http://127.0.0.1:8080).
     #[arg(long, value_name = "URL", global = true)]
-    pub(super) server: Option<String>,
+    pub(crate) server: Option<String>,
 }
 
 /// Arguments of `gantry submit`.
@@ -426,7 +426,8 @@ pub fn repo(command: RepoCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-pub(super) fn refused(error: &ErrorBody, status: u16) -> ExitCode {
+/// Prints the server's refusal on stderr; exit code 1.
+pub(crate) fn refused(error: &ErrorBody, status: u16) -> ExitCode {
     output::error(&format!(
         "{} ({status} {})",
         error.error.message, error.error.code

@@ -13,6 +13,7 @@ mod cli;
 mod crash;
 mod dispatch;
 mod git_push;
+mod jobs;
 mod runner;
 mod server;
 mod support;

@@ -57,7 +57,7 @@ struct Drained {
 }
 
 /// The workflow of every run: `count` independent no-op jobs.
-fn workflow(count: usize) -> String {
+pub(super) fn workflow(count: usize) -> String {
     let mut text = String::from("name: drain\non: push\njobs:\n");
     for index in 0..count {
         text.push_str(&format!(

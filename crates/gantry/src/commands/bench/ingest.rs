@@ -278,13 +278,21 @@ impl std::ops::Deref for BenchServer {
 impl BenchServer {
     /// Starts a server over `storage` with the benchmark's runner token.
     pub fn start(storage: gantry_server::Storage) -> anyhow::Result<BenchServer> {
+        BenchServer::start_with(storage, gantry_server::RunnerSettings::default())
+    }
+
+    /// [`BenchServer::start`] with other heartbeat and lease durations.
+    pub fn start_with(
+        storage: gantry_server::Storage,
+        runners: gantry_server::RunnerSettings,
+    ) -> anyhow::Result<BenchServer> {
         let config = gantry_server::ServerConfig {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             storage,
             max_body_bytes: proto::DEFAULT_MAX_BODY_BYTES,
             engine: Default::default(),
             runner_token: Some(BENCH_RUNNER_TOKEN.to_owned()),
-            runners: Default::default(),
+            runners,
         };
         crate::embedded::EmbeddedServer::start(config).map(BenchServer)
     }

@@ -12,10 +12,12 @@ mod dag;
 mod drain;
 mod fairness;
 mod graphile;
+mod heartbeats;
 mod ingest;
 mod job_start;
 mod queue;
 mod sandbox;
+mod start_latency;
 mod workflow_load;
 
 /// Benchmarks.
@@ -44,6 +46,12 @@ pub enum BenchCommand {
     /// Job start latency (queued → first step running) through server, provisioner, runner
     /// processes and sandboxes, with a warm pool and with cold provisioning.
     JobStart(job_start::JobStartArgs),
+    /// Start latency (queued → claimed by an idle runner) at fixed offered rates of new jobs,
+    /// over loopback HTTP (and with `--in-process` through the dispatcher's API).
+    StartLatency(start_latency::StartLatencyArgs),
+    /// Many leased jobs heartbeating over HTTP at a fixed rate: latency percentiles, the
+    /// claim phase's cost and the process's memory.
+    Heartbeats(heartbeats::HeartbeatsArgs),
     /// A job sandbox (bubblewrap, cgroup limits) created, `true` run in it, and destroyed,
     /// per round; `true` without a sandbox is the peer.
     Sandbox(sandbox::SandboxArgs),
@@ -64,6 +72,8 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Drain(args) => drain::run(&args),
         BenchCommand::JobStart(args) => job_start::run(&args),
         BenchCommand::Graphile(args) => graphile::run(&args),
+        BenchCommand::StartLatency(args) => start_latency::run(&args),
+        BenchCommand::Heartbeats(args) => heartbeats::run(&args),
     }
 }
 
