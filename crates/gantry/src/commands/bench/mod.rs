@@ -16,6 +16,7 @@ mod ingest;
 mod job_start;
 mod queue;
 mod sandbox;
+mod triggers;
 mod workflow_load;
 
 /// Benchmarks.
@@ -50,6 +51,10 @@ pub enum BenchCommand {
     /// graphile-worker (Node.js, PostgreSQL), the queue benchmarks' peer, alone: N no-op jobs
     /// drained, or add→start latency at a steady offered rate.
     Graphile(graphile::GraphileArgs),
+    /// Trigger latency (push received → runs' jobs queued) over a git repository of 20
+    /// workflow files, and signed GitHub webhook deliveries ingested per second; the peer is
+    /// the same server answering `GET /health`.
+    Triggers(triggers::TriggersArgs),
 }
 
 /// Runs a benchmark.
@@ -64,6 +69,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Drain(args) => drain::run(&args),
         BenchCommand::JobStart(args) => job_start::run(&args),
         BenchCommand::Graphile(args) => graphile::run(&args),
+        BenchCommand::Triggers(args) => triggers::run(&args),
     }
 }
 
