@@ -285,9 +285,10 @@ fn ingest_phase(
         let index = sequence.fetch_add(1, Ordering::Relaxed);
         let (before, after) = pairs[index % pairs.len()];
         let payload = push_payload(git_ref, before, after);
-        // The signature is over the exact bytes; the client sends the value serialized by
-        // the same serde_json, so they are these bytes.
-        let body = serde_json::to_vec(&payload)?;
+        // The signature is over the exact bytes sent: the client's `send_json` (ureq's)
+        // writes the value with `serde_json::to_vec_pretty`. Were that to change, every
+        // delivery would be refused with 401 and the benchmark would stop, not mismeasure.
+        let body = serde_json::to_vec_pretty(&payload)?;
         let signature = gantry_server::webhook::sign(SECRET.as_bytes(), &body);
         let delivery = format!("bench-{tag}-{index}");
         let headers = [
