@@ -73,10 +73,10 @@ pub struct IngestArgs {
 }
 
 /// What one phase of requests measured.
-struct Phase {
-    per_second: f64,
-    p50_ms: f64,
-    p99_ms: f64,
+pub(super) struct Phase {
+    pub(super) per_second: f64,
+    pub(super) p50_ms: f64,
+    pub(super) p99_ms: f64,
 }
 
 /// Runs the benchmark.
@@ -162,13 +162,13 @@ pub fn run(args: &IngestArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn round2(value: f64) -> f64 {
+pub(super) fn round2(value: f64) -> f64 {
     (value * 100.0).round() / 100.0
 }
 
 /// Sends `total` requests over `connections` threads, each with its own client, and measures
 /// the rate over the whole phase and every request's latency.
-fn measure(
+pub(super) fn measure(
     base: &str,
     total: usize,
     connections: usize,

@@ -18,6 +18,7 @@ mod job_start;
 mod queue;
 mod sandbox;
 mod start_latency;
+mod triggers;
 mod workflow_load;
 
 /// Benchmarks.
@@ -58,6 +59,10 @@ pub enum BenchCommand {
     /// graphile-worker (Node.js, PostgreSQL), the queue benchmarks' peer, alone: N no-op jobs
     /// drained, or add→start latency at a steady offered rate.
     Graphile(graphile::GraphileArgs),
+    /// Trigger latency (push received → runs' jobs queued) over a git repository of 20
+    /// workflow files, and signed GitHub webhook deliveries ingested per second; the peer is
+    /// the same server answering `GET /health`.
+    Triggers(triggers::TriggersArgs),
 }
 
 /// Runs a benchmark.
@@ -74,6 +79,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Graphile(args) => graphile::run(&args),
         BenchCommand::StartLatency(args) => start_latency::run(&args),
         BenchCommand::Heartbeats(args) => heartbeats::run(&args),
+        BenchCommand::Triggers(args) => triggers::run(&args),
     }
 }
 
