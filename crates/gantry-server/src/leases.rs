@@ -123,8 +123,7 @@ impl App {
 
 #[cfg(test)]
 mod tests {
-    use gantry_proto::v1 as proto;
-    use gantry_store::{JobStatus, Lease, RunId, RunnerId};
+    use gantry_store::{JobStatus, Lease, RunnerId};
 
     use super::*;
     use crate::convert::ms;
@@ -134,42 +133,8 @@ mod tests {
     /// the job is queued again as a lost attempt — not left "in progress" forever.
     #[tokio::test]
     async fn an_expired_lease_of_an_unheard_claim_requeues_the_job() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = crate::open_store(&crate::Storage::Sqlite {
-            path: dir.path().join("gantry.sqlite"),
-        })
-        .await
-        .unwrap();
-        let app = Arc::new(App::new(store, Default::default()));
-        app.recover().await.unwrap();
-        app.create_organization(proto::CreateOrganization {
-            name: "acme".into(),
-            weight: None,
-            hosted_concurrency_limit: None,
-        })
-        .await
-        .unwrap();
-        app.create_repository(
-            "acme",
-            proto::CreateRepository {
-                name: "app".into(),
-                default_branch: None,
-            },
-        )
-        .await
-        .unwrap();
-        let trigger = proto::TriggerRun {
-            workflow_path: ".github/workflows/ci.yml".into(),
-            workflow: "on: push\njobs:\n  only:\n    runs-on: ubuntu-latest\n    steps:\n      - run: 'true'\n".into(),
-            event: None,
-            git_ref: None,
-            sha: None,
-            actor: None,
-            payload: None,
-            inputs: None,
-        };
-        let (run, _) = app.trigger_run("acme", "app", trigger, None).await.unwrap();
-        let job = app.store.list_jobs(RunId(run.id)).await.unwrap().remove(0);
+        let fixture = crate::test_support::one_job().await;
+        let (app, job) = (&fixture.app, &fixture.job);
         let time = now();
         let claim = app
             .store

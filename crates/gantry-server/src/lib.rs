@@ -38,6 +38,8 @@ mod runner_ops;
 mod runner_registry;
 mod runner_routes;
 mod schedules;
+#[cfg(test)]
+mod test_support;
 mod triggers;
 mod views;
 pub mod webhook;

@@ -476,42 +476,8 @@ mod tests {
     /// is rebuilt for it after a restart), and the late start is refused.
     #[tokio::test]
     async fn a_job_cancelled_between_claim_and_start_ends_its_attempt() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = crate::open_store(&crate::Storage::Sqlite {
-            path: dir.path().join("gantry.sqlite"),
-        })
-        .await
-        .unwrap();
-        let app = App::new(store, Default::default());
-        app.recover().await.unwrap();
-        app.create_organization(proto::CreateOrganization {
-            name: "acme".into(),
-            weight: None,
-            hosted_concurrency_limit: None,
-        })
-        .await
-        .unwrap();
-        app.create_repository(
-            "acme",
-            proto::CreateRepository {
-                name: "app".into(),
-                default_branch: None,
-            },
-        )
-        .await
-        .unwrap();
-        let trigger = proto::TriggerRun {
-            workflow_path: ".github/workflows/ci.yml".into(),
-            workflow: "on: push\njobs:\n  only:\n    runs-on: ubuntu-latest\n    steps:\n      - run: 'true'\n".into(),
-            event: None,
-            git_ref: None,
-            sha: None,
-            actor: None,
-            payload: None,
-            inputs: None,
-        };
-        let (run, _) = app.trigger_run("acme", "app", trigger, None).await.unwrap();
-        let job = app.store.list_jobs(RunId(run.id)).await.unwrap().remove(0);
+        let fixture = crate::test_support::one_job().await;
+        let (app, job) = (&fixture.app, &fixture.job);
         let time = now();
         let claim = app
             .store
@@ -526,7 +492,7 @@ mod tests {
             .await
             .unwrap();
         app.claimed(&job, ms(time));
-        app.cancel_run(run.id).await.unwrap();
+        app.cancel_run(job.run_id.0).await.unwrap();
 
         let attempts = app.store.list_attempts(job.id).await.unwrap();
         assert_eq!(attempts.len(), 1);

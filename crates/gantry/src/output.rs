@@ -25,3 +25,14 @@ pub fn message(text: &str) {
 pub fn error(text: &str) {
     eprintln!("error: {text}");
 }
+
+/// Logs of the long-running commands (server, runner, up, run) go to stderr, filtered by
+/// `GANTRY_LOG` (default `default_filter`, e.g. `info`).
+pub fn init_logging(default_filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GANTRY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -147,12 +147,7 @@ fn repo_name(path: &Path) -> String {
 
 /// Runs the chosen workflows and follows them to the end.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("GANTRY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    output::init_logging("warn");
     let git_ref = current_ref(&args.path);
     let (chosen, invalid) = choose(&args.path, &args.event, &git_ref)?;
     if chosen.is_empty() {

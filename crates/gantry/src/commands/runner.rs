@@ -70,12 +70,7 @@ pub struct RunnerArgs {
 
 /// Runs the agent until it is stopped.
 pub fn run(args: RunnerArgs) -> anyhow::Result<ExitCode> {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("GANTRY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    output::init_logging("info");
 
     let capabilities = Capabilities::detect();
     let labels = runner_labels(&capabilities, &args.platform, &args.labels);

@@ -80,12 +80,7 @@ pub fn runner_token_file(data_dir: &Path) -> anyhow::Result<String> {
 
 /// Runs the server until it is stopped.
 pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("GANTRY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    crate::output::init_logging("info");
     let storage = match args.database_url {
         Some(url) => Storage::Postgres {
             url,

@@ -168,12 +168,7 @@ impl RunningPool {
 
 /// Runs server and provisioner until stopped.
 pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("GANTRY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    output::init_logging("info");
     let token = super::server::runner_token_file(&args.data_dir)?;
     let config = gantry_server::ServerConfig {
         listen: args.listen,

@@ -253,28 +253,7 @@ fn drain_in_process(
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let store = gantry_server::open_store(&storage.storage).await?;
-        let app = Arc::new(gantry_server::App::new(store, Default::default()));
-        app.recover().await.map_err(anyhow::Error::msg)?;
-        app.allow_hosted_token(BENCH_RUNNER_TOKEN)
-            .await
-            .map_err(anyhow::Error::msg)?;
-        app.create_organization(proto::CreateOrganization {
-            name: "bench".to_owned(),
-            weight: None,
-            hosted_concurrency_limit: None,
-        })
-        .await
-        .map_err(anyhow::Error::msg)?;
-        app.create_repository(
-            "bench",
-            proto::CreateRepository {
-                name: "drain".to_owned(),
-                default_branch: None,
-            },
-        )
-        .await
-        .map_err(anyhow::Error::msg)?;
+        let app = bench_app(&storage.storage).await?;
         for _ in 0..runs {
             app.trigger_run("bench", "drain", trigger(workflow), None)
                 .await
@@ -332,6 +311,36 @@ fn drain_in_process(
             jobs_per_sec: jobs as f64 / seconds.max(Duration::from_micros(1).as_secs_f64()),
         })
     })
+}
+
+/// An in-process server over `storage` with the benchmark's runner token and its
+/// organization `bench` with repository `drain`, ready for runs.
+pub(super) async fn bench_app(
+    storage: &gantry_server::Storage,
+) -> anyhow::Result<Arc<gantry_server::App>> {
+    let store = gantry_server::open_store(storage).await?;
+    let app = Arc::new(gantry_server::App::new(store, Default::default()));
+    app.recover().await.map_err(anyhow::Error::msg)?;
+    app.allow_hosted_token(BENCH_RUNNER_TOKEN)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    app.create_organization(proto::CreateOrganization {
+        name: "bench".to_owned(),
+        weight: None,
+        hosted_concurrency_limit: None,
+    })
+    .await
+    .map_err(anyhow::Error::msg)?;
+    app.create_repository(
+        "bench",
+        proto::CreateRepository {
+            name: "drain".to_owned(),
+            default_branch: None,
+        },
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
+    Ok(app)
 }
 
 /// The benchmark's organization and repository.

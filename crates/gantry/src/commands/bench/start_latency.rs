@@ -371,28 +371,7 @@ fn through_app(
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let store = gantry_server::open_store(&storage.storage).await?;
-        let app = Arc::new(gantry_server::App::new(store, Default::default()));
-        app.recover().await.map_err(anyhow::Error::msg)?;
-        app.allow_hosted_token(BENCH_RUNNER_TOKEN)
-            .await
-            .map_err(anyhow::Error::msg)?;
-        app.create_organization(proto::CreateOrganization {
-            name: "bench".to_owned(),
-            weight: None,
-            hosted_concurrency_limit: None,
-        })
-        .await
-        .map_err(anyhow::Error::msg)?;
-        app.create_repository(
-            "bench",
-            proto::CreateRepository {
-                name: "drain".to_owned(),
-                default_branch: None,
-            },
-        )
-        .await
-        .map_err(anyhow::Error::msg)?;
+        let app = super::drain::bench_app(&storage.storage).await?;
         let total = usize::try_from(u64::from(rate) * args.seconds).context("too many jobs")?;
         let stop = Arc::new(AtomicBool::new(false));
         let mut runners = Vec::with_capacity(args.runners);

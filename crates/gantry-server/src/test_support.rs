@@ -1,0 +1,61 @@
+//! Test fixtures shared by the crate's unit tests: an app on a fresh SQLite file with one
+//! organization, one repository and one run of a single job.
+
+use std::sync::Arc;
+
+use gantry_proto::v1 as proto;
+use gantry_store::{Job, RunId};
+
+use crate::app::App;
+
+/// The app, the temporary directory that holds its store, and the one job of its one run.
+pub(crate) struct OneJob {
+    pub app: Arc<App>,
+    pub job: Job,
+    _dir: tempfile::TempDir,
+}
+
+/// An app whose `acme/app` has one run of one queued job.
+pub(crate) async fn one_job() -> OneJob {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::open_store(&crate::Storage::Sqlite {
+        path: dir.path().join("gantry.sqlite"),
+    })
+    .await
+    .unwrap();
+    let app = Arc::new(App::new(store, Default::default()));
+    app.recover().await.unwrap();
+    app.create_organization(proto::CreateOrganization {
+        name: "acme".into(),
+        weight: None,
+        hosted_concurrency_limit: None,
+    })
+    .await
+    .unwrap();
+    app.create_repository(
+        "acme",
+        proto::CreateRepository {
+            name: "app".into(),
+            default_branch: None,
+        },
+    )
+    .await
+    .unwrap();
+    let trigger = proto::TriggerRun {
+        workflow_path: ".github/workflows/ci.yml".into(),
+        workflow: "on: push\njobs:\n  only:\n    runs-on: ubuntu-latest\n    steps:\n      - run: 'true'\n".into(),
+        event: None,
+        git_ref: None,
+        sha: None,
+        actor: None,
+        payload: None,
+        inputs: None,
+    };
+    let (run, _) = app.trigger_run("acme", "app", trigger, None).await.unwrap();
+    let job = app.store.list_jobs(RunId(run.id)).await.unwrap().remove(0);
+    OneJob {
+        app,
+        job,
+        _dir: dir,
+    }
+}
