@@ -154,13 +154,13 @@ mod tests {
                 runner: RunnerId(5),
                 token: claim.fencing_token,
                 run_id: job.run_id,
-                key: convert::job_key(&job),
+                key: convert::job_key(job),
                 attempt: gantry_engine::Attempt(1),
                 deadline: time,
                 cancel_requested: false,
             },
         );
-        let watcher = tokio::spawn(Arc::clone(&app).run_lease_watcher());
+        let watcher = tokio::spawn(Arc::clone(app).run_lease_watcher());
         app.lease_changed.notify_one();
         for _ in 0..100 {
             let row = app.store.get_job(job.id).await.unwrap();

@@ -491,7 +491,7 @@ mod tests {
             )
             .await
             .unwrap();
-        app.claimed(&job, ms(time));
+        app.claimed(job, ms(time));
         app.cancel_run(job.run_id.0).await.unwrap();
 
         let attempts = app.store.list_attempts(job.id).await.unwrap();
@@ -499,7 +499,7 @@ mod tests {
         assert!(attempts[0].ended_at_ms.is_some(), "{attempts:?}");
         assert!(app.store.running_attempts().await.unwrap().is_empty());
         let late = Event::JobStarted {
-            job: convert::job_key(&job),
+            job: convert::job_key(job),
             attempt: gantry_engine::Attempt(u32::try_from(claim.attempt).unwrap()),
         };
         let error = app.drive(job.run_id, late, None).await.err().unwrap();
