@@ -306,6 +306,82 @@ impl GitRepo {
     }
 }
 
+impl GitRepo {
+    /// The tree of commit `sha` as a tar archive (files with their executable bit, symbolic
+    /// links; submodules left out), for `actions/checkout`. Refused when the files add up to
+    /// more than `max_bytes`.
+    pub fn archive(&self, sha: &str, max_bytes: u64) -> Result<Vec<u8>, GitError> {
+        let root = self.commit_tree(sha)?;
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut total = 0u64;
+        self.archive_tree(root, "", &mut builder, &mut total, max_bytes)?;
+        builder.into_inner().map_err(|error| GitError::Read {
+            what: format!("the archive of {sha}"),
+            message: error.to_string(),
+        })
+    }
+
+    fn archive_tree(
+        &self,
+        tree: ObjectId,
+        prefix: &str,
+        builder: &mut tar::Builder<Vec<u8>>,
+        total: &mut u64,
+        max_bytes: u64,
+    ) -> Result<(), GitError> {
+        let found = self.repo.find_tree(tree).map_err(read_error(prefix))?;
+        for entry in found.iter() {
+            let entry = entry.map_err(read_error(prefix))?;
+            let name = entry.filename().to_str_lossy().into_owned();
+            let path = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}/{name}")
+            };
+            let mode = entry.mode();
+            if mode.is_tree() {
+                self.archive_tree(entry.object_id(), &path, builder, total, max_bytes)?;
+                continue;
+            }
+            if mode.is_commit() {
+                continue;
+            }
+            let blob = self
+                .repo
+                .find_blob(entry.object_id())
+                .map_err(read_error(path.clone()))?;
+            *total += blob.data.len() as u64;
+            if *total > max_bytes {
+                return Err(GitError::Read {
+                    what: format!("the tree of {prefix:?}"),
+                    message: format!("the checkout is larger than {max_bytes} bytes"),
+                });
+            }
+            let mut header = tar::Header::new_gnu();
+            let write_error = |error: std::io::Error| GitError::Read {
+                what: format!("the archive entry `{path}`"),
+                message: error.to_string(),
+            };
+            if mode.is_link() {
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_size(0);
+                header.set_mode(0o777);
+                let target = String::from_utf8_lossy(&blob.data).into_owned();
+                builder
+                    .append_link(&mut header, &path, &target)
+                    .map_err(write_error)?;
+            } else {
+                header.set_size(blob.data.len() as u64);
+                header.set_mode(if mode.is_executable() { 0o755 } else { 0o644 });
+                builder
+                    .append_data(&mut header, &path, blob.data.as_slice())
+                    .map_err(write_error)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A commit id from its hex form.
 fn parse_id(sha: &str) -> Result<ObjectId, GitError> {
     ObjectId::from_hex(sha.as_bytes()).map_err(|_| GitError::Missing {

@@ -30,7 +30,7 @@ use crate::runner_routes::paths::*;
         cancel_run, cancel_job, rerun,
         queue, start_job, complete_job,
         create_registration_token, list_runners, register_runner, claim_job, heartbeat,
-        report_step, append_log, complete_attempt, job_log, job_log_stream,
+        report_step, append_log, complete_attempt, job_source, job_log, job_log_stream,
         set_repository_source, get_repository_source, receive_push, github_webhook,
     ),
     components(schemas(proto::ErrorCode, proto::ErrorDetail, proto::ApiError)),

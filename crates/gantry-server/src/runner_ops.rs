@@ -22,6 +22,9 @@ use crate::dispatcher::{self, LeaseEntry};
 use crate::error::ApiError;
 use crate::runner_registry::unauthorized;
 
+/// The largest checkout served, in bytes of file content.
+const MAX_CHECKOUT_BYTES: u64 = 1024 * 1024 * 1024;
+
 /// A stale-token refusal: the runner must stop the job.
 fn stale(message: impl Into<String>) -> ApiError {
     ApiError::new(proto::ErrorCode::StaleToken, message)
@@ -405,6 +408,39 @@ impl App {
         self.ring_log(job);
         Ok(proto::LogChunkAccepted {
             stored: u64::try_from(stored).unwrap_or(0),
+        })
+    }
+
+    /// `GET /runner/jobs/{job}/source`: the run's commit as a tar archive, from the
+    /// repository's git source, for `actions/checkout`. Only the run's own repository.
+    pub async fn job_source(
+        &self,
+        runner: RunnerId,
+        job: JobId,
+        query: proto::SourceQuery,
+    ) -> Result<Vec<u8>, ApiError> {
+        let lease = self.held_lease(runner, job, query.fencing_token)?;
+        let run = self.store.get_run(lease.run_id).await?;
+        let repo = self.store.get_repository(run.repo_id).await?;
+        let full_name = self.full_name(run.repo_id).await?;
+        if let Some(asked) = &query.repository
+            && !asked.eq_ignore_ascii_case(&full_name)
+        {
+            return Err(ApiError::not_found(format!(
+                "only the run's own repository `{full_name}` can be checked out, not `{asked}`"
+            )));
+        }
+        let source = self.repository_source(&repo, &full_name).await?;
+        let path = std::path::PathBuf::from(&source.git_path);
+        let sha = run.sha.clone();
+        tokio::task::spawn_blocking(move || {
+            crate::git::GitRepo::open(&path)?.archive(&sha, MAX_CHECKOUT_BYTES)
+        })
+        .await
+        .map_err(|error| ApiError::internal(&error))?
+        .map_err(|error| match error {
+            crate::git::GitError::Missing { .. } => ApiError::not_found(error.to_string()),
+            other => ApiError::new(proto::ErrorCode::InvalidRequest, other.to_string()),
         })
     }
 

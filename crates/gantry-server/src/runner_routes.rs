@@ -31,6 +31,7 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route("/runner/jobs/{job}/steps", post(report_step))
         .route("/runner/jobs/{job}/logs", post(append_log))
         .route("/runner/jobs/{job}/complete", post(complete_attempt))
+        .route("/runner/jobs/{job}/source", get(job_source))
         .route("/jobs/{job}/logs", get(job_log))
         .route("/jobs/{job}/logs/stream", get(job_log_stream))
 }
@@ -194,6 +195,28 @@ async fn complete_attempt(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The run's commit as a tar archive, for `actions/checkout`.
+#[utoipa::path(get, path = "/api/v1/runner/jobs/{job}/source", tag = "runners",
+    params(("job" = i64, Path), proto::SourceQuery),
+    responses(
+        (status = 200, description = "a tar archive of the run's commit", content_type = "application/x-tar"),
+        (status = 404, description = "no git source, another repository, or the commit is missing", body = proto::ErrorBody),
+        (status = 409, description = "`stale_token`", body = proto::ErrorBody),
+    ))]
+async fn job_source(
+    State(app): Shared,
+    RunnerAuth(runner): RunnerAuth,
+    ApiPath(job): ApiPath<i64>,
+    ApiQuery(query): ApiQuery<proto::SourceQuery>,
+) -> Result<Response, ApiError> {
+    let archive = app.job_source(runner, JobId(job), query).await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/x-tar")],
+        archive,
+    )
+        .into_response())
+}
+
 /// A page of a job's log.
 #[utoipa::path(get, path = "/api/v1/jobs/{job}/logs", tag = "runs",
     params(("job" = i64, Path), proto::LogQuery),
@@ -239,6 +262,6 @@ pub(crate) mod paths {
     pub use super::{
         __path_append_log, __path_claim_job, __path_complete_attempt,
         __path_create_registration_token, __path_heartbeat, __path_job_log, __path_job_log_stream,
-        __path_list_runners, __path_register_runner, __path_report_step,
+        __path_job_source, __path_list_runners, __path_register_runner, __path_report_step,
     };
 }

@@ -28,8 +28,8 @@ pub use runner::{
     ClaimJob, CompleteAttempt, CreateRegistrationToken, Heartbeat, HeartbeatAnswer, JobAssignment,
     JobLog, JobLogLine, LogChunk, LogChunkAccepted, LogLine, LogQuery, MAX_CLAIM_WAIT_MS,
     MAX_LOG_LINE_BYTES, MAX_LOG_LINES_PER_CHUNK, RUNNER_PROTOCOL_VERSION, RegisterRunner,
-    RegistrationToken, Runner, RunnerList, RunnerRegistration, RunnerStatus, StepReport,
-    StepStatus,
+    RegistrationToken, Runner, RunnerList, RunnerRegistration, RunnerStatus, SourceQuery,
+    StepReport, StepStatus,
 };
 pub use runs::{
     CompleteJob, Conclusion, Job, JobStatus, Rerun, Run, RunDetail, RunStatus, SetJobPriority,

@@ -146,6 +146,19 @@ pub struct Heartbeat {
     pub fencing_token: i64,
 }
 
+/// The query of `GET /api/v1/runner/jobs/{job}/source`: the run's commit as a tar archive,
+/// for `actions/checkout`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SourceQuery {
+    /// The claim's fencing token.
+    pub fencing_token: i64,
+    /// `org/repo` asked for (`with: repository:`); only the run's own repository is served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+}
+
 /// The answer to a heartbeat.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -230,6 +230,40 @@ impl ProtocolClient {
         answer(response, &url)?.ok_or_else(|| self.empty_answer(&path))
     }
 
+    /// `GET /runner/jobs/{job}/source`: the run's commit as a tar archive (at most
+    /// `max_bytes` read).
+    pub fn source(
+        &self,
+        job_id: i64,
+        fencing_token: i64,
+        repository: &str,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, ClientError> {
+        let path = format!("/runner/jobs/{job_id}/source");
+        let url = self.url(&path);
+        let mut request = self
+            .agent
+            .get(&url)
+            .query("fencing_token", fencing_token.to_string())
+            .query("repository", repository)
+            .config()
+            .timeout_global(Some(Duration::from_secs(600)))
+            .build();
+        if let Some(credential) = &self.credential {
+            request = request.header("authorization", format!("Bearer {credential}"));
+        }
+        let mut response = request.call().map_err(|error| transport(&url, &error))?;
+        if !response.status().is_success() {
+            return answer::<serde_json::Value>(response, &url).map(|_| Vec::new());
+        }
+        response
+            .body_mut()
+            .with_config()
+            .limit(max_bytes)
+            .read_to_vec()
+            .map_err(|error| transport(&url, &error))
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}/api/v1{path}", self.base)
     }

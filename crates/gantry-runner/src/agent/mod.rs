@@ -26,12 +26,13 @@
 //!
 //! Modules: `client` (the protocol's requests and error classes), `labels` (capabilities,
 //! labels, platforms), `reporter` (steps and log lines to the server, batched off the job's
-//! thread), `heartbeat` (the lease).
+//! thread), `heartbeat` (the lease), `source` (`actions/checkout` from the server).
 
 pub mod client;
 pub mod heartbeat;
 pub mod labels;
 pub mod reporter;
+pub mod source;
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -519,6 +520,12 @@ fn run_assignment(context: &JobContext, assignment: &JobAssignment, attempt: &Ar
     };
     let options = RunOptions {
         runner_name: context.config.name.clone(),
+        // `actions/checkout` fetches the run's commit from the server under this claim.
+        source: Some(Arc::new(source::ServerSource::new(
+            client.clone(),
+            job_id,
+            token,
+        ))),
         ..context.config.run_options.clone()
     };
     let result = match executor.create(&spec) {

@@ -174,3 +174,73 @@ fn the_webhook_endpoint_refuses_unsigned_deliveries_with_401() {
     assert_eq!(status, 400, "{answer}");
     assert!(runs(&server).is_empty());
 }
+
+const CHECKOUT: &str = "on: push\njobs:\n  read:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: actions/checkout@v4\n      - run: cat README.md && ./tools/hello.sh\n";
+
+#[test]
+fn a_pushed_commit_is_checked_out_from_the_server_by_actions_checkout() {
+    let server = Server::start_with(&["--runner-token", "checkout-token"]);
+    let dir = tempfile::tempdir().unwrap();
+    let bare = dir.path().join("app.git");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(work.join(".github/workflows")).unwrap();
+    std::fs::create_dir_all(work.join("tools")).unwrap();
+    git(
+        dir.path(),
+        &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()],
+    );
+    let output = server.cli(&[
+        "repo",
+        "add",
+        "acme/app",
+        "--path",
+        bare.to_str().unwrap(),
+        "--install-hook",
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    git(&work, &["init", "-q", "-b", "main"]);
+    git(&work, &["config", "user.name", "Test"]);
+    git(&work, &["config", "user.email", "test@example.com"]);
+    git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
+    std::fs::write(work.join(".github/workflows/read.yml"), CHECKOUT).unwrap();
+    std::fs::write(work.join("README.md"), "checked out from the server\n").unwrap();
+    std::fs::write(
+        work.join("tools/hello.sh"),
+        "#!/bin/sh\necho executable bit kept\n",
+    )
+    .unwrap();
+    git(&work, &["add", "-A"]);
+    git(&work, &["update-index", "--chmod=+x", "tools/hello.sh"]);
+    git(&work, &["commit", "-q", "-m", "initial"]);
+    git(&work, &["push", "-q", "origin", "main"]);
+    let run = runs(&server)[0]["id"].as_i64().unwrap();
+
+    // Trusted test workflow: the host executor keeps the scenario machine-independent.
+    let runner = Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .args([
+            "runner",
+            "--server",
+            &server.url,
+            "--token",
+            "checkout-token",
+            "--ephemeral",
+            "--unsafe-host-executor",
+        ])
+        .arg("--work-dir")
+        .arg(dir.path().join("runner"))
+        .output()
+        .unwrap();
+    assert!(runner.status.success(), "{}", text(&runner.stderr));
+    let detail = server.get_ok(&format!("/api/v1/runs/{run}"));
+    let job = detail["jobs"][0]["id"].as_i64().unwrap();
+    let log = server.get_ok(&format!("/api/v1/jobs/{job}/logs"));
+    let lines: Vec<&str> = log["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|line| line["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(detail["run"]["conclusion"], "success", "{lines:#?}");
+    assert!(lines.contains(&"checked out from the server"), "{lines:?}");
+    assert!(lines.contains(&"executable bit kept"), "{lines:?}");
+}
