@@ -12,6 +12,9 @@ use crate::convert::{self, now};
 use crate::dispatcher::{self, LeaseEntry};
 use crate::error::ApiError;
 
+/// The lease watcher's shortest sleep.
+const LEASE_TICK: Duration = Duration::from_millis(200);
+
 impl App {
     /// Expires leases whose runners went silent, forever; run it as a background task. A
     /// lost attempt goes to the engine, which queues the job again at the front of its
@@ -20,8 +23,13 @@ impl App {
         loop {
             let wait = match self.dispatch.next_deadline() {
                 None => Duration::from_secs(3600),
+                // At most one scan of the lease table per tick: with many leases heartbeating,
+                // the earliest deadline moves forward all the time, and waking exactly at it
+                // would scan the whole table thousands of times a second. A lease ends at most
+                // one tick late.
                 Some(deadline) => {
                     Duration::from_millis(deadline.0.saturating_sub(now().0).saturating_add(1))
+                        .max(LEASE_TICK)
                 }
             };
             tokio::select! {

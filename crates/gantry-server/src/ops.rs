@@ -19,6 +19,9 @@ use crate::error::ApiError;
 use crate::github::{self, GithubFacts};
 use crate::views;
 
+/// How many jobs of a list view carry the dispatcher's waiting reasons.
+const LISTED_WHY: usize = 100;
+
 /// Default and largest page sizes.
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 500;
@@ -397,22 +400,38 @@ impl App {
     async fn job_views(&self, run_id: RunId) -> Result<Vec<proto::Job>, ApiError> {
         let (state, _) = self.load_state(run_id).await?;
         let rows = self.store.list_jobs(run_id).await?;
+        let online = self.dispatch.online_views(now());
+        let mut explained = 0;
         Ok(rows
             .iter()
-            .map(|row| self.with_dispatch_reasons(row, views::job(row, Some(&state))))
+            .map(|row| {
+                let view = views::job(row, Some(&state));
+                // The dispatcher's reasons cost a replay of the organization's queue each:
+                // a list explains its first queued jobs, and `GET /jobs/{job}` explains any.
+                if row.status == JobStatus::Queued && explained < LISTED_WHY {
+                    explained += 1;
+                    self.with_dispatch_reasons(row, view, &online)
+                } else {
+                    view
+                }
+            })
             .collect())
     }
 
     /// Adds the dispatcher's reasons to a queued job's view: no online runner, its
-    /// organization's quota, its place in the queue.
-    fn with_dispatch_reasons(&self, row: &gantry_store::Job, mut view: proto::Job) -> proto::Job {
+    /// organization's quota, its place in the queue. `online` are the runners online now.
+    fn with_dispatch_reasons(
+        &self,
+        row: &gantry_store::Job,
+        mut view: proto::Job,
+        online: &[gantry_engine::dispatch::RunnerView],
+    ) -> proto::Job {
         if row.status == JobStatus::Queued {
-            let online = self.dispatch.online_views(now());
             let reasons = self
                 .dispatch
                 .lock()
                 .queue
-                .reasons(crate::dispatcher::job_ref(row.id), &online)
+                .reasons(crate::dispatcher::job_ref(row.id), online)
                 .unwrap_or_default();
             view.waiting_reasons
                 .extend(reasons.iter().map(convert::wire_reason));
@@ -444,7 +463,8 @@ impl App {
     pub(crate) async fn job_view(&self, job_id: JobId) -> Result<proto::Job, ApiError> {
         let job = self.store.get_job(job_id).await?;
         let (state, _) = self.load_state(job.run_id).await?;
-        Ok(self.with_dispatch_reasons(&job, views::job(&job, Some(&state))))
+        let online = self.dispatch.online_views(now());
+        Ok(self.with_dispatch_reasons(&job, views::job(&job, Some(&state)), &online))
     }
 
     /// `GET /runs/{run}/jobs/{job}`.
