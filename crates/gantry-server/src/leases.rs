@@ -131,10 +131,9 @@ impl App {
 
 #[cfg(test)]
 mod tests {
-    use gantry_store::{JobStatus, Lease, RunnerId};
+    use gantry_store::{JobStatus, RunnerId};
 
     use super::*;
-    use crate::convert::ms;
 
     /// The store has a claim the engine never heard of (the server failed between the two)
     /// and the runner is gone: when the lease expires, the start is replayed to the engine and
@@ -144,18 +143,7 @@ mod tests {
         let fixture = crate::test_support::one_job().await;
         let (app, job) = (&fixture.app, &fixture.job);
         let time = now();
-        let claim = app
-            .store
-            .claim_job(
-                job.id,
-                RunnerId(5),
-                Lease {
-                    now_ms: ms(time),
-                    deadline_ms: ms(time),
-                },
-            )
-            .await
-            .unwrap();
+        let claim = fixture.claim_in_store(0).await;
         app.dispatch.lock().leases.insert(
             job.id,
             LeaseEntry {

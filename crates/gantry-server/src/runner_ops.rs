@@ -515,18 +515,7 @@ mod tests {
         let fixture = crate::test_support::one_job().await;
         let (app, job) = (&fixture.app, &fixture.job);
         let time = now();
-        let claim = app
-            .store
-            .claim_job(
-                job.id,
-                RunnerId(5),
-                Lease {
-                    now_ms: ms(time),
-                    deadline_ms: ms(time) + 60_000,
-                },
-            )
-            .await
-            .unwrap();
+        let claim = fixture.claim_in_store(60_000).await;
         app.claimed(job, ms(time));
         app.cancel_run(job.run_id.0).await.unwrap();
 

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use gantry_proto::v1 as proto;
-use gantry_store::{Job, RunId};
+use gantry_store::{Claim, Job, Lease, RunId, RunnerId};
+
+use crate::convert::{ms, now};
 
 use crate::app::App;
 
@@ -57,5 +59,25 @@ pub(crate) async fn one_job() -> OneJob {
         app,
         job,
         _dir: dir,
+    }
+}
+
+impl OneJob {
+    /// Claims the job in the store only, as runner 5 with a lease of `lease_ms` from now: a
+    /// claim whose start the engine has not heard of yet.
+    pub async fn claim_in_store(&self, lease_ms: i64) -> Claim {
+        let time = ms(now());
+        self.app
+            .store
+            .claim_job(
+                self.job.id,
+                RunnerId(5),
+                Lease {
+                    now_ms: time,
+                    deadline_ms: time + lease_ms,
+                },
+            )
+            .await
+            .unwrap()
     }
 }

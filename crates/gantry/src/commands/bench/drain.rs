@@ -266,36 +266,14 @@ fn drain_in_process(
             let app = Arc::clone(&app);
             let done = Arc::clone(&done);
             tasks.push(tokio::spawn(async move {
-                let registered = app
-                    .register_runner(proto::RegisterRunner {
-                        token: BENCH_RUNNER_TOKEN.to_owned(),
-                        name: format!("sim-{index}"),
-                        labels: vec!["ubuntu-latest".to_owned()],
-                        capacity: 1,
-                        ephemeral: false,
-                        protocol_version: proto::RUNNER_PROTOCOL_VERSION,
-                    })
-                    .await
-                    .map_err(anyhow::Error::msg)?;
-                let runner = app
-                    .authenticate_runner(&registered.credential)
-                    .await
-                    .map_err(anyhow::Error::msg)?;
+                let runner = in_process_runner(&app, &format!("sim-{index}")).await?;
                 while done.load(Ordering::Relaxed) < jobs {
                     let claim = app
                         .claim(runner, proto::ClaimJob { wait_ms: 200 })
                         .await
                         .map_err(anyhow::Error::msg)?;
                     let Some(assignment) = claim else { continue };
-                    let result = proto::CompleteAttempt {
-                        fencing_token: assignment.fencing_token,
-                        conclusion: proto::Conclusion::Success,
-                        outputs: Default::default(),
-                        message: None,
-                    };
-                    app.complete_attempt(runner, gantry_store::JobId(assignment.job_id), result)
-                        .await
-                        .map_err(anyhow::Error::msg)?;
+                    succeed(&app, runner, &assignment).await?;
                     done.fetch_add(1, Ordering::Relaxed);
                 }
                 anyhow::Ok(())
@@ -341,6 +319,44 @@ pub(super) async fn bench_app(
     .await
     .map_err(anyhow::Error::msg)?;
     Ok(app)
+}
+
+/// A hosted runner (`ubuntu-latest`, capacity 1) registered with the in-process `app`.
+pub(super) async fn in_process_runner(
+    app: &gantry_server::App,
+    name: &str,
+) -> anyhow::Result<gantry_store::RunnerId> {
+    let registered = app
+        .register_runner(proto::RegisterRunner {
+            token: BENCH_RUNNER_TOKEN.to_owned(),
+            name: name.to_owned(),
+            labels: vec!["ubuntu-latest".to_owned()],
+            capacity: 1,
+            ephemeral: false,
+            protocol_version: proto::RUNNER_PROTOCOL_VERSION,
+        })
+        .await
+        .map_err(anyhow::Error::msg)?;
+    app.authenticate_runner(&registered.credential)
+        .await
+        .map_err(anyhow::Error::msg)
+}
+
+/// Completes a no-op job as a success through the in-process `app`.
+pub(super) async fn succeed(
+    app: &gantry_server::App,
+    runner: gantry_store::RunnerId,
+    assignment: &proto::JobAssignment,
+) -> anyhow::Result<()> {
+    let result = proto::CompleteAttempt {
+        fencing_token: assignment.fencing_token,
+        conclusion: proto::Conclusion::Success,
+        outputs: Default::default(),
+        message: None,
+    };
+    app.complete_attempt(runner, gantry_store::JobId(assignment.job_id), result)
+        .await
+        .map_err(anyhow::Error::msg)
 }
 
 /// The benchmark's organization and repository.

@@ -379,21 +379,8 @@ fn through_app(
             let app = Arc::clone(&app);
             let stop = Arc::clone(&stop);
             runners.push(tokio::spawn(async move {
-                let registered = app
-                    .register_runner(proto::RegisterRunner {
-                        token: BENCH_RUNNER_TOKEN.to_owned(),
-                        name: format!("idle-{index}"),
-                        labels: vec!["ubuntu-latest".to_owned()],
-                        capacity: 1,
-                        ephemeral: false,
-                        protocol_version: proto::RUNNER_PROTOCOL_VERSION,
-                    })
-                    .await
-                    .map_err(anyhow::Error::msg)?;
-                let runner = app
-                    .authenticate_runner(&registered.credential)
-                    .await
-                    .map_err(anyhow::Error::msg)?;
+                let runner =
+                    super::drain::in_process_runner(&app, &format!("idle-{index}")).await?;
                 let mut claimed: Stamps = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
                     let claim = app
@@ -402,15 +389,7 @@ fn through_app(
                         .map_err(anyhow::Error::msg)?;
                     let Some(assignment) = claim else { continue };
                     claimed.push((assignment.run_id, Instant::now()));
-                    let result = proto::CompleteAttempt {
-                        fencing_token: assignment.fencing_token,
-                        conclusion: proto::Conclusion::Success,
-                        outputs: Default::default(),
-                        message: None,
-                    };
-                    app.complete_attempt(runner, gantry_store::JobId(assignment.job_id), result)
-                        .await
-                        .map_err(anyhow::Error::msg)?;
+                    super::drain::succeed(&app, runner, &assignment).await?;
                 }
                 anyhow::Ok(claimed)
             }));
