@@ -2,10 +2,13 @@
 //! re-queues the job at the front of its organization, or fails it as "runner lost"), and the
 //! rebuild of the queue and the leases from the store after a restart.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gantry_engine::{Event, Millis};
+use gantry_engine::{Event, Millis, RunState};
+use gantry_store::RunId;
 
 use crate::app::App;
 use crate::convert::{self, now};
@@ -63,28 +66,48 @@ impl App {
     }
 
     /// Rebuilds the dispatcher: the queued jobs into the fair queue, then the leases of the
-    /// attempts runners hold. A job's `runs-on` group is not stored, so after a restart a
-    /// grouped job waits for any runner with its labels.
+    /// attempts runners hold. The job rows carry labels and priority; the `runs-on` group and
+    /// whether the job is an infrastructure retry live in the run's engine state, read once per
+    /// run that has queued jobs.
     pub(crate) async fn recover_dispatch(
         &self,
         queued: &[gantry_store::QueuedJob],
     ) -> Result<(), ApiError> {
+        let mut states: HashMap<RunId, Option<RunState>> = HashMap::new();
         for waiting in queued {
-            self.set_owner(waiting.job.run_id, waiting.repo_id, waiting.org_id);
+            let run_id = waiting.job.run_id;
+            self.set_owner(run_id, waiting.repo_id, waiting.org_id);
             let settings = self.org_settings(waiting.org_id).await;
+            if let Entry::Vacant(slot) = states.entry(run_id) {
+                let state = match self.load_state(run_id).await {
+                    Ok((state, _)) => Some(state),
+                    Err(error) => {
+                        // Still queue the job: its labels alone let a runner take it.
+                        tracing::error!(run_id = %run_id, error = %error, "cannot read run state: queued jobs recovered without their runner group");
+                        None
+                    }
+                };
+                slot.insert(state);
+            }
+            let instance = states
+                .get(&run_id)
+                .and_then(Option::as_ref)
+                .and_then(|state| state.instance(&convert::job_key(&waiting.job)));
             self.dispatch.push(
                 dispatcher::Waiting {
                     job: waiting.job.id,
                     org: waiting.org_id,
                     repo: waiting.repo_id,
-                    run: waiting.job.run_id,
+                    run: run_id,
                     labels: waiting.job.runs_on.clone(),
-                    group: None,
+                    group: instance
+                        .and_then(|instance| instance.setup.as_ref())
+                        .and_then(|setup| setup.runner_group.clone()),
                     priority: dispatcher::clamp_priority(waiting.job.priority),
                     queued_at: Millis(
                         u64::try_from(waiting.job.queued_at_ms.unwrap_or(0)).unwrap_or(0),
                     ),
-                    front: false,
+                    front: instance.is_some_and(|instance| instance.runner_lost > 0),
                 },
                 settings,
             );

@@ -6,7 +6,9 @@
 
 use gantry_engine::Millis;
 use gantry_proto::v1 as proto;
-use gantry_store::{NewRegistrationToken, NewRunner, OrgId, RunnerId, RunnerRecord, StoreError};
+use gantry_store::{
+    NewRegistrationToken, NewRunner, OrgId, RepoId, RunnerId, RunnerRecord, StoreError,
+};
 
 use crate::app::App;
 use crate::convert::{ms, now, timestamp};
@@ -20,6 +22,8 @@ const SELF_HOSTED: &str = "self-hosted";
 const MAX_LABELS: usize = 64;
 const MAX_LABEL_LEN: usize = 100;
 const MAX_CAPACITY: u32 = 256;
+/// The most repositories one registration token may restrict its runners to.
+const MAX_TOKEN_REPOSITORIES: usize = 1_000;
 /// A registration token lives an hour unless asked otherwise, and 30 days at most.
 const DEFAULT_TOKEN_SECS: u64 = 3_600;
 const MAX_TOKEN_SECS: u64 = 30 * 24 * 3_600;
@@ -48,14 +52,34 @@ fn normalize_labels(labels: &[String]) -> Result<Vec<String>, ApiError> {
     Ok(normalized)
 }
 
+/// A runner group's name: 1 to 100 printable characters, compared case-insensitively.
+fn normalize_name(field: &str, name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > MAX_LABEL_LEN || name.chars().any(char::is_control) {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("a runner group name is 1 to {MAX_LABEL_LEN} printable characters"),
+        ));
+    }
+    Ok(name.to_lowercase())
+}
+
 fn entry_of(record: &RunnerRecord, now: Millis) -> RunnerEntry {
-    let labels = gantry_engine::dispatch::LabelSet::new(&record.labels);
+    use gantry_engine::dispatch::{LabelSet, OrgRef, RepoRef, RunnerScope, RunnerView};
+    let labels = LabelSet::new(&record.labels);
     let view = match record.org_id {
-        None => gantry_engine::dispatch::RunnerView::hosted(labels),
-        Some(org) => gantry_engine::dispatch::RunnerView::self_hosted(
-            labels,
-            gantry_engine::dispatch::OrgRef(org.0),
-        ),
+        None => RunnerView::hosted(labels),
+        Some(org) => {
+            let mut view = RunnerView::self_hosted(labels, OrgRef(org.0));
+            if let RunnerScope::SelfHosted(scope) = &mut view.scope {
+                scope.group.clone_from(&record.runner_group);
+                scope.repos = record
+                    .repo_ids
+                    .as_ref()
+                    .map(|ids| ids.iter().map(|id| RepoRef(id.0)).collect());
+            }
+            view
+        }
     };
     RunnerEntry {
         view,
@@ -81,6 +105,8 @@ impl App {
                 org_id: None,
                 created_at_ms: ms(now()),
                 expires_at_ms: None,
+                runner_group: None,
+                repo_ids: None,
             })
             .await?;
         Ok(())
@@ -100,6 +126,15 @@ impl App {
                 format!("between 1 and {MAX_TOKEN_SECS} seconds"),
             ));
         }
+        let group = request
+            .group
+            .as_deref()
+            .map(|group| normalize_name("group", group))
+            .transpose()?;
+        let repositories = match &request.repositories {
+            None => None,
+            Some(names) => Some(self.org_repositories(&org.name, names).await?),
+        };
         let token = credentials::new_registration_token()?;
         let created = ms(now());
         let expires = created.saturating_add(i64::try_from(secs * 1000).unwrap_or(i64::MAX));
@@ -109,14 +144,55 @@ impl App {
                 org_id: Some(org.id),
                 created_at_ms: created,
                 expires_at_ms: Some(expires),
+                runner_group: group.clone(),
+                repo_ids: repositories
+                    .as_ref()
+                    .map(|repos| repos.iter().map(|(id, _)| *id).collect()),
             })
             .await?;
-        tracing::info!(org = %org.name, "registration token made");
+        tracing::info!(org = %org.name, group = ?group, "registration token made");
         Ok(proto::RegistrationToken {
             token,
             org: org.name,
             expires_at: timestamp(expires),
+            group,
+            repositories: repositories
+                .map(|repos| repos.into_iter().map(|(_, name)| name).collect()),
         })
+    }
+
+    /// The repositories of `org` named in a registration token request: every name must exist
+    /// (the error names the first that does not); duplicates count once.
+    async fn org_repositories(
+        &self,
+        org: &str,
+        names: &[String],
+    ) -> Result<Vec<(RepoId, String)>, ApiError> {
+        if names.is_empty() || names.len() > MAX_TOKEN_REPOSITORIES {
+            return Err(ApiError::invalid_field(
+                "repositories",
+                format!(
+                    "1 to {MAX_TOKEN_REPOSITORIES} repository names, or leave it out for all of them"
+                ),
+            ));
+        }
+        let mut repositories: Vec<(RepoId, String)> = Vec::with_capacity(names.len());
+        for (index, name) in names.iter().enumerate() {
+            let repo = match self.store.get_repository_by_name(org, name.trim()).await {
+                Ok(repo) => repo,
+                Err(StoreError::NotFound { .. }) => {
+                    return Err(ApiError::invalid_field(
+                        &format!("repositories[{index}]"),
+                        format!("organization `{org}` has no repository `{name}`"),
+                    ));
+                }
+                Err(error) => return Err(error.into()),
+            };
+            if !repositories.iter().any(|(id, _)| *id == repo.id) {
+                repositories.push((repo.id, repo.name));
+            }
+        }
+        Ok(repositories)
     }
 
     /// `POST /runners/register`.
@@ -192,6 +268,7 @@ impl App {
             protocol_version: proto::RUNNER_PROTOCOL_VERSION,
             org,
             labels,
+            group: record.runner_group.clone(),
             heartbeat_interval_ms: self.dispatch.settings.heartbeat_interval_ms,
             lease_ms: self.dispatch.settings.lease_ms,
         })
@@ -273,11 +350,23 @@ impl App {
                 labels.push(SELF_HOSTED.to_owned());
                 labels.sort();
             }
+            let repositories = match &record.repo_ids {
+                None => None,
+                Some(ids) => {
+                    let mut names = Vec::with_capacity(ids.len());
+                    for id in ids {
+                        names.push(self.store.get_repository(*id).await?.name);
+                    }
+                    Some(names)
+                }
+            };
             runners.push(proto::Runner {
                 id: record.id.0,
                 name: record.name,
                 org,
                 labels,
+                group: record.runner_group,
+                repositories,
                 capacity: u32::try_from(record.capacity).unwrap_or(1),
                 ephemeral: record.ephemeral,
                 status: if online {

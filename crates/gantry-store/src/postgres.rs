@@ -37,6 +37,11 @@ impl Backend for Postgres {
             name: "repository_sources",
             sql: include_str!("../migrations/postgres/0003_repository_sources.sql"),
         },
+        Migration {
+            version: 7,
+            name: "runner_groups",
+            sql: include_str!("../migrations/postgres/0007_runner_groups.sql"),
+        },
     ];
     const BEGIN_WRITE: &'static str = "BEGIN";
     // The key is arbitrary but fixed: `gantry` in ASCII.

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{JobId, OrgId, RunnerId};
+use crate::ids::{JobId, OrgId, RepoId, RunnerId};
 use crate::model::FencingToken;
 
 /// A registration token to keep (by its hash).
@@ -19,6 +19,10 @@ pub struct NewRegistrationToken {
     pub created_at_ms: i64,
     /// When it stops being accepted; `None` never.
     pub expires_at_ms: Option<i64>,
+    /// The runner group its runners join (organization tokens only).
+    pub runner_group: Option<String>,
+    /// The only repositories its runners serve; `None` for all of the organization's.
+    pub repo_ids: Option<Vec<RepoId>>,
 }
 
 /// A runner to register with a registration token.
@@ -61,6 +65,10 @@ pub struct RunnerRecord {
     pub registered_at_ms: i64,
     /// When it was removed (an ephemeral runner after its job); removed runners are refused.
     pub removed_at_ms: Option<i64>,
+    /// Its runner group, from its registration token.
+    pub runner_group: Option<String>,
+    /// The only repositories it serves, from its registration token; `None` for all.
+    pub repo_ids: Option<Vec<RepoId>>,
 }
 
 /// One line of a step's output as a runner sends it.

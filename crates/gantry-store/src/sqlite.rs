@@ -41,6 +41,11 @@ impl Backend for Sqlite {
             name: "repository_sources",
             sql: include_str!("../migrations/sqlite/0003_repository_sources.sql"),
         },
+        Migration {
+            version: 7,
+            name: "runner_groups",
+            sql: include_str!("../migrations/sqlite/0007_runner_groups.sql"),
+        },
     ];
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     // Migrations run in a `BEGIN IMMEDIATE` transaction, which already excludes other writers.

@@ -79,6 +79,9 @@ pub struct RunnerRegistration {
     /// The labels the server matches jobs against (normalized; self-hosted runners also get
     /// `self-hosted`).
     pub labels: Vec<String>,
+    /// Its runner group, from the registration token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// How often to heartbeat a claimed job, in milliseconds.
     pub heartbeat_interval_ms: u64,
     /// How long a lease lasts without a heartbeat, in milliseconds.
@@ -93,6 +96,14 @@ pub struct CreateRegistrationToken {
     /// How long the token stays valid, in seconds (default one hour, at most 30 days).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_in_secs: Option<u64>,
+    /// The runner group its runners join: they take only jobs that name this group
+    /// (`runs-on: {group: NAME}`), and such jobs go only to them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The only repositories of the organization its runners serve (names, as in `app`);
+    /// absent for all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repositories: Option<Vec<String>>,
 }
 
 /// A new registration token. Only its hash is stored: it cannot be shown again.
@@ -105,6 +116,12 @@ pub struct RegistrationToken {
     pub org: String,
     /// When it stops being accepted.
     pub expires_at: DateTime<Utc>,
+    /// The runner group its runners join.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The only repositories its runners serve; absent for all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repositories: Option<Vec<String>>,
 }
 
 /// The body of `POST /api/v1/runner/claim`: the runner asks for a job and waits up to
@@ -326,6 +343,12 @@ pub struct Runner {
     pub org: Option<String>,
     /// Its labels.
     pub labels: Vec<String>,
+    /// Its runner group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The only repositories it serves; absent for all of its organization's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repositories: Option<Vec<String>>,
     /// How many jobs it runs at once.
     pub capacity: u32,
     /// Whether it exits after one job.

@@ -17,7 +17,8 @@ use gantry_store::RunnerId;
 
 const HOSTED_TOKEN: &str = "test-hosted-token";
 
-async fn app(dir: &Path, settings: RunnerSettings) -> Arc<App> {
+/// An app over the store in `dir`, rebuilt from it as after a restart.
+async fn app_with(dir: &Path, settings: RunnerSettings) -> App {
     let store = open_store(&Storage::Sqlite {
         path: dir.join("gantry.sqlite"),
     })
@@ -26,6 +27,16 @@ async fn app(dir: &Path, settings: RunnerSettings) -> Arc<App> {
     let app = App::new(store, Default::default()).with_runner_settings(settings);
     app.recover().await.unwrap();
     app.allow_hosted_token(HOSTED_TOKEN).await.unwrap();
+    app
+}
+
+/// The app of an earlier [`app`] on `dir`, restarted.
+async fn app_on(dir: &Path) -> Arc<App> {
+    Arc::new(app_with(dir, RunnerSettings::default()).await)
+}
+
+async fn app(dir: &Path, settings: RunnerSettings) -> Arc<App> {
+    let app = app_with(dir, settings).await;
     for org in ["acme", "other"] {
         let request = CreateOrganization {
             name: org.into(),
@@ -518,4 +529,137 @@ async fn a_higher_priority_job_of_the_same_run_is_claimed_first() {
         app.job_by_id(999_999).await.unwrap_err().code,
         ErrorCode::NotFound
     );
+}
+
+async fn trigger_in(app: &App, org: &str, repo: &str, workflow: &str) -> i64 {
+    let request = TriggerRun {
+        workflow_path: ".github/workflows/ci.yml".into(),
+        workflow: workflow.into(),
+        event: None,
+        git_ref: None,
+        sha: None,
+        actor: None,
+        payload: None,
+        inputs: None,
+    };
+    app.trigger_run(org, repo, request, None)
+        .await
+        .unwrap()
+        .0
+        .id
+}
+
+const GROUPED: &str = "on: push\njobs:\n  train:\n    runs-on:\n      group: GPU-Farm\n      labels: [linux]\n    steps:\n      - run: train\n";
+const PLAIN: &str =
+    "on: push\njobs:\n  lint:\n    runs-on: [self-hosted, linux]\n    steps:\n      - run: lint\n";
+
+#[tokio::test]
+async fn a_runner_group_takes_only_its_jobs_of_its_repositories_also_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path(), RunnerSettings::default()).await;
+    let lib = CreateRepository {
+        name: "lib".into(),
+        default_branch: None,
+    };
+    app.create_repository("acme", lib).await.unwrap();
+    let request = CreateRegistrationToken {
+        group: Some("gpu-farm".into()),
+        repositories: Some(vec!["app".into()]),
+        ..Default::default()
+    };
+    let token = app
+        .create_registration_token("acme", request)
+        .await
+        .unwrap();
+    assert_eq!(token.group.as_deref(), Some("gpu-farm"));
+    assert_eq!(token.repositories, Some(vec!["app".to_owned()]));
+    let registered = app
+        .register_runner(registration(&token.token, &["linux"]))
+        .await
+        .unwrap();
+    assert_eq!(registered.group.as_deref(), Some("gpu-farm"));
+    let grouped = app
+        .authenticate_runner(&registered.credential)
+        .await
+        .unwrap();
+    let plain_token = app
+        .create_registration_token("acme", CreateRegistrationToken::default())
+        .await
+        .unwrap();
+    let plain_registered = app
+        .register_runner(registration(&plain_token.token, &["linux"]))
+        .await
+        .unwrap();
+    let plain = app
+        .authenticate_runner(&plain_registered.credential)
+        .await
+        .unwrap();
+
+    // Another repository's grouped job and an ungrouped job are not the group runner's.
+    trigger_in(&app, "acme", "lib", GROUPED).await;
+    trigger_in(&app, "acme", "app", PLAIN).await;
+    assert!(claim(&app, grouped).await.is_none());
+    let lint = claim(&app, plain)
+        .await
+        .expect("the ungrouped runner's job");
+    assert_eq!(lint.payload.job_key, "lint");
+    complete(&app, plain, &lint, Conclusion::Success).await;
+    assert!(
+        claim(&app, plain).await.is_none(),
+        "a grouped job never goes to a runner outside the group"
+    );
+
+    // After a restart the queued grouped job still names its group.
+    let run = trigger_in(&app, "acme", "app", GROUPED).await;
+    drop(app);
+    let app = app_on(dir.path()).await;
+    // Every call of a runner carries its credential: the restarted server loads it then.
+    for credential in [&plain_registered.credential, &registered.credential] {
+        app.authenticate_runner(credential).await.unwrap();
+    }
+    assert!(claim(&app, plain).await.is_none());
+    let train = claim(&app, grouped).await.expect("its group's job");
+    assert_eq!(train.payload.job_key, "train");
+    assert_eq!(train.run_id, run);
+    let listed = app.list_runners().await.unwrap().runners;
+    let listed = listed.iter().find(|r| r.id == grouped.0).unwrap();
+    assert_eq!(listed.group.as_deref(), Some("gpu-farm"));
+    assert_eq!(listed.repositories, Some(vec!["app".to_owned()]));
+}
+
+#[tokio::test]
+async fn registration_tokens_refuse_unknown_repositories_and_bad_group_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path(), RunnerSettings::default()).await;
+    let unknown = CreateRegistrationToken {
+        repositories: Some(vec!["app".into(), "nope".into()]),
+        ..Default::default()
+    };
+    let error = app
+        .create_registration_token("acme", unknown)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code, ErrorCode::InvalidRequest);
+    assert!(
+        error.message.contains("repositories[1]"),
+        "{}",
+        error.message
+    );
+    assert!(error.message.contains("`nope`"), "{}", error.message);
+    for bad in [
+        CreateRegistrationToken {
+            group: Some("  ".into()),
+            ..Default::default()
+        },
+        CreateRegistrationToken {
+            repositories: Some(vec![]),
+            ..Default::default()
+        },
+    ] {
+        let error = app
+            .create_registration_token("acme", bad)
+            .await
+            .unwrap_err();
+        assert_eq!(error.code, ErrorCode::InvalidRequest, "{}", error.message);
+    }
 }

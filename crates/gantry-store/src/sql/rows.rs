@@ -63,6 +63,20 @@ fn json<T: DeserializeOwned>(row: &impl StoreRow, column: &'static str) -> Resul
         .map_err(|error| StoreError::corrupt(format!("column `{column}` is not valid: {error}")))
 }
 
+/// A nullable JSON column.
+pub(super) fn opt_json<T: DeserializeOwned>(
+    row: &impl StoreRow,
+    column: &'static str,
+) -> Result<Option<T>, StoreError> {
+    row.opt_text(column)?
+        .map(|text| {
+            serde_json::from_str(&text).map_err(|error| {
+                StoreError::corrupt(format!("column `{column}` is not valid: {error}"))
+            })
+        })
+        .transpose()
+}
+
 fn conclusion(row: &impl StoreRow, column: &'static str) -> Result<Option<Conclusion>, StoreError> {
     row.opt_text(column)?
         .map(|text| Conclusion::parse(&text))
@@ -196,6 +210,8 @@ pub(super) fn runner(row: &impl StoreRow) -> Result<crate::runners::RunnerRecord
         credential_hash: row.text("credential_hash")?,
         registered_at_ms: row.int("registered_at_ms")?,
         removed_at_ms: row.opt_int("removed_at_ms")?,
+        runner_group: row.opt_text("runner_group")?,
+        repo_ids: opt_json(row, "repo_ids")?,
     })
 }
 

@@ -2,18 +2,21 @@
 //! both backends accept, like `queries`.
 
 pub(crate) const SAVE_REGISTRATION_TOKEN: &str = "INSERT INTO registration_tokens \
-     (token_hash, org_id, created_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4) \
+     (token_hash, org_id, created_at_ms, expires_at_ms, runner_group, repo_ids) \
+     VALUES ($1, $2, $3, $4, $5, $6) \
      ON CONFLICT (token_hash) DO UPDATE SET expires_at_ms = excluded.expires_at_ms";
-pub(crate) const VALID_REGISTRATION_TOKEN: &str = "SELECT org_id FROM registration_tokens \
+pub(crate) const VALID_REGISTRATION_TOKEN: &str = "SELECT org_id, runner_group, repo_ids \
+     FROM registration_tokens \
      WHERE token_hash = $1 AND (expires_at_ms IS NULL OR expires_at_ms > $2)";
 
 const RUNNER_COLUMNS: &str = "id, org_id, name, labels, capacity, ephemeral, credential_hash, \
-     registered_at_ms, removed_at_ms";
+     registered_at_ms, removed_at_ms, runner_group, repo_ids";
 
 pub(crate) fn insert_runner() -> String {
     format!(
         "INSERT INTO runners (org_id, name, labels, capacity, ephemeral, credential_hash, \
-         registered_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {RUNNER_COLUMNS}"
+         registered_at_ms, runner_group, repo_ids) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         RETURNING {RUNNER_COLUMNS}"
     )
 }
 pub(crate) fn get_runner() -> String {

@@ -41,11 +41,23 @@ where
         token: NewRegistrationToken,
     ) -> Result<(), StoreError> {
         require_text("token hash", &token.token_hash)?;
+        if token.org_id.is_none() && (token.runner_group.is_some() || token.repo_ids.is_some()) {
+            return Err(StoreError::invalid(
+                "hosted runners belong to no runner group",
+            ));
+        }
+        let repo_ids = token
+            .repo_ids
+            .as_ref()
+            .map(|ids| to_json("repository ids", ids))
+            .transpose()?;
         sqlx::query(rq::SAVE_REGISTRATION_TOKEN)
             .bind(token.token_hash.as_str())
             .bind(token.org_id.map(|org| org.0))
             .bind(token.created_at_ms)
             .bind(token.expires_at_ms)
+            .bind(token.runner_group.as_deref())
+            .bind(repo_ids.as_deref())
             .execute(&self.writes)
             .await
             .map_err(|error| {
@@ -77,6 +89,10 @@ where
             .await?
             .ok_or_else(|| StoreError::not_found("registration token (unknown or expired)"))?;
         let org_id = token.opt_int("org_id")?;
+        // The runner inherits the token's group and repositories, copied so that a token
+        // that expires later changes nothing of the runners it registered.
+        let runner_group = token.opt_text("runner_group")?;
+        let repo_ids = token.opt_text("repo_ids")?;
         let row = sqlx::query(sqlx::AssertSqlSafe(rq::insert_runner()))
             .bind(org_id)
             .bind(runner.name.as_str())
@@ -85,6 +101,8 @@ where
             .bind(i64::from(runner.ephemeral))
             .bind(runner.credential_hash.as_str())
             .bind(runner.now_ms)
+            .bind(runner_group.as_deref())
+            .bind(repo_ids.as_deref())
             .fetch_one(&mut *tx)
             .await?;
         let record = rows::runner(&row)?;

@@ -58,6 +58,7 @@ mod conformance_of {
 conformance_tests!(
     repository_sources_are_set_replaced_and_read,
     runners_register_with_valid_tokens_only,
+    runners_inherit_their_tokens_group_and_repositories,
     step_reports_follow_the_steps_order_under_the_latest_token,
     logs_append_without_gaps_or_duplicates,
     organizations_and_repositories_round_trip,

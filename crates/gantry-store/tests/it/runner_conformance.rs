@@ -70,6 +70,8 @@ pub async fn runners_register_with_valid_tokens_only(db: &mut TestDb) {
             org_id: Some(org.id),
             created_at_ms: 1_000,
             expires_at_ms: Some(4_000),
+            runner_group: None,
+            repo_ids: None,
         })
         .await
         .unwrap();
@@ -80,6 +82,8 @@ pub async fn runners_register_with_valid_tokens_only(db: &mut TestDb) {
             org_id: Some(org.id),
             created_at_ms: 1_000,
             expires_at_ms: Some(10_000),
+            runner_group: None,
+            repo_ids: None,
         })
         .await
         .unwrap();
@@ -89,6 +93,8 @@ pub async fn runners_register_with_valid_tokens_only(db: &mut TestDb) {
             org_id: None,
             created_at_ms: 1_000,
             expires_at_ms: None,
+            runner_group: None,
+            repo_ids: None,
         })
         .await
         .unwrap();
@@ -111,6 +117,38 @@ pub async fn runners_register_with_valid_tokens_only(db: &mut TestDb) {
         Some(6_000)
     );
     assert_not_found(store.get_runner(RunnerId(999)).await);
+}
+
+pub async fn runners_inherit_their_tokens_group_and_repositories(db: &mut TestDb) {
+    let store = db.store();
+    let (org, repo) = org_and_repo(store, "acme").await;
+    let grouped = NewRegistrationToken {
+        token_hash: "grouped".to_owned(),
+        org_id: Some(org.id),
+        created_at_ms: 1_000,
+        expires_at_ms: Some(10_000),
+        runner_group: Some("gpu-farm".to_owned()),
+        repo_ids: Some(vec![repo.id]),
+    };
+    store
+        .save_registration_token(grouped.clone())
+        .await
+        .unwrap();
+    let farm = store.register_runner(runner("grouped")).await.unwrap();
+    assert_eq!(farm.runner_group.as_deref(), Some("gpu-farm"));
+    assert_eq!(farm.repo_ids, Some(vec![repo.id]));
+    assert_eq!(store.get_runner(farm.id).await.unwrap(), farm);
+
+    let hosted_in_a_group = NewRegistrationToken {
+        token_hash: "hosted-grouped".to_owned(),
+        org_id: None,
+        ..grouped
+    };
+    match store.save_registration_token(hosted_in_a_group).await {
+        Err(StoreError::Invalid { what }) => assert!(what.contains("runner group"), "{what}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_not_found(store.register_runner(runner("hosted-grouped")).await);
 }
 
 pub async fn step_reports_follow_the_steps_order_under_the_latest_token(db: &mut TestDb) {

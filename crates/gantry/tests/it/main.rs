@@ -15,6 +15,7 @@ mod dispatch;
 mod git_push;
 mod jobs;
 mod runner;
+mod runners;
 mod server;
 mod support;
 mod tidy;
