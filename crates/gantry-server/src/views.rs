@@ -70,6 +70,7 @@ pub fn job(job: &store::Job, state: Option<&RunState>) -> proto::Job {
         conclusion: job.conclusion.map(convert::wire_conclusion),
         attempt: u32::try_from(job.attempt).unwrap_or_default(),
         labels: job.runs_on.clone(),
+        priority: crate::dispatcher::clamp_priority(job.priority),
         waiting_reasons: reasons.iter().map(convert::wire_reason).collect(),
         outputs,
         message,

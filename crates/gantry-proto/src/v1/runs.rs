@@ -201,6 +201,10 @@ pub struct Job {
     pub attempt: u32,
     /// The `runs-on` labels, once evaluated.
     pub labels: Vec<String>,
+    /// Its priority among the queued jobs of its organization (higher first; 0 by default;
+    /// from `priority:` in the workflow or the priority API).
+    #[serde(default)]
+    pub priority: i32,
     /// Why it is not running yet, in the order that matters; empty once it runs or ended.
     pub waiting_reasons: Vec<WaitingReason>,
     /// The outputs it reported.

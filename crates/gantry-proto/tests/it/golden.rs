@@ -105,6 +105,7 @@ fn running_job() -> Job {
         conclusion: Some(Conclusion::Success),
         attempt: 1,
         labels: vec!["ubuntu-latest".into()],
+        priority: 0,
         waiting_reasons: vec![],
         outputs: outputs(&[("version", "1.42")]),
         message: None,
@@ -125,6 +126,7 @@ fn waiting_job() -> Job {
         conclusion: None,
         attempt: 1,
         labels: vec![],
+        priority: 2,
         waiting_reasons: vec![
             WaitingReason {
                 kind: WaitingReasonKind::ConcurrencyGroup,
@@ -182,6 +184,7 @@ fn queued_job() -> Job {
         conclusion: None,
         attempt: 2,
         labels: vec!["ubuntu-latest".into()],
+        priority: 0,
         waiting_reasons: vec![WaitingReason {
             kind: WaitingReasonKind::Runner,
             message: "waiting for a runner with labels: ubuntu-latest".into(),

@@ -499,7 +499,9 @@ async fn a_higher_priority_job_of_the_same_run_is_claimed_first() {
 
     // Queued together, `first` would go first (same time, lower id): a priority on `second`
     // moves it ahead in the queue.
-    raise(id("second"), 5).await.unwrap();
+    assert_eq!(raise(id("second"), 5).await.unwrap().priority, 5);
+    assert_eq!(app.job_by_id(id("second")).await.unwrap().priority, 5);
+    assert_eq!(app.job_by_id(id("first")).await.unwrap().priority, 0);
     let second = claim(&app, worker).await.unwrap();
     assert_eq!(second.job_id, id("second"));
     complete(&app, worker, &second, Conclusion::Success).await;
