@@ -116,15 +116,27 @@ impl App {
     }
 
     /// `GET /orgs/{org}/repos`.
-    pub async fn list_repositories(&self, org: &str) -> Result<proto::RepositoryList, ApiError> {
+    pub async fn list_repositories(
+        &self,
+        org: &str,
+        query: proto::ListQuery,
+    ) -> Result<proto::RepositoryList, ApiError> {
+        let limit = page_size(query.limit)?;
+        let after = parse_cursor(query.cursor.as_deref())?.map(RepoId);
         let organization = self.organization(org).await?;
-        let repos = self.store.list_repositories(organization.id).await?;
+        let repos = self
+            .store
+            .list_repositories(organization.id, after, limit)
+            .await?;
+        let next_cursor = (repos.len() == limit as usize)
+            .then(|| repos.last().map(|repo| repo.id.0.to_string()))
+            .flatten();
         Ok(proto::RepositoryList {
             items: repos
                 .iter()
                 .map(|repo| views::repository(repo, &organization.name))
                 .collect(),
-            next_cursor: None,
+            next_cursor,
         })
     }
 

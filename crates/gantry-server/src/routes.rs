@@ -165,15 +165,20 @@ async fn create_repository(
     Ok((StatusCode::CREATED, axum::Json(repo)))
 }
 
-/// Lists the repositories of an organization.
+/// Lists the repositories of an organization, oldest first.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/repos", tag = "tenants",
-    params(("org" = String, Path, description = "the organization's name")),
-    responses((status = 200, body = proto::RepositoryList), (status = 404, body = proto::ErrorBody)))]
+    params(("org" = String, Path, description = "the organization's name"), proto::ListQuery),
+    responses(
+        (status = 200, body = proto::RepositoryList),
+        (status = 400, body = proto::ErrorBody),
+        (status = 404, body = proto::ErrorBody),
+    ))]
 async fn list_repositories(
     State(app): Shared,
     ApiPath(org): ApiPath<String>,
+    ApiQuery(query): ApiQuery<proto::ListQuery>,
 ) -> Answer<proto::RepositoryList> {
-    Ok(axum::Json(app.list_repositories(&org).await?))
+    Ok(axum::Json(app.list_repositories(&org, query).await?))
 }
 
 /// Reads a repository.

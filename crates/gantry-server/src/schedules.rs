@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Timelike, Utc};
-use gantry_store::{OrgId, Repository};
+use gantry_store::{OrgId, RepoId, Repository};
 use gantry_workflow::model::TriggerConfig;
 
 use crate::app::App;
@@ -23,6 +23,8 @@ use crate::webhook::{Changes, EventFacts};
 
 /// The actor of scheduled runs, as on GitHub (the last committer there; a fixed name here).
 const SCHEDULER: &str = "gantry-scheduler";
+/// How many organizations or repositories the scheduler reads at a time.
+const PAGE: u32 = 500;
 
 /// The minute that contains `time`.
 fn minute_of(time: DateTime<Utc>) -> DateTime<Utc> {
@@ -39,23 +41,34 @@ impl App {
         let mut created = 0;
         let mut after: Option<OrgId> = None;
         loop {
-            let orgs = self.store.list_organizations(after, 500).await?;
+            let orgs = self.store.list_organizations(after, PAGE).await?;
             for org in &orgs {
-                for repo in self.store.list_repositories(org.id).await? {
-                    let full_name = format!("{}/{}", org.name, repo.name);
-                    match self
-                        .fire_repository(&repo, &org.name, &full_name, minute)
-                        .await
-                    {
-                        Ok(count) => created += count,
-                        Err(error) => {
-                            tracing::warn!(repo = %full_name, error = %error, "schedules not fired");
+                let mut after_repo: Option<RepoId> = None;
+                loop {
+                    let repos = self
+                        .store
+                        .list_repositories(org.id, after_repo, PAGE)
+                        .await?;
+                    for repo in &repos {
+                        let full_name = format!("{}/{}", org.name, repo.name);
+                        match self
+                            .fire_repository(repo, &org.name, &full_name, minute)
+                            .await
+                        {
+                            Ok(count) => created += count,
+                            Err(error) => {
+                                tracing::warn!(repo = %full_name, error = %error, "schedules not fired");
+                            }
                         }
+                    }
+                    match repos.last() {
+                        Some(last) if repos.len() == PAGE as usize => after_repo = Some(last.id),
+                        _ => break,
                     }
                 }
             }
             match orgs.last() {
-                Some(last) if orgs.len() == 500 => after = Some(last.id),
+                Some(last) if orgs.len() == PAGE as usize => after = Some(last.id),
                 _ => break,
             }
         }

@@ -66,8 +66,14 @@ pub trait Store: Send + Sync {
         name: &'a str,
     ) -> StoreFuture<'a, Repository>;
 
-    /// The repositories of an organization, by id.
-    fn list_repositories(&self, org_id: OrgId) -> StoreFuture<'_, Vec<Repository>>;
+    /// A page of an organization's repositories by id: at most `limit` (1 to
+    /// `RunFilter::MAX_LIMIT`) after `after`.
+    fn list_repositories(
+        &self,
+        org_id: OrgId,
+        after: Option<RepoId>,
+        limit: u32,
+    ) -> StoreFuture<'_, Vec<Repository>>;
 
     /// Creates a run and its jobs in one transaction: allocates the run id and the workflow's
     /// next run number, calls `build` with them for the engine state and jobs, and stores all

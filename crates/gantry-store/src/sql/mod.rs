@@ -105,6 +105,17 @@ fn fail_replies(replies: impl IntoIterator<Item = CreationReply>, cause: &str) {
 /// The longest name, ref or key the store accepts.
 const MAX_TEXT: usize = 1024;
 
+/// A page holds 1 to `RunFilter::MAX_LIMIT` items.
+fn require_page_size(limit: u32) -> Result<(), StoreError> {
+    if limit == 0 || limit > RunFilter::MAX_LIMIT {
+        return Err(StoreError::invalid(format!(
+            "page size {limit} is not between 1 and {}",
+            RunFilter::MAX_LIMIT
+        )));
+    }
+    Ok(())
+}
+
 fn require_text(what: &str, value: &str) -> Result<(), StoreError> {
     if value.is_empty() {
         return Err(StoreError::invalid(format!("{what} is empty")));
@@ -229,12 +240,7 @@ where
         after: Option<OrgId>,
         limit: u32,
     ) -> Result<Vec<Organization>, StoreError> {
-        if limit == 0 || limit > RunFilter::MAX_LIMIT {
-            return Err(StoreError::invalid(format!(
-                "page size {limit} is not between 1 and {}",
-                RunFilter::MAX_LIMIT
-            )));
-        }
+        require_page_size(limit)?;
         let rows = sqlx::query(q::LIST_ORGANIZATIONS)
             .bind(after.map_or(0, |id| id.0))
             .bind(i64::from(limit))
@@ -308,9 +314,17 @@ where
         }
     }
 
-    async fn list_repositories(&self, org_id: OrgId) -> Result<Vec<Repository>, StoreError> {
+    async fn list_repositories(
+        &self,
+        org_id: OrgId,
+        after: Option<RepoId>,
+        limit: u32,
+    ) -> Result<Vec<Repository>, StoreError> {
+        require_page_size(limit)?;
         let rows = sqlx::query(q::LIST_REPOSITORIES)
             .bind(org_id.0)
+            .bind(after.map_or(0, |id| id.0))
+            .bind(i64::from(limit))
             .fetch_all(&self.reads)
             .await?;
         if rows.is_empty() {
@@ -1114,8 +1128,13 @@ where
         Box::pin(self.get_repository_by_name(org, name))
     }
 
-    fn list_repositories(&self, org_id: OrgId) -> StoreFuture<'_, Vec<Repository>> {
-        Box::pin(self.list_repositories(org_id))
+    fn list_repositories(
+        &self,
+        org_id: OrgId,
+        after: Option<RepoId>,
+        limit: u32,
+    ) -> StoreFuture<'_, Vec<Repository>> {
+        Box::pin(self.list_repositories(org_id, after, limit))
     }
 
     fn create_run<'a>(

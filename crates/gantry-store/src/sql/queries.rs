@@ -82,7 +82,7 @@ pub(crate) const SELECT_REPOSITORY_BY_NAME: &str = concat!(
 pub(crate) const LIST_REPOSITORIES: &str = concat!(
     "SELECT ",
     repository_columns!(),
-    " FROM repositories WHERE org_id = $1 ORDER BY id"
+    " FROM repositories WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3"
 );
 pub(crate) const REPOSITORY_EXISTS: &str = "SELECT id FROM repositories WHERE id = $1";
 

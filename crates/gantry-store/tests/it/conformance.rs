@@ -91,8 +91,27 @@ pub async fn organizations_and_repositories_round_trip(db: &mut TestDb) {
         beta_web
     );
     assert_eq!(
-        store.list_repositories(acme.id).await.unwrap(),
-        vec![web, api]
+        store.list_repositories(acme.id, None, 10).await.unwrap(),
+        vec![web.clone(), api.clone()]
+    );
+    // Pages follow ids: one repository a page, then nothing after the last.
+    assert_eq!(
+        store.list_repositories(acme.id, None, 1).await.unwrap(),
+        vec![web.clone()]
+    );
+    assert_eq!(
+        store
+            .list_repositories(acme.id, Some(web.id), 1)
+            .await
+            .unwrap(),
+        vec![api.clone()]
+    );
+    assert!(
+        store
+            .list_repositories(acme.id, Some(api.id), 1)
+            .await
+            .unwrap()
+            .is_empty()
     );
     assert_not_found(store.get_repository_by_name("acme", "missing").await);
     assert_not_found(store.get_repository_by_name("nobody", "web").await);
@@ -124,7 +143,10 @@ pub async fn duplicate_names_conflict(db: &mut TestDb) {
         store.list_organizations(None, 10).await.unwrap(),
         vec![org.clone()]
     );
-    assert_eq!(store.list_repositories(org.id).await.unwrap(), vec![repo]);
+    assert_eq!(
+        store.list_repositories(org.id, None, 10).await.unwrap(),
+        vec![repo]
+    );
 }
 
 pub async fn malformed_input_is_invalid(db: &mut TestDb) {
@@ -138,6 +160,8 @@ pub async fn malformed_input_is_invalid(db: &mut TestDb) {
     assert_invalid(store.create_organization(org("acme", 0, None)).await);
     assert_invalid(store.create_organization(org("acme", 1, Some(-1))).await);
     assert_invalid(store.list_organizations(None, 0).await);
+    assert_invalid(store.list_repositories(OrgId(1), None, 0).await);
+    assert_invalid(store.list_repositories(OrgId(1), None, 100_000).await);
     let (org, repo) = org_and_repo(store, "acme").await;
     assert_invalid(
         store
@@ -178,7 +202,10 @@ pub async fn malformed_input_is_invalid(db: &mut TestDb) {
         before: None,
     };
     assert!(store.list_runs(all).await.unwrap().runs.is_empty());
-    assert_eq!(store.list_repositories(org.id).await.unwrap(), vec![repo]);
+    assert_eq!(
+        store.list_repositories(org.id, None, 10).await.unwrap(),
+        vec![repo]
+    );
 }
 
 pub async fn unknown_ids_are_not_found_and_change_nothing(db: &mut TestDb) {
@@ -194,7 +221,7 @@ pub async fn unknown_ids_are_not_found_and_change_nothing(db: &mut TestDb) {
         JobId(999_999),
     );
     assert_not_found(store.get_organization(no_org).await);
-    assert_not_found(store.list_repositories(no_org).await);
+    assert_not_found(store.list_repositories(no_org, None, 10).await);
     assert_not_found(
         store
             .create_repository(NewRepository {
@@ -236,7 +263,10 @@ pub async fn unknown_ids_are_not_found_and_change_nothing(db: &mut TestDb) {
 
     assert_eq!(store.list_organizations(None, 10).await.unwrap(), vec![org]);
     assert_eq!(
-        store.list_repositories(repo.org_id).await.unwrap(),
+        store
+            .list_repositories(repo.org_id, None, 10)
+            .await
+            .unwrap(),
         vec![repo]
     );
     let page = store

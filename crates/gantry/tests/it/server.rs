@@ -451,3 +451,31 @@ fn a_killed_server_rebuilds_its_queue_from_the_store() {
     assert_eq!(done["run"]["conclusion"], "success");
     assert_eq!(server.get_ok("/api/v1/health")["queued_jobs"], 0);
 }
+
+#[test]
+fn repository_lists_come_in_pages_with_a_cursor() {
+    let server = Server::start();
+    server.create_repo("acme", "a");
+    for name in ["b", "c"] {
+        server.post_ok("/api/v1/orgs/acme/repos", &json!({ "name": name }), 201);
+    }
+    let first = server.get_ok("/api/v1/orgs/acme/repos?limit=2");
+    let names: Vec<&str> = first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|repo| repo["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+    let cursor = first["next_cursor"].as_str().expect("a next page");
+    let second = server.get_ok(&format!("/api/v1/orgs/acme/repos?limit=2&cursor={cursor}"));
+    assert_eq!(second["items"][0]["name"], "c");
+    assert_eq!(second["items"].as_array().unwrap().len(), 1);
+    assert!(second["next_cursor"].is_null(), "{second}");
+    for bad in ["limit=0", "limit=100000", "cursor=abc", "colour=red"] {
+        let (status, answer) = server.get(&format!("/api/v1/orgs/acme/repos?{bad}"));
+        assert_eq!(status, 400, "{bad}: {answer}");
+    }
+    let (status, _) = server.get("/api/v1/orgs/nobody/repos");
+    assert_eq!(status, 404);
+}
