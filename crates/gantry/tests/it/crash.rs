@@ -5,7 +5,9 @@
 //!
 //! The size is `GANTRY_CRASH_RUNS` (default 50 runs, two of them 100-job DAGs); the seed of
 //! the kill schedule is `GANTRY_CRASH_SEED`; `GANTRY_CRASH_DATABASE_URL` runs it on an empty
-//! PostgreSQL database instead of SQLite. The test prints its figures.
+//! PostgreSQL database instead of SQLite. A second test always runs a smaller workload (20
+//! runs) on PostgreSQL in a schema of its own (required under `CI=true`, see
+//! `support::postgres_server_args`). The tests print their figures.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -18,7 +20,7 @@ use gantry_engine::{
 };
 use serde_json::{Value, json};
 
-use crate::support::{Server, demo_workflow};
+use crate::support::{Server, demo_workflow, postgres_server_args};
 
 /// A small deterministic generator (xorshift) for the kill schedule.
 struct Rng(u64);
@@ -200,16 +202,31 @@ fn runs_reach_the_same_end_state_when_the_server_is_killed_at_random() {
         .ok()
         .and_then(|value| value.parse().ok())
         .unwrap_or(50);
-    let seed: u64 = std::env::var("GANTRY_CRASH_SEED")
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(0x5eed_cafe);
-    let started = Instant::now();
     let database = std::env::var("GANTRY_CRASH_DATABASE_URL").ok();
     let server = match &database {
         Some(url) => Server::start_with(&["--database-url", url]),
         None => Server::start(),
     };
+    crash_scenario(server, runs, database.is_some());
+}
+
+#[test]
+fn runs_reach_the_same_end_state_when_a_postgresql_server_is_killed_at_random() {
+    let Some(args) = postgres_server_args() else {
+        return;
+    };
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    crash_scenario(Server::start_with(&args), 20, true);
+}
+
+/// Submits `runs` runs, completes their jobs through the API while the server is killed and
+/// restarted at random, and checks every run's end state.
+fn crash_scenario(server: Server, runs: usize, postgres: bool) {
+    let seed: u64 = std::env::var("GANTRY_CRASH_SEED")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0x5eed_cafe);
+    let started = Instant::now();
     server.create_repo("acme", "app");
     // The driver talks to the URL, which a restart keeps; it never waits for the killer, so
     // kills land in the middle of requests and transactions.
@@ -402,11 +419,7 @@ fn runs_reach_the_same_end_state_when_the_server_is_killed_at_random() {
     println!(
         "crash safety ({}): {runs} runs, {jobs_checked} jobs ({} run by the driver), {kills} SIGKILLs, \
          {interrupted_completions} completions interrupted by a kill and found committed, {:.1} s",
-        if database.is_some() {
-            "postgresql"
-        } else {
-            "sqlite"
-        },
+        if postgres { "postgresql" } else { "sqlite" },
         ran.len(),
         started.elapsed().as_secs_f64()
     );

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Server, demo_workflow, text};
+use crate::support::{Server, demo_workflow, postgres_server_args, text};
 
 const BAD_WORKFLOW: &str = "on: push\njobs:\n  build:\n    runs-on: ubuntu-latest\n    needs: nope\n    steps:\n      - run: echo ${{ secrets.X }\n";
 
@@ -34,7 +34,20 @@ fn complete(server: &Server, run: i64, job: &Value, conclusion: &str) -> Value {
 
 #[test]
 fn demo_workflow_runs_through_the_api_and_the_cli() {
-    let server = Server::start();
+    demo_scenario(&Server::start());
+}
+
+#[test]
+fn demo_workflow_runs_through_the_api_and_the_cli_on_postgresql() {
+    let Some(args) = postgres_server_args() else {
+        return;
+    };
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    demo_scenario(&Server::start_with(&args));
+}
+
+/// The demo workflow submitted, driven to its end through the API and read back by the CLI.
+fn demo_scenario(server: &Server) {
     server.create_repo("acme", "app");
     let demo = demo_workflow();
 
@@ -111,7 +124,7 @@ fn demo_workflow_runs_through_the_api_and_the_cli() {
     assert_eq!(shown["run"]["id"], run);
 
     // Completing `setup` releases its dependents, with its outputs.
-    let setup = complete(&server, run, setup, "success");
+    let setup = complete(server, run, setup, "success");
     assert_eq!(setup["status"], "completed");
     assert_eq!(setup["outputs"], json!({ "version": "1.2" }));
     let detail = server.get_ok(&format!("/api/v1/runs/{run}"));

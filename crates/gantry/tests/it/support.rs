@@ -2,9 +2,10 @@
 //! data directory, killed (SIGKILL) or restarted on demand, and its log printed when the test
 //! fails. Plus a small JSON client that sends raw bodies, so tests can send malformed ones.
 
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -18,6 +19,49 @@ pub struct Server {
     log: PathBuf,
     extra: Vec<String>,
     agent: ureq::Agent,
+}
+
+/// The PostgreSQL scenario tests run against (`GANTRY_TEST_DATABASE_URL`, default the local
+/// one), as `gantry server` arguments with a schema of the test's own. `None` (with a loud
+/// message) when it cannot be reached outside CI; under `CI=true` an unreachable database fails
+/// the test instead, so CI never skips the PostgreSQL scenarios.
+pub fn postgres_server_args() -> Option<Vec<String>> {
+    static SCHEMAS: AtomicUsize = AtomicUsize::new(0);
+    let url = std::env::var("GANTRY_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    // The host and port: after the scheme and any `user@`, before the database path.
+    let rest = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    let address = rest.split(['/', '?']).next().unwrap_or(rest);
+    let reachable = address
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addresses| addresses.next())
+        .is_some_and(|address| {
+            TcpStream::connect_timeout(&address, Duration::from_secs(2)).is_ok()
+        });
+    if !reachable {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "PostgreSQL at {url} is required under CI=true"
+        );
+        eprintln!("SKIPPED: PostgreSQL at {url} is not reachable; set GANTRY_TEST_DATABASE_URL");
+        return None;
+    }
+    let schema = format!(
+        "gantry_scenario_{}_{}_{}",
+        std::process::id(),
+        SCHEMAS.fetch_add(1, Ordering::SeqCst),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |time| time.as_millis())
+    );
+    Some(vec![
+        "--database-url".to_owned(),
+        url,
+        "--database-schema".to_owned(),
+        schema,
+    ])
 }
 
 fn free_port() -> u16 {
