@@ -416,6 +416,10 @@ impl App {
         let mut explained = 0;
         Ok(rows
             .iter()
+            // Rows of instances the current attempt does not have (a deferred matrix that
+            // waits to expand again after a re-run, or expanded to fewer combinations) belong
+            // to an earlier attempt: kept for their logs, not listed as the run's jobs.
+            .filter(|row| state.instance(&convert::job_key(row)).is_some())
             .map(|row| {
                 let view = views::job(row, Some(&state));
                 // The dispatcher's reasons cost a replay of the organization's queue each:

@@ -234,3 +234,88 @@ async fn a_deferred_matrix_adds_its_jobs_when_its_need_ends() {
     let detail = app.get_run(run.id).await.unwrap();
     assert_eq!(detail.run.conclusion, Some(Conclusion::Success));
 }
+
+const DEFERRED: &str = "\
+on: push
+jobs:
+  setup:
+    runs-on: ubuntu-latest
+    outputs:
+      targets: ${{ steps.list.outputs.targets }}
+    steps:
+      - id: list
+        run: ./list
+  test:
+    needs: setup
+    runs-on: ubuntu-latest
+    strategy:
+      matrix:
+        target: ${{ fromJSON(needs.setup.outputs.targets) }}
+    steps:
+      - run: ./test ${{ matrix.target }}
+";
+
+async fn complete_with(app: &App, job: &Job, targets: &str) {
+    let request = CompleteJob {
+        conclusion: Conclusion::Success,
+        outputs: [("targets".to_owned(), targets.to_owned())].into(),
+    };
+    app.complete_job(job.run_id, job.id, request).await.unwrap();
+}
+
+fn test_names(detail: &RunDetail) -> Vec<String> {
+    let mut names: Vec<String> = detail
+        .jobs
+        .iter()
+        .filter(|job| job.job_key == "test")
+        .map(|job| job.name.clone())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn a_rerun_of_a_deferred_matrix_lists_only_the_new_attempts_instances() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path()).await;
+    repo(&app).await;
+    let run = app
+        .trigger_run("acme", "app", trigger(DEFERRED), None)
+        .await
+        .unwrap()
+        .0
+        .id;
+    let detail = app.get_run(run).await.unwrap();
+    app.start_job(run, job(&detail, "setup").id).await.unwrap();
+    complete_with(&app, job(&detail, "setup"), r#"["a","b","c"]"#).await;
+    let detail = app.get_run(run).await.unwrap();
+    assert_eq!(test_names(&detail), ["test (a)", "test (b)", "test (c)"]);
+    for test in detail.jobs.iter().filter(|job| job.job_key == "test") {
+        app.start_job(run, test.id).await.unwrap();
+        complete(&app, test, Conclusion::Success).await;
+    }
+    assert_eq!(
+        app.get_run(run).await.unwrap().run.status,
+        RunStatus::Completed
+    );
+
+    // Attempt 2: the matrix waits for `setup` again as one job, and then has two instances.
+    let rerun = gantry_proto::v1::Rerun { failed_only: false };
+    app.rerun(run, rerun).await.unwrap();
+    let detail = app.get_run(run).await.unwrap();
+    assert_eq!(detail.jobs.len(), 2, "{:#?}", detail.jobs);
+    assert_eq!(job(&detail, "test").status, JobStatus::Waiting);
+    app.start_job(run, job(&detail, "setup").id).await.unwrap();
+    complete_with(&app, job(&detail, "setup"), r#"["a","b"]"#).await;
+    let detail = app.get_run(run).await.unwrap();
+    assert_eq!(test_names(&detail), ["test (a)", "test (b)"]);
+    assert!(
+        detail
+            .jobs
+            .iter()
+            .all(|job| job.attempt == 2 || job.job_key == "setup"),
+        "{:#?}",
+        detail.jobs
+    );
+    assert_eq!(app.list_jobs(run).await.unwrap().items.len(), 3);
+}
