@@ -181,7 +181,7 @@ fn gantry_up_keeps_a_warm_runner_runs_a_submitted_workflow_and_cleans_up_on_sigt
     // `gantry watch` follows the run to its end: each job with its log, exit 0 on success.
     let watched = cli(&["watch", run]);
     assert!(
-        watched.contains("✓ a success") && watched.contains("│ one"),
+        watched.contains("✓ a success") && watched.contains("a | one"),
         "{watched}"
     );
     assert!(

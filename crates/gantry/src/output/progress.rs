@@ -1,0 +1,426 @@
+//! How followed runs are shown (`gantry run`, `gantry watch`): a live tree on a terminal,
+//! plain lines elsewhere, or JSON only.
+//!
+//! The follower (`commands::watch`) says what happened — a run appeared, a job changed, a log
+//! line arrived, a job or run ended — and a [`Progress`] shows it in one of three ways:
+//! - [`Mode::Live`] (stdout is a terminal): one line per run and under it one per job
+//!   instance (`indicatif`), with a spinner and the time so far while the job runs, its
+//!   waiting reasons while it waits, and its mark, conclusion and duration once it ended; log
+//!   lines scroll above the tree as `job-name | text`.
+//! - [`Mode::Plain`] (pipes, CI, tests): no escape codes, one line per event:
+//!   `run 1 — demo (.github/workflows/ci.yml)`, `  ● setup started`, `setup | text`,
+//!   `  ✓ setup success in 0.8s`, `run 1 demo: success in 3.1s`.
+//! - [`Mode::Json`]: nothing while the runs go; each finished run (`RunDetail`) as one JSON
+//!   line on stdout.
+//!
+//! The text of every line comes from the pure functions at the bottom, so the two human modes
+//! say the same things and tests check them without a terminal.
+
+use std::collections::{HashMap, HashSet};
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use gantry_proto::v1 as proto;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// How the runs are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A live tree redrawn in place.
+    Live,
+    /// One line per event, no escape codes.
+    Plain,
+    /// Only each finished run, as JSON.
+    Json,
+}
+
+impl Mode {
+    /// JSON when asked, the live tree when stdout is a terminal, else plain lines.
+    pub fn for_stdout(json: bool) -> Mode {
+        if json {
+            Mode::Json
+        } else if std::io::stdout().is_terminal() {
+            Mode::Live
+        } else {
+            Mode::Plain
+        }
+    }
+}
+
+/// Shows followed runs in one [`Mode`].
+pub struct Progress {
+    mode: Mode,
+    tree: Option<Tree>,
+    /// Jobs whose start has been shown (plain mode), so each start is shown once.
+    started: HashSet<i64>,
+}
+
+/// The live tree's bars.
+struct Tree {
+    multi: MultiProgress,
+    /// Each run's header and the last bar under it (where its next job goes).
+    runs: HashMap<i64, (ProgressBar, ProgressBar)>,
+    jobs: HashMap<i64, ProgressBar>,
+}
+
+impl Progress {
+    /// A view in `mode`.
+    pub fn new(mode: Mode) -> Progress {
+        let tree = (mode == Mode::Live).then(|| Tree {
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stdout()),
+            runs: HashMap::new(),
+            jobs: HashMap::new(),
+        });
+        Progress {
+            mode,
+            tree,
+            started: HashSet::new(),
+        }
+    }
+
+    /// A run to follow, shown once before its jobs.
+    pub fn run_appeared(&mut self, run: &proto::Run) {
+        match (&mut self.tree, self.mode) {
+            (Some(tree), _) => {
+                let header = tree.multi.add(ProgressBar::new_spinner());
+                header.set_style(style_running(RUN_GOING));
+                header.set_message(run_header(run));
+                header.enable_steady_tick(Duration::from_millis(100));
+                tree.runs.insert(run.id, (header.clone(), header));
+            }
+            (None, Mode::Plain) => super::line(&run_header(run)),
+            (None, _) => {}
+        }
+    }
+
+    /// A job as the server last described it (new or changed).
+    pub fn job_changed(&mut self, job: &proto::Job, now: DateTime<Utc>) {
+        if self.mode == Mode::Plain {
+            // A job seen only once it ended still shows its start, in the runs' job order.
+            let started = job.status == proto::JobStatus::InProgress
+                || (job.status == proto::JobStatus::Completed && job.started_at.is_some());
+            if started {
+                self.show_started(job);
+            }
+            return;
+        }
+        let Some(tree) = &mut self.tree else {
+            return;
+        };
+        let bar = match tree.jobs.get(&job.id) {
+            Some(bar) => bar.clone(),
+            None => {
+                let Some((_, last)) = tree.runs.get(&job.run_id) else {
+                    return;
+                };
+                let bar = tree.multi.insert_after(last, ProgressBar::new_spinner());
+                if let Some(run) = tree.runs.get_mut(&job.run_id) {
+                    run.1 = bar.clone();
+                }
+                tree.jobs.insert(job.id, bar.clone());
+                bar
+            }
+        };
+        if bar.is_finished() {
+            return;
+        }
+        match job.status {
+            proto::JobStatus::InProgress => {
+                bar.set_style(style_running(JOB_RUNNING));
+                bar.set_message(running_message(job, now));
+                bar.enable_steady_tick(Duration::from_millis(100));
+            }
+            proto::JobStatus::Waiting | proto::JobStatus::Queued => {
+                bar.set_style(style_still(JOB_STILL));
+                bar.set_message(waiting_message(job));
+                bar.tick();
+            }
+            // The end is shown by `job_ended`, once the job's log has been printed; until
+            // then a job that ran still spins.
+            proto::JobStatus::Completed => {
+                if job.started_at.is_some() {
+                    bar.set_style(style_running(JOB_RUNNING));
+                    bar.set_message(running_message(job, now));
+                }
+            }
+        }
+    }
+
+    /// One line of a job's log.
+    pub fn log_line(&mut self, job: &proto::Job, line: &proto::JobLogLine) {
+        let text = log_text(&job.name, line);
+        match (&self.tree, self.mode) {
+            (Some(tree), _) => {
+                let _ = tree.multi.println(text);
+            }
+            (None, Mode::Plain) => {
+                self.show_started(job);
+                super::line(&text);
+            }
+            (None, _) => {}
+        }
+    }
+
+    /// A job ended and its whole log has been shown.
+    pub fn job_ended(&mut self, job: &proto::Job) {
+        match (&self.tree, self.mode) {
+            (Some(tree), _) => {
+                if let Some(bar) = tree.jobs.get(&job.id) {
+                    bar.set_style(style_still(JOB_STILL));
+                    bar.finish_with_message(ended_text(job));
+                }
+            }
+            (None, Mode::Plain) => {
+                if job.started_at.is_some() {
+                    self.show_started(job);
+                }
+                super::line(&format!("  {}", ended_text(job)));
+            }
+            (None, _) => {}
+        }
+    }
+
+    /// A run ended with every job's end shown.
+    pub fn run_ended(&mut self, detail: &proto::RunDetail) -> anyhow::Result<()> {
+        match (&self.tree, self.mode) {
+            (Some(tree), _) => {
+                if let Some((header, _)) = tree.runs.get(&detail.run.id) {
+                    header.set_style(style_still(RUN_ENDED));
+                    header.finish_with_message(format!(
+                        "{} {}",
+                        mark(detail.run.conclusion),
+                        run_ended_text(&detail.run)
+                    ));
+                }
+            }
+            (None, Mode::Plain) => super::line(&run_ended_text(&detail.run)),
+            (None, _) => super::json_line(&serde_json::to_value(detail)?),
+        }
+        Ok(())
+    }
+
+    /// A problem worth telling people about while following (a log stream that gave up).
+    pub fn note(&self, text: &str) {
+        match &self.tree {
+            Some(tree) => {
+                let _ = tree.multi.println(text);
+            }
+            None => super::message(text),
+        }
+    }
+
+    fn show_started(&mut self, job: &proto::Job) {
+        if self.mode == Mode::Plain && self.started.insert(job.id) {
+            super::line(&format!("  ● {} started", job.name));
+        }
+    }
+}
+
+/// A run's header while it goes: spinner and text.
+const RUN_GOING: &str = "{spinner:.cyan} {wide_msg}";
+/// A job line while it runs, indented under its run.
+const JOB_RUNNING: &str = "  {spinner:.cyan} {wide_msg}";
+/// A job line while it waits or once it ended (the mark is part of the text).
+const JOB_STILL: &str = "  {wide_msg}";
+/// A run's header once it ended.
+const RUN_ENDED: &str = "{wide_msg}";
+
+fn style_running(template: &str) -> ProgressStyle {
+    // The templates are this module's constants, checked by a test: a bad one is a bug here.
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_spinner())
+        .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ")
+}
+
+fn style_still(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_spinner())
+}
+
+/// `run 1 — demo (.github/workflows/ci.yml)`.
+pub fn run_header(run: &proto::Run) -> String {
+    format!(
+        "run {} — {} ({})",
+        run.id, run.workflow_name, run.workflow_path
+    )
+}
+
+/// `run 1 demo: success in 3.1s` (from the run's creation to its end).
+pub fn run_ended_text(run: &proto::Run) -> String {
+    let conclusion = run
+        .conclusion
+        .map_or("none", |conclusion| conclusion.as_str());
+    let took = run
+        .completed_at
+        .map(|end| format!(" in {}", duration_text(between(run.created_at, end))))
+        .unwrap_or_default();
+    format!("run {} {}: {conclusion}{took}", run.id, run.workflow_name)
+}
+
+/// `setup | text`, or `setup (attempt 2) | text` for a later attempt's line.
+pub fn log_text(job_name: &str, line: &proto::JobLogLine) -> String {
+    if line.attempt > 1 {
+        format!("{job_name} (attempt {}) | {}", line.attempt, line.text)
+    } else {
+        format!("{job_name} | {}", line.text)
+    }
+}
+
+/// `✓ setup success in 0.8s — message`.
+pub fn ended_text(job: &proto::Job) -> String {
+    let conclusion = job
+        .conclusion
+        .map_or("none", |conclusion| conclusion.as_str());
+    let took = match (job.started_at, job.completed_at) {
+        (Some(start), Some(end)) => format!(" in {}", duration_text(between(start, end))),
+        _ => String::new(),
+    };
+    let why = job
+        .message
+        .as_deref()
+        .map(|message| format!(" — {message}"))
+        .unwrap_or_default();
+    format!(
+        "{} {} {conclusion}{took}{why}",
+        mark(job.conclusion),
+        job.name
+    )
+}
+
+/// `setup 12s` for a running job (the spinner is drawn before it).
+pub fn running_message(job: &proto::Job, now: DateTime<Utc>) -> String {
+    match job.started_at {
+        Some(start) => format!("{} {}", job.name, duration_text(between(start, now))),
+        None => job.name.clone(),
+    }
+}
+
+/// `◦ test (python) queued: no online runner has the labels ubuntu-latest; …`.
+pub fn waiting_message(job: &proto::Job) -> String {
+    let reasons: Vec<&str> = job
+        .waiting_reasons
+        .iter()
+        .map(|reason| reason.message.as_str())
+        .collect();
+    if reasons.is_empty() {
+        format!("◦ {} {}", job.name, job.status.as_str())
+    } else {
+        format!(
+            "◦ {} {}: {}",
+            job.name,
+            job.status.as_str(),
+            reasons.join("; ")
+        )
+    }
+}
+
+/// The mark of a conclusion: ✓ success, − skipped, ⊘ cancelled, ✗ anything else.
+pub fn mark(conclusion: Option<proto::Conclusion>) -> &'static str {
+    match conclusion {
+        Some(proto::Conclusion::Success) => "✓",
+        Some(proto::Conclusion::Skipped) => "−",
+        Some(proto::Conclusion::Cancelled) => "⊘",
+        _ => "✗",
+    }
+}
+
+fn between(start: DateTime<Utc>, end: DateTime<Utc>) -> Duration {
+    // Clocks of a remote server may be ahead of ours: a negative span shows as zero.
+    (end - start).to_std().unwrap_or_default()
+}
+
+/// `0.8s`, `12s`, `2m 03s`, `1h 02m`.
+pub fn duration_text(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    if seconds < 10 {
+        format!("{:.1}s", duration.as_secs_f64())
+    } else if seconds < 60 {
+        format!("{seconds}s")
+    } else if seconds < 3600 {
+        format!("{}m {:02}s", seconds / 60, seconds % 60)
+    } else {
+        format!("{}h {:02}m", seconds / 3600, (seconds % 3600) / 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job() -> proto::Job {
+        serde_json::from_value(serde_json::json!({
+            "id": 7, "run_id": 1, "job_key": "test", "matrix_index": 0,
+            "name": "test (python)", "status": "completed", "conclusion": "failure",
+            "attempt": 1, "labels": ["ubuntu-latest"], "waiting_reasons": [], "outputs": {},
+            "message": "exit code 4", "queued_at": null,
+            "started_at": "2026-01-01T00:00:00Z", "completed_at": "2026-01-01T00:00:12Z"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn ended_jobs_show_mark_conclusion_duration_and_why() {
+        assert_eq!(
+            ended_text(&job()),
+            "✗ test (python) failure in 12s — exit code 4"
+        );
+        let skipped = proto::Job {
+            conclusion: Some(proto::Conclusion::Skipped),
+            started_at: None,
+            message: None,
+            ..job()
+        };
+        assert_eq!(ended_text(&skipped), "− test (python) skipped");
+    }
+
+    #[test]
+    fn waiting_jobs_show_their_reasons_and_running_ones_their_time() {
+        let reason: proto::WaitingReason = serde_json::from_value(serde_json::json!({
+            "kind": "needs", "message": "needs setup", "jobs": ["setup"]
+        }))
+        .unwrap();
+        let waiting = proto::Job {
+            status: proto::JobStatus::Waiting,
+            waiting_reasons: vec![reason],
+            ..job()
+        };
+        assert_eq!(
+            waiting_message(&waiting),
+            "◦ test (python) waiting: needs setup"
+        );
+        let queued = proto::Job {
+            status: proto::JobStatus::Queued,
+            ..job()
+        };
+        assert_eq!(waiting_message(&queued), "◦ test (python) queued");
+        let now = "2026-01-01T00:02:03Z".parse().unwrap();
+        assert_eq!(running_message(&job(), now), "test (python) 2m 03s");
+    }
+
+    #[test]
+    fn log_lines_carry_the_job_name_and_later_attempts() {
+        let line: proto::JobLogLine = serde_json::from_value(serde_json::json!({
+            "seq": 0, "attempt": 1, "step": 0, "number": 1,
+            "time": "2026-01-01T00:00:00Z", "text": "hello"
+        }))
+        .unwrap();
+        assert_eq!(log_text("setup", &line), "setup | hello");
+        let retried = proto::JobLogLine { attempt: 2, ..line };
+        assert_eq!(log_text("setup", &retried), "setup (attempt 2) | hello");
+    }
+
+    #[test]
+    fn durations_read_at_a_glance() {
+        assert_eq!(duration_text(Duration::from_millis(800)), "0.8s");
+        assert_eq!(duration_text(Duration::from_secs(42)), "42s");
+        assert_eq!(duration_text(Duration::from_secs(123)), "2m 03s");
+        assert_eq!(duration_text(Duration::from_secs(3720)), "1h 02m");
+    }
+
+    #[test]
+    fn every_template_is_valid() {
+        for template in [RUN_GOING, JOB_RUNNING, JOB_STILL, RUN_ENDED] {
+            assert!(ProgressStyle::with_template(template).is_ok(), "{template}");
+        }
+    }
+}
