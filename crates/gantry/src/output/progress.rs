@@ -237,12 +237,17 @@ fn style_still(template: &str) -> ProgressStyle {
     ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_spinner())
 }
 
-/// `run 1 — demo (.github/workflows/ci.yml)`.
+/// `run 1 — demo (.github/workflows/ci.yml)`; the path alone when the workflow has no
+/// `name:` (its name is then the path).
 pub fn run_header(run: &proto::Run) -> String {
-    format!(
-        "run {} — {} ({})",
-        run.id, run.workflow_name, run.workflow_path
-    )
+    if run.workflow_name == run.workflow_path {
+        format!("run {} — {}", run.id, run.workflow_path)
+    } else {
+        format!(
+            "run {} — {} ({})",
+            run.id, run.workflow_name, run.workflow_path
+        )
+    }
 }
 
 /// `run 1 demo: success in 3.1s` (from the run's creation to its end).

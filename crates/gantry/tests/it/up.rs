@@ -93,8 +93,21 @@ fn gantry_run_exits_1_when_a_run_fails_and_reports_invalid_files_with_their_posi
     let stdout = text(&output.stdout);
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
-    assert!(stdout.contains("✗ broken failure"), "{stdout}");
-    assert!(stdout.contains("oops"), "{stdout}");
+    // Off a terminal: plain lines, no escape codes; the job's start, its prefixed log lines
+    // and its end, in that order.
+    assert!(!stdout.contains('\u{1b}'), "{stdout}");
+    let position = |text: &str| {
+        stdout
+            .find(text)
+            .unwrap_or_else(|| panic!("missing `{text}` in:\n{stdout}"))
+    };
+    assert!(position("run 1 — .github/workflows/fail.yml\n") < position("● broken started"));
+    assert!(position("● broken started") < position("broken | oops"));
+    assert!(position("broken | oops") < position("✗ broken failure in "));
+    assert!(
+        position("✗ broken failure in ")
+            < position("run 1 .github/workflows/fail.yml: failure in ")
+    );
     assert!(stderr.contains(".github/workflows/bad.yml:"), "{stderr}");
     assert!(
         stderr.contains("other.yml: not started by `push`"),
@@ -216,5 +229,104 @@ fn gantry_up_keeps_a_warm_runner_runs_a_submitted_workflow_and_cleans_up_on_sigt
         leftovers.stdout.is_empty(),
         "runner processes left: {}",
         text(&leftovers.stdout)
+    );
+}
+
+/// A repository whose `lint` job fails and whose `deploy` needs `test` needs `build`.
+fn chain_repository() -> tempfile::TempDir {
+    let repo = tempfile::tempdir().unwrap();
+    let workflows = repo.path().join(".github/workflows");
+    std::fs::create_dir_all(&workflows).unwrap();
+    std::fs::write(
+        workflows.join("ci.yml"),
+        "\
+on: push
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo built
+  test:
+    needs: build
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo tested
+  deploy:
+    needs: test
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo deployed
+  lint:
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo linted; exit 3
+",
+    )
+    .unwrap();
+    repo
+}
+
+#[test]
+fn gantry_run_job_runs_only_that_job_and_its_needs_and_exits_with_their_conclusion() {
+    let repo = chain_repository();
+    // `lint` fails, but it is not chosen: the run succeeds. `--json` prints only JSON.
+    let output = gantry(
+        &[
+            "run",
+            ".",
+            "--unsafe-host-executor",
+            "--job",
+            "test",
+            "--json",
+        ],
+        repo.path(),
+    );
+    let stdout = text(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&output.stderr)
+    );
+    let runs: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert_eq!(runs.len(), 1, "{stdout}");
+    assert_eq!(runs[0]["run"]["conclusion"], "success");
+    let ran: Vec<&str> = runs[0]["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|job| job["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(ran, ["build", "test"]);
+
+    // The failing job alone: the run fails, and so does the command.
+    let output = gantry(
+        &["run", ".", "--unsafe-host-executor", "--job", "lint"],
+        repo.path(),
+    );
+    let stdout = text(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        text(&output.stderr)
+    );
+    assert!(stdout.contains("lint | linted"), "{stdout}");
+    assert!(!stdout.contains("build"), "{stdout}");
+}
+
+#[test]
+fn gantry_run_job_with_an_unknown_id_lists_the_ids_that_exist() {
+    let repo = chain_repository();
+    let output = gantry(&["run", ".", "--job", "tset"], repo.path());
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("`tset`"), "{stderr}");
+    assert!(
+        stderr.contains(".github/workflows/ci.yml: build, test, deploy, lint"),
+        "{stderr}"
     );
 }
