@@ -61,6 +61,8 @@ enum Command {
     Repo(commands::runs::RepoCommand),
     /// Run the runner agent: claim jobs from a server and run each in a fresh sandbox.
     Runner(commands::runner::RunnerArgs),
+    /// List the runners registered with a server.
+    Runners(commands::runners::RunnersArgs),
     /// Print a job's log, or follow it live with `-f`.
     Logs(commands::logs::LogsArgs),
     /// Run the server and a provisioner of local ephemeral runners: the whole service.
@@ -90,6 +92,7 @@ fn main() -> ExitCode {
         Command::Org(command) => commands::runs::org(command),
         Command::Repo(command) => commands::runs::repo(command),
         Command::Runner(args) => commands::runner::run(args),
+        Command::Runners(args) => commands::runners::run(args),
         Command::Logs(args) => commands::logs::run(args),
         Command::Up(args) => commands::up::run(args),
         Command::Run(args) => commands::local_run::run(args),

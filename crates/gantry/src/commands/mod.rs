@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod local_run;
 pub mod logs;
 pub mod runner;
+pub mod runners;
 pub mod runs;
 pub mod server;
 pub mod up;

@@ -451,3 +451,58 @@ fn a_killed_server_rebuilds_its_queue_from_the_store() {
     assert_eq!(done["run"]["conclusion"], "success");
     assert_eq!(server.get_ok("/api/v1/health")["queued_jobs"], 0);
 }
+
+/// Every admin command that prints data has `--json`: one parsable line on stdout each.
+#[test]
+fn admin_commands_print_what_they_made_as_json() {
+    let server = Server::start();
+    let json_of = |args: &[&str]| -> Value {
+        let output = server.cli(args);
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            text(&output.stderr)
+        );
+        let stdout = text(&output.stdout);
+        assert_eq!(stdout.lines().count(), 1, "{args:?}: {stdout}");
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {stdout}"))
+    };
+    let org = json_of(&["org", "create", "acme", "--weight", "2", "--json"]);
+    assert_eq!(org["name"], "acme");
+    assert_eq!(org["weight"], 2);
+    let repo = json_of(&["repo", "create", "acme/app", "--json"]);
+    assert_eq!(repo["full_name"], "acme/app");
+    assert_eq!(repo["default_branch"], "main");
+
+    let dir = tempfile::tempdir().unwrap();
+    let bare = dir.path().join("app.git");
+    let init = std::process::Command::new("git")
+        .args(["init", "-q", "--bare", "-b", "main"])
+        .arg(&bare)
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    let added = json_of(&[
+        "repo",
+        "add",
+        "acme/app",
+        "--path",
+        bare.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(added["repository"], "acme/app");
+    assert_eq!(
+        added["git_path"],
+        std::fs::canonicalize(&bare).unwrap().to_str().unwrap()
+    );
+    assert_eq!(added["has_webhook_secret"], false);
+    assert_eq!(added["hook"], Value::Null);
+
+    assert_eq!(json_of(&["runners", "--json"]), json!({ "runners": [] }));
+    let table = server.cli(&["runners"]);
+    assert!(
+        text(&table.stdout).starts_with("    ID  NAME"),
+        "{}",
+        text(&table.stdout)
+    );
+}

@@ -135,11 +135,12 @@ fn gantry_up_keeps_a_warm_runner_runs_a_submitted_workflow_and_cleans_up_on_sigt
             &format!("127.0.0.1:{port}"),
             "--min-idle",
             "1",
+            "--json",
         ])
         .arg("--data-dir")
         .arg(data.path().join("state"))
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
@@ -166,6 +167,25 @@ fn gantry_up_keeps_a_warm_runner_runs_a_submitted_workflow_and_cleans_up_on_sigt
             std::thread::sleep(Duration::from_millis(100));
         }
     };
+    // `--json`: where to find it, as one line on stdout once it is up.
+    let mut first_line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(up.stdout.take().unwrap()),
+        &mut first_line,
+    )
+    .unwrap();
+    let where_: serde_json::Value = serde_json::from_str(&first_line).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {first_line}\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    });
+    assert_eq!(where_["server"], url.as_str());
+    assert_eq!(where_["min_idle"], 1);
+    assert_eq!(
+        where_["runner_logs"],
+        data.path().join("state/logs").to_str().unwrap()
+    );
     // The warm pool: one idle runner registers before any job exists.
     wait("a warm runner", &|| {
         get("/runners")["runners"]
