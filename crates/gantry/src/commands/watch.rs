@@ -137,42 +137,49 @@ pub fn follow(client: &Client, runs: &[i64], mode: Mode) -> anyhow::Result<bool>
         if done.len() == runs.len() {
             break;
         }
-        // Show log lines as they come until the next poll.
+        // Take log lines as they come until the next poll; the live tree draws them once per
+        // poll, as redrawing it for each line of a noisy job costs more than the job.
         let next_poll = Instant::now() + POLL;
         while let Some(wait) = next_poll.checked_duration_since(Instant::now()) {
             let Ok(streamed) = receiver.recv_timeout(wait) else {
                 break;
             };
-            match streamed {
-                Streamed::Line(job, line) => {
-                    if let Some(tracked) = jobs.get(&job) {
-                        progress.log_line(&tracked.job, &line);
-                    }
-                }
-                Streamed::Ended(job, problem) => {
-                    let Some(tracked) = jobs.get_mut(&job) else {
-                        continue;
-                    };
-                    tracked.stream = Stream::Ended;
-                    if let Some(problem) = problem {
-                        progress.note(&format!(
-                            "the log of {} stopped: {problem}",
-                            tracked.job.name
-                        ));
-                    }
-                    if tracked.job.status == proto::JobStatus::Completed && !tracked.end_shown {
-                        progress.job_ended(&tracked.job);
-                        tracked.end_shown = true;
-                    }
-                }
-            }
+            handle(streamed, &mut jobs, &mut progress);
         }
+        progress.flush();
     }
     // Every stream has ended by now (each ended job's end waited for its stream).
     for stream in streams {
         let _ = stream.join();
     }
     Ok(all_success)
+}
+
+/// Shows what a log stream sent.
+fn handle(streamed: Streamed, jobs: &mut HashMap<i64, Tracked>, progress: &mut Progress) {
+    match streamed {
+        Streamed::Line(job, line) => {
+            if let Some(tracked) = jobs.get(&job) {
+                progress.log_line(&tracked.job, &line);
+            }
+        }
+        Streamed::Ended(job, problem) => {
+            let Some(tracked) = jobs.get_mut(&job) else {
+                return;
+            };
+            tracked.stream = Stream::Ended;
+            if let Some(problem) = problem {
+                progress.note(&format!(
+                    "the log of {} stopped: {problem}",
+                    tracked.job.name
+                ));
+            }
+            if tracked.job.status == proto::JobStatus::Completed && !tracked.end_shown {
+                progress.job_ended(&tracked.job);
+                tracked.end_shown = true;
+            }
+        }
+    }
 }
 
 /// A thread that streams job `job`'s log into `sender` until the job ends.

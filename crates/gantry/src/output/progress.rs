@@ -59,6 +59,9 @@ pub struct Progress {
 /// The live tree's bars.
 struct Tree {
     multi: MultiProgress,
+    /// Log lines not drawn yet: each draw above the tree redraws the tree, so lines are
+    /// drawn in batches (`flush`) rather than one by one.
+    pending: Vec<String>,
     /// Each run's header and the last bar under it (where its next job goes).
     runs: HashMap<i64, (ProgressBar, ProgressBar)>,
     jobs: HashMap<i64, ProgressBar>,
@@ -69,6 +72,7 @@ impl Progress {
     pub fn new(mode: Mode) -> Progress {
         let tree = (mode == Mode::Live).then(|| Tree {
             multi: MultiProgress::with_draw_target(ProgressDrawTarget::stdout()),
+            pending: Vec::new(),
             runs: HashMap::new(),
             jobs: HashMap::new(),
         });
@@ -150,10 +154,8 @@ impl Progress {
     /// One line of a job's log.
     pub fn log_line(&mut self, job: &proto::Job, line: &proto::JobLogLine) {
         let text = log_text(&job.name, line);
-        match (&self.tree, self.mode) {
-            (Some(tree), _) => {
-                let _ = tree.multi.println(text);
-            }
+        match (&mut self.tree, self.mode) {
+            (Some(tree), _) => tree.pending.push(text),
             (None, Mode::Plain) => {
                 self.show_started(job);
                 super::line(&text);
@@ -162,8 +164,20 @@ impl Progress {
         }
     }
 
+    /// Draws the log lines that came since the last call (live tree: the caller calls it a
+    /// few times a second; the other modes print each line as it comes).
+    pub fn flush(&mut self) {
+        if let Some(tree) = &mut self.tree
+            && !tree.pending.is_empty()
+        {
+            let _ = tree.multi.println(tree.pending.join("\n"));
+            tree.pending.clear();
+        }
+    }
+
     /// A job ended and its whole log has been shown.
     pub fn job_ended(&mut self, job: &proto::Job) {
+        self.flush();
         match (&self.tree, self.mode) {
             (Some(tree), _) => {
                 if let Some(bar) = tree.jobs.get(&job.id) {
@@ -183,6 +197,7 @@ impl Progress {
 
     /// A run ended with every job's end shown.
     pub fn run_ended(&mut self, detail: &proto::RunDetail) -> anyhow::Result<()> {
+        self.flush();
         match (&self.tree, self.mode) {
             (Some(tree), _) => {
                 if let Some((header, _)) = tree.runs.get(&detail.run.id) {
@@ -201,7 +216,8 @@ impl Progress {
     }
 
     /// A problem worth telling people about while following (a log stream that gave up).
-    pub fn note(&self, text: &str) {
+    pub fn note(&mut self, text: &str) {
+        self.flush();
         match &self.tree {
             Some(tree) => {
                 let _ = tree.multi.println(text);
