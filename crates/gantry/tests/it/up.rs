@@ -222,6 +222,11 @@ fn gantry_up_keeps_a_warm_runner_runs_a_submitted_workflow_and_cleans_up_on_sigt
         "{watched}"
     );
     assert_eq!(get(&format!("/runs/{run}"))["run"]["conclusion"], "success");
+    // `--json`: only the finished run, as the API describes it.
+    let watched: serde_json::Value =
+        serde_json::from_str(cli(&["watch", run, "--json"]).trim()).unwrap();
+    assert_eq!(watched["run"]["conclusion"], "success");
+    assert_eq!(watched["jobs"].as_array().map(Vec::len), Some(2));
     // SIGTERM: the runners it launched are removed, then it exits cleanly.
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(up.id() as i32).unwrap(),
