@@ -68,10 +68,15 @@ struct Tree {
 }
 
 impl Progress {
-    /// A view in `mode`.
+    /// A view in `mode`; the live tree draws on stdout.
     pub fn new(mode: Mode) -> Progress {
+        Progress::drawing_to(mode, ProgressDrawTarget::stdout())
+    }
+
+    /// A view in `mode` whose live tree draws on `target`.
+    fn drawing_to(mode: Mode, target: ProgressDrawTarget) -> Progress {
         let tree = (mode == Mode::Live).then(|| Tree {
-            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stdout()),
+            multi: MultiProgress::with_draw_target(target),
             pending: Vec::new(),
             runs: HashMap::new(),
             jobs: HashMap::new(),
@@ -436,6 +441,88 @@ mod tests {
         assert_eq!(duration_text(Duration::from_secs(42)), "42s");
         assert_eq!(duration_text(Duration::from_secs(123)), "2m 03s");
         assert_eq!(duration_text(Duration::from_secs(3720)), "1h 02m");
+    }
+
+    /// The live tree on an in-memory terminal: jobs under their run in the API's order, a
+    /// waiting job's reasons, log lines above the tree, marks and durations once ended.
+    #[test]
+    fn the_live_tree_shows_jobs_under_their_run_with_logs_above() {
+        let term = indicatif::InMemoryTerm::new(20, 100);
+        let mut progress = Progress::drawing_to(
+            Mode::Live,
+            ProgressDrawTarget::term_like(Box::new(term.clone())),
+        );
+        let run: proto::Run = serde_json::from_value(serde_json::json!({
+            "id": 1, "repository": "local/app", "workflow_path": ".github/workflows/ci.yml",
+            "workflow_name": "ci", "run_number": 1, "attempt": 1, "event": "push",
+            "ref": "refs/heads/main", "sha": "abc", "actor": "me", "status": "in_progress",
+            "conclusion": null, "created_at": "2026-01-01T00:00:00Z",
+            "started_at": null, "completed_at": "2026-01-01T00:00:13Z"
+        }))
+        .unwrap();
+        progress.run_appeared(&run);
+        let now = "2026-01-01T00:00:05Z".parse().unwrap();
+        let setup = proto::Job {
+            id: 6,
+            name: "setup".into(),
+            status: proto::JobStatus::InProgress,
+            conclusion: None,
+            message: None,
+            completed_at: None,
+            ..job()
+        };
+        progress.job_changed(&setup, now);
+        let reason: proto::WaitingReason = serde_json::from_value(serde_json::json!({
+            "kind": "needs", "message": "waiting on needs: setup", "jobs": ["setup"]
+        }))
+        .unwrap();
+        let test = proto::Job {
+            status: proto::JobStatus::Waiting,
+            waiting_reasons: vec![reason],
+            ..job()
+        };
+        progress.job_changed(&test, now);
+        let line: proto::JobLogLine = serde_json::from_value(serde_json::json!({
+            "seq": 0, "attempt": 1, "step": 0, "number": 1,
+            "time": "2026-01-01T00:00:01Z", "text": "hello"
+        }))
+        .unwrap();
+        progress.log_line(&setup, &line);
+        progress.flush();
+        let screen = term.contents();
+        let at = |text: &str| {
+            screen
+                .find(text)
+                .unwrap_or_else(|| panic!("missing `{text}` in:\n{screen}"))
+        };
+        assert!(at("setup | hello") < at("run 1 — ci (.github/workflows/ci.yml)"));
+        assert!(at("run 1 — ci") < at("setup 5.0s"));
+        assert!(at("setup 5.0s") < at("◦ test (python) waiting: waiting on needs: setup"));
+
+        progress.job_ended(&proto::Job {
+            status: proto::JobStatus::Completed,
+            conclusion: Some(proto::Conclusion::Success),
+            completed_at: Some("2026-01-01T00:00:06Z".parse().unwrap()),
+            started_at: Some("2026-01-01T00:00:00Z".parse().unwrap()),
+            ..setup
+        });
+        progress.job_ended(&job());
+        let detail = proto::RunDetail {
+            run: proto::Run {
+                status: proto::RunStatus::Completed,
+                conclusion: Some(proto::Conclusion::Failure),
+                ..run
+            },
+            jobs: Vec::new(),
+        };
+        progress.run_ended(&detail).unwrap();
+        let screen = term.contents();
+        assert!(screen.contains("✗ run 1 ci: failure in 13s"), "{screen}");
+        assert!(screen.contains("  ✓ setup success in 6.0s"), "{screen}");
+        assert!(
+            screen.contains("  ✗ test (python) failure in 12s — exit code 4"),
+            "{screen}"
+        );
     }
 
     #[test]
