@@ -9,7 +9,9 @@
 //!   lines scroll above the tree as `job-name | text`.
 //! - [`Mode::Plain`] (pipes, CI, tests): no escape codes, one line per event:
 //!   `run 1 — demo (.github/workflows/ci.yml)`, `  ● setup started`, `setup | text`,
-//!   `  ✓ setup success in 0.8s`, `run 1 demo: success in 3.1s`.
+//!   `  ✓ setup success in 0.8s`, `run 1 demo: success in 3.1s`, and for a job held by
+//!   something unusual (no online runner, a quota, a concurrency group, max-parallel)
+//!   `  ◦ gpu queued: no online runner has …` once it has lasted five seconds.
 //! - [`Mode::Json`]: nothing while the runs go; each finished run (`RunDetail`) as one JSON
 //!   line on stdout.
 //!
@@ -54,7 +56,21 @@ pub struct Progress {
     tree: Option<Tree>,
     /// Jobs whose start has been shown (plain mode), so each start is shown once.
     started: HashSet<i64>,
+    /// What holds each waiting job and since when (plain mode), and whether that was shown.
+    blocked: HashMap<i64, Blocked>,
 }
+
+/// An unusual wait of one job, as `blocked_text` words it.
+struct Blocked {
+    text: String,
+    since: DateTime<Utc>,
+    shown: bool,
+}
+
+/// How long an unusual wait lasts before plain output mentions it: `gantry run`'s
+/// provisioner starts runners on demand, so "no online runner" is true for a moment at every
+/// job and not worth a line.
+const BLOCKED_FOR: Duration = Duration::from_secs(5);
 
 /// The live tree's bars.
 struct Tree {
@@ -85,6 +101,7 @@ impl Progress {
             mode,
             tree,
             started: HashSet::new(),
+            blocked: HashMap::new(),
         }
     }
 
@@ -111,6 +128,8 @@ impl Progress {
                 || (job.status == proto::JobStatus::Completed && job.started_at.is_some());
             if started {
                 self.show_started(job);
+            } else if let Some(text) = self.blocked_long_enough(job, now) {
+                super::line(&format!("  {text}"));
             }
             return;
         }
@@ -231,6 +250,31 @@ impl Progress {
         }
     }
 
+    /// The text of job's unusual wait, once, when it has lasted [`BLOCKED_FOR`] by `now`.
+    fn blocked_long_enough(&mut self, job: &proto::Job, now: DateTime<Utc>) -> Option<String> {
+        let Some(text) = blocked_text(job) else {
+            self.blocked.remove(&job.id);
+            return None;
+        };
+        let blocked = self.blocked.entry(job.id).or_insert_with(|| Blocked {
+            text: text.clone(),
+            since: now,
+            shown: false,
+        });
+        if blocked.text != text {
+            *blocked = Blocked {
+                text,
+                since: now,
+                shown: false,
+            };
+        }
+        if blocked.shown || between(blocked.since, now) < BLOCKED_FOR {
+            return None;
+        }
+        blocked.shown = true;
+        Some(blocked.text.clone())
+    }
+
     fn show_started(&mut self, job: &proto::Job) {
         if self.mode == Mode::Plain && self.started.insert(job.id) {
             super::line(&format!("  ● {} started", job.name));
@@ -340,6 +384,33 @@ pub fn waiting_message(job: &proto::Job) -> String {
     }
 }
 
+/// For plain lines: `◦ gpu-job queued: no online runner has …` when a waiting job is held by
+/// something other than the usual waits (its needs, its turn in the queue), which a log in CI
+/// should explain; `None` otherwise. Queue positions change at every poll, so they are left out.
+pub fn blocked_text(job: &proto::Job) -> Option<String> {
+    let reasons: Vec<&str> = job
+        .waiting_reasons
+        .iter()
+        .filter(|reason| {
+            !matches!(
+                reason.kind,
+                proto::WaitingReasonKind::Needs
+                    | proto::WaitingReasonKind::Runner
+                    | proto::WaitingReasonKind::QueuePosition
+            )
+        })
+        .map(|reason| reason.message.as_str())
+        .collect();
+    (!reasons.is_empty()).then(|| {
+        format!(
+            "◦ {} {}: {}",
+            job.name,
+            job.status.as_str(),
+            reasons.join("; ")
+        )
+    })
+}
+
 /// The mark of a conclusion: ✓ success, − skipped, ⊘ cancelled, ✗ anything else.
 pub fn mark(conclusion: Option<proto::Conclusion>) -> &'static str {
     match conclusion {
@@ -421,6 +492,53 @@ mod tests {
         assert_eq!(waiting_message(&queued), "◦ test (python) queued");
         let now = "2026-01-01T00:02:03Z".parse().unwrap();
         assert_eq!(running_message(&job(), now), "test (python) 2m 03s");
+    }
+
+    #[test]
+    fn plain_lines_explain_only_unusual_waits() {
+        let reason = |kind: &str, message: &str| -> proto::WaitingReason {
+            serde_json::from_value(serde_json::json!({ "kind": kind, "message": message })).unwrap()
+        };
+        let usual = proto::Job {
+            status: proto::JobStatus::Queued,
+            waiting_reasons: vec![
+                reason("needs", "waiting on needs: setup"),
+                reason("runner", "waiting for a runner with labels: gpu"),
+                reason("queue_position", "position 2 of 3"),
+            ],
+            ..job()
+        };
+        assert_eq!(blocked_text(&usual), None);
+        let blocked = proto::Job {
+            waiting_reasons: vec![
+                reason("runner", "waiting for a runner with labels: gpu"),
+                reason("no_online_runner", "no online runner has the labels gpu"),
+                reason("queue_position", "position 2 of 3"),
+            ],
+            ..usual.clone()
+        };
+        let text = "◦ test (python) queued: no online runner has the labels gpu";
+        assert_eq!(blocked_text(&blocked).as_deref(), Some(text));
+
+        // Plain output mentions it once it has lasted a while, and only once.
+        let mut progress = Progress::new(Mode::Plain);
+        let at = |second: u32| -> DateTime<Utc> {
+            format!("2026-01-01T00:00:{second:02}Z").parse().unwrap()
+        };
+        assert_eq!(progress.blocked_long_enough(&blocked, at(0)), None);
+        assert_eq!(progress.blocked_long_enough(&blocked, at(4)), None);
+        assert_eq!(
+            progress.blocked_long_enough(&blocked, at(5)).as_deref(),
+            Some(text)
+        );
+        assert_eq!(progress.blocked_long_enough(&blocked, at(9)), None);
+        // A wait that ends and comes back starts over.
+        assert_eq!(progress.blocked_long_enough(&usual, at(10)), None);
+        assert_eq!(progress.blocked_long_enough(&blocked, at(11)), None);
+        assert_eq!(
+            progress.blocked_long_enough(&blocked, at(16)).as_deref(),
+            Some(text)
+        );
     }
 
     #[test]
