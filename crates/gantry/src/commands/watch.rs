@@ -11,7 +11,7 @@
 //! comes after all of its jobs'. `--json` prints only each finished run (`RunDetail`) as a JSON
 //! line on stdout.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, HashSet};
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -88,12 +88,12 @@ pub fn follow(client: &Client, runs: &[i64], mode: Mode) -> anyhow::Result<bool>
     let (sender, receiver) = mpsc::channel::<Streamed>();
     let mut jobs: HashMap<i64, Tracked> = HashMap::new();
     let mut appeared: Vec<i64> = Vec::new();
-    let mut done: BTreeMap<i64, proto::RunDetail> = BTreeMap::new();
+    let mut done: HashSet<i64> = HashSet::new();
     let mut streams = Vec::new();
     let mut all_success = true;
     while done.len() < runs.len() {
         for &run in runs {
-            if done.contains_key(&run) {
+            if done.contains(&run) {
                 continue;
             }
             let detail: proto::RunDetail = expect_ok(client.get(&format!("/runs/{run}"))?)?;
@@ -131,7 +131,7 @@ pub fn follow(client: &Client, runs: &[i64], mode: Mode) -> anyhow::Result<bool>
             if detail.run.status == proto::RunStatus::Completed && every_end_shown {
                 all_success &= detail.run.conclusion == Some(proto::Conclusion::Success);
                 progress.run_ended(&detail)?;
-                done.insert(run, detail);
+                done.insert(run);
             }
         }
         if done.len() == runs.len() {

@@ -80,7 +80,14 @@ struct Tree {
     pending: Vec<String>,
     /// Each run's header and the last bar under it (where its next job goes).
     runs: HashMap<i64, (ProgressBar, ProgressBar)>,
-    jobs: HashMap<i64, ProgressBar>,
+    jobs: HashMap<i64, JobLine>,
+}
+
+/// One job's line in the tree.
+struct JobLine {
+    bar: ProgressBar,
+    /// Whether it is drawn with a spinner; `None` before it was first drawn.
+    spinning: Option<bool>,
 }
 
 impl Progress {
@@ -136,42 +143,45 @@ impl Progress {
         let Some(tree) = &mut self.tree else {
             return;
         };
-        let bar = match tree.jobs.get(&job.id) {
-            Some(bar) => bar.clone(),
+        let line = match tree.jobs.get_mut(&job.id) {
+            Some(line) => line,
             None => {
-                let Some((_, last)) = tree.runs.get(&job.run_id) else {
+                let Some((_, last)) = tree.runs.get_mut(&job.run_id) else {
                     return;
                 };
                 let bar = tree.multi.insert_after(last, ProgressBar::new_spinner());
-                if let Some(run) = tree.runs.get_mut(&job.run_id) {
-                    run.1 = bar.clone();
-                }
-                tree.jobs.insert(job.id, bar.clone());
-                bar
+                *last = bar.clone();
+                tree.jobs.entry(job.id).or_insert(JobLine {
+                    bar,
+                    spinning: None,
+                })
             }
         };
-        if bar.is_finished() {
+        if line.bar.is_finished() {
             return;
         }
-        match job.status {
-            proto::JobStatus::InProgress => {
-                bar.set_style(style_running(JOB_RUNNING));
-                bar.set_message(running_message(job, now));
-                bar.enable_steady_tick(Duration::from_millis(100));
+        // A job that ran spins until `job_ended` shows its end, which waits for its log.
+        let spinning = match job.status {
+            proto::JobStatus::InProgress => true,
+            proto::JobStatus::Completed => job.started_at.is_some(),
+            proto::JobStatus::Waiting | proto::JobStatus::Queued => false,
+        };
+        if line.spinning != Some(spinning) {
+            // Styles and the ticker thread change only when the job starts or stops running,
+            // not at every poll.
+            if spinning {
+                line.bar.set_style(style_running(JOB_RUNNING));
+                line.bar.enable_steady_tick(Duration::from_millis(100));
+            } else {
+                line.bar.disable_steady_tick();
+                line.bar.set_style(style_still(JOB_STILL));
             }
-            proto::JobStatus::Waiting | proto::JobStatus::Queued => {
-                bar.set_style(style_still(JOB_STILL));
-                bar.set_message(waiting_message(job));
-                bar.tick();
-            }
-            // The end is shown by `job_ended`, once the job's log has been printed; until
-            // then a job that ran still spins.
-            proto::JobStatus::Completed => {
-                if job.started_at.is_some() {
-                    bar.set_style(style_running(JOB_RUNNING));
-                    bar.set_message(running_message(job, now));
-                }
-            }
+            line.spinning = Some(spinning);
+        }
+        if spinning {
+            line.bar.set_message(running_message(job, now));
+        } else if job.status != proto::JobStatus::Completed {
+            line.bar.set_message(waiting_message(job));
         }
     }
 
@@ -204,9 +214,10 @@ impl Progress {
         self.flush();
         match (&self.tree, self.mode) {
             (Some(tree), _) => {
-                if let Some(bar) = tree.jobs.get(&job.id) {
-                    bar.set_style(style_still(JOB_STILL));
-                    bar.finish_with_message(ended_text(job));
+                if let Some(line) = tree.jobs.get(&job.id) {
+                    line.bar.disable_steady_tick();
+                    line.bar.set_style(style_still(JOB_STILL));
+                    line.bar.finish_with_message(ended_text(job));
                 }
             }
             (None, Mode::Plain) => {
