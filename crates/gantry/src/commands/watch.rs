@@ -8,7 +8,8 @@
 //! of `gantry logs -f`, resumed with `Last-Event-ID` when it breaks) that sends lines back
 //! over a channel. A job's end is shown only once its stream has ended (the server ends it
 //! after the job's last line), so a job's lines always come before its end, and a run's end
-//! comes after all of its jobs'. `--json` prints only each finished run (`RunDetail`) as a JSON
+//! comes after all of its jobs'. A server that cannot answer for a while (a restart) is asked
+//! again for up to 30 s. `--json` prints only each finished run (`RunDetail`) as a JSON
 //! line on stdout.
 
 use std::collections::{HashMap, HashSet};
@@ -25,6 +26,10 @@ use crate::output::progress::{Mode, Progress};
 
 /// How often the runs are asked for their jobs' states.
 const POLL: Duration = Duration::from_millis(150);
+
+/// How long the server may stay unreachable (a restart, a network blip) before following
+/// stops with an error; log streams resume on their own.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(30);
 
 /// Arguments of `gantry watch`.
 #[derive(Debug, Args)]
@@ -51,10 +56,16 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn expect_ok<T>(reply: Reply<T>) -> anyhow::Result<T> {
-    match reply {
-        Reply::Ok(value, _) => Ok(value),
-        Reply::Refused(error, status) => bail!("the server refused ({status}): {error}"),
+/// A run's state: `Ok(Err(problem))` when the server cannot answer this time (unreachable, or
+/// a 5xx while it restarts), an error when it refuses (an unknown run).
+fn poll(client: &Client, run: i64) -> anyhow::Result<Result<proto::RunDetail, String>> {
+    match client.get::<proto::RunDetail>(&format!("/runs/{run}")) {
+        Ok(Reply::Ok(detail, _)) => Ok(Ok(detail)),
+        Ok(Reply::Refused(error, status)) if status >= 500 => {
+            Ok(Err(format!("the server answered {status}: {error}")))
+        }
+        Ok(Reply::Refused(error, status)) => bail!("the server refused ({status}): {error}"),
+        Err(error) => Ok(Err(format!("{error:#}"))),
     }
 }
 
@@ -91,12 +102,27 @@ pub fn follow(client: &Client, runs: &[i64], mode: Mode) -> anyhow::Result<bool>
     let mut done: HashSet<i64> = HashSet::new();
     let mut streams = Vec::new();
     let mut all_success = true;
+    let mut unreachable_since: Option<Instant> = None;
     while done.len() < runs.len() {
         for &run in runs {
             if done.contains(&run) {
                 continue;
             }
-            let detail: proto::RunDetail = expect_ok(client.get(&format!("/runs/{run}"))?)?;
+            let detail = match poll(client, run)? {
+                Ok(detail) => {
+                    unreachable_since = None;
+                    detail
+                }
+                Err(problem) => {
+                    let since = *unreachable_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > GIVE_UP_AFTER {
+                        bail!("{problem}; gave up after {}s", GIVE_UP_AFTER.as_secs());
+                    }
+                    progress.note(&format!("{problem}; retrying"));
+                    std::thread::sleep(POLL);
+                    continue;
+                }
+            };
             if !appeared.contains(&run) {
                 progress.run_appeared(&detail.run);
                 appeared.push(run);

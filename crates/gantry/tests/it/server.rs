@@ -506,3 +506,42 @@ fn admin_commands_print_what_they_made_as_json() {
         text(&table.stdout)
     );
 }
+
+/// `gantry watch` outlives a server restart: it asks again until the server answers, then
+/// follows the run to its end and exits with its conclusion.
+#[test]
+fn watch_follows_a_run_across_a_server_restart() {
+    let mut server = Server::start();
+    server.create_repo("acme", "app");
+    let file = server.data_dir().join("ci.yml");
+    std::fs::write(
+        &file,
+        "on: push\njobs:\n  only:\n    runs-on: ubuntu-latest\n    steps:\n      - run: 'true'\n",
+    )
+    .unwrap();
+    let submitted = server.cli(&["submit", "--repo", "acme/app", file.to_str().unwrap()]);
+    assert!(submitted.status.success(), "{}", text(&submitted.stderr));
+    let run: i64 = text(&submitted.stdout).trim().parse().unwrap();
+    let watch = std::process::Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .args(["watch", &run.to_string()])
+        .env("GANTRY_SERVER", &server.url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // No runner: the job waits while the server goes away and comes back.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    server.kill();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    server.restart();
+    let detail = server.get_ok(&format!("/api/v1/runs/{run}"));
+    complete(&server, run, job(&detail, "only"), "success");
+    let output = watch.wait_with_output().unwrap();
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stderr.contains("retrying"), "{stderr}");
+    assert!(stdout.contains("✓ only success"), "{stdout}");
+    assert!(stdout.contains(&format!("run {run} ")), "{stdout}");
+}
