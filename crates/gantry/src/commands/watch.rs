@@ -95,7 +95,7 @@ struct Tracked {
 /// Shows the runs' jobs and logs in `mode` until every run has completed and every ended
 /// job's log has been shown; whether every run succeeded.
 pub fn follow(client: &Client, runs: &[i64], mode: Mode) -> anyhow::Result<bool> {
-    let mut progress = Progress::new(mode);
+    let mut progress = Progress::new(mode, runs.len());
     let (sender, receiver) = mpsc::channel::<Streamed>();
     let mut jobs: HashMap<i64, Tracked> = HashMap::new();
     let mut appeared: Vec<i64> = Vec::new();

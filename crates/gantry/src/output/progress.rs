@@ -9,9 +9,10 @@
 //!   lines scroll above the tree as `job-name | text`.
 //! - [`Mode::Plain`] (pipes, CI, tests): no escape codes, one line per event:
 //!   `run 1 — demo (.github/workflows/ci.yml)`, `  ● setup started`, `setup | text`,
-//!   `  ✓ setup success in 0.8s`, `run 1 demo: success in 3.1s`, and for a job held by
-//!   something unusual (no online runner, a quota, a concurrency group, max-parallel)
-//!   `  ◦ gpu queued: no online runner has …` once it has lasted five seconds.
+//!   `  ✓ setup success in 0.8s`, `run 1 demo: success in 3.1s` (jobs named `setup [run 1]`
+//!   when several runs are followed, as two workflows may both have a `setup`), and for a
+//!   job held by something unusual (no online runner, a quota, a concurrency group,
+//!   max-parallel) `  ◦ gpu queued: no online runner has …` once it has lasted five seconds.
 //! - [`Mode::Json`]: nothing while the runs go; each finished run (`RunDetail`) as one JSON
 //!   line on stdout.
 //!
@@ -54,6 +55,8 @@ impl Mode {
 pub struct Progress {
     mode: Mode,
     tree: Option<Tree>,
+    /// Whether more than one run is followed, so lines outside the tree name the run too.
+    several_runs: bool,
     /// Jobs whose start has been shown (plain mode), so each start is shown once.
     started: HashSet<i64>,
     /// What holds each waiting job and since when (plain mode), and whether that was shown.
@@ -91,13 +94,13 @@ struct JobLine {
 }
 
 impl Progress {
-    /// A view in `mode`; the live tree draws on stdout.
-    pub fn new(mode: Mode) -> Progress {
-        Progress::drawing_to(mode, ProgressDrawTarget::stdout())
+    /// A view of `runs` runs in `mode`; the live tree draws on stdout.
+    pub fn new(mode: Mode, runs: usize) -> Progress {
+        Progress::drawing_to(mode, runs, ProgressDrawTarget::stdout())
     }
 
-    /// A view in `mode` whose live tree draws on `target`.
-    fn drawing_to(mode: Mode, target: ProgressDrawTarget) -> Progress {
+    /// A view of `runs` runs in `mode` whose live tree draws on `target`.
+    fn drawing_to(mode: Mode, runs: usize, target: ProgressDrawTarget) -> Progress {
         let tree = (mode == Mode::Live).then(|| Tree {
             multi: MultiProgress::with_draw_target(target),
             pending: Vec::new(),
@@ -107,6 +110,7 @@ impl Progress {
         Progress {
             mode,
             tree,
+            several_runs: runs > 1,
             started: HashSet::new(),
             blocked: HashMap::new(),
         }
@@ -187,7 +191,7 @@ impl Progress {
 
     /// One line of a job's log.
     pub fn log_line(&mut self, job: &proto::Job, line: &proto::JobLogLine) {
-        let text = log_text(&job.name, line);
+        let text = log_text(&self.label(job), line);
         match (&mut self.tree, self.mode) {
             (Some(tree), _) => tree.pending.push(text),
             (None, Mode::Plain) => {
@@ -217,14 +221,14 @@ impl Progress {
                 if let Some(line) = tree.jobs.get(&job.id) {
                     line.bar.disable_steady_tick();
                     line.bar.set_style(style_still(JOB_STILL));
-                    line.bar.finish_with_message(ended_text(job));
+                    line.bar.finish_with_message(ended_text(job, &job.name));
                 }
             }
             (None, Mode::Plain) => {
                 if job.started_at.is_some() {
                     self.show_started(job);
                 }
-                super::line(&format!("  {}", ended_text(job)));
+                super::line(&format!("  {}", ended_text(job, &self.label(job))));
             }
             (None, _) => {}
         }
@@ -263,7 +267,7 @@ impl Progress {
 
     /// The text of job's unusual wait, once, when it has lasted [`BLOCKED_FOR`] by `now`.
     fn blocked_long_enough(&mut self, job: &proto::Job, now: DateTime<Utc>) -> Option<String> {
-        let Some(text) = blocked_text(job) else {
+        let Some(text) = blocked_text(job, &self.label(job)) else {
             self.blocked.remove(&job.id);
             return None;
         };
@@ -286,9 +290,19 @@ impl Progress {
         Some(blocked.text.clone())
     }
 
+    /// How lines outside the tree name a job: its name, with its run when several runs are
+    /// followed (two workflows may both have a `build`).
+    fn label(&self, job: &proto::Job) -> String {
+        if self.several_runs {
+            format!("{} [run {}]", job.name, job.run_id)
+        } else {
+            job.name.clone()
+        }
+    }
+
     fn show_started(&mut self, job: &proto::Job) {
         if self.mode == Mode::Plain && self.started.insert(job.id) {
-            super::line(&format!("  ● {} started", job.name));
+            super::line(&format!("  ● {} started", self.label(job)));
         }
     }
 }
@@ -347,8 +361,8 @@ pub fn log_text(job_name: &str, line: &proto::JobLogLine) -> String {
     }
 }
 
-/// `✓ setup success in 0.8s — message`.
-pub fn ended_text(job: &proto::Job) -> String {
+/// `✓ setup success in 0.8s — message`, the job named `label`.
+pub fn ended_text(job: &proto::Job, label: &str) -> String {
     let conclusion = job
         .conclusion
         .map_or("none", |conclusion| conclusion.as_str());
@@ -361,11 +375,7 @@ pub fn ended_text(job: &proto::Job) -> String {
         .as_deref()
         .map(|message| format!(" — {message}"))
         .unwrap_or_default();
-    format!(
-        "{} {} {conclusion}{took}{why}",
-        mark(job.conclusion),
-        job.name
-    )
+    format!("{} {label} {conclusion}{took}{why}", mark(job.conclusion))
 }
 
 /// `setup 12s` for a running job (the spinner is drawn before it).
@@ -398,7 +408,7 @@ pub fn waiting_message(job: &proto::Job) -> String {
 /// For plain lines: `◦ gpu-job queued: no online runner has …` when a waiting job is held by
 /// something other than the usual waits (its needs, its turn in the queue), which a log in CI
 /// should explain; `None` otherwise. Queue positions change at every poll, so they are left out.
-pub fn blocked_text(job: &proto::Job) -> Option<String> {
+pub fn blocked_text(job: &proto::Job, label: &str) -> Option<String> {
     let reasons: Vec<&str> = job
         .waiting_reasons
         .iter()
@@ -412,14 +422,8 @@ pub fn blocked_text(job: &proto::Job) -> Option<String> {
         })
         .map(|reason| reason.message.as_str())
         .collect();
-    (!reasons.is_empty()).then(|| {
-        format!(
-            "◦ {} {}: {}",
-            job.name,
-            job.status.as_str(),
-            reasons.join("; ")
-        )
-    })
+    (!reasons.is_empty())
+        .then(|| format!("◦ {label} {}: {}", job.status.as_str(), reasons.join("; ")))
 }
 
 /// The mark of a conclusion: ✓ success, − skipped, ⊘ cancelled, ✗ anything else.
@@ -469,7 +473,7 @@ mod tests {
     #[test]
     fn ended_jobs_show_mark_conclusion_duration_and_why() {
         assert_eq!(
-            ended_text(&job()),
+            ended_text(&job(), "test (python)"),
             "✗ test (python) failure in 12s — exit code 4"
         );
         let skipped = proto::Job {
@@ -478,7 +482,10 @@ mod tests {
             message: None,
             ..job()
         };
-        assert_eq!(ended_text(&skipped), "− test (python) skipped");
+        assert_eq!(
+            ended_text(&skipped, "test (python)"),
+            "− test (python) skipped"
+        );
     }
 
     #[test]
@@ -519,7 +526,7 @@ mod tests {
             ],
             ..job()
         };
-        assert_eq!(blocked_text(&usual), None);
+        assert_eq!(blocked_text(&usual, "test (python)"), None);
         let blocked = proto::Job {
             waiting_reasons: vec![
                 reason("runner", "waiting for a runner with labels: gpu"),
@@ -529,10 +536,13 @@ mod tests {
             ..usual.clone()
         };
         let text = "◦ test (python) queued: no online runner has the labels gpu";
-        assert_eq!(blocked_text(&blocked).as_deref(), Some(text));
+        assert_eq!(
+            blocked_text(&blocked, "test (python)").as_deref(),
+            Some(text)
+        );
 
         // Plain output mentions it once it has lasted a while, and only once.
-        let mut progress = Progress::new(Mode::Plain);
+        let mut progress = Progress::new(Mode::Plain, 1);
         let at = |second: u32| -> DateTime<Utc> {
             format!("2026-01-01T00:00:{second:02}Z").parse().unwrap()
         };
@@ -549,6 +559,15 @@ mod tests {
         assert_eq!(
             progress.blocked_long_enough(&blocked, at(16)).as_deref(),
             Some(text)
+        );
+    }
+
+    #[test]
+    fn lines_outside_the_tree_name_the_run_when_several_are_followed() {
+        assert_eq!(Progress::new(Mode::Plain, 1).label(&job()), "test (python)");
+        assert_eq!(
+            Progress::new(Mode::Plain, 2).label(&job()),
+            "test (python) [run 1]"
         );
     }
 
@@ -579,6 +598,7 @@ mod tests {
         let term = indicatif::InMemoryTerm::new(20, 100);
         let mut progress = Progress::drawing_to(
             Mode::Live,
+            1,
             ProgressDrawTarget::term_like(Box::new(term.clone())),
         );
         let run: proto::Run = serde_json::from_value(serde_json::json!({
