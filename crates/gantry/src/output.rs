@@ -4,6 +4,8 @@
 
 use std::io::Write;
 
+pub mod progress;
+
 /// Writes one line of machine output (JSON) to stdout.
 pub fn json_line(value: &serde_json::Value) {
     let mut stdout = std::io::stdout().lock();

@@ -6,6 +6,10 @@
 //! and posts them to `POST /repos/{org}/{repo}/hooks/push`. A hook cannot fail a push
 //! (git ignores `post-receive`'s exit status), so problems are printed for the pusher
 //! (`remote: ...`) and the hook exits 1.
+//!
+//! `repo add` says what it did on stderr; with `--json` it prints the repository's source as
+//! the API answers it plus the installed hook's path, `{"repository", "git_path",
+//! "has_webhook_secret", "hook"}` (`hook` null without `--install-hook`), on stdout.
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -44,6 +48,9 @@ pub struct RepoAddArgs {
     /// The default branch, when the repository is created (default `main`).
     #[arg(long)]
     default_branch: Option<String>,
+    /// Print the repository's source and hook as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `gantry hook` subcommands.
@@ -79,22 +86,32 @@ pub fn add(args: RepoAddArgs) -> anyhow::Result<ExitCode> {
         git_path: path.to_string_lossy().into_owned(),
         webhook_secret: args.webhook_secret,
     };
-    match client.put::<RepositorySource>(&format!("/repos/{org}/{name}/source"), &request)? {
-        Reply::Ok(source, _) => output::message(&format!(
-            "repository {} reads git from {}{}",
-            source.repository,
-            source.git_path,
-            if source.has_webhook_secret {
-                " (webhooks accepted)"
-            } else {
-                ""
-            }
-        )),
-        Reply::Refused(error, status) => return Ok(refused(&error, status)),
-    }
-    if args.install_hook {
+    let source =
+        match client.put::<RepositorySource>(&format!("/repos/{org}/{name}/source"), &request)? {
+            Reply::Ok(source, _) => source,
+            Reply::Refused(error, status) => return Ok(refused(&error, status)),
+        };
+    output::message(&format!(
+        "repository {} reads git from {}{}",
+        source.repository,
+        source.git_path,
+        if source.has_webhook_secret {
+            " (webhooks accepted)"
+        } else {
+            ""
+        }
+    ));
+    let hook = if args.install_hook {
         let hook = install_hook(&path, client.server(), &args.repo)?;
         output::message(&format!("installed {}", hook.display()));
+        Some(hook)
+    } else {
+        None
+    };
+    if args.json {
+        let mut value = serde_json::to_value(&source)?;
+        value["hook"] = serde_json::json!(hook.map(|hook| hook.to_string_lossy().into_owned()));
+        output::json_line(&value);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,6 +6,17 @@
 //! The workflows are the files under `PATH/.github/workflows` that the event starts (with
 //! GitHub's trigger rules; the ref is the checked-out branch from `.git/HEAD`, else
 //! `refs/heads/main`). State lives in a temporary directory unless `--data-dir` keeps it.
+//!
+//! `--job ID` (repeatable, like act's `-j`) runs only those jobs of the chosen workflows and
+//! the jobs they need, transitively. The server is not told: each workflow file is narrowed
+//! before it is submitted, by blanking the other jobs' lines (`job_selection`), so the server
+//! validates and runs an ordinary file whose `needs` are complete and whose `line:col`
+//! diagnostics still match the file on disk. Workflows without any of the ids are not run; an
+//! id no chosen workflow has is an error listing the ids that exist. The exit code is the
+//! narrowed runs' conclusion.
+//!
+//! Output: on a terminal, a live tree of runs and jobs with their logs above it; otherwise
+//! plain lines (see `watch`); with `--json`, only each finished run as a JSON line on stdout.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -19,6 +30,7 @@ use super::client::{Client, Reply};
 use super::up::{PoolArgs, RunningPool};
 use crate::embedded::EmbeddedServer;
 use crate::output;
+use crate::output::progress::Mode;
 
 /// Arguments of `gantry run`.
 #[derive(Debug, Args)]
@@ -32,6 +44,9 @@ pub struct RunArgs {
     /// A `workflow_dispatch` input, `NAME=VALUE` (repeatable).
     #[arg(long = "input", value_name = "NAME=VALUE")]
     inputs: Vec<String>,
+    /// Run only this job (its id under `jobs:`) and the jobs it needs (repeatable).
+    #[arg(long = "job", value_name = "ID")]
+    jobs: Vec<String>,
     /// Keep the server's state here instead of a temporary directory.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -44,8 +59,12 @@ pub struct RunArgs {
 
 /// A workflow file chosen to run.
 struct Chosen {
+    /// Its path in the repository, `.github/workflows/NAME`.
     path: String,
+    /// The text submitted to the server.
     text: String,
+    /// The file as loaded here.
+    workflow: gantry_workflow::model::Workflow,
 }
 
 /// The checked-out branch of the repository at `path`, as a ref.
@@ -98,6 +117,7 @@ fn choose(path: &Path, event: &str, git_ref: &str) -> anyhow::Result<(Vec<Chosen
             gantry_workflow::trigger::Decision::Run => chosen.push(Chosen {
                 path: relative,
                 text,
+                workflow,
             }),
             gantry_workflow::trigger::Decision::Skip(why) => {
                 output::message(&format!("{relative}: not started by `{event}`: {why}"));
@@ -105,6 +125,47 @@ fn choose(path: &Path, event: &str, git_ref: &str) -> anyhow::Result<(Vec<Chosen
         }
     }
     Ok((chosen, invalid))
+}
+
+/// The chosen workflows that have any of the `wanted` job ids, each cut down to those jobs and
+/// what they need; an error naming the ids that exist when one of `wanted` is in none.
+fn narrow(chosen: Vec<Chosen>, wanted: &[String]) -> anyhow::Result<Vec<Chosen>> {
+    let unknown: Vec<&str> = wanted
+        .iter()
+        .map(String::as_str)
+        .filter(|id| chosen.iter().all(|file| file.workflow.job(id).is_none()))
+        .collect();
+    if !unknown.is_empty() {
+        let existing: Vec<String> = chosen
+            .iter()
+            .map(|file| {
+                let ids: Vec<&str> = file
+                    .workflow
+                    .jobs
+                    .iter()
+                    .map(|job| job.id.value.as_str())
+                    .collect();
+                format!("{}: {}", file.path, ids.join(", "))
+            })
+            .collect();
+        bail!(
+            "no workflow that runs has the job{} `{}`; the jobs are:\n  {}",
+            if unknown.len() == 1 { "" } else { "s" },
+            unknown.join("`, `"),
+            existing.join("\n  ")
+        );
+    }
+    let mut narrowed = Vec::new();
+    for file in chosen {
+        let keep = super::job_selection::with_needs(&file.workflow, wanted);
+        if keep.is_empty() {
+            output::message(&format!("{}: none of the chosen jobs, not run", file.path));
+            continue;
+        }
+        let text = super::job_selection::keep_only(&file.text, &file.workflow, &keep, &file.path)?;
+        narrowed.push(Chosen { text, ..file });
+    }
+    Ok(narrowed)
 }
 
 /// `NAME=VALUE` inputs as the API takes them (values are strings; the server types them).
@@ -160,6 +221,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             args.event
         );
     }
+    let chosen = if args.jobs.is_empty() {
+        chosen
+    } else {
+        narrow(chosen, &args.jobs)?
+    };
     let inputs = parse_inputs(&args.inputs)?;
     let temporary = tempfile::tempdir().context("cannot create a temporary directory")?;
     let data_dir = args
@@ -224,15 +290,9 @@ fn drive(
         };
         let run: proto::Run =
             expect_ok(client.post(&format!("/repos/local/{repo}/runs"), &trigger, &[])?)?;
-        if !args.json {
-            output::line(&format!(
-                "run {} — {} ({})",
-                run.id, run.workflow_name, workflow.path
-            ));
-        }
         runs.push(run.id);
     }
-    super::watch::follow(&client, &runs, args.json)
+    super::watch::follow(&client, &runs, Mode::for_stdout(args.json))
 }
 
 fn expect_ok<T>(reply: Reply<T>) -> anyhow::Result<T> {

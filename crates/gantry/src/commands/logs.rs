@@ -119,6 +119,21 @@ fn stored(client: &Client, job: i64, mut print: impl FnMut(&JobLogLine)) -> Resu
     }
 }
 
+/// Follows a job's log to its end for another command (`gantry run`, `gantry watch`): the
+/// same resumed stream as `-f`, with a refusal as an error.
+pub(crate) fn stream(
+    client: &Client,
+    job: i64,
+    print: impl FnMut(&JobLogLine),
+) -> anyhow::Result<()> {
+    follow(client, job, print).map_err(|failure| match failure {
+        Failure::Refused(error) => {
+            anyhow::anyhow!("the server refused the log of job {job}: {error}")
+        }
+        Failure::Other(error) => error,
+    })
+}
+
 /// The stream, until `event: end`, reconnecting after the last seen line when it breaks.
 fn follow(client: &Client, job: i64, mut print: impl FnMut(&JobLogLine)) -> Result<(), Failure> {
     let url = client.url(&format!("/jobs/{job}/logs/stream"));

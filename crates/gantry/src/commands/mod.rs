@@ -4,6 +4,7 @@ pub mod bench;
 pub(crate) mod client;
 pub mod expr;
 pub mod git_repo;
+pub mod job_selection;
 pub mod jobs;
 pub mod local_run;
 pub mod logs;

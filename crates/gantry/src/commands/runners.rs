@@ -3,8 +3,9 @@
 //! repositories).
 //!
 //! Output contracts (scripts depend on them):
-//! - `runners list` prints one runner a line: id, status, name, organization (or `hosted`),
-//!   group, labels and held jobs; `--json` prints the API's `RunnerList` on stdout.
+//! - `runners list` prints a table (a header, then one runner a line: id, name, status,
+//!   labels, capacity, scope — `hosted`, or the organization with its group and repositories —
+//!   and held jobs); `--json` prints the API's `RunnerList` on stdout.
 //! - `runners token --org ORG` prints the new token alone on stdout (it cannot be shown
 //!   again), and where its runners go on stderr; `--json` prints the API's
 //!   `RegistrationToken`.
@@ -13,7 +14,9 @@
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use gantry_proto::v1::{CreateRegistrationToken, RegistrationToken, RunnerList, RunnerStatus};
+use gantry_proto::v1::{
+    CreateRegistrationToken, RegistrationToken, Runner, RunnerList, RunnerStatus,
+};
 
 use super::client::{Client, Reply};
 use super::runs::{ServerOption, refused};
@@ -78,32 +81,45 @@ fn list(args: &ListArgs) -> anyhow::Result<ExitCode> {
         output::json_line(&serde_json::to_value(&list)?);
         return Ok(ExitCode::SUCCESS);
     }
+    output::line(&format!(
+        "{:>6}  {:<24}  {:<8}  {:<32}  {:>8}  {:<24}  JOBS",
+        "ID", "NAME", "STATUS", "LABELS", "CAPACITY", "SCOPE"
+    ));
     for runner in &list.runners {
-        let status = match runner.status {
-            RunnerStatus::Online => "online",
-            RunnerStatus::Offline => "offline",
-        };
-        let owner = runner.org.as_deref().unwrap_or("hosted");
-        let group = runner
-            .group
-            .as_deref()
-            .map(|group| format!(" group={group}"))
-            .unwrap_or_default();
-        let repositories = runner
-            .repositories
-            .as_ref()
-            .map(|repos| format!(" repos={}", repos.join(",")))
-            .unwrap_or_default();
-        let jobs: Vec<String> = runner.jobs.iter().map(i64::to_string).collect();
-        output::line(&format!(
-            "{}\t{status}\t{}\t{owner}{group}{repositories}\t[{}]\tjobs=[{}]",
-            runner.id,
-            runner.name,
-            runner.labels.join(", "),
-            jobs.join(", ")
-        ));
+        output::line(&runner_row(runner));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One row of the table: the scope is `hosted`, or the organization with its runner group
+/// and repositories when it has them.
+fn runner_row(runner: &Runner) -> String {
+    let status = match runner.status {
+        RunnerStatus::Online => "online",
+        RunnerStatus::Offline => "offline",
+    };
+    let mut scope = runner.org.clone().unwrap_or_else(|| "hosted".to_owned());
+    if let Some(group) = &runner.group {
+        scope.push_str(&format!(" group={group}"));
+    }
+    if let Some(repos) = &runner.repositories {
+        scope.push_str(&format!(" repos={}", repos.join(",")));
+    }
+    let jobs: Vec<String> = runner.jobs.iter().map(i64::to_string).collect();
+    format!(
+        "{:>6}  {:<24}  {:<8}  {:<32}  {:>8}  {:<24}  {}",
+        runner.id,
+        runner.name,
+        status,
+        runner.labels.join(","),
+        runner.capacity,
+        scope,
+        if jobs.is_empty() {
+            "-".to_owned()
+        } else {
+            jobs.join(",")
+        }
+    )
 }
 
 fn token(args: &TokenArgs) -> anyhow::Result<ExitCode> {

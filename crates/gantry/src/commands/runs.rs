@@ -5,6 +5,9 @@
 //! - `submit` prints the run id on stdout (`--json`: the run); on an invalid workflow it prints
 //!   `FILE:LINE:COL: message` lines on stderr and exits 1.
 //! - `runs list` / `runs get` print a table, or with `--json` the API's answer on stdout.
+//! - `cancel` and `rerun` print the run (or job), `--json` as the API's answer.
+//! - `org create` and `repo create` say what they created on stderr; `--json` prints the
+//!   created organization or repository (the API's answer) on stdout.
 //! - Every command exits 1 when the server refuses the request (the error on stderr) and 2
 //!   when it cannot be reached.
 
@@ -156,6 +159,9 @@ pub struct OrgCreateArgs {
     /// The most hosted jobs it may run at once.
     #[arg(long)]
     hosted_concurrency_limit: Option<u32>,
+    /// Print the created organization as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `gantry repo` subcommands.
@@ -178,6 +184,9 @@ pub struct RepoCreateArgs {
     /// The default branch (default `main`).
     #[arg(long)]
     default_branch: Option<String>,
+    /// Print the created repository as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `gantry dispatch`: `gantry submit` as a manual run (`workflow_dispatch`).
@@ -396,6 +405,9 @@ pub fn org(command: OrgCommand) -> anyhow::Result<ExitCode> {
                 "created organization {} (id {})",
                 org.name, org.id
             ));
+            if args.json {
+                output::json_line(&serde_json::to_value(&org)?);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Reply::Refused(error, status) => Ok(refused(&error, status)),
@@ -420,6 +432,9 @@ pub fn repo(command: RepoCommand) -> anyhow::Result<ExitCode> {
                 "created repository {} (id {})",
                 repo.full_name, repo.id
             ));
+            if args.json {
+                output::json_line(&serde_json::to_value(&repo)?);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Reply::Refused(error, status) => Ok(refused(&error, status)),

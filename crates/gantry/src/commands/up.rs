@@ -68,6 +68,10 @@ pub struct UpArgs {
     /// The address to listen on (loopback: there is no user authentication yet).
     #[arg(long, value_name = "ADDR", default_value = gantry_server::DEFAULT_LISTEN)]
     listen: SocketAddr,
+    /// Once up, print where to find it as one JSON line on stdout: `{"server", "data_dir",
+    /// "runner_logs", "max_runners", "min_idle"}`.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     pool: PoolArgs,
 }
@@ -189,6 +193,16 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         max = args.pool.max_runners,
         min = args.pool.min_idle,
     ));
+    if args.json {
+        let data_dir = std::path::absolute(&args.data_dir).unwrap_or(args.data_dir.clone());
+        output::json_line(&serde_json::json!({
+            "server": server.base,
+            "data_dir": data_dir.to_string_lossy(),
+            "runner_logs": data_dir.join("logs").to_string_lossy(),
+            "max_runners": args.pool.max_runners,
+            "min_idle": args.pool.min_idle,
+        }));
+    }
     let stop = Arc::new(AtomicBool::new(false));
     super::runner::stop_on_signals(Arc::clone(&stop))?;
     while !stop.load(Ordering::SeqCst) {

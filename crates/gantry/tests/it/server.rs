@@ -492,3 +492,100 @@ fn repository_lists_come_in_pages_with_a_cursor() {
     let (status, _) = server.get("/api/v1/orgs/nobody/repos");
     assert_eq!(status, 404);
 }
+
+/// Every admin command that prints data has `--json`: one parsable line on stdout each.
+#[test]
+fn admin_commands_print_what_they_made_as_json() {
+    let server = Server::start();
+    let json_of = |args: &[&str]| -> Value {
+        let output = server.cli(args);
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            text(&output.stderr)
+        );
+        let stdout = text(&output.stdout);
+        assert_eq!(stdout.lines().count(), 1, "{args:?}: {stdout}");
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {stdout}"))
+    };
+    let org = json_of(&["org", "create", "acme", "--weight", "2", "--json"]);
+    assert_eq!(org["name"], "acme");
+    assert_eq!(org["weight"], 2);
+    let repo = json_of(&["repo", "create", "acme/app", "--json"]);
+    assert_eq!(repo["full_name"], "acme/app");
+    assert_eq!(repo["default_branch"], "main");
+
+    let dir = tempfile::tempdir().unwrap();
+    let bare = dir.path().join("app.git");
+    let init = std::process::Command::new("git")
+        .args(["init", "-q", "--bare", "-b", "main"])
+        .arg(&bare)
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    let added = json_of(&[
+        "repo",
+        "add",
+        "acme/app",
+        "--path",
+        bare.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(added["repository"], "acme/app");
+    assert_eq!(
+        added["git_path"],
+        std::fs::canonicalize(&bare).unwrap().to_str().unwrap()
+    );
+    assert_eq!(added["has_webhook_secret"], false);
+    assert_eq!(added["hook"], Value::Null);
+
+    assert_eq!(
+        json_of(&["runners", "list", "--json"]),
+        json!({ "runners": [] })
+    );
+    let table = server.cli(&["runners", "list"]);
+    assert!(
+        text(&table.stdout).starts_with("    ID  NAME"),
+        "{}",
+        text(&table.stdout)
+    );
+}
+
+/// `gantry watch` outlives a server restart: it asks again until the server answers, then
+/// follows the run to its end and exits with its conclusion.
+#[test]
+fn watch_follows_a_run_across_a_server_restart() {
+    let mut server = Server::start();
+    server.create_repo("acme", "app");
+    let file = server.data_dir().join("ci.yml");
+    std::fs::write(
+        &file,
+        "on: push\njobs:\n  only:\n    runs-on: ubuntu-latest\n    steps:\n      - run: 'true'\n",
+    )
+    .unwrap();
+    let submitted = server.cli(&["submit", "--repo", "acme/app", file.to_str().unwrap()]);
+    assert!(submitted.status.success(), "{}", text(&submitted.stderr));
+    let run: i64 = text(&submitted.stdout).trim().parse().unwrap();
+    let watch = std::process::Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .args(["watch", &run.to_string()])
+        .env("GANTRY_SERVER", &server.url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // No runner: the job waits while the server goes away and comes back.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    server.kill();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    server.restart();
+    let detail = server.get_ok(&format!("/api/v1/runs/{run}"));
+    complete(&server, run, job(&detail, "only"), "success");
+    let output = watch.wait_with_output().unwrap();
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stderr.contains("retrying"), "{stderr}");
+    assert!(stdout.contains("✓ only success"), "{stdout}");
+    assert!(stdout.contains(&format!("run {run} ")), "{stdout}");
+}

@@ -93,8 +93,21 @@ fn gantry_run_exits_1_when_a_run_fails_and_reports_invalid_files_with_their_posi
     let stdout = text(&output.stdout);
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
-    assert!(stdout.contains("✗ broken failure"), "{stdout}");
-    assert!(stdout.contains("oops"), "{stdout}");
+    // Off a terminal: plain lines, no escape codes; the job's start, its prefixed log lines
+    // and its end, in that order.
+    assert!(!stdout.contains('\u{1b}'), "{stdout}");
+    let position = |text: &str| {
+        stdout
+            .find(text)
+            .unwrap_or_else(|| panic!("missing `{text}` in:\n{stdout}"))
+    };
+    assert!(position("run 1 — .github/workflows/fail.yml\n") < position("● broken started"));
+    assert!(position("● broken started") < position("broken | oops"));
+    assert!(position("broken | oops") < position("✗ broken failure in "));
+    assert!(
+        position("✗ broken failure in ")
+            < position("run 1 .github/workflows/fail.yml: failure in ")
+    );
     assert!(stderr.contains(".github/workflows/bad.yml:"), "{stderr}");
     assert!(
         stderr.contains("other.yml: not started by `push`"),
@@ -122,11 +135,12 @@ fn gantry_up_keeps_a_warm_runner_runs_a_submitted_workflow_and_cleans_up_on_sigt
             &format!("127.0.0.1:{port}"),
             "--min-idle",
             "1",
+            "--json",
         ])
         .arg("--data-dir")
         .arg(data.path().join("state"))
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
@@ -153,6 +167,25 @@ fn gantry_up_keeps_a_warm_runner_runs_a_submitted_workflow_and_cleans_up_on_sigt
             std::thread::sleep(Duration::from_millis(100));
         }
     };
+    // `--json`: where to find it, as one line on stdout once it is up.
+    let mut first_line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(up.stdout.take().unwrap()),
+        &mut first_line,
+    )
+    .unwrap();
+    let where_: serde_json::Value = serde_json::from_str(&first_line).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {first_line}\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    });
+    assert_eq!(where_["server"], url.as_str());
+    assert_eq!(where_["min_idle"], 1);
+    assert_eq!(
+        where_["runner_logs"],
+        data.path().join("state/logs").to_str().unwrap()
+    );
     // The warm pool: one idle runner registers before any job exists.
     wait("a warm runner", &|| {
         get("/runners")["runners"]
@@ -181,7 +214,7 @@ fn gantry_up_keeps_a_warm_runner_runs_a_submitted_workflow_and_cleans_up_on_sigt
     // `gantry watch` follows the run to its end: each job with its log, exit 0 on success.
     let watched = cli(&["watch", run]);
     assert!(
-        watched.contains("✓ a success") && watched.contains("│ one"),
+        watched.contains("✓ a success") && watched.contains("a | one"),
         "{watched}"
     );
     assert!(
@@ -189,6 +222,11 @@ fn gantry_up_keeps_a_warm_runner_runs_a_submitted_workflow_and_cleans_up_on_sigt
         "{watched}"
     );
     assert_eq!(get(&format!("/runs/{run}"))["run"]["conclusion"], "success");
+    // `--json`: only the finished run, as the API describes it.
+    let watched: serde_json::Value =
+        serde_json::from_str(cli(&["watch", run, "--json"]).trim()).unwrap();
+    assert_eq!(watched["run"]["conclusion"], "success");
+    assert_eq!(watched["jobs"].as_array().map(Vec::len), Some(2));
     // SIGTERM: the runners it launched are removed, then it exits cleanly.
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(up.id() as i32).unwrap(),
@@ -216,5 +254,104 @@ fn gantry_up_keeps_a_warm_runner_runs_a_submitted_workflow_and_cleans_up_on_sigt
         leftovers.stdout.is_empty(),
         "runner processes left: {}",
         text(&leftovers.stdout)
+    );
+}
+
+/// A repository whose `lint` job fails and whose `deploy` needs `test` needs `build`.
+fn chain_repository() -> tempfile::TempDir {
+    let repo = tempfile::tempdir().unwrap();
+    let workflows = repo.path().join(".github/workflows");
+    std::fs::create_dir_all(&workflows).unwrap();
+    std::fs::write(
+        workflows.join("ci.yml"),
+        "\
+on: push
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo built
+  test:
+    needs: build
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo tested
+  deploy:
+    needs: test
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo deployed
+  lint:
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo linted; exit 3
+",
+    )
+    .unwrap();
+    repo
+}
+
+#[test]
+fn gantry_run_job_runs_only_that_job_and_its_needs_and_exits_with_their_conclusion() {
+    let repo = chain_repository();
+    // `lint` fails, but it is not chosen: the run succeeds. `--json` prints only JSON.
+    let output = gantry(
+        &[
+            "run",
+            ".",
+            "--unsafe-host-executor",
+            "--job",
+            "test",
+            "--json",
+        ],
+        repo.path(),
+    );
+    let stdout = text(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&output.stderr)
+    );
+    let runs: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert_eq!(runs.len(), 1, "{stdout}");
+    assert_eq!(runs[0]["run"]["conclusion"], "success");
+    let ran: Vec<&str> = runs[0]["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|job| job["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(ran, ["build", "test"]);
+
+    // The failing job alone: the run fails, and so does the command.
+    let output = gantry(
+        &["run", ".", "--unsafe-host-executor", "--job", "lint"],
+        repo.path(),
+    );
+    let stdout = text(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        text(&output.stderr)
+    );
+    assert!(stdout.contains("lint | linted"), "{stdout}");
+    assert!(!stdout.contains("build"), "{stdout}");
+}
+
+#[test]
+fn gantry_run_job_with_an_unknown_id_lists_the_ids_that_exist() {
+    let repo = chain_repository();
+    let output = gantry(&["run", ".", "--job", "tset"], repo.path());
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("`tset`"), "{stderr}");
+    assert!(
+        stderr.contains(".github/workflows/ci.yml: build, test, deploy, lint"),
+        "{stderr}"
     );
 }
