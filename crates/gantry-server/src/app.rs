@@ -669,10 +669,17 @@ impl App {
             return Ok(false);
         }
         let event = Event::JobStarted {
-            job: key,
+            job: key.clone(),
             attempt: Attempt(u32::try_from(job.attempt).unwrap_or(u32::MAX)),
         };
-        self.drive(job.run_id, event, None).await?;
+        if let Err(error) = self.drive(job.run_id, event, None).await {
+            // Recovery, the lease watcher and a caller may all find the same unheard claim;
+            // when another of them replayed it first, the engine has heard of it: done.
+            if self.claim_unheard(job.run_id, &key, job.attempt).await? {
+                return Err(error);
+            }
+            return Ok(true);
+        }
         tracing::info!(run_id = %job.run_id, job_id = %job.id, "claim replayed to the engine");
         Ok(true)
     }
