@@ -554,10 +554,13 @@ impl<S: ReportSink> Sender<S> {
     }
 
     fn send_chunk(&mut self, lines: Vec<WireLine>) {
+        let count = lines.len() as u64;
         if self.attempt.is_lost() {
+            // Taken from the queue after the attempt was lost: dropped, and counted as such
+            // whichever came first, the sender's turn or the loss.
+            self.stats.lines_dropped += count;
             return;
         }
-        let count = lines.len() as u64;
         let chunk = LogChunk {
             fencing_token: self.fencing_token,
             offset: self.offset,
