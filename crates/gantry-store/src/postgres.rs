@@ -37,6 +37,12 @@ impl Backend for Postgres {
             name: "repository_sources",
             sql: include_str!("../migrations/postgres/0003_repository_sources.sql"),
         },
+        // 4 is taken by another change in flight.
+        Migration {
+            version: 5,
+            name: "called_workflows",
+            sql: include_str!("../migrations/postgres/0005_called_workflows.sql"),
+        },
     ];
     const BEGIN_WRITE: &'static str = "BEGIN";
     // The key is arbitrary but fixed: `gantry` in ASCII.

@@ -41,6 +41,12 @@ impl Backend for Sqlite {
             name: "repository_sources",
             sql: include_str!("../migrations/sqlite/0003_repository_sources.sql"),
         },
+        // 4 is taken by another change in flight.
+        Migration {
+            version: 5,
+            name: "called_workflows",
+            sql: include_str!("../migrations/sqlite/0005_called_workflows.sql"),
+        },
     ];
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     // Migrations run in a `BEGIN IMMEDIATE` transaction, which already excludes other writers.

@@ -73,6 +73,7 @@ async fn trigger(app: &App, org: &str, workflow: &str) -> i64 {
         actor: None,
         payload: None,
         inputs: None,
+        called_workflows: None,
     };
     app.trigger_run(org, "app", request, None)
         .await

@@ -46,6 +46,8 @@ pub struct RunArgs {
 struct Chosen {
     path: String,
     text: String,
+    /// The reusable workflow files it calls, by `uses:` text.
+    called: IndexMap<String, String>,
 }
 
 /// The checked-out branch of the repository at `path`, as a ref.
@@ -96,6 +98,8 @@ fn choose(path: &Path, event: &str, git_ref: &str) -> anyhow::Result<(Vec<Chosen
         };
         match gantry_workflow::trigger::decide(&workflow, &offered) {
             gantry_workflow::trigger::Decision::Run => chosen.push(Chosen {
+                called: super::called_files::called_files(path, &workflow)
+                    .with_context(|| format!("{relative} calls a reusable workflow"))?,
                 path: relative,
                 text,
             }),
@@ -221,6 +225,7 @@ fn drive(
             actor: None,
             payload: None,
             inputs: (!inputs.is_empty()).then(|| inputs.clone()),
+            called_workflows: (!workflow.called.is_empty()).then(|| workflow.called.clone()),
         };
         let run: proto::Run =
             expect_ok(client.post(&format!("/repos/local/{repo}/runs"), &trigger, &[])?)?;

@@ -206,6 +206,7 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         } else {
             Some(super::local_run::parse_inputs(&args.inputs)?)
         },
+        called_workflows: None,
     };
     let mut headers = Vec::new();
     if let Some(key) = &args.idempotency_key {
