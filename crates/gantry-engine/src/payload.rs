@@ -147,7 +147,8 @@ pub fn job_payload_with_calls(
     Ok(JobPayload {
         run_id: state.id.0,
         job_id: None,
-        job_key: key.job.clone(),
+        // `github.job`: the key under `jobs:` in the job's own file (`build`, not `call/build`).
+        job_key: job_spec.local_id().to_owned(),
         matrix_index: key.index,
         name: instance.name.clone(),
         attempt: instance.attempt.0,

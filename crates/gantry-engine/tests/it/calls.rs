@@ -110,7 +110,8 @@ fn inputs_and_secrets_reach_the_called_jobs_and_outputs_reach_later_jobs() {
     // Only what the caller passed, under the called workflow's name: not `OTHER`.
     assert_eq!(compile.contexts.secrets.len(), 1);
     assert_eq!(compile.contexts.secrets["token"], "d3pl0y-x");
-    assert_eq!(compile.job_key, "call/compile");
+    assert_eq!(compile.job_key, "compile");
+    assert_eq!(compile.name, "call / compile");
 
     sim.run("call/compile", Conclusion::Success);
     assert_eq!(sim.queued(), ["call/package"]);

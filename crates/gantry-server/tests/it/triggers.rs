@@ -784,7 +784,7 @@ async fn a_pushed_workflow_calls_a_local_reusable_workflow_across_a_restart() {
     let build = claim_one(&fx.app, runner)
         .await
         .expect("call / build is queued");
-    assert_eq!(build.payload.job_key, "call/build");
+    assert_eq!(build.payload.job_key, "build");
     assert_eq!(build.payload.name, "call / build");
     assert_eq!(build.payload.contexts.inputs, json!({"target": "prod"}));
     // Only the secret the caller passed, under the called workflow's name (no secret store
@@ -803,7 +803,8 @@ async fn a_pushed_workflow_calls_a_local_reusable_workflow_across_a_restart() {
     let package = claim_one(&app, runner)
         .await
         .expect("call / package is queued");
-    assert_eq!(package.payload.job_key, "call/package");
+    assert_eq!(package.payload.job_key, "package");
+    assert_eq!(package.payload.name, "call / package");
     assert_eq!(package.payload.contexts.inputs, json!({"target": "prod"}));
     assert!(
         package.payload.steps[0]
