@@ -441,3 +441,25 @@ fn the_state_of_a_run_with_calls_round_trips_through_json() {
     sim.complete_with("call/package", Conclusion::Success, &[("name", "n")]);
     assert_eq!(sim.state.job("call").unwrap().outputs["artifact"], "n");
 }
+
+#[test]
+fn a_caller_whose_matrix_reads_needs_fails_with_a_message() {
+    let caller = CALLER
+        .replace(
+            "  call:\n",
+            "  setup:\n    runs-on: x\n    steps:\n      - run: echo\n  call:\n    needs: setup\n    strategy:\n      matrix:\n        os: ${{ fromJSON(needs.setup.outputs.list) }}\n",
+        )
+        .replace("      target: linux\n", "      target: ${{ matrix.os }}\n");
+    let mut sim = sim(&caller);
+    sim.start("setup");
+    sim.complete_with("setup", Conclusion::Success, &[("list", "[\"a\"]")]);
+    assert_eq!(sim.conclusion("call"), Some(Conclusion::Failure));
+    assert!(
+        sim.message("call")
+            .unwrap()
+            .contains("matrix that reads `needs`"),
+        "{:?}",
+        sim.message("call")
+    );
+    assert_eq!(sim.run_conclusion(), Some(Conclusion::Failure));
+}
