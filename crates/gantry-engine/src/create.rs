@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use gantry_workflow::Workflow;
 use gantry_workflow::contexts::Site;
+use gantry_workflow::reusable::WorkflowSource;
 
 use crate::config::EngineConfig;
 use crate::effect::Decision;
@@ -31,9 +32,21 @@ pub struct NewRun<'w> {
 
 /// Creates a run at `now`: one instance per matrix combination (matrices that read `needs`
 /// wait as one placeholder until their needs end), jobs without `needs` queued at once, the
-/// others waiting on their needs.
+/// others waiting on their needs. A job calling a reusable workflow fails when it starts;
+/// [`create_run_with_calls`] gives the run the called workflows.
 pub fn create_run(new: NewRun<'_>, now: Millis) -> Result<Decision, EngineError> {
-    let spec = spec::compile(new.workflow, new.trigger, &new.config)?;
+    create_run_with_calls(new, &crate::call::NoCalledWorkflows, now)
+}
+
+/// [`create_run`] for a workflow whose jobs call reusable workflows: `called` answers each
+/// `uses:` text (nested calls included) with the loaded called workflow, whose jobs become jobs
+/// of the run, named `caller / job`, that wait for their caller to start.
+pub fn create_run_with_calls(
+    new: NewRun<'_>,
+    called: &dyn WorkflowSource,
+    now: Millis,
+) -> Result<Decision, EngineError> {
+    let spec = spec::compile(new.workflow, called, new.trigger, &new.config)?;
     let contexts = spec.base_contexts(1);
     let concurrency = match &spec.concurrency {
         Some(concurrency) => setup::group_claim(concurrency, Site::WorkflowConcurrency, &contexts)
@@ -51,11 +64,7 @@ pub fn create_run(new: NewRun<'_>, now: Millis) -> Result<Decision, EngineError>
                 phase: JobPhase::Waiting,
                 result: None,
                 outputs: Default::default(),
-                waiting_on: job
-                    .needs
-                    .iter()
-                    .map(|&need| spec.jobs[need].id.clone())
-                    .collect(),
+                waiting_on: spec.initial_waiting_on(job, |_| true),
                 message: None,
                 matrix_pending,
                 strategy: StrategyState::default(),

@@ -42,13 +42,15 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Module map: `create` builds a run, `machine` applies events (`events`, `cancel`, `rerun`),
+//! Module map: `create` builds a run, `call` holds what a run keeps of a reusable-workflow
+//! call (inputs, secrets, outputs) whose called jobs `spec` adds to the run, `machine` applies events (`events`, `cancel`, `rerun`),
 //! `setup` and `eval` evaluate the workflow's expressions with the contexts of each place,
 //! `spec` is the compiled workflow a run carries, `payload` what a runner receives for a job,
 //! `state` the run's data, `concurrency` the cross-run group bookkeeping, `dispatch` the
 //! dispatcher's fair job queue (which job a runner gets, per-organization limits, why a job
 //! waits) and its figures (`dispatch::simulate`).
 
+mod call;
 mod concurrency;
 mod config;
 mod create;
@@ -66,18 +68,19 @@ mod spec;
 mod state;
 mod status;
 
+pub use call::{CallInput, CallInputKind, CallSecrets, CallSpec};
 pub use concurrency::{ConcurrencyGroups, Delivery, Group, Holder};
 pub use config::EngineConfig;
-pub use create::{NewRun, create_run};
+pub use create::{NewRun, create_run, create_run_with_calls};
 pub use effect::{Decision, Effect, JobOrder};
 pub use error::EngineError;
 pub use event::{Event, TimerKind};
 pub use ids::{Attempt, JobKey, Millis, RunAttempt, RunId};
-pub use payload::{PayloadError, job_payload};
+pub use payload::{PayloadError, job_payload, job_payload_with_calls};
 pub use reason::WaitReason;
 pub use spec::{
-    ConcurrencySpec, DeferredMatrix, JobSpec, MatrixSource, PlannedCombination, RunSpec, Setting,
-    TriggerContexts,
+    ConcurrencySpec, DeferredMatrix, JobSpec, MAX_CALL_DEPTH, MatrixSource, ParentRef,
+    PlannedCombination, RunSpec, Setting, TriggerContexts,
 };
 pub use state::{
     ClaimState, GroupClaim, InstanceSetup, JobInstance, JobPhase, JobState, RunState, StrategyState,

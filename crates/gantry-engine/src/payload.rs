@@ -11,7 +11,13 @@ use gantry_proto::v1::{JobContexts, JobPayload, RunDefaults, StepPayload};
 use gantry_workflow::model::{Defaults, EnvMap, OrExpr, Step, StepAction, Workflow};
 use indexmap::IndexMap;
 
+use gantry_workflow::contexts::Site;
+use gantry_workflow::reusable::WorkflowSource;
+
+use crate::call::CallSecrets;
+use crate::eval;
 use crate::ids::JobKey;
+use crate::setup::matrix_value;
 use crate::spec::MatrixSource;
 use crate::state::RunState;
 
@@ -44,15 +50,44 @@ pub fn job_payload(
     key: &JobKey,
     secret: &dyn Fn(&str) -> Option<String>,
 ) -> Result<JobPayload, PayloadError> {
+    job_payload_with_calls(
+        state,
+        workflow,
+        &crate::call::NoCalledWorkflows,
+        key,
+        secret,
+    )
+}
+
+/// [`job_payload`] for a run whose jobs call reusable workflows: `called` answers each `uses:`
+/// text with the called workflow (as given to [`crate::create_run_with_calls`]). A job of a
+/// called workflow gets its own file's steps and env, its call's `inputs`, and only the
+/// secrets its caller passed (`secrets: inherit` passes the caller's own).
+pub fn job_payload_with_calls(
+    state: &RunState,
+    workflow: &Workflow,
+    called: &dyn WorkflowSource,
+    key: &JobKey,
+    secret: &dyn Fn(&str) -> Option<String>,
+) -> Result<JobPayload, PayloadError> {
     let unknown = || PayloadError::UnknownJob(key.clone());
+    let job_index = state.spec.job_index(&key.job).ok_or_else(unknown)?;
+    let job_spec = &state.spec.jobs[job_index];
+    let workflow = match job_spec.parent {
+        None => workflow,
+        Some(parent) => state.spec.jobs[parent.job]
+            .reusable
+            .as_deref()
+            .and_then(|uses| called.workflow(uses))
+            .ok_or_else(unknown)?,
+    };
     let job = workflow
         .jobs
         .iter()
-        .find(|job| job.id.value == key.job)
+        .find(|job| job.id.value == job_spec.local_id())
         .ok_or_else(unknown)?;
     let instance = state.instance(key).ok_or_else(unknown)?;
     let job_state = state.job(&key.job).ok_or_else(unknown)?;
-    let job_index = state.spec.job_index(&key.job).ok_or_else(unknown)?;
     let unsupported = |key: &'static str| PayloadError::Unsupported {
         job: job.id.value.clone(),
         key,
@@ -67,7 +102,7 @@ pub fn job_payload(
         return Err(unsupported("services"));
     }
 
-    let base = state.spec.base_contexts(state.attempt.0);
+    let base = state.job_base_contexts(job_index);
     let context = |name: &str| base.get(name).map_or(serde_json::json!({}), Value::to_json);
     let matrix = instance
         .matrix
@@ -100,7 +135,7 @@ pub fn job_payload(
         .collect();
     let secrets = referenced_secrets(&workflow_env, &job_env, &steps, &outputs)
         .into_iter()
-        .filter_map(|name| secret(&name).map(|value| (name, value)))
+        .filter_map(|name| passed_secret(state, job_index, &name, secret).map(|v| (name, v)))
         .collect();
 
     let timeout_minutes = instance
@@ -112,7 +147,8 @@ pub fn job_payload(
     Ok(JobPayload {
         run_id: state.id.0,
         job_id: None,
-        job_key: key.job.clone(),
+        // `github.job`: the key under `jobs:` in the job's own file (`build`, not `call/build`).
+        job_key: job_spec.local_id().to_owned(),
         matrix_index: key.index,
         name: instance.name.clone(),
         attempt: instance.attempt.0,
@@ -226,6 +262,47 @@ fn referenced_secrets(
         step.env.values().for_each(|text| scan(text));
     }
     names
+}
+
+/// The value of secret `name` as job `job` sees it: the run's own for a job of the top-level
+/// workflow; for a job of a called workflow, what its caller passed (`inherit`: the caller's
+/// own secret; a mapping: the mapped template evaluated with the caller's secrets; nothing
+/// otherwise, so an unpassed secret reads as empty).
+fn passed_secret(
+    state: &RunState,
+    job: usize,
+    name: &str,
+    secret: &dyn Fn(&str) -> Option<String>,
+) -> Option<String> {
+    let Some(parent) = state.spec.jobs[job].parent else {
+        return secret(name);
+    };
+    let call = state.spec.jobs[parent.job].call.as_ref()?;
+    match &call.secrets {
+        CallSecrets::None => None,
+        CallSecrets::Inherit => passed_secret(state, parent.job, name, secret),
+        CallSecrets::Map(map) => {
+            let template = map
+                .iter()
+                .find(|(passed, _)| passed.eq_ignore_ascii_case(name))
+                .map(|(_, template)| template)?;
+            let mut secrets = IndexMap::new();
+            for used in secret_names_in(template) {
+                if let Some(value) = passed_secret(state, parent.job, &used, secret) {
+                    secrets.insert(used, Value::from(value.as_str()));
+                }
+            }
+            let mut contexts = state.job_base_contexts(parent.job);
+            contexts.insert("secrets".to_owned(), Value::Object(secrets));
+            contexts.insert("needs".to_owned(), state.needs_value(parent.job));
+            let caller = state.jobs[parent.job].instances.get(parent.instance)?;
+            let matrix = caller.matrix.as_ref().map_or(Value::Null, matrix_value);
+            contexts.insert("matrix".to_owned(), matrix);
+            eval::template(template, Site::JobEnv, &contexts)
+                .ok()
+                .map(|value| value.to_coerced_string())
+        }
+    }
 }
 
 /// Secret names in one template. A cheap textual scan rather than a parse: a name mentioned

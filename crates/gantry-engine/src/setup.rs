@@ -71,7 +71,7 @@ pub(crate) fn instances_for(
 
 /// GitHub's display name: a `name:` template evaluated as is, otherwise the name (or id)
 /// followed by the combination's values, `build (ubuntu, 1.2)`.
-fn instance_name(
+pub(crate) fn instance_name(
     job: &JobSpec,
     combination: Option<&PlannedCombination>,
     contexts: &Contexts,

@@ -13,12 +13,15 @@ use gantry_workflow::matrix::{Combination, Configuration};
 use gantry_workflow::model::{Job, MatrixDef, OrExpr, Spanned, Strategy, Workflow};
 use gantry_workflow::plan::{MatrixPlan, expand_matrix_with};
 use gantry_workflow::yaml::{Node, NodeValue, Pos};
-use indexmap::IndexMap;
+use indexmap::{IndexMap, IndexSet};
 use serde::{Deserialize, Serialize};
 
+use gantry_workflow::reusable::WorkflowSource;
+
+use crate::call::CallSpec;
 use crate::config::EngineConfig;
 use crate::error::EngineError;
-use crate::eval;
+use crate::{eval, setup};
 
 /// The contexts the trigger provides, available everywhere in the workflow.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -153,12 +156,34 @@ pub struct JobSpec {
     /// `uses:` of a job calling a reusable workflow.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reusable: Option<String>,
+    /// The call, when the called workflow was given with the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<Box<CallSpec>>,
+    /// For a job of a called workflow: the calling job and its instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ParentRef>,
+}
+
+/// Where a called workflow's job comes from: the calling job and which of its instances
+/// (matrix combinations) called it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParentRef {
+    /// The calling job, an index into [`RunSpec::jobs`].
+    pub job: usize,
+    /// The calling instance.
+    pub instance: usize,
 }
 
 impl JobSpec {
     /// The job's name before matrix values are added: `name:` as written, or the id.
     pub fn base_name(&self) -> &str {
         self.name.as_deref().unwrap_or(&self.id)
+    }
+
+    /// The id the job has in its own workflow file: `build` for the run's `call/build`, which
+    /// is how `needs` and `jobs` of the called workflow name it.
+    pub fn local_id(&self) -> &str {
+        self.id.rsplit('/').next().unwrap_or(&self.id)
     }
 }
 
@@ -185,6 +210,25 @@ impl RunSpec {
         self.index.get(id).copied()
     }
 
+    /// What a job waits on when an attempt begins: its needs for which `include` holds, and,
+    /// for a job of a called workflow, its caller (which lets it go once the call starts).
+    pub(crate) fn initial_waiting_on(
+        &self,
+        job: &JobSpec,
+        include: impl Fn(usize) -> bool,
+    ) -> IndexSet<String> {
+        let mut waiting_on: IndexSet<String> = job
+            .needs
+            .iter()
+            .filter(|&&need| include(need))
+            .map(|&need| self.jobs[need].id.clone())
+            .collect();
+        if let Some(parent) = job.parent {
+            waiting_on.insert(self.jobs[parent.job].id.clone());
+        }
+        waiting_on
+    }
+
     /// The contexts every expression of the run sees: `github` (with `run_attempt`), `inputs`
     /// and `vars`.
     pub(crate) fn base_contexts(&self, run_attempt: u32) -> Contexts {
@@ -203,48 +247,162 @@ impl RunSpec {
     }
 }
 
+/// GitHub's limit on workflows calling each other: the top-level one and nine levels of calls.
+pub const MAX_CALL_DEPTH: usize = 10;
+
+/// Most jobs a run may have once reusable workflows are expanded.
+const MAX_RUN_JOBS: usize = 10_000;
+
 /// Compiles a loaded workflow for a run, expanding the matrices that only read the trigger's
-/// contexts.
+/// contexts, and the jobs of the reusable workflows it calls (found in `called` by their
+/// `uses:` text) as jobs of the run.
 pub(crate) fn compile(
     workflow: &Workflow,
+    called: &dyn WorkflowSource,
     trigger: TriggerContexts,
     config: &EngineConfig,
 ) -> Result<RunSpec, EngineError> {
-    if workflow.jobs.is_empty() {
-        return Err(EngineError::InvalidWorkflow(
-            "the workflow has no jobs".to_owned(),
-        ));
-    }
-    let mut diagnostics = Diagnostics::default();
-    let graph = JobGraph::build(workflow, &mut diagnostics);
-    if !diagnostics.is_empty() {
-        return Err(EngineError::InvalidWorkflow(
-            diagnostics.finish().to_string(),
-        ));
-    }
-    if graph.topological_order().is_err() {
-        return Err(EngineError::InvalidWorkflow(
-            "the jobs' `needs` form a cycle".to_owned(),
-        ));
-    }
     let mut spec = RunSpec {
         workflow_name: workflow.name.as_ref().map(|name| name.value.clone()),
         trigger,
         concurrency: workflow.concurrency.as_ref().map(concurrency),
         jobs: Vec::with_capacity(workflow.jobs.len()),
-        dependents: graph.dependents,
+        dependents: Vec::with_capacity(workflow.jobs.len()),
         index: IndexMap::with_capacity(workflow.jobs.len()),
     };
-    let contexts = spec.base_contexts(1);
-    let limits = limits(config);
-    for ((index, job), needs) in workflow.jobs.iter().enumerate().zip(graph.needs) {
-        spec.index.insert(job.id.value.clone(), index);
-        spec.jobs.push(compile_job(job, needs, &contexts, &limits));
-    }
+    let mut compiler = Compiler {
+        contexts: spec.base_contexts(1),
+        limits: limits(config),
+        called,
+    };
+    compiler.add_workflow(&mut spec, workflow, None, 0)?;
     Ok(spec)
 }
 
-fn compile_job(job: &Job, needs: Vec<usize>, contexts: &Contexts, limits: &Limits) -> JobSpec {
+/// Where a called workflow's jobs go: under which id and name, called by which instance.
+struct CallSite {
+    id_prefix: String,
+    name_prefix: String,
+    parent: ParentRef,
+    uses: String,
+}
+
+struct Compiler<'c> {
+    contexts: Contexts,
+    limits: Limits,
+    called: &'c dyn WorkflowSource,
+}
+
+impl Compiler<'_> {
+    /// Adds `workflow`'s jobs to the run (under `site` when it is a called workflow), then the
+    /// jobs of the workflows they call. Returns the indices of the jobs added at this level.
+    fn add_workflow(
+        &mut self,
+        spec: &mut RunSpec,
+        workflow: &Workflow,
+        site: Option<&CallSite>,
+        depth: usize,
+    ) -> Result<Vec<usize>, EngineError> {
+        let invalid = |message: String| match site {
+            Some(site) => EngineError::InvalidWorkflow(format!("in `{}`: {message}", site.uses)),
+            None => EngineError::InvalidWorkflow(message),
+        };
+        if workflow.jobs.is_empty() {
+            return Err(invalid("the workflow has no jobs".to_owned()));
+        }
+        let mut diagnostics = Diagnostics::default();
+        let graph = JobGraph::build(workflow, &mut diagnostics);
+        if !diagnostics.is_empty() {
+            return Err(invalid(diagnostics.finish().to_string()));
+        }
+        if graph.topological_order().is_err() {
+            return Err(invalid("the jobs' `needs` form a cycle".to_owned()));
+        }
+        if spec.jobs.len() + workflow.jobs.len() > MAX_RUN_JOBS {
+            return Err(invalid(format!(
+                "the run would have more than {MAX_RUN_JOBS} jobs"
+            )));
+        }
+        let base = spec.jobs.len();
+        let added: Vec<usize> = (base..base + workflow.jobs.len()).collect();
+        for ((job, needs), dependents) in
+            workflow.jobs.iter().zip(graph.needs).zip(graph.dependents)
+        {
+            let needs = needs.into_iter().map(|need| base + need).collect();
+            let mut compiled =
+                compile_job(job, needs, &self.contexts, &self.limits, site.is_some());
+            if let Some(site) = site {
+                compiled.id = format!("{}/{}", site.id_prefix, compiled.id);
+                compiled.name = Some(format!("{} / {}", site.name_prefix, job.display_name()));
+                compiled.parent = Some(site.parent);
+            }
+            spec.index.insert(compiled.id.clone(), spec.jobs.len());
+            spec.jobs.push(compiled);
+            spec.dependents.push(
+                dependents
+                    .into_iter()
+                    .map(|dependent| base + dependent)
+                    .collect(),
+            );
+        }
+        for (offset, job) in workflow.jobs.iter().enumerate() {
+            let Some(uses) = &job.uses else { continue };
+            let Some(callee) = self.called.workflow(&uses.value) else {
+                // Left without a call: the job fails when it starts, saying so.
+                continue;
+            };
+            if depth + 1 >= MAX_CALL_DEPTH {
+                return Err(invalid(format!(
+                    "job `{}`: nested reusable workflow depth exceeded {MAX_CALL_DEPTH}",
+                    job.id.value
+                )));
+            }
+            let index = base + offset;
+            let mut call = CallSpec::new(job, callee);
+            let caller = &spec.jobs[index];
+            let combinations: Vec<Option<&PlannedCombination>> = match &caller.matrix {
+                MatrixSource::None => vec![None],
+                MatrixSource::Planned(combinations) => combinations.iter().map(Some).collect(),
+                // Expanded only when the needs end; the caller fails then (see `machine`).
+                MatrixSource::Deferred(_) => Vec::new(),
+            };
+            let mut sites = Vec::with_capacity(combinations.len());
+            for (instance, combination) in combinations.into_iter().enumerate() {
+                let id_prefix = match combination {
+                    None => caller.id.clone(),
+                    // Job ids never hold a dot, so `call.1/build` cannot collide with a job.
+                    Some(_) => format!("{}.{instance}", caller.id),
+                };
+                sites.push(CallSite {
+                    id_prefix,
+                    name_prefix: setup::instance_name(caller, combination, &self.contexts),
+                    parent: ParentRef {
+                        job: index,
+                        instance,
+                    },
+                    uses: uses.value.clone(),
+                });
+            }
+            for site in &sites {
+                let children = self.add_workflow(spec, callee, Some(site), depth + 1)?;
+                call.children.push(children);
+            }
+            spec.jobs[index].call = Some(Box::new(call));
+        }
+        Ok(added)
+    }
+}
+
+/// One job as the run keeps it. `called` is set for the jobs of a called workflow, whose
+/// matrices may read `inputs`, known only once the call starts: those wait like matrices that
+/// read `needs`.
+fn compile_job(
+    job: &Job,
+    needs: Vec<usize>,
+    contexts: &Contexts,
+    limits: &Limits,
+    called: bool,
+) -> JobSpec {
     let strategy = job.strategy.as_ref();
     let condition = job.condition.as_ref().map(|text| text.value.clone());
     JobSpec {
@@ -271,9 +429,11 @@ fn compile_job(job: &Job, needs: Vec<usize>, contexts: &Contexts, limits: &Limit
         max_parallel: strategy
             .and_then(|s| s.max_parallel.as_ref())
             .map(Setting::from_model),
-        matrix: plan_matrix(job, contexts, limits),
+        matrix: plan_matrix(job, contexts, limits, called),
         concurrency: job.concurrency.as_ref().map(concurrency),
         reusable: job.uses.as_ref().map(|uses| uses.value.clone()),
+        call: None,
+        parent: None,
     }
 }
 
@@ -292,10 +452,19 @@ fn limits(config: &EngineConfig) -> Limits {
 }
 
 /// Expands the matrix with the trigger's contexts, or keeps it for later.
-fn plan_matrix(job: &Job, contexts: &Contexts, limits: &Limits) -> MatrixSource {
+fn plan_matrix(job: &Job, contexts: &Contexts, limits: &Limits, called: bool) -> MatrixSource {
     let Some(matrix) = job.strategy.as_ref().and_then(|s| s.matrix.as_ref()) else {
         return MatrixSource::None;
     };
+    let deferred = |matrix: &MatrixDef| {
+        MatrixSource::Deferred(match matrix {
+            MatrixDef::Expr(text) => DeferredMatrix::Expr(text.value.clone()),
+            MatrixDef::Map(node) => DeferredMatrix::Map(node.to_json()),
+        })
+    };
+    if called && matrix_has_expressions(matrix) {
+        return deferred(matrix);
+    }
     match expand_matrix_with(job, limits, contexts, &NoHost) {
         Ok(MatrixPlan::None) => MatrixSource::None,
         Ok(MatrixPlan::Combinations(configurations)) => MatrixSource::Planned(
@@ -306,10 +475,15 @@ fn plan_matrix(job: &Job, contexts: &Contexts, limits: &Limits) -> MatrixSource 
         ),
         // A matrix that fails now fails the same way when the job is about to start, which is
         // when GitHub reports it: as the job's failure.
-        Ok(MatrixPlan::Deferred) | Err(_) => MatrixSource::Deferred(match matrix {
-            MatrixDef::Expr(text) => DeferredMatrix::Expr(text.value.clone()),
-            MatrixDef::Map(node) => DeferredMatrix::Map(node.to_json()),
-        }),
+        Ok(MatrixPlan::Deferred) | Err(_) => deferred(matrix),
+    }
+}
+
+/// Whether a matrix holds a `${{ }}` anywhere.
+fn matrix_has_expressions(matrix: &MatrixDef) -> bool {
+    match matrix {
+        MatrixDef::Expr(_) => true,
+        MatrixDef::Map(node) => node.to_json().to_string().contains("${{"),
     }
 }
 

@@ -162,6 +162,10 @@ pub struct JobInstance {
     /// The job-level concurrency group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<GroupClaim>,
+    /// For an instance of a job calling a reusable workflow, once the call has started: the
+    /// called workflow's `inputs` context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_inputs: Option<Value>,
     /// Whether it has been released past `max-parallel`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) released: bool,
@@ -263,6 +267,7 @@ impl JobInstance {
             message: None,
             setup: None,
             concurrency: None,
+            call_inputs: None,
             released: false,
         }
     }
@@ -352,6 +357,21 @@ impl RunState {
         reasons
     }
 
+    /// The contexts every expression of job `job` sees: the run's `github` and `vars`, and
+    /// `inputs` of the trigger, or for a job of a called workflow, of its call.
+    pub(crate) fn job_base_contexts(&self, job: usize) -> gantry_expr::Contexts {
+        let mut contexts = self.spec.base_contexts(self.attempt.0);
+        if let Some(parent) = self.spec.jobs[job].parent {
+            let inputs = self.jobs[parent.job]
+                .instances
+                .get(parent.instance)
+                .and_then(|instance| instance.call_inputs.clone())
+                .unwrap_or_else(|| Value::Object(IndexMap::new()));
+            contexts.insert("inputs".to_owned(), inputs);
+        }
+        contexts
+    }
+
     /// The `needs` context of job `id`: for each need, its `result` and `outputs`.
     pub fn needs_context(&self, id: &str) -> Option<Value> {
         self.spec.job_index(id).map(|index| self.needs_value(index))
@@ -370,7 +390,10 @@ impl RunState {
                 .map(|(name, value)| (name.clone(), Value::from(value.as_str())))
                 .collect();
             fields.insert("outputs".to_owned(), Value::Object(outputs));
-            needs.insert(state.id.clone(), Value::Object(fields));
+            needs.insert(
+                self.spec.jobs[need].local_id().to_owned(),
+                Value::Object(fields),
+            );
         }
         Value::Object(needs)
     }
@@ -383,7 +406,7 @@ impl RunState {
             .map(|&need| {
                 let state = &self.jobs[need];
                 (
-                    state.id.clone(),
+                    self.spec.jobs[need].local_id().to_owned(),
                     state.result.unwrap_or(Conclusion::Skipped),
                 )
             })

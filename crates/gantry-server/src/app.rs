@@ -47,8 +47,8 @@ pub struct App {
     pub(crate) dispatch: Dispatcher,
     /// Rung when a lease is added, so the lease watcher looks at the new earliest deadline.
     pub(crate) lease_changed: Notify,
-    /// Loaded workflow files of runs with jobs being claimed.
-    workflows: Mutex<HashMap<RunId, Arc<gantry_workflow::model::Workflow>>>,
+    /// Loaded workflow files (and the files they call) of runs with jobs being claimed.
+    workflows: Mutex<HashMap<RunId, crate::called::RunWorkflows>>,
     /// Each run's repository and organization (they never change).
     owners: Mutex<HashMap<RunId, (RepoId, OrgId)>>,
     /// Per job with live log viewers: bumped when lines arrive or the job ends.
@@ -136,9 +136,7 @@ impl App {
         self
     }
 
-    pub(crate) fn workflows(
-        &self,
-    ) -> MutexGuard<'_, HashMap<RunId, Arc<gantry_workflow::model::Workflow>>> {
+    pub(crate) fn workflows(&self) -> MutexGuard<'_, HashMap<RunId, crate::called::RunWorkflows>> {
         self.workflows
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

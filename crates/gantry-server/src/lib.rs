@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 mod app;
+mod called;
 mod convert;
 mod credentials;
 mod dispatcher;

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use gantry_engine::{Effect, Event, NewRun as EngineRun, TriggerContexts, create_run};
+use gantry_engine::{Effect, Event, NewRun as EngineRun, TriggerContexts, create_run_with_calls};
 use gantry_expr::Value;
 use gantry_proto::v1 as proto;
 use gantry_store::{
@@ -14,6 +14,7 @@ use gantry_workflow::Limits;
 use proto::{ErrorCode, ErrorDetail};
 
 use crate::app::{App, job_values};
+use crate::called::{CalledWorkflows, RunWorkflows};
 use crate::convert::{self, ms, now};
 use crate::error::ApiError;
 use crate::github::{self, GithubFacts};
@@ -195,6 +196,7 @@ impl App {
         let workflow = gantry_workflow::load(&request.workflow, &Limits::default())
             .map(Arc::new)
             .map_err(|diagnostics| workflow_invalid(&diagnostics))?;
+        let called = checked_calls(&workflow, request.called_workflows.as_ref())?;
         let facts = GithubFacts {
             repository: format!("{org}/{name}"),
             owner: org.to_owned(),
@@ -215,6 +217,7 @@ impl App {
                 workflow,
                 workflow_path: request.workflow_path,
                 workflow_source: request.workflow,
+                called,
                 facts,
                 inputs,
                 idempotency_key,
@@ -235,6 +238,7 @@ impl App {
             workflow,
             workflow_path,
             workflow_source,
+            called,
             facts,
             inputs,
             idempotency_key,
@@ -258,6 +262,7 @@ impl App {
             actor: facts.actor.clone(),
             created_at_ms: ms(time),
             workflow_source,
+            called_workflows: called.sources(),
         };
         let inputs = if facts.event_name == "workflow_dispatch" {
             // A manual run: inputs checked against the declared ones, defaults filled in.
@@ -275,7 +280,10 @@ impl App {
         // The builder runs inside the store's transaction; what it decided comes out here.
         let outcome: Arc<Mutex<Option<Result<Built, String>>>> = Arc::new(Mutex::new(None));
         let slot = Arc::clone(&outcome);
-        let loaded = Arc::clone(&workflow);
+        let loaded = RunWorkflows {
+            workflow: Arc::clone(&workflow),
+            called: Arc::clone(&called),
+        };
         let build = BuildRun::new(move |allocated: AllocatedRun| {
             let github = github::github_context(
                 &facts,
@@ -287,7 +295,15 @@ impl App {
                     run_attempt: 1,
                 },
             );
-            let built = build_run(&workflow, github, inputs, engine_config, allocated, time);
+            let built = build_run(
+                &workflow,
+                called.as_ref(),
+                github,
+                inputs,
+                engine_config,
+                allocated,
+                time,
+            );
             let content = built
                 .as_ref()
                 .map(|built| built.content.clone())
@@ -636,6 +652,8 @@ pub(crate) struct StartRun {
     pub workflow_path: String,
     /// Its text, kept with the run (claims build job payloads from it).
     pub workflow_source: String,
+    /// The reusable workflows it calls, kept with the run too.
+    pub called: Arc<CalledWorkflows>,
     /// What the `github` context is made of.
     pub facts: GithubFacts,
     /// The `inputs` context.
@@ -647,6 +665,7 @@ pub(crate) struct StartRun {
 /// The engine's run for the allocated id and number: its state and first jobs.
 fn build_run(
     workflow: &gantry_workflow::Workflow,
+    called: &CalledWorkflows,
     github: serde_json::Value,
     inputs: serde_json::Value,
     config: gantry_engine::EngineConfig,
@@ -658,13 +677,14 @@ fn build_run(
         inputs: Value::from(inputs),
         vars: Value::from(serde_json::json!({})),
     };
-    let decision = create_run(
+    let decision = create_run_with_calls(
         EngineRun {
             id: convert::engine_run_id(allocated.run_id),
             workflow,
             trigger,
             config,
         },
+        called,
         time,
     )
     .map_err(|error| error.to_string())?;
@@ -683,6 +703,44 @@ fn build_run(
         effects: decision.effects,
         state: decision.state,
     })
+}
+
+/// The API's called workflow files, loaded and checked against the workflow: a file that does
+/// not load, a call without its file and a call the file does not accept (inputs, secrets,
+/// permissions, nesting) are all 422, with `line:col` (in the called file for the first, in the
+/// workflow for the others).
+fn checked_calls(
+    workflow: &gantry_workflow::Workflow,
+    sources: Option<&indexmap::IndexMap<String, String>>,
+) -> Result<Arc<CalledWorkflows>, ApiError> {
+    let empty = indexmap::IndexMap::new();
+    let called = CalledWorkflows::load(sources.unwrap_or(&empty)).map_err(|problems| {
+        let mut details = Vec::new();
+        for (uses, diagnostics) in &problems {
+            let mut error = workflow_invalid(diagnostics);
+            for detail in &mut error.details {
+                detail.field = Some(format!("called_workflows.{uses}"));
+            }
+            details.append(&mut error.details);
+        }
+        ApiError {
+            code: ErrorCode::WorkflowInvalid,
+            message: format!(
+                "{} called workflow file{} invalid",
+                problems.len(),
+                if problems.len() == 1 { " is" } else { "s are" }
+            ),
+            details,
+        }
+    })?;
+    let mut diagnostics = called.missing(workflow);
+    diagnostics
+        .0
+        .extend(gantry_workflow::reusable::check_calls(workflow, &called, &Default::default()).0);
+    if !diagnostics.is_empty() {
+        return Err(workflow_invalid(&diagnostics.finish()));
+    }
+    Ok(Arc::new(called))
 }
 
 /// The 422 answer: every diagnostic with its `line:col`.

@@ -17,6 +17,7 @@ use gantry_store::{
 };
 
 use crate::app::App;
+use crate::called::{CalledWorkflows, RunWorkflows};
 use crate::convert::{self, ms, now};
 use crate::dispatcher::{self, LeaseEntry};
 use crate::error::ApiError;
@@ -205,39 +206,42 @@ impl App {
         state: &gantry_engine::RunState,
         key: &JobKey,
     ) -> Result<proto::JobPayload, ApiError> {
-        let workflow = self.workflow_of(run_id).await?;
+        let workflows = self.workflow_of(run_id).await?;
         // No secret store yet: every secret reads as empty, as an unknown one does on GitHub.
-        gantry_engine::job_payload(state, &workflow, key, &|_| None).map_err(|error| {
-            ApiError::internal(&format!("cannot build the payload of {key}: {error}"))
-        })
+        gantry_engine::job_payload_with_calls(
+            state,
+            &workflows.workflow,
+            workflows.called.as_ref(),
+            key,
+            &|_| None,
+        )
+        .map_err(|error| ApiError::internal(&format!("cannot build the payload of {key}: {error}")))
     }
 
-    /// The loaded workflow of a run (cached: a run's file never changes).
-    async fn workflow_of(
-        &self,
-        run_id: RunId,
-    ) -> Result<Arc<gantry_workflow::model::Workflow>, ApiError> {
-        if let Some(workflow) = self.workflows().get(&run_id) {
-            return Ok(Arc::clone(workflow));
+    /// The loaded workflow of a run and the workflows it calls (cached: a run's files never
+    /// change).
+    async fn workflow_of(&self, run_id: RunId) -> Result<RunWorkflows, ApiError> {
+        if let Some(workflows) = self.workflows().get(&run_id) {
+            return Ok(workflows.clone());
         }
+        let no_longer_loads =
+            |what: &str| ApiError::internal(&format!("the {what} of run {run_id} no longer loads"));
         let source = self.store.workflow_source(run_id).await?;
         let workflow = gantry_workflow::load(&source, &gantry_workflow::Limits::default())
-            .map_err(|_| {
-                ApiError::internal(&format!(
-                    "the workflow file of run {run_id} no longer loads"
-                ))
-            })?;
-        let workflow = Arc::new(workflow);
-        self.remember_workflow(run_id, Arc::clone(&workflow));
-        Ok(workflow)
+            .map_err(|_| no_longer_loads("workflow file"))?;
+        let sources = self.store.called_workflows(run_id).await?;
+        let called = CalledWorkflows::load(&sources)
+            .map_err(|_| no_longer_loads("called workflow files"))?;
+        let workflows = RunWorkflows {
+            workflow: Arc::new(workflow),
+            called: Arc::new(called),
+        };
+        self.remember_workflow(run_id, workflows.clone());
+        Ok(workflows)
     }
 
-    /// Keeps a run's loaded workflow for the claims of its jobs.
-    pub(crate) fn remember_workflow(
-        &self,
-        run_id: RunId,
-        workflow: Arc<gantry_workflow::model::Workflow>,
-    ) {
+    /// Keeps a run's loaded workflows for the claims of its jobs.
+    pub(crate) fn remember_workflow(&self, run_id: RunId, workflow: RunWorkflows) {
         let mut cache = self.workflows();
         if cache.len() >= 1024 {
             // Rarely reached; a miss costs one read and one parse.

@@ -52,6 +52,7 @@ pub(crate) async fn one_job() -> OneJob {
         actor: None,
         payload: None,
         inputs: None,
+        called_workflows: None,
     };
     let (run, _) = app.trigger_run("acme", "app", trigger, None).await.unwrap();
     let job = app.store.list_jobs(RunId(run.id)).await.unwrap().remove(0);

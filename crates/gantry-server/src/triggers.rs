@@ -7,19 +7,20 @@
 //! redelivered webhook or a retried hook finds the runs it started the first time instead of
 //! starting them again.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use gantry_proto::v1 as proto;
 use gantry_store::{Repository, RepositorySource, StoreError};
 use gantry_workflow::Limits;
-use gantry_workflow::reusable::{CallOptions, WorkflowSource, check_calls};
+use gantry_workflow::reusable::{CallOptions, check_calls};
 use gantry_workflow::trigger::{Decision, Event, decide};
 use gantry_workflow::{Diagnostics, Workflow};
 use proto::ErrorCode;
 use sha2::{Digest, Sha256};
 
 use crate::app::App;
+use crate::called::CalledWorkflows;
 use crate::error::ApiError;
 use crate::git::{GitError, GitRepo, WorkflowFile, is_null_sha};
 use crate::ops::StartRun;
@@ -36,6 +37,7 @@ enum Loaded {
         path: String,
         source: String,
         workflow: Arc<Workflow>,
+        called: Arc<CalledWorkflows>,
     },
     /// It, or a workflow it calls, failed to load; every problem as `file:line:col: message`.
     Invalid { path: String, errors: Vec<String> },
@@ -112,12 +114,13 @@ impl App {
             schedule: facts.schedule.as_deref(),
         };
         for loaded in snapshot.workflows {
-            let (path, source, workflow) = match loaded {
+            let (path, source, workflow, called) = match loaded {
                 Loaded::Valid {
                     path,
                     source,
                     workflow,
-                } => (path, source, workflow),
+                    called,
+                } => (path, source, workflow, called),
                 Loaded::Invalid { path, errors } => {
                     tracing::warn!(repo = %facts.repository, workflow = %path, sha = %snapshot.sha, errors = %errors.join("; "), "workflow file is invalid");
                     outcome.invalid.push(proto::InvalidWorkflow {
@@ -148,6 +151,7 @@ impl App {
                 idempotency_key: Some(idempotency_key(delivery, &path)),
                 workflow_path: path,
                 workflow_source: source,
+                called,
                 facts: github.clone(),
                 inputs: serde_json::Value::Object(facts.inputs.clone()),
             };
@@ -276,6 +280,7 @@ fn load_checked(repo: &GitRepo, sha: &str, file: WorkflowFile) -> Result<Loaded,
         path,
         source,
         workflow: Arc::new(workflow),
+        called: Arc::new(called),
     })
 }
 
@@ -294,7 +299,6 @@ fn called_workflows(
             .jobs
             .iter()
             .filter_map(|job| job.uses.as_ref())
-            .filter(|uses| uses.value.starts_with("./"))
             .map(|uses| (uses.value.clone(), uses.pos))
             .map(|(uses, pos)| (path.to_owned(), uses, pos))
             .collect::<Vec<_>>()
@@ -302,10 +306,18 @@ fn called_workflows(
     let mut queue: VecDeque<(String, String, gantry_workflow::yaml::Pos)> =
         local_calls(caller_path, workflow).into();
     while let Some((from, uses, pos)) = queue.pop_front() {
-        if called.files.contains_key(&uses) {
+        if called.contains(&uses) {
             continue;
         }
-        if called.files.len() >= MAX_CALLED_FILES {
+        if !uses.starts_with("./") {
+            errors.push(format!(
+                "{from}:{}:{}: the called workflow `{uses}` is in another repository, which \
+                 gantry cannot read yet (only `./.github/workflows/...` calls run)",
+                pos.line, pos.col
+            ));
+            continue;
+        }
+        if called.len() >= MAX_CALLED_FILES {
             errors.push(format!(
                 "{from}:{}:{}: more than {MAX_CALLED_FILES} reusable workflow files are called",
                 pos.line, pos.col
@@ -325,29 +337,18 @@ fn called_workflows(
             .map_err(|message| vec![format!("{target}: {message}")])
             .and_then(|text| {
                 gantry_workflow::load(&text, &Limits::default())
+                    .map(|callee| (text, callee))
                     .map_err(|diagnostics| located(target, &diagnostics))
             });
         match loaded {
-            Ok(callee) => {
+            Ok((text, callee)) => {
                 queue.extend(local_calls(target, &callee));
-                called.files.insert(uses, callee);
+                called.insert(uses, text, callee);
             }
             Err(problems) => errors.extend(problems),
         }
     }
     Ok(called)
-}
-
-/// Called workflows by their `uses:` text, for [`check_calls`].
-#[derive(Default)]
-struct CalledWorkflows {
-    files: BTreeMap<String, Workflow>,
-}
-
-impl WorkflowSource for CalledWorkflows {
-    fn workflow(&self, reference: &str) -> Option<&Workflow> {
-        self.files.get(reference)
-    }
 }
 
 /// Diagnostics as `file:line:col: message`.

@@ -5,6 +5,8 @@
 //! timings, the jobs' queue data). Timestamps are milliseconds since the Unix epoch, chosen by
 //! the caller, so the store never reads a clock for data it keeps.
 
+use std::collections::BTreeMap;
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -82,6 +84,8 @@ pub struct NewRun {
     pub created_at_ms: i64,
     /// The workflow file's text, kept so a claim can build the job's payload from it.
     pub workflow_source: String,
+    /// The texts of the reusable workflows it calls (nested calls included), by `uses:` text.
+    pub called_workflows: BTreeMap<String, String>,
 }
 
 /// The identity a run gets inside its creating transaction, handed to the [`BuildRun`].

@@ -38,6 +38,11 @@ impl Backend for Postgres {
             sql: include_str!("../migrations/postgres/0003_repository_sources.sql"),
         },
         Migration {
+            version: 5,
+            name: "called_workflows",
+            sql: include_str!("../migrations/postgres/0005_called_workflows.sql"),
+        },
+        Migration {
             version: 7,
             name: "runner_groups",
             sql: include_str!("../migrations/postgres/0007_runner_groups.sql"),

@@ -42,6 +42,11 @@ impl Backend for Sqlite {
             sql: include_str!("../migrations/sqlite/0003_repository_sources.sql"),
         },
         Migration {
+            version: 5,
+            name: "called_workflows",
+            sql: include_str!("../migrations/sqlite/0005_called_workflows.sql"),
+        },
+        Migration {
             version: 7,
             name: "runner_groups",
             sql: include_str!("../migrations/sqlite/0007_runner_groups.sql"),

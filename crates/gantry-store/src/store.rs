@@ -6,6 +6,7 @@
 //! a boxed future ([`StoreFuture`]); one allocation per call is noise next to a database round
 //! trip.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -181,6 +182,10 @@ pub trait Store: Send + Sync {
 
     /// The workflow file a run was created from.
     fn workflow_source(&self, run_id: RunId) -> StoreFuture<'_, String>;
+
+    /// The reusable workflow files a run's workflow calls, by `uses:` text (empty when it
+    /// calls none).
+    fn called_workflows(&self, run_id: RunId) -> StoreFuture<'_, BTreeMap<String, String>>;
 
     /// Sets or replaces a repository's git source; an unknown repository is not found.
     fn set_repository_source(&self, source: RepositorySource) -> StoreFuture<'_, ()>;

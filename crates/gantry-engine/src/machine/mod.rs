@@ -10,6 +10,7 @@
 //! Event handlers (in `events`, `cancel` and `rerun`) check everything that can refuse an event
 //! before they change anything, so a refused event leaves the state exactly as it was.
 
+mod call;
 mod cancel;
 mod events;
 mod rerun;
@@ -101,7 +102,7 @@ impl<'s> Machine<'s> {
 
     /// The contexts of a job-level expression once the job's needs have ended.
     fn job_contexts(&self, job: usize) -> Contexts {
-        let mut contexts = self.spec.base_contexts(self.state.attempt.0);
+        let mut contexts = self.state.job_base_contexts(job);
         contexts.insert("needs".to_owned(), self.state.needs_value(job));
         contexts
     }
@@ -147,8 +148,11 @@ impl<'s> Machine<'s> {
     /// A job whose `if:` is true: expand a deferred matrix, evaluate the strategy and each
     /// instance's settings, then release instances.
     fn start_job(&mut self, job: usize, job_spec: &JobSpec, contexts: Contexts) {
+        if let Some(call) = &job_spec.call {
+            return self.start_call(job, job_spec, call, contexts);
+        }
         if let Some(uses) = &job_spec.reusable {
-            let message = format!("calling the reusable workflow `{uses}` is not supported yet");
+            let message = format!("the reusable workflow `{uses}` was not given with the run");
             return self.fail_job(job, message);
         }
         let strategy = match setup::strategy(job_spec, &contexts) {
@@ -224,6 +228,10 @@ impl<'s> Machine<'s> {
 
     /// Releases waiting instances of a decided job while `max-parallel` allows.
     fn fill_slots(&mut self, job: usize) {
+        if self.spec.jobs[job].call.is_some() {
+            // A caller's instances are never queued: their called jobs are.
+            return;
+        }
         loop {
             let state = &mut self.state.jobs[job];
             if state.phase != JobPhase::Decided {
@@ -333,10 +341,16 @@ impl<'s> Machine<'s> {
             job: instance.key.clone(),
             conclusion,
         });
+        let call_started = instance.call_inputs.is_some();
         if instance.released {
             state.active = state.active.saturating_sub(1);
         }
         state.unfinished = state.unfinished.saturating_sub(1);
+        if !call_started && self.spec.jobs[job].call.is_some() {
+            // The call never started: its jobs end with it.
+            self.end_uncalled_children(job, index, conclusion);
+        }
+        let state = &mut self.state.jobs[job];
         if state.phase == JobPhase::Decided {
             self.refill.push(job);
             if state.unfinished == 0 {
@@ -366,6 +380,9 @@ impl<'s> Machine<'s> {
 
     /// Cancels an instance: at once when it is not running, through its runner otherwise.
     fn cancel_instance(&mut self, job: usize, index: usize, message: &str) {
+        if self.call_in_progress(job, index) {
+            return self.cancel_call(job, index, message);
+        }
         match self.state.jobs[job].instances[index].status {
             JobStatus::Completed => {}
             JobStatus::InProgress => self.request_cancel(job, index),
@@ -439,6 +456,9 @@ impl<'s> Machine<'s> {
             if state.waiting_on.is_empty() && state.phase == JobPhase::Waiting {
                 self.ready.push_back(dependent);
             }
+        }
+        if let Some(parent) = self.spec.jobs[job].parent {
+            self.complete_call_if_done(parent.job, parent.instance);
         }
     }
 

@@ -34,7 +34,30 @@ impl Machine<'_> {
         }
         let mut stack: Vec<usize> = (0..rerun.len()).filter(|&job| rerun[job]).collect();
         while let Some(job) = stack.pop() {
-            for &dependent in &spec.dependents[job] {
+            let mut again: Vec<usize> = spec.dependents[job].clone();
+            // A called job runs again inside its caller, and a caller runs its called jobs
+            // again: all of them, or with "failed only" the ones that did not succeed in its
+            // instances that run again.
+            again.extend(spec.jobs[job].parent.map(|parent| parent.job));
+            if let Some(call) = &spec.jobs[job].call {
+                let job_state = &self.state.jobs[job];
+                for (index, children) in call.children.iter().enumerate() {
+                    let instance = job_state.instances.get(index);
+                    let kept = failed_only
+                        && failed[job]
+                        && instance.is_some_and(|i| succeeded(i.conclusion));
+                    if kept {
+                        continue;
+                    }
+                    // A skipped child may have been skipped by the failure: it runs again too.
+                    again.extend(children.iter().copied().filter(|&child| {
+                        !failed_only
+                            || !failed[job]
+                            || self.state.jobs[child].result != Some(Conclusion::Success)
+                    }));
+                }
+            }
+            for dependent in again {
                 if !rerun[dependent] {
                     rerun[dependent] = true;
                     stack.push(dependent);
@@ -57,12 +80,7 @@ impl Machine<'_> {
             }
             let job_spec = &spec.jobs[job];
             let job_state = &mut state.jobs[job];
-            job_state.waiting_on = job_spec
-                .needs
-                .iter()
-                .filter(|&&need| rerun[need])
-                .map(|&need| spec.jobs[need].id.clone())
-                .collect();
+            job_state.waiting_on = spec.initial_waiting_on(job_spec, |need| rerun[need]);
             job_state.phase = JobPhase::Waiting;
             job_state.result = None;
             job_state.message = None;
@@ -72,10 +90,7 @@ impl Machine<'_> {
             if failed_only && failed[job] && !job_state.matrix_pending {
                 // Keep what succeeded; run the rest again.
                 for instance in &mut job_state.instances {
-                    if !matches!(
-                        instance.conclusion,
-                        Some(Conclusion::Success | Conclusion::Skipped)
-                    ) {
+                    if !succeeded(instance.conclusion) {
                         instance.reset(instance.attempt.next());
                     }
                 }
@@ -96,10 +111,25 @@ impl Machine<'_> {
                 .iter()
                 .filter(|instance| !instance.is_completed())
                 .count();
+            if let Some(parent) = job_spec.parent
+                && state.jobs[parent.job]
+                    .instances
+                    .get(parent.instance)
+                    .is_some_and(|caller| caller.is_completed())
+            {
+                // Its caller keeps its result and will not start again to let it go.
+                let caller = spec.jobs[parent.job].id.as_str();
+                state.jobs[job].waiting_on.shift_remove(caller);
+            }
         }
         self.begin_attempt();
         Ok(())
     }
+}
+
+/// Whether a kept instance or job result counts as having succeeded.
+fn succeeded(conclusion: Option<Conclusion>) -> bool {
+    matches!(conclusion, Some(Conclusion::Success | Conclusion::Skipped))
 }
 
 /// Whether "re-run failed jobs" re-runs this job: it, or one of its instances, failed or was

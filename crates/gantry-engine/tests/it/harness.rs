@@ -6,8 +6,10 @@ use std::collections::BTreeMap;
 use gantry_engine::{
     Attempt, Conclusion, ConcurrencyGroups, Effect, EngineConfig, EngineError, Event, JobKey,
     JobStatus, Millis, NewRun, RunId, RunState, TimerKind, TriggerContexts, apply, create_run,
+    create_run_with_calls,
 };
 use gantry_expr::Value;
+use gantry_workflow::reusable::WorkflowSource;
 use gantry_workflow::{Limits, Workflow};
 use indexmap::IndexMap;
 use serde_json::json;
@@ -19,6 +21,27 @@ pub fn workflow(yaml: &str) -> Workflow {
         ..Limits::default()
     };
     gantry_workflow::load(yaml, &limits).unwrap_or_else(|d| panic!("workflow does not load:\n{d}"))
+}
+
+/// Called workflows by their `uses:` text.
+#[derive(Default)]
+pub struct Called(pub BTreeMap<String, Workflow>);
+
+impl Called {
+    pub fn of(files: &[(&str, &str)]) -> Called {
+        Called(
+            files
+                .iter()
+                .map(|(uses, yaml)| (uses.to_string(), workflow(yaml)))
+                .collect(),
+        )
+    }
+}
+
+impl WorkflowSource for Called {
+    fn workflow(&self, reference: &str) -> Option<&Workflow> {
+        self.0.get(reference)
+    }
 }
 
 /// A push to main.
@@ -86,24 +109,34 @@ impl Sim {
     }
 
     pub fn with(yaml: &str, trigger: TriggerContexts, config: EngineConfig) -> Sim {
+        Sim::calling(yaml, &Called::default(), trigger, config).unwrap()
+    }
+
+    /// A run of `yaml` whose jobs call the reusable workflows in `called`.
+    pub fn calling(
+        yaml: &str,
+        called: &Called,
+        trigger: TriggerContexts,
+        config: EngineConfig,
+    ) -> Result<Sim, EngineError> {
         let workflow = workflow(yaml);
         let now = 1_000;
-        let decision = create_run(
+        let decision = create_run_with_calls(
             NewRun {
                 id: RunId(1),
                 workflow: &workflow,
                 trigger,
                 config,
             },
+            called,
             Millis(now),
-        )
-        .unwrap();
-        Sim {
+        )?;
+        Ok(Sim {
             state: decision.state,
             now,
             log: decision.effects.clone(),
             effects: decision.effects,
-        }
+        })
     }
 
     /// Applies an event with [`apply`], checking that a refused event changes nothing.

@@ -8,6 +8,7 @@
     clippy::print_stderr
 )]
 
+mod calls;
 mod cancel;
 mod concurrency;
 mod conditions;

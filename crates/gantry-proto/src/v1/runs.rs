@@ -130,6 +130,11 @@ pub struct TriggerRun {
     /// `inputs` of a `workflow_dispatch` (default `{}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inputs: Option<IndexMap<String, serde_json::Value>>,
+    /// The texts of the reusable workflows the workflow calls, nested calls included, by their
+    /// `uses:` text (e.g. `./.github/workflows/build.yml`). A call without its file here is
+    /// refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub called_workflows: Option<IndexMap<String, String>>,
 }
 
 /// A workflow run.

@@ -263,6 +263,7 @@ fn runs() {
         actor: Some("octocat".into()),
         payload: Some(json!({"head_commit": {"message": "fix"}})),
         inputs: None,
+        called_workflows: None,
     });
     check(
         "trigger_run_minimal",
@@ -275,6 +276,7 @@ fn runs() {
             actor: None,
             payload: None,
             inputs: None,
+            called_workflows: None,
         },
     );
     check("run", &run());

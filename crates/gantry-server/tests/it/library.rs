@@ -45,6 +45,7 @@ fn trigger(workflow: &str) -> TriggerRun {
         actor: None,
         payload: None,
         inputs: None,
+        called_workflows: None,
     }
 }
 
@@ -318,4 +319,99 @@ async fn a_rerun_of_a_deferred_matrix_lists_only_the_new_attempts_instances() {
         detail.jobs
     );
     assert_eq!(app.list_jobs(run).await.unwrap().items.len(), 3);
+}
+
+const CALLER: &str = "on: push\njobs:\n  call:\n    uses: ./.github/workflows/build.yml\n    with:\n      target: prod\n  after:\n    needs: call\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ needs.call.outputs.artifact }}\n";
+const CALLED: &str = "on:\n  workflow_call:\n    inputs:\n      target:\n        type: string\n        required: true\n    outputs:\n      artifact:\n        value: ${{ jobs.build.outputs.artifact }}\njobs:\n  build:\n    runs-on: ubuntu-latest\n    outputs:\n      artifact: ${{ inputs.target }}\n    steps:\n      - run: make\n";
+
+fn calling(called: &[(&str, &str)]) -> TriggerRun {
+    TriggerRun {
+        called_workflows: Some(
+            called
+                .iter()
+                .map(|(uses, text)| (uses.to_string(), text.to_string()))
+                .collect(),
+        ),
+        ..trigger(CALLER)
+    }
+}
+
+#[tokio::test]
+async fn the_api_runs_called_workflows_given_with_the_workflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path()).await;
+    repo(&app).await;
+    let request = calling(&[("./.github/workflows/build.yml", CALLED)]);
+    let (run, created) = app.trigger_run("acme", "app", request, None).await.unwrap();
+    assert!(created);
+    let detail = app.get_run(run.id).await.unwrap();
+    let build = job(&detail, "call/build");
+    assert_eq!(build.name, "call / build");
+    assert_eq!(build.status, JobStatus::Queued);
+    let request = CompleteJob {
+        conclusion: Conclusion::Success,
+        outputs: [("artifact".to_owned(), "prod".to_owned())]
+            .into_iter()
+            .collect(),
+    };
+    app.complete_job(run.id, build.id, request).await.unwrap();
+    let detail = app.get_run(run.id).await.unwrap();
+    assert_eq!(job(&detail, "call").conclusion, Some(Conclusion::Success));
+    assert_eq!(job(&detail, "after").status, JobStatus::Queued);
+}
+
+#[tokio::test]
+async fn the_api_refuses_calls_without_their_file_or_with_a_broken_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path()).await;
+    repo(&app).await;
+    let missing = app
+        .trigger_run("acme", "app", trigger(CALLER), None)
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code, ErrorCode::WorkflowInvalid);
+    assert_eq!(
+        (missing.details[0].line, missing.details[0].col),
+        (Some(4), Some(11))
+    );
+    assert!(
+        missing.details[0]
+            .message
+            .contains("`./.github/workflows/build.yml` was not given"),
+        "{missing:?}"
+    );
+
+    let broken = calling(&[(
+        "./.github/workflows/build.yml",
+        "on: push\njobs:\n  x:\n    stepz: []\n",
+    )]);
+    let error = app
+        .trigger_run("acme", "app", broken, None)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code, ErrorCode::WorkflowInvalid);
+    assert_eq!(
+        error.details[0].field.as_deref(),
+        Some("called_workflows../.github/workflows/build.yml")
+    );
+    assert!(error.details[0].line.is_some());
+
+    let without_input = calling(&[(
+        "./.github/workflows/build.yml",
+        &CALLED.replace(
+            "required: true",
+            "required: true\n      other:\n        type: number\n        required: true",
+        ),
+    )]);
+    let error = app
+        .trigger_run("acme", "app", without_input, None)
+        .await
+        .unwrap_err();
+    assert!(
+        error.details[0].message.contains("input other is required"),
+        "{error:?}"
+    );
+    // Nothing was stored for the refused triggers.
+    let runs = app.list_runs(None, Default::default()).await.unwrap();
+    assert!(runs.items.is_empty());
 }

@@ -84,6 +84,7 @@ async fn trigger(app: &App, org: &str, workflow: &str) -> i64 {
         actor: None,
         payload: None,
         inputs: None,
+        called_workflows: None,
     };
     app.trigger_run(org, "app", request, None)
         .await
@@ -543,6 +544,7 @@ async fn trigger_in(app: &App, org: &str, repo: &str, workflow: &str) -> i64 {
         actor: None,
         payload: None,
         inputs: None,
+        called_workflows: None,
     };
     app.trigger_run(org, repo, request, None)
         .await

@@ -672,3 +672,162 @@ async fn schedules_fire_once_per_minute_on_the_default_branch_head() {
     let text = state.document.to_string();
     assert!(text.contains("\"schedule\":\""), "{text}");
 }
+
+const REUSABLE_BUILD: &str = r#"on:
+  workflow_call:
+    inputs:
+      target:
+        type: string
+        required: true
+    secrets:
+      token:
+        required: true
+    outputs:
+      artifact:
+        value: ${{ jobs.package.outputs.artifact }}
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo ${{ inputs.target }} ${{ secrets.token }}
+  package:
+    needs: build
+    runs-on: ubuntu-latest
+    outputs:
+      artifact: ${{ steps.p.outputs.artifact }}
+    steps:
+      - id: p
+        run: echo "artifact=${{ inputs.target }}.tar" >> "$GITHUB_OUTPUT"
+"#;
+
+const CALLS_BUILD: &str = r#"on: push
+jobs:
+  call:
+    uses: ./.github/workflows/build.yml
+    with:
+      target: prod
+    secrets:
+      token: ${{ secrets.DEPLOY_TOKEN }}
+  ship:
+    needs: call
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo ${{ needs.call.outputs.artifact }}
+"#;
+
+/// A hosted runner of `app` that claims one job, or `None` when nothing is queued.
+async fn claim_one(
+    app: &Arc<App>,
+    runner: gantry_store::RunnerId,
+) -> Option<gantry_proto::v1::JobAssignment> {
+    let claim = gantry_proto::v1::ClaimJob { wait_ms: 200 };
+    app.claim(runner, claim).await.unwrap()
+}
+
+async fn hosted_runner(app: &App) -> gantry_store::RunnerId {
+    app.allow_hosted_token("hosted").await.unwrap();
+    let registered = app
+        .register_runner(gantry_proto::v1::RegisterRunner {
+            token: "hosted".into(),
+            name: "runner".into(),
+            labels: vec!["ubuntu-latest".into()],
+            capacity: 1,
+            ephemeral: false,
+            protocol_version: gantry_proto::v1::RUNNER_PROTOCOL_VERSION,
+        })
+        .await
+        .unwrap();
+    app.authenticate_runner(&registered.credential)
+        .await
+        .unwrap()
+}
+
+async fn succeed(
+    app: &App,
+    runner: gantry_store::RunnerId,
+    job: &gantry_proto::v1::JobAssignment,
+    outputs: &[(&str, &str)],
+) {
+    let request = gantry_proto::v1::CompleteAttempt {
+        fencing_token: job.fencing_token,
+        conclusion: gantry_proto::v1::Conclusion::Success,
+        outputs: outputs
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect(),
+        message: None,
+    };
+    app.complete_attempt(runner, gantry_store::JobId(job.job_id), request)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_pushed_workflow_calls_a_local_reusable_workflow_across_a_restart() {
+    let fx = Fixture::new().await;
+    let first = fx.commit(&[("README.md", "hi\n")], "initial");
+    let head = fx.commit(
+        &[
+            (".github/workflows/build.yml", REUSABLE_BUILD),
+            (".github/workflows/ci.yml", CALLS_BUILD),
+        ],
+        "workflows",
+    );
+    let outcome = fx.push(&first, &head, "refs/heads/main").await;
+    assert_eq!(
+        started(&outcome),
+        [".github/workflows/ci.yml"],
+        "{outcome:#?}"
+    );
+    let runner = hosted_runner(&fx.app).await;
+
+    let build = claim_one(&fx.app, runner)
+        .await
+        .expect("call / build is queued");
+    assert_eq!(build.payload.job_key, "build");
+    assert_eq!(build.payload.name, "call / build");
+    assert_eq!(build.payload.contexts.inputs, json!({"target": "prod"}));
+    // Only the secret the caller passed, under the called workflow's name (no secret store
+    // yet, so its value is empty).
+    assert_eq!(
+        build.payload.contexts.secrets.keys().collect::<Vec<_>>(),
+        ["token"]
+    );
+    assert_eq!(build.payload.contexts.github["sha"], json!(head));
+    succeed(&fx.app, runner, &build, &[]).await;
+
+    // A restart: the called workflow's next job is built from the file kept with the run.
+    let app = Arc::new(App::new(Arc::clone(&fx.store), Default::default()));
+    app.recover().await.unwrap();
+    let runner = hosted_runner(&app).await;
+    let package = claim_one(&app, runner)
+        .await
+        .expect("call / package is queued");
+    assert_eq!(package.payload.job_key, "package");
+    assert_eq!(package.payload.name, "call / package");
+    assert_eq!(package.payload.contexts.inputs, json!({"target": "prod"}));
+    assert!(
+        package.payload.steps[0]
+            .run
+            .as_deref()
+            .unwrap()
+            .contains("inputs.target")
+    );
+    succeed(&app, runner, &package, &[("artifact", "prod.tar")]).await;
+
+    let ship = claim_one(&app, runner).await.expect("ship is queued");
+    assert_eq!(ship.payload.job_key, "ship");
+    assert_eq!(
+        ship.payload.contexts.needs["call"],
+        json!({"result": "success", "outputs": {"artifact": "prod.tar"}})
+    );
+    succeed(&app, runner, &ship, &[]).await;
+    let run = app.get_run(ship.run_id).await.unwrap();
+    assert_eq!(
+        run.run.conclusion,
+        Some(gantry_proto::v1::Conclusion::Success),
+        "{run:#?}"
+    );
+    let jobs: Vec<_> = run.jobs.iter().map(|job| job.name.as_str()).collect();
+    assert_eq!(jobs, ["call", "ship", "call / build", "call / package"]);
+}

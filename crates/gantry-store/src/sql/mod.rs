@@ -18,7 +18,7 @@ mod runner_queries;
 mod runners;
 mod sources;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Type};
@@ -480,6 +480,8 @@ where
             .fetch_one(&mut *conn)
             .await?;
         let run_number = counter.int("last_run_number")?;
+        let called_workflows = serde_json::to_string(&run.called_workflows)
+            .map_err(|error| StoreError::corrupt(format!("called workflows: {error}")))?;
         let inserted = sqlx::query(q::INSERT_RUN)
             .bind(run.repo_id.0)
             .bind(run.workflow_path.as_str())
@@ -492,6 +494,7 @@ where
             .bind(run.created_at_ms)
             .bind(idempotency_key)
             .bind(run.workflow_source.as_str())
+            .bind(called_workflows.as_str())
             .fetch_optional(&mut *conn)
             .await?;
         let Some(inserted) = inserted else {
@@ -1247,6 +1250,10 @@ where
 
     fn workflow_source(&self, run_id: RunId) -> StoreFuture<'_, String> {
         Box::pin(self.workflow_source(run_id))
+    }
+
+    fn called_workflows(&self, run_id: RunId) -> StoreFuture<'_, BTreeMap<String, String>> {
+        Box::pin(self.called_workflows(run_id))
     }
 
     fn set_repository_source(&self, source: RepositorySource) -> StoreFuture<'_, ()> {

@@ -103,8 +103,9 @@ pub(crate) const NEXT_RUN_NUMBER: &str = "INSERT INTO run_counters (repo_id, wor
 /// creator that committed the same idempotency key makes this insert nothing.
 pub(crate) const INSERT_RUN: &str = "INSERT INTO workflow_runs (repo_id, workflow_path, \
      workflow_name, run_number, attempt, event_name, git_ref, sha, actor, status, \
-     created_at_ms, engine_state, state_version, idempotency_key, workflow_source) \
-     VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, 'queued', $9, 'null', 1, $10, $11) \
+     created_at_ms, engine_state, state_version, idempotency_key, workflow_source, \
+     called_workflows) \
+     VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, 'queued', $9, 'null', 1, $10, $11, $12) \
      ON CONFLICT (repo_id, idempotency_key) DO NOTHING RETURNING id";
 pub(crate) const SET_RUN_CONTENT: &str =
     "UPDATE workflow_runs SET status = $2, engine_state = $3 WHERE id = $1";

@@ -78,3 +78,5 @@ pub(crate) const READ_LOG: &str = "SELECT seq, attempt, step_index, line_number,
      FROM job_log_lines WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
 
 pub(crate) const WORKFLOW_SOURCE: &str = "SELECT workflow_source FROM workflow_runs WHERE id = $1";
+pub(crate) const CALLED_WORKFLOWS: &str =
+    "SELECT called_workflows FROM workflow_runs WHERE id = $1";

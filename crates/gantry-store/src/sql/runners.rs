@@ -320,4 +320,19 @@ where
             .ok_or_else(|| StoreError::not_found(format!("run {run_id}")))?;
         row.text("workflow_source")
     }
+
+    pub(super) async fn called_workflows(
+        &self,
+        run_id: RunId,
+    ) -> Result<std::collections::BTreeMap<String, String>, StoreError> {
+        let row = sqlx::query(rq::CALLED_WORKFLOWS)
+            .bind(run_id.0)
+            .fetch_optional(&self.reads)
+            .await?
+            .ok_or_else(|| StoreError::not_found(format!("run {run_id}")))?;
+        let text = row.text("called_workflows")?;
+        serde_json::from_str(&text).map_err(|error| {
+            StoreError::corrupt(format!("called workflows of run {run_id}: {error}"))
+        })
+    }
 }

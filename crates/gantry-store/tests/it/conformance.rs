@@ -371,6 +371,47 @@ pub async fn creating_a_run_stores_it_with_its_jobs(db: &mut TestDb) {
     assert!(store.list_attempts(build_job.id).await.unwrap().is_empty());
 }
 
+pub async fn a_run_keeps_its_workflow_and_the_workflows_it_calls(db: &mut TestDb) {
+    let store = db.store();
+    let (_, repo) = org_and_repo(store, "acme").await;
+    let mut called = new_run(repo.id, CI);
+    called.called_workflows.insert(
+        "./.github/workflows/build.yml".to_owned(),
+        "on: workflow_call\njobs: {}\n".to_owned(),
+    );
+    called.called_workflows.insert(
+        "acme/lib/.github/workflows/x.yml@v1".to_owned(),
+        "on:\n  workflow_call: {}\n".to_owned(),
+    );
+    let with_calls = store
+        .create_run(
+            called.clone(),
+            build(vec![job("a", 0, JobStatus::Queued)]),
+            None,
+        )
+        .await
+        .unwrap();
+    let without = store
+        .create_run(
+            new_run(repo.id, CI),
+            build(vec![job("a", 0, JobStatus::Queued)]),
+            None,
+        )
+        .await
+        .unwrap();
+    let source = store.workflow_source(with_calls.run_id).await.unwrap();
+    assert_eq!(source, called.workflow_source);
+    let kept = store.called_workflows(with_calls.run_id).await.unwrap();
+    assert_eq!(kept, called.called_workflows);
+    let none = store.called_workflows(without.run_id).await.unwrap();
+    assert!(none.is_empty());
+    let missing = store.called_workflows(RunId(999_999)).await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound { .. })),
+        "{missing:?}"
+    );
+}
+
 pub async fn run_numbers_count_per_workflow(db: &mut TestDb) {
     let store = db.store();
     let (org, repo) = org_and_repo(store, "acme").await;

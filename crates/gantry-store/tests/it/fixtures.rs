@@ -40,6 +40,7 @@ pub fn new_run(repo_id: RepoId, workflow_path: &str) -> NewRun {
         actor: "octocat".to_owned(),
         created_at_ms: 1_000,
         workflow_source: "on: push\njobs: {}\n".to_owned(),
+        called_workflows: Default::default(),
     }
 }
 

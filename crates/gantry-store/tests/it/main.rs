@@ -66,6 +66,7 @@ conformance_tests!(
     malformed_input_is_invalid,
     unknown_ids_are_not_found_and_change_nothing,
     creating_a_run_stores_it_with_its_jobs,
+    a_run_keeps_its_workflow_and_the_workflows_it_calls,
     run_numbers_count_per_workflow,
     concurrent_creators_get_distinct_gapless_run_numbers,
     refused_creations_among_concurrent_ones_spare_the_others,

@@ -65,6 +65,8 @@ struct Chosen {
     text: String,
     /// The file as loaded here.
     workflow: gantry_workflow::model::Workflow,
+    /// The reusable workflow files it calls, by `uses:` text.
+    called: IndexMap<String, String>,
 }
 
 /// The checked-out branch of the repository at `path`, as a ref.
@@ -115,6 +117,8 @@ fn choose(path: &Path, event: &str, git_ref: &str) -> anyhow::Result<(Vec<Chosen
         };
         match gantry_workflow::trigger::decide(&workflow, &offered) {
             gantry_workflow::trigger::Decision::Run => chosen.push(Chosen {
+                called: super::called_files::called_files(path, &workflow)
+                    .with_context(|| format!("{relative} calls a reusable workflow"))?,
                 path: relative,
                 text,
                 workflow,
@@ -287,6 +291,7 @@ fn drive(
             actor: None,
             payload: None,
             inputs: (!inputs.is_empty()).then(|| inputs.clone()),
+            called_workflows: (!workflow.called.is_empty()).then(|| workflow.called.clone()),
         };
         let run: proto::Run =
             expect_ok(client.post(&format!("/repos/local/{repo}/runs"), &trigger, &[])?)?;

@@ -1,6 +1,7 @@
 //! One module per top-level command.
 
 pub mod bench;
+mod called_files;
 pub(crate) mod client;
 pub mod expr;
 pub mod git_repo;

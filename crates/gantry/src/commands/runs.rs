@@ -20,6 +20,7 @@ use gantry_proto::v1::{
     CreateOrganization, CreateRepository, ErrorBody, ErrorCode, IDEMPOTENCY_KEY_HEADER, Job,
     Organization, Repository, Rerun, Run, RunDetail, RunList, RunStatus, TriggerRun,
 };
+use indexmap::IndexMap;
 
 use super::client::{Client, Reply};
 use crate::output;
@@ -200,6 +201,7 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
     let (org, repo) = split_repo(&args.repo)?;
     let workflow = std::fs::read_to_string(&args.file)
         .with_context(|| format!("failed to read `{}`", args.file.display()))?;
+    let called = called_beside(&args.file, &workflow)?;
     let request = TriggerRun {
         workflow_path: args
             .workflow_path
@@ -215,6 +217,7 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         } else {
             Some(super::local_run::parse_inputs(&args.inputs)?)
         },
+        called_workflows: (!called.is_empty()).then_some(called),
     };
     let mut headers = Vec::new();
     if let Some(key) = &args.idempotency_key {
@@ -464,6 +467,30 @@ pub(super) fn split_repo(full: &str) -> anyhow::Result<(&str, &str)> {
 
 /// `.github/workflows/NAME` from a file's path: the part from `.github/` on when the path has
 /// one, else the file name under `.github/workflows/`.
+/// The local reusable workflows a workflow file calls, read from the repository it sits in
+/// (the directory above its `.github/workflows/`). A file outside such a directory, or one that
+/// does not load, sends none: the server then names what is missing or wrong.
+fn called_beside(file: &Path, text: &str) -> anyhow::Result<IndexMap<String, String>> {
+    let Some(root) = repository_root_of(file) else {
+        return Ok(IndexMap::new());
+    };
+    match gantry_workflow::load(text, &Default::default()) {
+        Ok(workflow) => super::called_files::called_files(&root, &workflow),
+        Err(_) => Ok(IndexMap::new()),
+    }
+}
+
+/// `ROOT` of a file at `ROOT/.github/workflows/NAME`.
+fn repository_root_of(file: &Path) -> Option<PathBuf> {
+    let workflows = file.parent()?;
+    let github = workflows.parent()?;
+    let is = |dir: &Path, name: &str| dir.file_name().is_some_and(|found| found == name);
+    if !is(workflows, "workflows") || !is(github, ".github") {
+        return None;
+    }
+    Some(github.parent()?.to_owned())
+}
+
 fn workflow_path_of(file: &Path) -> String {
     let text = file.to_string_lossy().replace('\\', "/");
     if let Some(index) = text.find(".github/workflows/") {
@@ -528,5 +555,29 @@ mod tests {
         assert!(split_repo("acme/app").is_ok());
         assert!(split_repo("acme").is_err());
         assert!(split_repo("a/b/c").is_err());
+    }
+
+    #[test]
+    fn called_files_are_read_from_the_repository_the_file_is_in() {
+        assert_eq!(
+            repository_root_of(Path::new("repo/.github/workflows/ci.yml")),
+            Some(PathBuf::from("repo"))
+        );
+        assert_eq!(repository_root_of(Path::new("/tmp/x.yml")), None);
+
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join(".github/workflows");
+        std::fs::create_dir_all(&dir).unwrap();
+        let called =
+            "on: workflow_call\njobs:\n  x:\n    runs-on: x\n    steps:\n      - run: echo\n";
+        std::fs::write(dir.join("b.yml"), called).unwrap();
+        let caller = "on: push\njobs:\n  b:\n    uses: ./.github/workflows/b.yml\n";
+        let files = called_beside(&dir.join("ci.yml"), caller).unwrap();
+        assert_eq!(files["./.github/workflows/b.yml"], called);
+        assert!(
+            called_beside(Path::new("/tmp/x.yml"), caller)
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -116,6 +116,30 @@ fn gantry_run_exits_1_when_a_run_fails_and_reports_invalid_files_with_their_posi
 }
 
 #[test]
+fn gantry_run_runs_a_local_reusable_workflow_with_inputs_and_outputs() {
+    let repo = tempfile::tempdir().unwrap();
+    let workflows = repo.path().join(".github/workflows");
+    std::fs::create_dir_all(&workflows).unwrap();
+    std::fs::write(
+        workflows.join("build.yml"),
+        "on:\n  workflow_call:\n    inputs:\n      target:\n        type: string\n        required: true\n    outputs:\n      artifact:\n        value: ${{ jobs.compile.outputs.artifact }}\njobs:\n  compile:\n    runs-on: ubuntu-latest\n    outputs:\n      artifact: ${{ steps.c.outputs.artifact }}\n    steps:\n      - id: c\n        run: echo \"artifact=${{ inputs.target }}-built\" >> \"$GITHUB_OUTPUT\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        workflows.join("ci.yml"),
+        "on: push\njobs:\n  call:\n    uses: ./.github/workflows/build.yml\n    with:\n      target: demo\n  ship:\n    needs: call\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo shipping ${{ needs.call.outputs.artifact }}\n",
+    )
+    .unwrap();
+    // Trusted test workflows: the host executor keeps this scenario machine-independent.
+    let output = gantry(&["run", ".", "--unsafe-host-executor"], repo.path());
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("✓ call / compile success"), "{stdout}");
+    assert!(stdout.contains("shipping demo-built"), "{stdout}");
+}
+
+#[test]
 fn gantry_up_keeps_a_warm_runner_runs_a_submitted_workflow_and_cleans_up_on_sigterm() {
     if !bubblewrap_or_skip("gantry up") {
         return;

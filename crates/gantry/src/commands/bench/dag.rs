@@ -189,6 +189,7 @@ async fn drive(app: &App, workflow: &str) -> anyhow::Result<Shape> {
                 actor: None,
                 payload: None,
                 inputs: None,
+                called_workflows: None,
             },
             None,
         )

@@ -77,6 +77,7 @@ fn trigger(workflow: &str) -> proto::TriggerRun {
         actor: None,
         payload: None,
         inputs: None,
+        called_workflows: None,
     }
 }
 

@@ -113,6 +113,7 @@ pub fn run(args: &HeartbeatsArgs) -> anyhow::Result<ExitCode> {
         actor: None,
         payload: None,
         inputs: None,
+        called_workflows: None,
     };
     let queuing = Instant::now();
     for _ in 0..runs {

@@ -128,6 +128,7 @@ fn measure(base: &str, args: &JobStartArgs, min_idle: usize) -> anyhow::Result<L
         actor: None,
         payload: None,
         inputs: None,
+        called_workflows: None,
     };
     // Let the warm pool fill before the first job.
     let deadline = Instant::now() + Duration::from_secs(30);

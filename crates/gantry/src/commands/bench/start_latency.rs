@@ -85,6 +85,7 @@ fn trigger() -> proto::TriggerRun {
         actor: None,
         payload: None,
         inputs: None,
+        called_workflows: None,
     }
 }
 
