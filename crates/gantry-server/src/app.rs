@@ -263,6 +263,13 @@ impl App {
     /// Loads a run's engine state.
     pub(crate) async fn load_state(&self, run_id: RunId) -> Result<(RunState, i64), ApiError> {
         let stored = self.store.get_engine_state(run_id).await?;
+        if stored.document.is_null() {
+            // Only runs of invalid workflow files have no state: there is nothing to drive.
+            return Err(ApiError::new(
+                gantry_proto::v1::ErrorCode::Conflict,
+                format!("run {run_id} has no jobs: its workflow file is invalid"),
+            ));
+        }
         let state = serde_json::from_value(stored.document).map_err(|error| {
             ApiError::internal(&format!(
                 "engine state of run {run_id} does not parse: {error}"

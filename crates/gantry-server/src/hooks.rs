@@ -35,7 +35,14 @@ impl App {
         name: &str,
         request: proto::SetRepositorySource,
     ) -> Result<proto::RepositorySource, ApiError> {
-        if request.git_path.trim().is_empty() || request.git_path.len() > 4096 {
+        if request.git_url.is_some() {
+            return Err(ApiError::invalid_field(
+                "git_url",
+                "repositories by URL are not supported yet",
+            ));
+        }
+        let git_path = request.git_path.unwrap_or_default();
+        if git_path.trim().is_empty() || git_path.len() > 4096 {
             return Err(ApiError::invalid_field(
                 "git_path",
                 "must be 1 to 4096 characters",
@@ -50,15 +57,16 @@ impl App {
             ));
         }
         let repo = self.repository(org, name).await?;
-        let path = std::path::PathBuf::from(&request.git_path);
+        let path = std::path::PathBuf::from(&git_path);
         tokio::task::spawn_blocking(move || GitRepo::open(&path).map(drop))
             .await
             .map_err(|error| ApiError::internal(&error))?
             .map_err(|error| ApiError::invalid_field("git_path", error.to_string()))?;
         let source = RepositorySource {
             repo_id: repo.id,
-            git_path: request.git_path,
+            git_path,
             webhook_secret: request.webhook_secret,
+            git_url: None,
         };
         self.store.set_repository_source(source.clone()).await?;
         tracing::info!(repo = %format!("{org}/{name}"), git_path = %source.git_path, webhook = source.webhook_secret.is_some(), "repository source set");
@@ -176,6 +184,7 @@ fn source_view(source: &RepositorySource, org: &str, name: &str) -> proto::Repos
     proto::RepositorySource {
         repository: format!("{org}/{name}"),
         git_path: source.git_path.clone(),
+        git_url: source.git_url.clone(),
         has_webhook_secret: source.webhook_secret.is_some(),
     }
 }

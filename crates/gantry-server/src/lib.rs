@@ -28,6 +28,7 @@ mod git;
 pub mod github;
 mod hook_routes;
 mod hooks;
+mod invalid_runs;
 mod job_routes;
 mod leases;
 mod logs;

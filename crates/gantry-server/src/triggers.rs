@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::git::{GitError, GitRepo, WorkflowFile, is_null_sha};
+use crate::invalid_runs::InvalidRun;
 use crate::ops::StartRun;
 use crate::webhook::{Changes, EventFacts};
 
@@ -38,7 +39,15 @@ enum Loaded {
         workflow: Arc<Workflow>,
     },
     /// It, or a workflow it calls, failed to load; every problem as `file:line:col: message`.
-    Invalid { path: String, errors: Vec<String> },
+    Invalid {
+        path: String,
+        /// The file's text (empty when it is not text).
+        source: String,
+        /// The file itself when it loaded and only its calls are invalid: its triggers still
+        /// decide whether an event would start it.
+        workflow: Option<Arc<Workflow>>,
+        errors: Vec<String>,
+    },
 }
 
 /// What the event's commit holds, read in one blocking step.
@@ -118,12 +127,31 @@ impl App {
                     source,
                     workflow,
                 } => (path, source, workflow),
-                Loaded::Invalid { path, errors } => {
+                Loaded::Invalid {
+                    path,
+                    source,
+                    workflow,
+                    errors,
+                } => {
                     tracing::warn!(repo = %facts.repository, workflow = %path, sha = %snapshot.sha, errors = %errors.join("; "), "workflow file is invalid");
                     outcome.invalid.push(proto::InvalidWorkflow {
-                        workflow_path: path,
-                        errors,
+                        workflow_path: path.clone(),
+                        errors: errors.clone(),
                     });
+                    if records_invalid_run(facts, &path, workflow.as_deref(), &event) {
+                        let invalid = InvalidRun {
+                            idempotency_key: Some(idempotency_key(delivery, &path)),
+                            workflow_path: path,
+                            workflow_name: workflow
+                                .and_then(|workflow| workflow.name.clone())
+                                .map(|name| name.value),
+                            workflow_source: source,
+                            errors,
+                            facts: github.clone(),
+                        };
+                        let (run, created) = self.record_invalid_run(repo, invalid).await?;
+                        outcome.runs.push(proto::TriggeredRun { run, created });
+                    }
                     continue;
                 }
             };
@@ -165,6 +193,29 @@ impl App {
         );
         Ok(outcome)
     }
+}
+
+/// Whether an event records a failed run for an invalid workflow file, as GitHub does for the
+/// events it cannot tell apart without the file: not for a schedule (an invalid file has no
+/// schedule that could fire, and other files' minutes must not fail it again and again), not
+/// for `create` and `delete` (they come with a push, which already records the file once),
+/// not for a dispatch to another file, and, when the file itself loaded and only its calls
+/// are invalid, only if the event would have started it.
+fn records_invalid_run(
+    facts: &EventFacts,
+    path: &str,
+    workflow: Option<&Workflow>,
+    event: &Event<'_>,
+) -> bool {
+    if facts.schedule.is_some() || matches!(facts.event_name.as_str(), "create" | "delete") {
+        return false;
+    }
+    if let Some(only) = &facts.only_workflow
+        && !same_workflow(only, path)
+    {
+        return false;
+    }
+    workflow.is_none_or(|workflow| matches!(decide(workflow, event), Decision::Run))
 }
 
 /// `workflow_dispatch` names its workflow by path (`.github/workflows/ci.yml`) or file name.
@@ -251,6 +302,8 @@ fn load_checked(repo: &GitRepo, sha: &str, file: WorkflowFile) -> Result<Loaded,
             return Ok(Loaded::Invalid {
                 errors: vec![format!("{path}: {message}")],
                 path,
+                source: String::new(),
+                workflow: None,
             });
         }
     };
@@ -260,6 +313,8 @@ fn load_checked(repo: &GitRepo, sha: &str, file: WorkflowFile) -> Result<Loaded,
             return Ok(Loaded::Invalid {
                 errors: located(&path, &diagnostics),
                 path,
+                source,
+                workflow: None,
             });
         }
     };
@@ -270,7 +325,12 @@ fn load_checked(repo: &GitRepo, sha: &str, file: WorkflowFile) -> Result<Loaded,
         &check_calls(&workflow, &called, &CallOptions::default()),
     ));
     if !errors.is_empty() {
-        return Ok(Loaded::Invalid { path, errors });
+        return Ok(Loaded::Invalid {
+            path,
+            source,
+            workflow: Some(Arc::new(workflow)),
+            errors,
+        });
     }
     Ok(Loaded::Valid {
         path,

@@ -37,6 +37,11 @@ impl Backend for Postgres {
             name: "repository_sources",
             sql: include_str!("../migrations/postgres/0003_repository_sources.sql"),
         },
+        Migration {
+            version: 4,
+            name: "workflow_errors_and_git_urls",
+            sql: include_str!("../migrations/postgres/0004_workflow_errors_and_git_urls.sql"),
+        },
     ];
     const BEGIN_WRITE: &'static str = "BEGIN";
     // The key is arbitrary but fixed: `gantry` in ASCII.

@@ -41,6 +41,11 @@ impl Backend for Sqlite {
             name: "repository_sources",
             sql: include_str!("../migrations/sqlite/0003_repository_sources.sql"),
         },
+        Migration {
+            version: 4,
+            name: "workflow_errors_and_git_urls",
+            sql: include_str!("../migrations/sqlite/0004_workflow_errors_and_git_urls.sql"),
+        },
     ];
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     // Migrations run in a `BEGIN IMMEDIATE` transaction, which already excludes other writers.

@@ -7,8 +7,8 @@ use std::process::Command;
 use std::sync::Arc;
 
 use gantry_proto::v1::{
-    CreateOrganization, CreateRepository, ErrorCode, HookOutcome, ReceivedPush, RefUpdate,
-    RunListQuery, SetRepositorySource,
+    Conclusion, CreateOrganization, CreateRepository, ErrorCode, HookOutcome, ReceivedPush,
+    RefUpdate, Run, RunListQuery, RunStatus, SetRepositorySource,
 };
 use gantry_server::webhook::sign;
 use gantry_server::{App, Storage, WebhookHeaders, open_store};
@@ -83,7 +83,8 @@ impl Fixture {
             "acme",
             "app",
             SetRepositorySource {
-                git_path: git_dir.to_string_lossy().into_owned(),
+                git_path: Some(git_dir.to_string_lossy().into_owned()),
+                git_url: None,
                 webhook_secret: Some(SECRET.into()),
             },
         )
@@ -453,11 +454,25 @@ async fn invalid_workflows_and_local_reusable_calls_are_checked_at_the_commit() 
         "workflows",
     );
     let outcome = fx.push(&first, &head, "refs/heads/main").await;
+    // Every file the push reaches gets a run; the invalid ones' runs failed at once.
     assert_eq!(
         started(&outcome),
-        [".github/workflows/caller.yml"],
+        [
+            ".github/workflows/broken.yml",
+            ".github/workflows/caller.yml",
+            ".github/workflows/missing-file.yml",
+            ".github/workflows/missing-input.yml",
+        ],
         "{outcome:#?}"
     );
+    for triggered in &outcome.runs {
+        let valid = triggered.run.workflow_path == ".github/workflows/caller.yml";
+        assert_eq!(
+            triggered.run.workflow_errors.is_empty(),
+            valid,
+            "{triggered:#?}"
+        );
+    }
     let invalid: Vec<(&str, &str)> = outcome
         .invalid
         .iter()
@@ -491,6 +506,137 @@ async fn invalid_workflows_and_local_reusable_calls_are_checked_at_the_commit() 
             .iter()
             .any(|skipped| skipped.workflow_path == ".github/workflows/reusable.yml")
     );
+}
+
+/// The runs of `workflow_path` in `outcome`.
+fn runs_of<'a>(outcome: &'a HookOutcome, workflow_path: &str) -> Vec<&'a Run> {
+    outcome
+        .runs
+        .iter()
+        .filter(|triggered| triggered.run.workflow_path == workflow_path)
+        .map(|triggered| &triggered.run)
+        .collect()
+}
+
+#[tokio::test]
+async fn an_invalid_workflow_file_is_recorded_as_a_failed_run() {
+    let fx = Fixture::new().await;
+    const BROKEN: &str = ".github/workflows/broken.yml";
+    const CALLS: &str = ".github/workflows/calls.yml";
+    let broken =
+        "name: Broken\non: push\njobs:\n  build:\n    runs-on: ubuntu-latest\n    stepz: []\n";
+    // It loads, but the file it calls does not exist; it only runs for pull requests.
+    let calls = "on: pull_request\njobs:\n  call:\n    uses: ./.github/workflows/nope.yml\n";
+    let first = fx.commit(&[("README.md", "hi\n")], "initial");
+    let head = fx.commit(
+        &[
+            (".github/workflows/broken.yml", broken),
+            (".github/workflows/calls.yml", calls),
+            (".github/workflows/nightly.yml", NIGHTLY),
+        ],
+        "workflows",
+    );
+    let outcome = fx.push(&first, &head, "refs/heads/main").await;
+    let failed = runs_of(&outcome, BROKEN);
+    assert_eq!(failed.len(), 1, "{outcome:#?}");
+    let failed = failed[0].clone();
+    assert_eq!(failed.status, RunStatus::Completed);
+    assert_eq!(failed.conclusion, Some(Conclusion::Failure));
+    assert_eq!(failed.run_number, 1);
+    assert_eq!(failed.sha, head);
+    assert_eq!(failed.event, "push");
+    // Named after its file: its `name:` may be what is broken.
+    assert_eq!(failed.workflow_name, BROKEN);
+    assert!(
+        failed.workflow_errors[0].starts_with(".github/workflows/broken.yml:6:5: "),
+        "{failed:#?}"
+    );
+    // The push would not start `calls.yml`, so its invalid call records nothing.
+    assert!(runs_of(&outcome, CALLS).is_empty(), "{outcome:#?}");
+    assert!(
+        outcome
+            .invalid
+            .iter()
+            .any(|invalid| invalid.workflow_path == CALLS)
+    );
+
+    // The API shows the errors and no jobs; the run cannot be driven.
+    let detail = fx.app.get_run(failed.id).await.unwrap();
+    assert_eq!(detail.run, failed);
+    assert!(detail.jobs.is_empty());
+    for error in [
+        fx.app.cancel_run(failed.id).await.unwrap_err(),
+        fx.app
+            .rerun(failed.id, Default::default())
+            .await
+            .unwrap_err(),
+    ] {
+        assert_eq!(error.code, ErrorCode::Conflict, "{error:?}");
+        assert!(error.message.contains("invalid"), "{error:?}");
+    }
+
+    // The same push reported again finds the run instead of failing once more.
+    let again = fx.push(&first, &head, "refs/heads/main").await;
+    let replayed = runs_of(&again, BROKEN);
+    assert_eq!(replayed[0].id, failed.id);
+    assert!(again.runs.iter().all(|triggered| !triggered.created));
+
+    // Schedules never record failed runs: the nightly fires alone.
+    assert_eq!(
+        fx.app
+            .fire_schedules(at("2026-11-27T12:15:00Z"))
+            .await
+            .unwrap(),
+        1
+    );
+
+    // A pull request would start `calls.yml`: now its invalid call is a failed run.
+    let body = pull_request_body_for(&fx, &head, "opened");
+    let signature = sign(SECRET.as_bytes(), &body);
+    let outcome = fx
+        .webhook("pull_request", &body, Some(signature), "pr-1")
+        .await
+        .unwrap();
+    let failed_call = runs_of(&outcome, CALLS);
+    assert_eq!(failed_call.len(), 1, "{outcome:#?}");
+    assert!(
+        failed_call[0].workflow_errors[0].contains("does not exist"),
+        "{failed_call:#?}"
+    );
+    // The file that does not load cannot say it ignores pull requests: it fails again.
+    assert_eq!(runs_of(&outcome, BROKEN)[0].run_number, 2);
+
+    // Fixing the file: the next push runs it with the next number.
+    let fixed = fx.commit(
+        &[(
+            ".github/workflows/broken.yml",
+            "on: push\njobs:\n  build:\n    runs-on: ubuntu-latest\n    steps:\n      - run: make\n",
+        )],
+        "fix",
+    );
+    let outcome = fx.push(&head, &fixed, "refs/heads/main").await;
+    let run = runs_of(&outcome, BROKEN)[0];
+    assert_eq!(run.run_number, 3);
+    assert!(run.workflow_errors.is_empty());
+    assert_eq!(run.status, RunStatus::Queued);
+}
+
+/// A `pull_request` webhook body (only the fields gantry reads) from `topic` at `head` into
+/// `main`.
+fn pull_request_body_for(fx: &Fixture, head: &str, action: &str) -> Vec<u8> {
+    let main = git(&fx.git, &["rev-parse", "main"]);
+    let payload = json!({
+        "action": action,
+        "number": 1,
+        "repository": { "full_name": "acme/app", "owner": { "login": "acme" } },
+        "sender": { "login": "octocat" },
+        "pull_request": {
+            "number": 1,
+            "base": { "ref": "main", "sha": main },
+            "head": { "ref": "topic", "sha": head },
+        },
+    });
+    serde_json::to_vec(&payload).unwrap()
 }
 
 #[tokio::test]

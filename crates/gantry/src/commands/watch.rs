@@ -92,6 +92,9 @@ pub fn follow(client: &Client, runs: &[i64], json: bool) -> anyhow::Result<bool>
                 detail.run.workflow_name,
                 started.elapsed().as_secs_f64()
             ));
+            for line in super::runs::workflow_error_lines(&detail.run) {
+                output::line(&format!("  {line}"));
+            }
         }
     }
     Ok(all_success)
