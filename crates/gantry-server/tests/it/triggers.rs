@@ -61,7 +61,10 @@ impl Fixture {
         })
         .await
         .unwrap();
-        let app = Arc::new(App::new(Arc::clone(&store), Default::default()));
+        let app = Arc::new(
+            App::new(Arc::clone(&store), Default::default())
+                .with_mirrors_dir(dir.path().join("mirrors")),
+        );
         app.recover().await.unwrap();
         app.create_organization(CreateOrganization {
             name: "acme".into(),
@@ -506,6 +509,143 @@ async fn invalid_workflows_and_local_reusable_calls_are_checked_at_the_commit() 
             .iter()
             .any(|skipped| skipped.workflow_path == ".github/workflows/reusable.yml")
     );
+}
+
+/// `git_url` as a source of repository `acme/{name}` (created first).
+async fn set_url(
+    fx: &Fixture,
+    name: &str,
+    url: Option<String>,
+    git_path: Option<String>,
+) -> Result<gantry_proto::v1::RepositorySource, gantry_server::ApiError> {
+    let _ = fx
+        .app
+        .create_repository(
+            "acme",
+            CreateRepository {
+                name: name.into(),
+                default_branch: None,
+            },
+        )
+        .await;
+    fx.app
+        .set_repository_source(
+            "acme",
+            name,
+            SetRepositorySource {
+                git_path,
+                git_url: url,
+                webhook_secret: Some(SECRET.into()),
+            },
+        )
+        .await
+}
+
+#[tokio::test]
+async fn a_repository_by_url_is_mirrored_and_fetched_before_an_unknown_commit_is_read() {
+    let fx = Fixture::new().await;
+    let first = fx.commit(&[("README.md", "hi\n")], "initial");
+    let url = format!("file://{}", fx.git.display());
+    let source = set_url(&fx, "mirrored", Some(url.clone()), None)
+        .await
+        .unwrap();
+    assert_eq!(source.git_url.as_deref(), Some(url.as_str()));
+    let mirror = PathBuf::from(&source.git_path);
+    assert!(
+        mirror.starts_with(fx._dir.path().join("mirrors")),
+        "{source:?}"
+    );
+    assert_eq!(git(&mirror, &["rev-parse", "refs/heads/main"]), first);
+
+    // A push to the origin the mirror has not seen: the webhook fetches it, then runs.
+    let second = fx.commit(
+        &[(".github/workflows/ci.yml", CI), ("src/a.c", "1\n")],
+        "ci",
+    );
+    let body = serde_json::to_vec(&json!({
+        "ref": "refs/heads/main", "before": first, "after": second,
+        "repository": { "full_name": "acme/mirrored" }, "sender": { "login": "octocat" },
+    }))
+    .unwrap();
+    let signature = sign(SECRET.as_bytes(), &body);
+    let outcome = fx
+        .webhook("push", &body, Some(signature), "mirror-1")
+        .await
+        .unwrap();
+    assert_eq!(
+        started(&outcome),
+        [".github/workflows/ci.yml"],
+        "{outcome:#?}"
+    );
+    assert_eq!(outcome.runs[0].run.sha, second);
+    assert_eq!(outcome.runs[0].run.repository, "acme/mirrored");
+    assert_eq!(git(&mirror, &["rev-parse", "refs/heads/main"]), second);
+
+    // A commit the origin does not have either: a bad request, nothing stored.
+    let ghost = "1".repeat(40);
+    let body = serde_json::to_vec(&json!({
+        "ref": "refs/heads/main", "before": second, "after": ghost,
+        "repository": { "full_name": "acme/mirrored" }, "sender": { "login": "octocat" },
+    }))
+    .unwrap();
+    let signature = sign(SECRET.as_bytes(), &body);
+    let error = fx
+        .webhook("push", &body, Some(signature.clone()), "mirror-2")
+        .await
+        .unwrap_err();
+    assert_eq!(error.code, ErrorCode::InvalidRequest, "{error:?}");
+    // The origin gone: the fetch fails, the delivery may be retried (503), nothing stored.
+    std::fs::rename(&fx.git, fx._dir.path().join("moved")).unwrap();
+    let error = fx
+        .webhook("push", &body, Some(signature), "mirror-3")
+        .await
+        .unwrap_err();
+    assert_eq!(error.code, ErrorCode::Unavailable, "{error:?}");
+    assert!(error.message.contains("cannot fetch from"), "{error:?}");
+    let runs = fx.app.list_runs(None, Default::default()).await.unwrap();
+    assert_eq!(runs.items.len(), 1);
+}
+
+#[tokio::test]
+async fn unusable_git_urls_are_refused_and_leave_nothing() {
+    let fx = Fixture::new().await;
+    let plain = fx._dir.path().join("plain");
+    std::fs::create_dir(&plain).unwrap();
+    let cases = [
+        (
+            Some(format!("file://{}", plain.display())),
+            None,
+            "cannot fetch from",
+        ),
+        (
+            Some(format!(
+                "file://{}",
+                fx._dir.path().join("nowhere").display()
+            )),
+            None,
+            "cannot fetch from",
+        ),
+        (Some("https://".to_owned()), None, "is not a git URL"),
+        (
+            Some("file:///x".to_owned()),
+            Some("/x".to_owned()),
+            "exactly one of",
+        ),
+        (None, None, "exactly one of"),
+    ];
+    for (url, path, expected) in cases {
+        let error = set_url(&fx, "broken", url.clone(), path).await.unwrap_err();
+        assert_eq!(error.code, ErrorCode::InvalidRequest, "{url:?}: {error:?}");
+        let text = format!("{error:?}");
+        assert!(text.contains(expected), "{url:?}: {text}");
+    }
+    assert!(
+        fx.app
+            .get_repository_source("acme", "broken")
+            .await
+            .is_err()
+    );
+    assert!(!fx._dir.path().join("mirrors/acme/broken.git").exists());
 }
 
 /// The runs of `workflow_path` in `outcome`.
