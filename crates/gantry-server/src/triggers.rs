@@ -16,6 +16,7 @@ use gantry_workflow::Limits;
 use gantry_workflow::reusable::{CallOptions, WorkflowSource, check_calls};
 use gantry_workflow::trigger::{Decision, Event, decide};
 use gantry_workflow::{Diagnostics, Workflow};
+use gix::ObjectId;
 use proto::ErrorCode;
 use sha2::{Digest, Sha256};
 
@@ -27,7 +28,6 @@ use crate::invalid_runs::InvalidRun;
 use crate::mirror::{self, MirrorError};
 use crate::ops::StartRun;
 use crate::webhook::{Changes, EventFacts};
-use gix::ObjectId;
 
 /// The most workflow files one reusable-workflow call chain may read at a commit (GitHub's
 /// nesting limit is 10 levels; several calls per level are fine).
