@@ -53,6 +53,10 @@ pub struct App {
     owners: Mutex<HashMap<RunId, (RepoId, OrgId)>>,
     /// Per job with live log viewers: bumped when lines arrive or the job ends.
     pub(crate) log_bells: Mutex<HashMap<JobId, watch::Sender<u64>>>,
+    /// Where mirrors of repositories registered by URL live; `None` refuses URLs.
+    pub(crate) mirrors_dir: Option<std::path::PathBuf>,
+    /// Open repositories and loaded workflow files, kept between events.
+    pub(crate) git_cache: Arc<crate::git_cache::GitCache<crate::triggers::Loaded>>,
 }
 
 /// The last committed state and job rows of recently changed runs, so that the next change
@@ -127,7 +131,16 @@ impl App {
             workflows: Mutex::new(HashMap::new()),
             owners: Mutex::new(HashMap::new()),
             log_bells: Mutex::new(HashMap::new()),
+            mirrors_dir: None,
+            git_cache: Arc::default(),
         }
+    }
+
+    /// The same app keeping mirrors of repositories registered by URL (`gantry repo add
+    /// --url`) under `dir`.
+    pub fn with_mirrors_dir(mut self, dir: std::path::PathBuf) -> App {
+        self.mirrors_dir = Some(dir);
+        self
     }
 
     /// The same app with other heartbeat and lease durations.
@@ -261,6 +274,13 @@ impl App {
     /// Loads a run's engine state.
     pub(crate) async fn load_state(&self, run_id: RunId) -> Result<(RunState, i64), ApiError> {
         let stored = self.store.get_engine_state(run_id).await?;
+        if stored.document.is_null() {
+            // Only runs of invalid workflow files have no state: there is nothing to drive.
+            return Err(ApiError::new(
+                gantry_proto::v1::ErrorCode::Conflict,
+                format!("run {run_id} has no jobs: its workflow file is invalid"),
+            ));
+        }
         let state = serde_json::from_value(stored.document).map_err(|error| {
             ApiError::internal(&format!(
                 "engine state of run {run_id} does not parse: {error}"

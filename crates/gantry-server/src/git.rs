@@ -1,10 +1,10 @@
 //! Reading the repositories runs are triggered from, with gitoxide: refs to commits, the
 //! workflow files of a commit, merge bases and the files two commits differ in.
 //!
-//! Every function opens the repository afresh and is blocking (callers use
-//! `spawn_blocking`): gix's `Repository` is neither `Sync` nor cheap to keep consistent with
-//! pushes that land between events, and opening costs well under a millisecond next to a run
-//! creation. Changed files come from a walk of the two trees of our own rather than gix's
+//! Every function is blocking (callers use `spawn_blocking`). Triggers open a repository
+//! through [`crate::git_cache::GitCache`], which keeps it open per blocking thread: refs are
+//! read from disk on every lookup and the object database looks for new packs when an object
+//! is missing, so pushes that land between events are seen without reopening. Changed files come from a walk of the two trees of our own rather than gix's
 //! `blob-diff` feature, which pulls in attributes, filters and pathspecs we do not need (path
 //! filters only ask which paths differ).
 
@@ -66,9 +66,22 @@ pub struct WorkflowFile {
     pub source: Result<String, String>,
 }
 
-/// A repository opened for one event's reads.
+/// A repository opened for one event's reads (a clone is another cheap handle of it).
+#[derive(Clone)]
 pub struct GitRepo {
     repo: gix::Repository,
+}
+
+/// The workflow files of a commit by blob id, without their contents, and the trees a
+/// cached check of them depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkflowListing {
+    /// The commit's root tree.
+    pub root: ObjectId,
+    /// The `.github/workflows` tree; `None` when the commit has none.
+    pub dir: Option<ObjectId>,
+    /// `(path, blob id)` of every `*.yml`/`*.yaml` directly in it, sorted by path.
+    pub files: Vec<(String, ObjectId)>,
 }
 
 impl GitRepo {
@@ -137,15 +150,32 @@ impl GitRepo {
     /// The workflow files (`*.yml`, `*.yaml` directly under `.github/workflows`) at `sha`,
     /// sorted by path.
     pub fn workflow_files(&self, sha: &str) -> Result<Vec<WorkflowFile>, GitError> {
+        let listing = self.workflow_listing(sha)?;
+        listing
+            .files
+            .into_iter()
+            .map(|(path, id)| {
+                let source = self.blob_text(id, &path)?;
+                Ok(WorkflowFile { path, source })
+            })
+            .collect()
+    }
+
+    /// The workflow files at `sha` by blob id, without reading them.
+    pub fn workflow_listing(&self, sha: &str) -> Result<WorkflowListing, GitError> {
         let root = self.commit_tree(sha)?;
-        let Some(dir) = self.subtree(root, WORKFLOWS_DIR)? else {
-            return Ok(Vec::new());
+        let mut listing = WorkflowListing {
+            root,
+            dir: self.subtree(root, WORKFLOWS_DIR)?,
+            files: Vec::new(),
+        };
+        let Some(dir) = listing.dir else {
+            return Ok(listing);
         };
         let tree = self
             .repo
             .find_tree(dir)
             .map_err(read_error(WORKFLOWS_DIR))?;
-        let mut files = Vec::new();
         for entry in tree.iter() {
             let entry = entry.map_err(read_error(WORKFLOWS_DIR))?;
             let name = entry.filename().to_str_lossy().into_owned();
@@ -154,11 +184,19 @@ impl GitRepo {
                 continue;
             }
             let path = format!("{WORKFLOWS_DIR}/{name}");
-            let source = self.blob_text(entry.object_id(), &path)?;
-            files.push(WorkflowFile { path, source });
+            listing.files.push((path, entry.object_id()));
         }
-        files.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(files)
+        listing.files.sort();
+        Ok(listing)
+    }
+
+    /// A workflow file's text by its blob id; `Err` inside when it is not UTF-8 or too large.
+    pub fn workflow_text(
+        &self,
+        id: ObjectId,
+        path: &str,
+    ) -> Result<Result<String, String>, GitError> {
+        self.blob_text(id, path)
     }
 
     /// The text of the file at `path` in commit `sha`; `None` when there is no such file.

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::git::{GitRepo, is_null_sha};
+use crate::mirror;
 use crate::webhook::{self, Parsed};
 
 /// What a webhook request carried besides its body.
@@ -28,14 +29,34 @@ fn unauthorized(message: impl Into<String>) -> ApiError {
 
 impl App {
     /// `PUT /repos/{org}/{repo}/source`: the path must open as a git repository now, so a
-    /// typo is found when the repository is registered rather than at the first push.
+    /// typo is found when the repository is registered rather than at the first push; a URL
+    /// is cloned into a mirror now, for the same reason.
     pub async fn set_repository_source(
         &self,
         org: &str,
         name: &str,
         request: proto::SetRepositorySource,
     ) -> Result<proto::RepositorySource, ApiError> {
-        if request.git_path.trim().is_empty() || request.git_path.len() > 4096 {
+        let (git_path, git_url) = match (request.git_path, request.git_url) {
+            (Some(path), None) => (path, None),
+            (None, Some(url)) => (String::new(), Some(url)),
+            _ => {
+                return Err(ApiError::invalid_field(
+                    "git_path",
+                    "give exactly one of `git_path` and `git_url`",
+                ));
+            }
+        };
+        if let Some(url) = &git_url {
+            if url.trim().is_empty() || url.len() > 4096 {
+                return Err(ApiError::invalid_field(
+                    "git_url",
+                    "must be 1 to 4096 characters",
+                ));
+            }
+            mirror::check_url(url)
+                .map_err(|error| ApiError::invalid_field("git_url", error.to_string()))?;
+        } else if git_path.trim().is_empty() || git_path.len() > 4096 {
             return Err(ApiError::invalid_field(
                 "git_path",
                 "must be 1 to 4096 characters",
@@ -50,19 +71,48 @@ impl App {
             ));
         }
         let repo = self.repository(org, name).await?;
-        let path = std::path::PathBuf::from(&request.git_path);
-        tokio::task::spawn_blocking(move || GitRepo::open(&path).map(drop))
-            .await
-            .map_err(|error| ApiError::internal(&error))?
-            .map_err(|error| ApiError::invalid_field("git_path", error.to_string()))?;
+        let git_path = match &git_url {
+            Some(url) => self.clone_mirror(org, name, url).await?,
+            None => {
+                let path = std::path::PathBuf::from(&git_path);
+                tokio::task::spawn_blocking(move || GitRepo::open(&path).map(drop))
+                    .await
+                    .map_err(|error| ApiError::internal(&error))?
+                    .map_err(|error| ApiError::invalid_field("git_path", error.to_string()))?;
+                git_path
+            }
+        };
         let source = RepositorySource {
             repo_id: repo.id,
-            git_path: request.git_path,
+            git_path,
             webhook_secret: request.webhook_secret,
+            git_url,
         };
         self.store.set_repository_source(source.clone()).await?;
         tracing::info!(repo = %format!("{org}/{name}"), git_path = %source.git_path, webhook = source.webhook_secret.is_some(), "repository source set");
         Ok(source_view(&source, org, name))
+    }
+
+    /// Clones `url` into this repository's mirror (replacing an earlier one); its path. An
+    /// origin that cannot be reached or read is the request's fault (400), and leaves nothing.
+    async fn clone_mirror(&self, org: &str, name: &str, url: &str) -> Result<String, ApiError> {
+        let Some(dir) = &self.mirrors_dir else {
+            return Err(ApiError::invalid_field(
+                "git_url",
+                "this server keeps no data directory for mirrors (it stores in PostgreSQL); register a `git_path` instead",
+            ));
+        };
+        // Organization and repository names are checked to be path-safe when created.
+        let path = dir.join(org).join(format!("{name}.git"));
+        let target = path.clone();
+        let url = url.to_owned();
+        tokio::task::spawn_blocking(move || mirror::clone_mirror(&url, &target))
+            .await
+            .map_err(|error| ApiError::internal(&error))?
+            .map_err(|error| ApiError::invalid_field("git_url", error.to_string()))?;
+        // A repository kept open at the old mirror's path would read deleted files.
+        self.git_cache.forget_repositories();
+        Ok(path.to_string_lossy().into_owned())
     }
 
     /// `GET /repos/{org}/{repo}/source`.
@@ -176,6 +226,7 @@ fn source_view(source: &RepositorySource, org: &str, name: &str) -> proto::Repos
     proto::RepositorySource {
         repository: format!("{org}/{name}"),
         git_path: source.git_path.clone(),
+        git_url: source.git_url.clone(),
         has_webhook_secret: source.webhook_secret.is_some(),
     }
 }

@@ -26,12 +26,15 @@ mod error;
 mod extract;
 mod feed;
 mod git;
+mod git_cache;
 pub mod github;
 mod hook_routes;
 mod hooks;
+mod invalid_runs;
 mod job_routes;
 mod leases;
 mod logs;
+mod mirror;
 mod openapi;
 mod ops;
 mod routes;
@@ -166,7 +169,15 @@ pub async fn serve_on(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let store = open_store(&config.storage).await?;
-    let app = Arc::new(App::new(store, config.engine.clone()).with_runner_settings(config.runners));
+    let mut app = App::new(store, config.engine.clone()).with_runner_settings(config.runners);
+    // Mirrors of repositories registered by URL live beside the SQLite file (the data
+    // directory); a PostgreSQL server has no directory of its own and refuses URLs.
+    if let Storage::Sqlite { path } = &config.storage
+        && let Some(dir) = path.parent()
+    {
+        app = app.with_mirrors_dir(dir.join("mirrors"));
+    }
+    let app = Arc::new(app);
     if let Some(token) = &config.runner_token {
         app.allow_hosted_token(token)
             .await

@@ -426,8 +426,12 @@ impl App {
     }
 
     async fn job_views(&self, run_id: RunId) -> Result<Vec<proto::Job>, ApiError> {
-        let (state, _) = self.load_state(run_id).await?;
         let rows = self.store.list_jobs(run_id).await?;
+        if rows.is_empty() {
+            // A run of an invalid workflow file has neither jobs nor a state to describe them.
+            return Ok(Vec::new());
+        }
+        let (state, _) = self.load_state(run_id).await?;
         let online = self.dispatch.online_views(now());
         let mut explained = 0;
         Ok(rows

@@ -16,13 +16,17 @@ use gantry_workflow::Limits;
 use gantry_workflow::reusable::{CallOptions, check_calls};
 use gantry_workflow::trigger::{Decision, Event, decide};
 use gantry_workflow::{Diagnostics, Workflow};
+use gix::ObjectId;
 use proto::ErrorCode;
 use sha2::{Digest, Sha256};
 
 use crate::app::App;
 use crate::called::CalledWorkflows;
 use crate::error::ApiError;
-use crate::git::{GitError, GitRepo, WorkflowFile, is_null_sha};
+use crate::git::{GitError, GitRepo, WorkflowFile, WorkflowListing, is_null_sha};
+use crate::git_cache::{Cached, GitCache};
+use crate::invalid_runs::InvalidRun;
+use crate::mirror::{self, MirrorError};
 use crate::ops::StartRun;
 use crate::webhook::{Changes, EventFacts};
 
@@ -31,7 +35,8 @@ use crate::webhook::{Changes, EventFacts};
 const MAX_CALLED_FILES: usize = 50;
 
 /// A workflow file as read and checked at the event's commit.
-enum Loaded {
+#[derive(Clone)]
+pub(crate) enum Loaded {
     /// Ready to be offered the event.
     Valid {
         path: String,
@@ -40,7 +45,15 @@ enum Loaded {
         called: Arc<CalledWorkflows>,
     },
     /// It, or a workflow it calls, failed to load; every problem as `file:line:col: message`.
-    Invalid { path: String, errors: Vec<String> },
+    Invalid {
+        path: String,
+        /// The file's text (empty when it is not text).
+        source: String,
+        /// The file itself when it loaded and only its calls are invalid: its triggers still
+        /// decide whether an event would start it.
+        workflow: Option<Arc<Workflow>>,
+        errors: Vec<String>,
+    },
 }
 
 /// What the event's commit holds, read in one blocking step.
@@ -85,11 +98,28 @@ impl App {
             let changes = facts.changes.clone();
             let git_ref = git_ref.clone();
             let default_branch = repo.default_branch.clone();
+            let url = source.git_url.clone();
+            let cache = Arc::clone(&self.git_cache);
             tokio::task::spawn_blocking(move || {
-                read_snapshot(&path, &git_ref, sha, &changes, &default_branch)
+                let read = || {
+                    let repo = cache.repository(&path)?;
+                    read_snapshot(
+                        &repo,
+                        &cache,
+                        &git_ref,
+                        sha.clone(),
+                        &changes,
+                        &default_branch,
+                    )
+                };
+                read_fetching(url.as_deref(), &path, read)
             })
             .await
             .map_err(|error| ApiError::internal(&error))?
+            .map_err(|error| {
+                tracing::warn!(repo = %facts.repository, error = %error, "mirror fetch failed");
+                ApiError::new(ErrorCode::Unavailable, error.to_string())
+            })?
         };
         let snapshot = match snapshot {
             Ok(Some(snapshot)) => snapshot,
@@ -121,12 +151,31 @@ impl App {
                     workflow,
                     called,
                 } => (path, source, workflow, called),
-                Loaded::Invalid { path, errors } => {
+                Loaded::Invalid {
+                    path,
+                    source,
+                    workflow,
+                    errors,
+                } => {
                     tracing::warn!(repo = %facts.repository, workflow = %path, sha = %snapshot.sha, errors = %errors.join("; "), "workflow file is invalid");
                     outcome.invalid.push(proto::InvalidWorkflow {
-                        workflow_path: path,
-                        errors,
+                        workflow_path: path.clone(),
+                        errors: errors.clone(),
                     });
+                    if records_invalid_run(facts, &path, workflow.as_deref(), &event) {
+                        let invalid = InvalidRun {
+                            idempotency_key: Some(idempotency_key(delivery, &path)),
+                            workflow_path: path,
+                            workflow_name: workflow
+                                .and_then(|workflow| workflow.name.clone())
+                                .map(|name| name.value),
+                            workflow_source: source,
+                            errors,
+                            facts: github.clone(),
+                        };
+                        let (run, created) = self.record_invalid_run(repo, invalid).await?;
+                        outcome.runs.push(proto::TriggeredRun { run, created });
+                    }
                     continue;
                 }
             };
@@ -171,6 +220,29 @@ impl App {
     }
 }
 
+/// Whether an event records a failed run for an invalid workflow file, as GitHub does for the
+/// events it cannot tell apart without the file: not for a schedule (an invalid file has no
+/// schedule that could fire, and other files' minutes must not fail it again and again), not
+/// for `create` and `delete` (they come with a push, which already records the file once),
+/// not for a dispatch to another file, and, when the file itself loaded and only its calls
+/// are invalid, only if the event would have started it.
+fn records_invalid_run(
+    facts: &EventFacts,
+    path: &str,
+    workflow: Option<&Workflow>,
+    event: &Event<'_>,
+) -> bool {
+    if facts.schedule.is_some() || matches!(facts.event_name.as_str(), "create" | "delete") {
+        return false;
+    }
+    if let Some(only) = &facts.only_workflow
+        && !same_workflow(only, path)
+    {
+        return false;
+    }
+    workflow.is_none_or(|workflow| matches!(decide(workflow, event), Decision::Run))
+}
+
 /// `workflow_dispatch` names its workflow by path (`.github/workflows/ci.yml`) or file name.
 fn same_workflow(named: &str, path: &str) -> bool {
     named == path || path.rsplit('/').next() == Some(named)
@@ -187,16 +259,33 @@ fn idempotency_key(delivery: &str, workflow_path: &str) -> String {
     format!("trigger:{hex}")
 }
 
+/// `read` once, and for a mirror of `url` at `path` that lacks the event's ref or commits,
+/// again after fetching from the origin: a webhook arrives before anyone would have fetched.
+fn read_fetching(
+    url: Option<&str>,
+    path: &std::path::Path,
+    read: impl Fn() -> Result<Option<Snapshot>, GitError>,
+) -> Result<Result<Option<Snapshot>, GitError>, MirrorError> {
+    let first = read();
+    match (&first, url) {
+        (Ok(None) | Err(GitError::Missing { .. }), Some(url)) => {
+            mirror::fetch(url, path)?;
+            Ok(read())
+        }
+        _ => Ok(first),
+    }
+}
+
 /// Reads the event's commit: its id (`None` when the ref does not exist), the changed files
 /// and every workflow file, loaded and checked.
 fn read_snapshot(
-    path: &std::path::Path,
+    repo: &GitRepo,
+    cache: &GitCache<Loaded>,
     git_ref: &str,
     sha: Option<String>,
     changes: &Changes,
     default_branch: &str,
 ) -> Result<Option<Snapshot>, GitError> {
-    let repo = GitRepo::open(path)?;
     let sha = match sha {
         Some(sha) => repo.peel_to_commit(&sha)?,
         None => match repo.resolve(git_ref)? {
@@ -233,16 +322,69 @@ fn read_snapshot(
             repo.changed_files(merge_base.as_deref(), head)?
         }
     };
-    let workflows = repo
-        .workflow_files(&sha)?
-        .into_iter()
-        .map(|file| load_checked(&repo, &sha, file))
-        .collect::<Result<_, _>>()?;
+    let workflows = load_workflows(repo, cache, &sha)?;
     Ok(Some(Snapshot {
         sha,
         changed,
         workflows,
     }))
+}
+
+/// Every workflow file at `sha`, loaded and checked, or taken from `cache` when neither the
+/// file nor (for files with local calls) the tree it read its called files from changed.
+fn load_workflows(
+    repo: &GitRepo,
+    cache: &GitCache<Loaded>,
+    sha: &str,
+) -> Result<Vec<Loaded>, GitError> {
+    let listing = repo.workflow_listing(sha)?;
+    let mut workflows = Vec::with_capacity(listing.files.len());
+    for (path, blob) in &listing.files {
+        let depends_on = |loaded: &Loaded| dependency_of(loaded, &listing);
+        if let Some(loaded) = cache.workflow(path, *blob, depends_on) {
+            workflows.push(loaded);
+            continue;
+        }
+        let file = WorkflowFile {
+            path: path.clone(),
+            source: repo.workflow_text(*blob, path)?,
+        };
+        let loaded = load_checked(repo, sha, file)?;
+        let cached = Cached {
+            depends_on: dependency_of(&loaded, &listing),
+            value: loaded.clone(),
+        };
+        cache.remember_workflow(path, *blob, cached);
+        workflows.push(loaded);
+    }
+    Ok(workflows)
+}
+
+/// The tree a loaded file's check read its called files from: none without local calls,
+/// `.github/workflows` when every call points into it, else the whole commit.
+fn dependency_of(loaded: &Loaded, listing: &WorkflowListing) -> Option<ObjectId> {
+    let workflow = match loaded {
+        Loaded::Valid { workflow, .. }
+        | Loaded::Invalid {
+            workflow: Some(workflow),
+            ..
+        } => workflow,
+        Loaded::Invalid { workflow: None, .. } => return None,
+    };
+    let mut calls = workflow
+        .jobs
+        .iter()
+        .filter_map(|job| job.uses.as_ref())
+        .map(|uses| uses.value.as_str())
+        .filter(|uses| uses.starts_with("./"))
+        .peekable();
+    calls.peek()?;
+    let inside = |uses: &str| uses.starts_with("./.github/workflows/") && !uses.contains("..");
+    if calls.all(inside) {
+        listing.dir
+    } else {
+        Some(listing.root)
+    }
 }
 
 /// Loads a workflow file and checks its calls of local reusable workflows
@@ -255,6 +397,8 @@ fn load_checked(repo: &GitRepo, sha: &str, file: WorkflowFile) -> Result<Loaded,
             return Ok(Loaded::Invalid {
                 errors: vec![format!("{path}: {message}")],
                 path,
+                source: String::new(),
+                workflow: None,
             });
         }
     };
@@ -264,6 +408,8 @@ fn load_checked(repo: &GitRepo, sha: &str, file: WorkflowFile) -> Result<Loaded,
             return Ok(Loaded::Invalid {
                 errors: located(&path, &diagnostics),
                 path,
+                source,
+                workflow: None,
             });
         }
     };
@@ -274,7 +420,12 @@ fn load_checked(repo: &GitRepo, sha: &str, file: WorkflowFile) -> Result<Loaded,
         &check_calls(&workflow, &called, &CallOptions::default()),
     ));
     if !errors.is_empty() {
-        return Ok(Loaded::Invalid { path, errors });
+        return Ok(Loaded::Invalid {
+            path,
+            source,
+            workflow: Some(Arc::new(workflow)),
+            errors,
+        });
     }
     Ok(Loaded::Valid {
         path,
@@ -367,6 +518,8 @@ fn located(path: &str, diagnostics: &Diagnostics) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     #[test]
@@ -376,6 +529,92 @@ mod tests {
         assert_ne!(a, idempotency_key("d1", ".github/workflows/b.yml"));
         assert_eq!(a, idempotency_key("d1", ".github/workflows/a.yml"));
         assert!(idempotency_key(&"x".repeat(1000), "p").len() < 100);
+    }
+
+    fn git(dir: &std::path::Path, args: &[&str]) {
+        let status = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("HOME", dir)
+            .output()
+            .unwrap();
+        assert!(status.status.success(), "git {args:?}: {status:?}");
+    }
+
+    fn commit(dir: &std::path::Path, files: &[(&str, &str)]) -> String {
+        for (path, text) in files {
+            let path = dir.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        git(dir, &["add", "-A"]);
+        git(dir, &["commit", "-q", "-m", "change"]);
+        let repo = GitRepo::open(dir).unwrap();
+        repo.resolve("refs/heads/main").unwrap().unwrap()
+    }
+
+    /// The loaded workflow of each file, by path.
+    fn workflows(loaded: &[Loaded]) -> BTreeMap<String, Option<Arc<Workflow>>> {
+        loaded
+            .iter()
+            .map(|loaded| match loaded {
+                Loaded::Valid { path, workflow, .. } => (path.clone(), Some(workflow.clone())),
+                Loaded::Invalid { path, .. } => (path.clone(), None),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn unchanged_files_are_taken_from_the_cache_until_a_file_they_call_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        git(dir.path(), &["init", "-q", "-b", "main"]);
+        git(dir.path(), &["config", "user.name", "Test"]);
+        git(dir.path(), &["config", "user.email", "test@example.com"]);
+        let plain = "on: push\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: a\n";
+        let called = "on:\n  workflow_call:\n    inputs:\n      target:\n        type: string\njobs:\n  d:\n    runs-on: x\n    steps:\n      - run: d\n";
+        let caller = "on: push\njobs:\n  call:\n    uses: ./.github/workflows/called.yml\n    with:\n      target: prod\n";
+        let first = commit(
+            dir.path(),
+            &[
+                (".github/workflows/plain.yml", plain),
+                (".github/workflows/called.yml", called),
+                (".github/workflows/caller.yml", caller),
+            ],
+        );
+        let cache = GitCache::default();
+        let repo = cache.repository(dir.path()).unwrap();
+        let one = workflows(&load_workflows(&repo, &cache, &first).unwrap());
+
+        // Another commit that touches no workflow: every file comes from the cache.
+        let second = commit(dir.path(), &[("README.md", "hi\n")]);
+        let repo = cache.repository(dir.path()).unwrap();
+        let two = workflows(&load_workflows(&repo, &cache, &second).unwrap());
+        for (path, workflow) in &one {
+            let (a, b) = (workflow.as_ref().unwrap(), two[path].as_ref().unwrap());
+            assert!(Arc::ptr_eq(a, b), "{path} was loaded again");
+        }
+
+        // The called file no longer declares the input: the unchanged caller is checked
+        // again (and fails); the file without calls still comes from the cache.
+        let third = commit(
+            dir.path(),
+            &[(
+                ".github/workflows/called.yml",
+                "on: workflow_call\njobs:\n  d:\n    runs-on: x\n    steps:\n      - run: d\n",
+            )],
+        );
+        let loaded = load_workflows(&repo, &cache, &third).unwrap();
+        let three = workflows(&loaded);
+        assert!(
+            three[".github/workflows/caller.yml"].is_none(),
+            "the caller was not re-checked"
+        );
+        let plain_path = ".github/workflows/plain.yml";
+        assert!(Arc::ptr_eq(
+            one[plain_path].as_ref().unwrap(),
+            three[plain_path].as_ref().unwrap()
+        ));
     }
 
     #[test]

@@ -48,6 +48,7 @@ pub fn run(run: &store::WorkflowRun, full_name: &str) -> proto::Run {
         created_at: timestamp(run.created_at_ms),
         started_at: run.started_at_ms.map(timestamp),
         completed_at: run.completed_at_ms.map(timestamp),
+        workflow_errors: run.workflow_errors.clone(),
     }
 }
 

@@ -195,6 +195,9 @@ pub struct WorkflowRun {
     pub state_version: i64,
     /// The idempotency key it was created with.
     pub idempotency_key: Option<String>,
+    /// Why its workflow file failed to load (`file:line:col: message`); empty for a run whose
+    /// file loaded. A run with errors has no jobs and no engine state.
+    pub workflow_errors: Vec<String>,
 }
 
 /// The engine's state of a run and its version.

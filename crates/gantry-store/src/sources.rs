@@ -15,4 +15,7 @@ pub struct RepositorySource {
     /// The key of the `X-Hub-Signature-256` HMAC; `None` refuses every webhook, since an
     /// unsigned delivery could come from anyone.
     pub webhook_secret: Option<String>,
+    /// The URL `git_path` mirrors (the server cloned it there and fetches from it when an
+    /// event names a commit the mirror lacks); `None` when the server reads `git_path` in place.
+    pub git_url: Option<String>,
 }

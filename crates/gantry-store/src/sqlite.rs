@@ -42,6 +42,11 @@ impl Backend for Sqlite {
             sql: include_str!("../migrations/sqlite/0003_repository_sources.sql"),
         },
         Migration {
+            version: 4,
+            name: "workflow_errors_and_git_urls",
+            sql: include_str!("../migrations/sqlite/0004_workflow_errors_and_git_urls.sql"),
+        },
+        Migration {
             version: 5,
             name: "called_workflows",
             sql: include_str!("../migrations/sqlite/0005_called_workflows.sql"),

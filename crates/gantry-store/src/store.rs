@@ -88,6 +88,17 @@ pub trait Store: Send + Sync {
         idempotency_key: Option<&'a str>,
     ) -> StoreFuture<'a, CreatedRun>;
 
+    /// Records a run of a workflow file that failed to load (GitHub's "Invalid workflow
+    /// file"): created completed with conclusion failure, no jobs and no engine state, carrying
+    /// `errors` (`file:line:col: message`, at least one). It takes the workflow's next run
+    /// number and honours the idempotency key exactly as [`Store::create_run`] does.
+    fn create_invalid_run<'a>(
+        &'a self,
+        run: NewRun,
+        errors: Vec<String>,
+        idempotency_key: Option<&'a str>,
+    ) -> StoreFuture<'a, CreatedRun>;
+
     /// The run's queryable columns.
     fn get_run(&self, id: RunId) -> StoreFuture<'_, WorkflowRun>;
 

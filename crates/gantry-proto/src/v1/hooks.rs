@@ -18,8 +18,14 @@ pub const GITHUB_DELIVERY_HEADER: &str = "X-GitHub-Delivery";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetRepositorySource {
-    /// A path the server can open with git: a bare or non-bare repository.
-    pub git_path: String,
+    /// A path the server can open with git: a bare or non-bare repository, read in place.
+    /// Exactly one of `git_path` and `git_url` is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_path: Option<String>,
+    /// A git URL (`https://`, `ssh://`, `file://`, …) the server clones into a bare mirror in
+    /// its data directory, and fetches from when an event names a commit the mirror lacks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_url: Option<String>,
     /// The key webhooks are signed with; without one every webhook is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_secret: Option<String>,
@@ -31,8 +37,11 @@ pub struct SetRepositorySource {
 pub struct RepositorySource {
     /// `org/repo`.
     pub repository: String,
-    /// Where the server reads the repository's git data.
+    /// Where the server reads the repository's git data (its mirror, for a URL).
     pub git_path: String,
+    /// The URL the mirror at `git_path` fetches from; absent for a path read in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_url: Option<String>,
     /// Whether webhooks are accepted (they must be signed with the secret).
     pub has_webhook_secret: bool,
 }

@@ -172,6 +172,11 @@ pub struct Run {
     pub started_at: Option<DateTime<Utc>>,
     /// When the last job of the current attempt ended.
     pub completed_at: Option<DateTime<Utc>>,
+    /// Why the workflow file failed to load, as `file:line:col: message` (GitHub's "Invalid
+    /// workflow file"): such a run is completed, failed and has no jobs. Absent when the file
+    /// loaded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workflow_errors: Vec<String>,
 }
 
 /// A run with its jobs: the answer of `GET /api/v1/runs/{run}`.

@@ -91,6 +91,7 @@ fn run() -> Run {
         created_at: at(0),
         started_at: Some(at(2)),
         completed_at: None,
+        workflow_errors: vec![],
     }
 }
 
@@ -292,6 +293,20 @@ fn runs() {
         &RunList {
             items: vec![completed, run()],
             next_cursor: Some("41".into()),
+        },
+    );
+    check(
+        "run_invalid_workflow",
+        &Run {
+            status: RunStatus::Completed,
+            conclusion: Some(Conclusion::Failure),
+            started_at: None,
+            completed_at: Some(at(0)),
+            workflow_errors: vec![
+                ".github/workflows/ci.yml:4:5: unknown key `step`".into(),
+                ".github/workflows/build.yml: the file is not UTF-8".into(),
+            ],
+            ..run()
         },
     );
     check(
@@ -497,8 +512,17 @@ fn hooks() {
     check(
         "set_repository_source",
         &SetRepositorySource {
-            git_path: "/srv/git/app.git".into(),
+            git_path: Some("/srv/git/app.git".into()),
+            git_url: None,
             webhook_secret: Some("s3cret".into()),
+        },
+    );
+    check(
+        "set_repository_source_url",
+        &SetRepositorySource {
+            git_path: None,
+            git_url: Some("https://git.example/acme/app.git".into()),
+            webhook_secret: None,
         },
     );
     check(
@@ -506,7 +530,17 @@ fn hooks() {
         &RepositorySource {
             repository: "acme/app".into(),
             git_path: "/srv/git/app.git".into(),
+            git_url: None,
             has_webhook_secret: true,
+        },
+    );
+    check(
+        "repository_source_url",
+        &RepositorySource {
+            repository: "acme/app".into(),
+            git_path: "/var/lib/gantry/git/acme/app.git".into(),
+            git_url: Some("https://git.example/acme/app.git".into()),
+            has_webhook_secret: false,
         },
     );
     check(

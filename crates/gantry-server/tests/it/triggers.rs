@@ -7,8 +7,8 @@ use std::process::Command;
 use std::sync::Arc;
 
 use gantry_proto::v1::{
-    CreateOrganization, CreateRepository, ErrorCode, HookOutcome, ReceivedPush, RefUpdate,
-    RunListQuery, SetRepositorySource,
+    Conclusion, CreateOrganization, CreateRepository, ErrorCode, HookOutcome, ReceivedPush,
+    RefUpdate, Run, RunListQuery, RunStatus, SetRepositorySource,
 };
 use gantry_server::webhook::sign;
 use gantry_server::{App, Storage, WebhookHeaders, open_store};
@@ -61,7 +61,10 @@ impl Fixture {
         })
         .await
         .unwrap();
-        let app = Arc::new(App::new(Arc::clone(&store), Default::default()));
+        let app = Arc::new(
+            App::new(Arc::clone(&store), Default::default())
+                .with_mirrors_dir(dir.path().join("mirrors")),
+        );
         app.recover().await.unwrap();
         app.create_organization(CreateOrganization {
             name: "acme".into(),
@@ -83,7 +86,8 @@ impl Fixture {
             "acme",
             "app",
             SetRepositorySource {
-                git_path: git_dir.to_string_lossy().into_owned(),
+                git_path: Some(git_dir.to_string_lossy().into_owned()),
+                git_url: None,
                 webhook_secret: Some(SECRET.into()),
             },
         )
@@ -453,11 +457,25 @@ async fn invalid_workflows_and_local_reusable_calls_are_checked_at_the_commit() 
         "workflows",
     );
     let outcome = fx.push(&first, &head, "refs/heads/main").await;
+    // Every file the push reaches gets a run; the invalid ones' runs failed at once.
     assert_eq!(
         started(&outcome),
-        [".github/workflows/caller.yml"],
+        [
+            ".github/workflows/broken.yml",
+            ".github/workflows/caller.yml",
+            ".github/workflows/missing-file.yml",
+            ".github/workflows/missing-input.yml",
+        ],
         "{outcome:#?}"
     );
+    for triggered in &outcome.runs {
+        let valid = triggered.run.workflow_path == ".github/workflows/caller.yml";
+        assert_eq!(
+            triggered.run.workflow_errors.is_empty(),
+            valid,
+            "{triggered:#?}"
+        );
+    }
     let invalid: Vec<(&str, &str)> = outcome
         .invalid
         .iter()
@@ -491,6 +509,274 @@ async fn invalid_workflows_and_local_reusable_calls_are_checked_at_the_commit() 
             .iter()
             .any(|skipped| skipped.workflow_path == ".github/workflows/reusable.yml")
     );
+}
+
+/// `git_url` as a source of repository `acme/{name}` (created first).
+async fn set_url(
+    fx: &Fixture,
+    name: &str,
+    url: Option<String>,
+    git_path: Option<String>,
+) -> Result<gantry_proto::v1::RepositorySource, gantry_server::ApiError> {
+    let _ = fx
+        .app
+        .create_repository(
+            "acme",
+            CreateRepository {
+                name: name.into(),
+                default_branch: None,
+            },
+        )
+        .await;
+    fx.app
+        .set_repository_source(
+            "acme",
+            name,
+            SetRepositorySource {
+                git_path,
+                git_url: url,
+                webhook_secret: Some(SECRET.into()),
+            },
+        )
+        .await
+}
+
+#[tokio::test]
+async fn a_repository_by_url_is_mirrored_and_fetched_before_an_unknown_commit_is_read() {
+    let fx = Fixture::new().await;
+    let first = fx.commit(&[("README.md", "hi\n")], "initial");
+    let url = format!("file://{}", fx.git.display());
+    let source = set_url(&fx, "mirrored", Some(url.clone()), None)
+        .await
+        .unwrap();
+    assert_eq!(source.git_url.as_deref(), Some(url.as_str()));
+    let mirror = PathBuf::from(&source.git_path);
+    assert!(
+        mirror.starts_with(fx._dir.path().join("mirrors")),
+        "{source:?}"
+    );
+    assert_eq!(git(&mirror, &["rev-parse", "refs/heads/main"]), first);
+
+    // A push to the origin the mirror has not seen: the webhook fetches it, then runs.
+    let second = fx.commit(
+        &[(".github/workflows/ci.yml", CI), ("src/a.c", "1\n")],
+        "ci",
+    );
+    let body = serde_json::to_vec(&json!({
+        "ref": "refs/heads/main", "before": first, "after": second,
+        "repository": { "full_name": "acme/mirrored" }, "sender": { "login": "octocat" },
+    }))
+    .unwrap();
+    let signature = sign(SECRET.as_bytes(), &body);
+    let outcome = fx
+        .webhook("push", &body, Some(signature), "mirror-1")
+        .await
+        .unwrap();
+    assert_eq!(
+        started(&outcome),
+        [".github/workflows/ci.yml"],
+        "{outcome:#?}"
+    );
+    assert_eq!(outcome.runs[0].run.sha, second);
+    assert_eq!(outcome.runs[0].run.repository, "acme/mirrored");
+    assert_eq!(git(&mirror, &["rev-parse", "refs/heads/main"]), second);
+
+    // A commit the origin does not have either: a bad request, nothing stored.
+    let ghost = "1".repeat(40);
+    let body = serde_json::to_vec(&json!({
+        "ref": "refs/heads/main", "before": second, "after": ghost,
+        "repository": { "full_name": "acme/mirrored" }, "sender": { "login": "octocat" },
+    }))
+    .unwrap();
+    let signature = sign(SECRET.as_bytes(), &body);
+    let error = fx
+        .webhook("push", &body, Some(signature.clone()), "mirror-2")
+        .await
+        .unwrap_err();
+    assert_eq!(error.code, ErrorCode::InvalidRequest, "{error:?}");
+    // The origin gone: the fetch fails, the delivery may be retried (503), nothing stored.
+    std::fs::rename(&fx.git, fx._dir.path().join("moved")).unwrap();
+    let error = fx
+        .webhook("push", &body, Some(signature), "mirror-3")
+        .await
+        .unwrap_err();
+    assert_eq!(error.code, ErrorCode::Unavailable, "{error:?}");
+    assert!(error.message.contains("cannot fetch from"), "{error:?}");
+    let runs = fx.app.list_runs(None, Default::default()).await.unwrap();
+    assert_eq!(runs.items.len(), 1);
+}
+
+#[tokio::test]
+async fn unusable_git_urls_are_refused_and_leave_nothing() {
+    let fx = Fixture::new().await;
+    let plain = fx._dir.path().join("plain");
+    std::fs::create_dir(&plain).unwrap();
+    let cases = [
+        (
+            Some(format!("file://{}", plain.display())),
+            None,
+            "cannot fetch from",
+        ),
+        (
+            Some(format!(
+                "file://{}",
+                fx._dir.path().join("nowhere").display()
+            )),
+            None,
+            "cannot fetch from",
+        ),
+        (Some("https://".to_owned()), None, "is not a git URL"),
+        (
+            Some("file:///x".to_owned()),
+            Some("/x".to_owned()),
+            "exactly one of",
+        ),
+        (None, None, "exactly one of"),
+    ];
+    for (url, path, expected) in cases {
+        let error = set_url(&fx, "broken", url.clone(), path).await.unwrap_err();
+        assert_eq!(error.code, ErrorCode::InvalidRequest, "{url:?}: {error:?}");
+        let text = format!("{error:?}");
+        assert!(text.contains(expected), "{url:?}: {text}");
+    }
+    assert!(
+        fx.app
+            .get_repository_source("acme", "broken")
+            .await
+            .is_err()
+    );
+    assert!(!fx._dir.path().join("mirrors/acme/broken.git").exists());
+}
+
+/// The runs of `workflow_path` in `outcome`.
+fn runs_of<'a>(outcome: &'a HookOutcome, workflow_path: &str) -> Vec<&'a Run> {
+    outcome
+        .runs
+        .iter()
+        .filter(|triggered| triggered.run.workflow_path == workflow_path)
+        .map(|triggered| &triggered.run)
+        .collect()
+}
+
+#[tokio::test]
+async fn an_invalid_workflow_file_is_recorded_as_a_failed_run() {
+    let fx = Fixture::new().await;
+    const BROKEN: &str = ".github/workflows/broken.yml";
+    const CALLS: &str = ".github/workflows/calls.yml";
+    let broken =
+        "name: Broken\non: push\njobs:\n  build:\n    runs-on: ubuntu-latest\n    stepz: []\n";
+    // It loads, but the file it calls does not exist; it only runs for pull requests.
+    let calls = "on: pull_request\njobs:\n  call:\n    uses: ./.github/workflows/nope.yml\n";
+    let first = fx.commit(&[("README.md", "hi\n")], "initial");
+    let head = fx.commit(
+        &[
+            (".github/workflows/broken.yml", broken),
+            (".github/workflows/calls.yml", calls),
+            (".github/workflows/nightly.yml", NIGHTLY),
+        ],
+        "workflows",
+    );
+    let outcome = fx.push(&first, &head, "refs/heads/main").await;
+    let failed = runs_of(&outcome, BROKEN);
+    assert_eq!(failed.len(), 1, "{outcome:#?}");
+    let failed = failed[0].clone();
+    assert_eq!(failed.status, RunStatus::Completed);
+    assert_eq!(failed.conclusion, Some(Conclusion::Failure));
+    assert_eq!(failed.run_number, 1);
+    assert_eq!(failed.sha, head);
+    assert_eq!(failed.event, "push");
+    // Named after its file: its `name:` may be what is broken.
+    assert_eq!(failed.workflow_name, BROKEN);
+    assert!(
+        failed.workflow_errors[0].starts_with(".github/workflows/broken.yml:6:5: "),
+        "{failed:#?}"
+    );
+    // The push would not start `calls.yml`, so its invalid call records nothing.
+    assert!(runs_of(&outcome, CALLS).is_empty(), "{outcome:#?}");
+    assert!(
+        outcome
+            .invalid
+            .iter()
+            .any(|invalid| invalid.workflow_path == CALLS)
+    );
+
+    // The API shows the errors and no jobs; the run cannot be driven.
+    let detail = fx.app.get_run(failed.id).await.unwrap();
+    assert_eq!(detail.run, failed);
+    assert!(detail.jobs.is_empty());
+    for error in [
+        fx.app.cancel_run(failed.id).await.unwrap_err(),
+        fx.app
+            .rerun(failed.id, Default::default())
+            .await
+            .unwrap_err(),
+    ] {
+        assert_eq!(error.code, ErrorCode::Conflict, "{error:?}");
+        assert!(error.message.contains("invalid"), "{error:?}");
+    }
+
+    // The same push reported again finds the run instead of failing once more.
+    let again = fx.push(&first, &head, "refs/heads/main").await;
+    let replayed = runs_of(&again, BROKEN);
+    assert_eq!(replayed[0].id, failed.id);
+    assert!(again.runs.iter().all(|triggered| !triggered.created));
+
+    // Schedules never record failed runs: the nightly fires alone.
+    assert_eq!(
+        fx.app
+            .fire_schedules(at("2026-11-27T12:15:00Z"))
+            .await
+            .unwrap(),
+        1
+    );
+
+    // A pull request would start `calls.yml`: now its invalid call is a failed run.
+    let body = pull_request_body_for(&fx, &head, "opened");
+    let signature = sign(SECRET.as_bytes(), &body);
+    let outcome = fx
+        .webhook("pull_request", &body, Some(signature), "pr-1")
+        .await
+        .unwrap();
+    let failed_call = runs_of(&outcome, CALLS);
+    assert_eq!(failed_call.len(), 1, "{outcome:#?}");
+    assert!(
+        failed_call[0].workflow_errors[0].contains("does not exist"),
+        "{failed_call:#?}"
+    );
+    // The file that does not load cannot say it ignores pull requests: it fails again.
+    assert_eq!(runs_of(&outcome, BROKEN)[0].run_number, 2);
+
+    // Fixing the file: the next push runs it with the next number.
+    let fixed = fx.commit(
+        &[(
+            ".github/workflows/broken.yml",
+            "on: push\njobs:\n  build:\n    runs-on: ubuntu-latest\n    steps:\n      - run: make\n",
+        )],
+        "fix",
+    );
+    let outcome = fx.push(&head, &fixed, "refs/heads/main").await;
+    let run = runs_of(&outcome, BROKEN)[0];
+    assert_eq!(run.run_number, 3);
+    assert!(run.workflow_errors.is_empty());
+    assert_eq!(run.status, RunStatus::Queued);
+}
+
+/// A `pull_request` webhook body (only the fields gantry reads) from `topic` at `head` into
+/// `main`.
+fn pull_request_body_for(fx: &Fixture, head: &str, action: &str) -> Vec<u8> {
+    let main = git(&fx.git, &["rev-parse", "main"]);
+    let payload = json!({
+        "action": action,
+        "number": 1,
+        "repository": { "full_name": "acme/app", "owner": { "login": "acme" } },
+        "sender": { "login": "octocat" },
+        "pull_request": {
+            "number": 1,
+            "base": { "ref": "main", "sha": main },
+            "head": { "ref": "topic", "sha": head },
+        },
+    });
+    serde_json::to_vec(&payload).unwrap()
 }
 
 #[tokio::test]
@@ -750,7 +1036,7 @@ async fn succeed(
 ) {
     let request = gantry_proto::v1::CompleteAttempt {
         fencing_token: job.fencing_token,
-        conclusion: gantry_proto::v1::Conclusion::Success,
+        conclusion: Conclusion::Success,
         outputs: outputs
             .iter()
             .map(|(name, value)| (name.to_string(), value.to_string()))
@@ -823,11 +1109,7 @@ async fn a_pushed_workflow_calls_a_local_reusable_workflow_across_a_restart() {
     );
     succeed(&app, runner, &ship, &[]).await;
     let run = app.get_run(ship.run_id).await.unwrap();
-    assert_eq!(
-        run.run.conclusion,
-        Some(gantry_proto::v1::Conclusion::Success),
-        "{run:#?}"
-    );
+    assert_eq!(run.run.conclusion, Some(Conclusion::Success), "{run:#?}");
     let jobs: Vec<_> = run.jobs.iter().map(|job| job.name.as_str()).collect();
     assert_eq!(jobs, ["call", "ship", "call / build", "call / package"]);
 }

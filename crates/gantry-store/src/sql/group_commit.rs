@@ -20,10 +20,18 @@ use tokio::sync::oneshot;
 use crate::error::StoreError;
 use crate::model::{BuildRun, CreatedRun, NewRun};
 
+/// What a queued creation stores besides the run's fixed facts.
+pub(crate) enum Content {
+    /// A run of a loaded workflow: the engine builds its state and jobs.
+    Build(BuildRun),
+    /// A run of a workflow file that failed to load: completed, failed, no jobs, these errors.
+    Invalid(Vec<String>),
+}
+
 /// One queued `create_run` call.
 pub(crate) struct PendingCreation {
     pub run: NewRun,
-    pub build: BuildRun,
+    pub content: Content,
     pub idempotency_key: Option<String>,
     pub reply: oneshot::Sender<Result<CreatedRun, StoreError>>,
 }
@@ -48,13 +56,13 @@ impl CreationQueue {
     pub fn push(
         &self,
         run: NewRun,
-        build: BuildRun,
+        content: Content,
         idempotency_key: Option<String>,
     ) -> oneshot::Receiver<Result<CreatedRun, StoreError>> {
         let (reply, answer) = oneshot::channel();
         self.lock_pending().push(PendingCreation {
             run,
-            build,
+            content,
             idempotency_key,
             reply,
         });

@@ -40,7 +40,7 @@ use crate::store::{Store, StoreFuture};
 
 pub use migrate::Migration;
 
-use group_commit::{CreationQueue, PendingCreation};
+use group_commit::{Content, CreationQueue, PendingCreation};
 
 /// Where one creation's answer goes.
 type CreationReply = tokio::sync::oneshot::Sender<Result<CreatedRun, StoreError>>;
@@ -356,9 +356,19 @@ where
     async fn create_run(
         &self,
         run: NewRun,
-        build: BuildRun,
+        content: Content,
         idempotency_key: Option<&str>,
     ) -> Result<CreatedRun, StoreError> {
+        if let Content::Invalid(errors) = &content {
+            if errors.is_empty() {
+                return Err(StoreError::invalid(
+                    "a run of an invalid workflow file needs at least one error",
+                ));
+            }
+            for error in errors {
+                require_text("workflow error", error)?;
+            }
+        }
         require_text("workflow path", &run.workflow_path)?;
         require_text("workflow name", &run.workflow_name)?;
         require_text("event name", &run.event_name)?;
@@ -370,7 +380,7 @@ where
         }
         let answer = self
             .creations
-            .push(run, build, idempotency_key.map(str::to_owned));
+            .push(run, content, idempotency_key.map(str::to_owned));
         {
             let _leader = self.creations.lead().await;
             let batch = self.creations.take();
@@ -405,7 +415,7 @@ where
             match Self::create_in_savepoint(
                 &mut tx,
                 pending.run,
-                pending.build,
+                pending.content,
                 pending.idempotency_key,
             )
             .await
@@ -435,12 +445,12 @@ where
     async fn create_in_savepoint(
         tx: &mut sqlx::Transaction<'static, DB>,
         run: NewRun,
-        build: BuildRun,
+        content: Content,
         idempotency_key: Option<String>,
     ) -> Result<Result<CreatedRun, StoreError>, sqlx::Error> {
         let mut savepoint = sqlx::Connection::begin(&mut **tx).await?;
         let result =
-            Self::create_run_in(&mut savepoint, run, build, idempotency_key.as_deref()).await;
+            Self::create_run_in(&mut savepoint, run, content, idempotency_key.as_deref()).await;
         match &result {
             Ok(created) if created.created => savepoint.commit().await?,
             _ => savepoint.rollback().await?,
@@ -452,7 +462,7 @@ where
     async fn create_run_in(
         conn: &mut DB::Connection,
         run: NewRun,
-        build: BuildRun,
+        content: Content,
         idempotency_key: Option<&str>,
     ) -> Result<CreatedRun, StoreError> {
         let repo = sqlx::query(q::REPOSITORY_EXISTS)
@@ -510,6 +520,25 @@ where
         };
         let run_id = RunId(rows::id(&inserted)?);
 
+        let build = match content {
+            Content::Build(build) => build,
+            Content::Invalid(errors) => {
+                // Nothing to build: the run ends as it is created, and its engine state stays
+                // the JSON null the insert wrote (there is no workflow to run).
+                let errors = to_json("workflow errors", &errors)?;
+                sqlx::query(q::SET_RUN_INVALID)
+                    .bind(run_id.0)
+                    .bind(errors.as_str())
+                    .execute(&mut *conn)
+                    .await?;
+                return Ok(CreatedRun {
+                    run_id,
+                    run_number,
+                    created: true,
+                    job_ids: Vec::new(),
+                });
+            }
+        };
         let content = build
             .build(AllocatedRun { run_id, run_number })
             .map_err(|error| StoreError::invalid(format!("run refused: {error}")))?;
@@ -1146,7 +1175,16 @@ where
         build: BuildRun,
         idempotency_key: Option<&'a str>,
     ) -> StoreFuture<'a, CreatedRun> {
-        Box::pin(self.create_run(run, build, idempotency_key))
+        Box::pin(self.create_run(run, Content::Build(build), idempotency_key))
+    }
+
+    fn create_invalid_run<'a>(
+        &'a self,
+        run: NewRun,
+        errors: Vec<String>,
+        idempotency_key: Option<&'a str>,
+    ) -> StoreFuture<'a, CreatedRun> {
+        Box::pin(self.create_run(run, Content::Invalid(errors), idempotency_key))
     }
 
     fn get_run(&self, id: RunId) -> StoreFuture<'_, WorkflowRun> {

@@ -21,7 +21,7 @@ macro_rules! run_columns {
     () => {
         "id, repo_id, workflow_path, workflow_name, run_number, attempt, event_name, git_ref, \
          sha, actor, status, conclusion, created_at_ms, started_at_ms, completed_at_ms, \
-         state_version, idempotency_key"
+         state_version, idempotency_key, workflow_errors"
     };
 }
 
@@ -109,6 +109,9 @@ pub(crate) const INSERT_RUN: &str = "INSERT INTO workflow_runs (repo_id, workflo
      ON CONFLICT (repo_id, idempotency_key) DO NOTHING RETURNING id";
 pub(crate) const SET_RUN_CONTENT: &str =
     "UPDATE workflow_runs SET status = $2, engine_state = $3 WHERE id = $1";
+/// Ends a run of an invalid workflow file as it is created; `$2` is the errors' JSON array.
+pub(crate) const SET_RUN_INVALID: &str = "UPDATE workflow_runs SET status = 'completed', \
+     conclusion = 'failure', completed_at_ms = created_at_ms, workflow_errors = $2 WHERE id = $1";
 /// Jobs per multi-row insert: 10 parameters a row stays far below SQLite's limit of 32,766.
 pub(crate) const INSERT_JOBS_CHUNK: usize = 500;
 

@@ -120,6 +120,10 @@ pub(super) fn run(row: &impl StoreRow) -> Result<WorkflowRun, StoreError> {
         completed_at_ms: row.opt_int("completed_at_ms")?,
         state_version: row.int("state_version")?,
         idempotency_key: row.opt_text("idempotency_key")?,
+        workflow_errors: match row.opt_text("workflow_errors")? {
+            Some(_) => json(row, "workflow_errors")?,
+            None => Vec::new(),
+        },
     })
 }
 

@@ -9,13 +9,14 @@ use crate::ids::RepoId;
 use crate::sources::RepositorySource;
 
 /// Sets or replaces a repository's source.
-const UPSERT_SOURCE: &str = "INSERT INTO repository_sources (repo_id, git_path, webhook_secret) \
-     VALUES ($1, $2, $3) ON CONFLICT (repo_id) DO UPDATE \
-     SET git_path = excluded.git_path, webhook_secret = excluded.webhook_secret";
+const UPSERT_SOURCE: &str = "INSERT INTO repository_sources \
+     (repo_id, git_path, webhook_secret, git_url) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (repo_id) DO UPDATE SET git_path = excluded.git_path, \
+     webhook_secret = excluded.webhook_secret, git_url = excluded.git_url";
 
 /// A repository's source.
 const SELECT_SOURCE: &str =
-    "SELECT repo_id, git_path, webhook_secret FROM repository_sources WHERE repo_id = $1";
+    "SELECT repo_id, git_path, webhook_secret, git_url FROM repository_sources WHERE repo_id = $1";
 
 impl<DB> SqlStore<DB>
 where
@@ -36,10 +37,14 @@ where
         if let Some(secret) = &source.webhook_secret {
             require_text("webhook secret", secret)?;
         }
+        if let Some(url) = &source.git_url {
+            require_text("git url", url)?;
+        }
         sqlx::query(UPSERT_SOURCE)
             .bind(source.repo_id.0)
             .bind(source.git_path.as_str())
             .bind(source.webhook_secret.as_deref())
+            .bind(source.git_url.as_deref())
             .execute(&self.writes)
             .await
             .map_err(|error| {
@@ -67,6 +72,7 @@ where
             repo_id: RepoId(row.int("repo_id")?),
             git_path: row.text("git_path")?,
             webhook_secret: row.opt_text("webhook_secret")?,
+            git_url: row.opt_text("git_url")?,
         })
     }
 }

@@ -16,6 +16,7 @@
 mod conformance;
 mod fixtures;
 mod harness;
+mod invalid_run_conformance;
 mod runner_conformance;
 mod source_conformance;
 
@@ -51,11 +52,14 @@ macro_rules! conformance_tests {
 /// Both halves of the suite under one name, for the macro.
 mod conformance_of {
     pub use crate::conformance::*;
+    pub use crate::invalid_run_conformance::*;
     pub use crate::runner_conformance::*;
     pub use crate::source_conformance::*;
 }
 
 conformance_tests!(
+    an_invalid_workflow_file_is_recorded_as_a_failed_run,
+    an_invalid_run_without_errors_is_refused_and_stores_nothing,
     repository_sources_are_set_replaced_and_read,
     runners_register_with_valid_tokens_only,
     runners_inherit_their_tokens_group_and_repositories,

@@ -14,6 +14,7 @@ pub async fn repository_sources_are_set_replaced_and_read(db: &mut TestDb) {
         repo_id: repo.id,
         git_path: "/srv/git/web.git".to_owned(),
         webhook_secret: Some("s3cret".to_owned()),
+        git_url: None,
     };
     store.set_repository_source(first.clone()).await.unwrap();
     assert_eq!(store.get_repository_source(repo.id).await.unwrap(), first);
@@ -22,6 +23,7 @@ pub async fn repository_sources_are_set_replaced_and_read(db: &mut TestDb) {
     let second = RepositorySource {
         git_path: "/srv/git/web2.git".to_owned(),
         webhook_secret: None,
+        git_url: Some("https://git.example/acme/web.git".to_owned()),
         ..first
     };
     store.set_repository_source(second.clone()).await.unwrap();
@@ -33,6 +35,7 @@ pub async fn repository_sources_are_set_replaced_and_read(db: &mut TestDb) {
                 repo_id: RepoId(repo.id.0 + 1000),
                 git_path: "/x".to_owned(),
                 webhook_secret: None,
+                git_url: None,
             })
             .await,
     );
@@ -42,6 +45,17 @@ pub async fn repository_sources_are_set_replaced_and_read(db: &mut TestDb) {
                 repo_id: repo.id,
                 git_path: String::new(),
                 webhook_secret: None,
+                git_url: None,
+            })
+            .await,
+    );
+    assert_invalid(
+        store
+            .set_repository_source(RepositorySource {
+                repo_id: repo.id,
+                git_path: "/x".to_owned(),
+                webhook_secret: None,
+                git_url: Some(String::new()),
             })
             .await,
     );

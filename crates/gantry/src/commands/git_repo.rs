@@ -36,11 +36,21 @@ pub struct RepoAddArgs {
     server: ServerOption,
     /// The repository, `ORG/REPO` (both are created when missing).
     repo: String,
-    /// The git repository (bare or not) the server reads; it must be readable by the server.
-    #[arg(long, value_name = "DIR")]
-    path: PathBuf,
+    /// The git repository (bare or not) the server reads in place; it must be readable by the
+    /// server.
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "url",
+        conflicts_with = "url"
+    )]
+    path: Option<PathBuf>,
+    /// A git URL the server clones into a mirror in its data directory and fetches from when a
+    /// webhook names a commit the mirror lacks (`https://…`, `ssh://…`, `file:///…`).
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
     /// Write a `post-receive` hook into the repository so `git push` into it starts runs.
-    #[arg(long)]
+    #[arg(long, requires = "path")]
     install_hook: bool,
     /// The secret GitHub webhooks for this repository are signed with.
     #[arg(long, value_name = "SECRET", env = "GANTRY_WEBHOOK_SECRET")]
@@ -76,14 +86,22 @@ pub struct PostReceiveArgs {
 /// `gantry repo add`.
 pub fn add(args: RepoAddArgs) -> anyhow::Result<ExitCode> {
     let (org, name) = split_repo(&args.repo)?;
-    let path = std::fs::canonicalize(&args.path)
-        .with_context(|| format!("failed to resolve `{}`", args.path.display()))?;
+    let path = match &args.path {
+        Some(path) => Some(
+            std::fs::canonicalize(path)
+                .with_context(|| format!("failed to resolve `{}`", path.display()))?,
+        ),
+        None => None,
+    };
     let client = Client::new(args.server.server.as_deref());
     if let Some(code) = ensure_repository(&client, org, name, args.default_branch)? {
         return Ok(code);
     }
     let request = SetRepositorySource {
-        git_path: path.to_string_lossy().into_owned(),
+        git_path: path
+            .as_ref()
+            .map(|path| path.to_string_lossy().into_owned()),
+        git_url: args.url,
         webhook_secret: args.webhook_secret,
     };
     let source =
@@ -92,17 +110,23 @@ pub fn add(args: RepoAddArgs) -> anyhow::Result<ExitCode> {
             Reply::Refused(error, status) => return Ok(refused(&error, status)),
         };
     output::message(&format!(
-        "repository {} reads git from {}{}",
+        "repository {} reads git from {}{}{}",
         source.repository,
         source.git_path,
+        match &source.git_url {
+            Some(url) => format!(" (a mirror of {url})"),
+            None => String::new(),
+        },
         if source.has_webhook_secret {
             " (webhooks accepted)"
         } else {
             ""
         }
     ));
-    let hook = if args.install_hook {
-        let hook = install_hook(&path, client.server(), &args.repo)?;
+    let hook = if args.install_hook
+        && let Some(path) = &path
+    {
+        let hook = install_hook(path, client.server(), &args.repo)?;
         output::message(&format!("installed {}", hook.display()));
         Some(hook)
     } else {

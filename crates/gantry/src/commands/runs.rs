@@ -519,6 +519,20 @@ fn print_run(run: &Run) {
         run.status,
         run.conclusion.map_or("-", |c| c.as_str())
     ));
+    for line in workflow_error_lines(run) {
+        output::line(&line);
+    }
+}
+
+/// A run of an invalid workflow file, explained: a heading and one `file:line:col: message`
+/// line per problem (nothing for a run whose file loaded). `gantry watch` prints them too.
+pub(crate) fn workflow_error_lines(run: &Run) -> Vec<String> {
+    if run.workflow_errors.is_empty() {
+        return Vec::new();
+    }
+    std::iter::once("invalid workflow file:".to_owned())
+        .chain(run.workflow_errors.iter().map(|error| format!("  {error}")))
+        .collect()
 }
 
 fn print_job(job: &Job) {
@@ -579,5 +593,30 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn an_invalid_workflow_files_errors_are_listed_under_a_heading() {
+        let run: Run = serde_json::from_value(serde_json::json!({
+            "id": 1, "repository": "acme/app", "workflow_path": ".github/workflows/ci.yml",
+            "workflow_name": ".github/workflows/ci.yml", "run_number": 1, "attempt": 1,
+            "event": "push", "ref": "refs/heads/main", "sha": "a".repeat(40), "actor": "me",
+            "status": "completed", "conclusion": "failure", "created_at": "2026-01-01T00:00:00Z",
+            "started_at": null, "completed_at": "2026-01-01T00:00:00Z",
+            "workflow_errors": [".github/workflows/ci.yml:3:5: unknown key `stepz`"],
+        }))
+        .unwrap();
+        assert_eq!(
+            workflow_error_lines(&run),
+            [
+                "invalid workflow file:",
+                "  .github/workflows/ci.yml:3:5: unknown key `stepz`"
+            ]
+        );
+        let valid = Run {
+            workflow_errors: Vec::new(),
+            ..run
+        };
+        assert!(workflow_error_lines(&valid).is_empty());
     }
 }

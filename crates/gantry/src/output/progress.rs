@@ -251,6 +251,17 @@ impl Progress {
             (None, Mode::Plain) => super::line(&run_ended_text(&detail.run)),
             (None, _) => super::json_line(&serde_json::to_value(detail)?),
         }
+        // A run of an invalid workflow file has no jobs: its errors are what there is to see.
+        if self.mode != Mode::Json {
+            for line in crate::commands::runs::workflow_error_lines(&detail.run) {
+                match &self.tree {
+                    Some(tree) => {
+                        let _ = tree.multi.println(format!("  {line}"));
+                    }
+                    None => super::line(&format!("  {line}")),
+                }
+            }
+        }
         Ok(())
     }
 

@@ -117,6 +117,66 @@ fn git_push_into_a_registered_bare_repository_starts_the_matching_workflows() {
 }
 
 #[test]
+fn a_pushed_invalid_workflow_file_is_a_failed_run_that_runs_get_and_watch_explain() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let bare = dir.path().join("app.git");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(work.join(".github/workflows")).unwrap();
+    git(
+        dir.path(),
+        &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()],
+    );
+    let output = server.cli(&[
+        "repo",
+        "add",
+        "acme/app",
+        "--path",
+        bare.to_str().unwrap(),
+        "--install-hook",
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    git(&work, &["init", "-q", "-b", "main"]);
+    git(&work, &["config", "user.name", "Test"]);
+    git(&work, &["config", "user.email", "test@example.com"]);
+    git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
+    std::fs::write(
+        work.join(".github/workflows/ci.yml"),
+        "on: push\njobs:\n  build:\n    runs-on: ubuntu-latest\n    stepz: []\n",
+    )
+    .unwrap();
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-q", "-m", "broken"]);
+    let pushed = git(&work, &["push", "-q", "origin", "main"]);
+    assert!(pushed.contains("invalid workflow"), "hook output: {pushed}");
+
+    let all = runs(&server);
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_eq!(all[0]["conclusion"], "failure");
+    let id = all[0]["id"].to_string();
+    let error = all[0]["workflow_errors"][0].as_str().unwrap().to_owned();
+    assert!(
+        error.starts_with(".github/workflows/ci.yml:5:5: "),
+        "{error}"
+    );
+
+    let output = server.cli(&["runs", "get", &id]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let shown = text(&output.stdout);
+    assert!(shown.contains("conclusion: failure"), "{shown}");
+    assert!(
+        shown.contains(&format!("invalid workflow file:\n  {error}")),
+        "{shown}"
+    );
+
+    let output = server.cli(&["watch", &id]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let shown = text(&output.stdout);
+    assert!(shown.contains(": failure in "), "{shown}");
+    assert!(shown.contains(&error), "{shown}");
+}
+
+#[test]
 fn the_webhook_endpoint_refuses_unsigned_deliveries_with_401() {
     let server = Server::start();
     let dir = tempfile::tempdir().unwrap();

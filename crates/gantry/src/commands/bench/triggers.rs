@@ -357,7 +357,8 @@ fn setup_repository(client: &Client, git_dir: &Path) -> anyhow::Result<()> {
         }
     }
     let source = proto::SetRepositorySource {
-        git_path: git_dir.to_string_lossy().into_owned(),
+        git_path: Some(git_dir.to_string_lossy().into_owned()),
+        git_url: None,
         webhook_secret: Some(SECRET.to_owned()),
     };
     if let Reply::Refused(error, status) =
