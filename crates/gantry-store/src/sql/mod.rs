@@ -528,11 +528,11 @@ where
         for job in &content.jobs {
             validate_new_job(job)?;
         }
-        let engine_state = to_json("engine state", &content.engine_state)?;
+        let engine_state = content.engine_state.as_str();
         sqlx::query(q::SET_RUN_CONTENT)
             .bind(run_id.0)
             .bind(content.status.as_str())
-            .bind(engine_state.as_str())
+            .bind(engine_state)
             .execute(&mut *conn)
             .await?;
         let job_ids = Self::insert_jobs(conn, run_id, &content.jobs).await?;
@@ -702,7 +702,7 @@ where
         for job in &transition.new_jobs {
             validate_new_job(job)?;
         }
-        let engine_state = to_json("engine state", &transition.engine_state)?;
+        let engine_state = transition.engine_state.as_str();
 
         let mut tx = self.begin().await?;
         // The version check and the new state in one statement: on PostgreSQL a concurrent
@@ -712,7 +712,7 @@ where
                 sqlx::query(q::UPDATE_ENGINE_STATE)
                     .bind(run_id.0)
                     .bind(transition.expected_state_version)
-                    .bind(engine_state.as_str())
+                    .bind(engine_state)
                     .fetch_optional(&mut *tx)
                     .await?
             }
@@ -726,7 +726,7 @@ where
                 sqlx::query(q::UPDATE_ENGINE_STATE_AND_RUN)
                     .bind(run_id.0)
                     .bind(transition.expected_state_version)
-                    .bind(engine_state.as_str())
+                    .bind(engine_state)
                     .bind(*attempt)
                     .bind(status.as_str())
                     .bind(conclusion.map(|conclusion| conclusion.as_str()))
