@@ -18,7 +18,7 @@ use gantry_engine::{
 };
 use gantry_store::{
     EndedAttempt, FencingToken, Job, JobId, JobUpdate, NewJob, OrgId, RepoId, RunFilter, RunId,
-    RunStatus, RunUpdate, Store, StoreError, Transition,
+    RunStatus, RunUpdate, StateDocument, Store, StoreError, Transition,
 };
 use tokio::sync::{Notify, watch};
 
@@ -815,7 +815,7 @@ fn plan_transition(
     token: Option<(&JobKey, FencingToken)>,
     time: Millis,
 ) -> Result<PlannedTransition, ApiError> {
-    let engine_state = serde_json::to_value(state).map_err(|error| {
+    let engine_state = StateDocument::serialize(state).map_err(|error| {
         ApiError::internal(&format!("engine state does not serialize: {error}"))
     })?;
     let mut transition = Transition::new(run_id, expected_state_version, engine_state);

@@ -8,7 +8,7 @@ use gantry_expr::Value;
 use gantry_proto::v1 as proto;
 use gantry_store::{
     AllocatedRun, BuildRun, JobId, JobStatus, Lease, NewOrganization, NewRepository, NewRun, OrgId,
-    RepoId, RunContent, RunFilter, RunId, RunnerId, StoreError,
+    RepoId, RunContent, RunFilter, RunId, RunnerId, StateDocument, StoreError,
 };
 use gantry_workflow::Limits;
 use proto::{ErrorCode, ErrorDetail};
@@ -697,7 +697,8 @@ fn build_run(
         .instances()
         .filter_map(|instance| job_values(&decision.state, &instance.key))
         .collect();
-    let engine_state = serde_json::to_value(&decision.state).map_err(|error| error.to_string())?;
+    let engine_state =
+        StateDocument::serialize(&decision.state).map_err(|error| error.to_string())?;
     Ok(Built {
         content: RunContent {
             status: convert::store_run_status(decision.state.status),

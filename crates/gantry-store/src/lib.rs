@@ -57,7 +57,7 @@ pub use model::{
     AllocatedRun, AppliedTransition, BuildRun, Claim, CreatedRun, EndedAttempt, EngineState,
     FencingToken, Job, JobAttempt, JobUpdate, Lease, NewAttempt, NewJob, NewOrganization,
     NewRepository, NewRun, Organization, QueuedJob, Repository, RunContent, RunFilter, RunPage,
-    RunUpdate, RunningAttempt, StepResult, Transition, WorkflowRun,
+    RunUpdate, RunningAttempt, StateDocument, StepResult, Transition, WorkflowRun,
 };
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use runners::{

@@ -103,7 +103,7 @@ pub struct RunContent {
     /// The run's status (normally [`RunStatus::Queued`]).
     pub status: RunStatus,
     /// The engine's state of the run; stored as version 1.
-    pub engine_state: Value,
+    pub engine_state: StateDocument,
     /// The job instances known at creation (deferred matrices add theirs later).
     pub jobs: Vec<NewJob>,
 }
@@ -198,6 +198,34 @@ pub struct WorkflowRun {
     /// Why its workflow file failed to load (`file:line:col: message`); empty for a run whose
     /// file loaded. A run with errors has no jobs and no engine state.
     pub workflow_errors: Vec<String>,
+}
+
+/// An engine state to store, already JSON text.
+///
+/// Writers serialize their state straight to text with [`StateDocument::serialize`]: going
+/// through a [`Value`] tree first cost about as much again as the text itself, on every
+/// transition, for documents of a hundred kilobytes and more. The text can only come from a
+/// serializer, so it is always one valid JSON document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateDocument(String);
+
+impl StateDocument {
+    /// The JSON text of `value`.
+    pub fn serialize<T: Serialize + ?Sized>(value: &T) -> Result<StateDocument, serde_json::Error> {
+        serde_json::to_string(value).map(StateDocument)
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<Value> for StateDocument {
+    fn from(value: Value) -> StateDocument {
+        // A `Value` always prints as valid JSON.
+        StateDocument(value.to_string())
+    }
 }
 
 /// The engine's state of a run and its version.
@@ -416,7 +444,7 @@ pub struct Transition {
     /// transition is refused with [`crate::StoreError::Conflict`] and changes nothing.
     pub expected_state_version: i64,
     /// The engine's new state of the run.
-    pub engine_state: Value,
+    pub engine_state: StateDocument,
     /// The run's new queryable columns; `None` leaves them as they are.
     pub run: Option<RunUpdate>,
     /// New values of existing jobs of this run.
@@ -433,11 +461,15 @@ pub struct Transition {
 
 impl Transition {
     /// A transition that only replaces the engine state.
-    pub fn new(run_id: RunId, expected_state_version: i64, engine_state: Value) -> Transition {
+    pub fn new(
+        run_id: RunId,
+        expected_state_version: i64,
+        engine_state: impl Into<StateDocument>,
+    ) -> Transition {
         Transition {
             run_id,
             expected_state_version,
-            engine_state,
+            engine_state: engine_state.into(),
             run: None,
             job_updates: Vec::new(),
             new_jobs: Vec::new(),
@@ -561,4 +593,37 @@ pub struct AppliedTransition {
     pub state_version: i64,
     /// The ids of the transition's `new_jobs`, in order.
     pub new_job_ids: Vec<JobId>,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use serde_json::{Value, json};
+
+    use super::StateDocument;
+
+    #[test]
+    fn a_state_document_is_the_json_text_of_what_it_was_made_from() {
+        #[derive(serde::Serialize)]
+        struct State {
+            jobs: Vec<&'static str>,
+            attempt: u32,
+        }
+        let made = StateDocument::serialize(&State {
+            jobs: vec!["build", "test"],
+            attempt: 2,
+        })
+        .unwrap();
+        let expected = json!({"jobs": ["build", "test"], "attempt": 2});
+        assert_eq!(
+            serde_json::from_str::<Value>(made.as_str()).unwrap(),
+            expected
+        );
+        let from_value = StateDocument::from(expected.clone());
+        assert_eq!(
+            serde_json::from_str::<Value>(from_value.as_str()).unwrap(),
+            expected
+        );
+    }
 }

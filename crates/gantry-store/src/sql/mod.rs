@@ -401,7 +401,7 @@ where
     }
 
     /// Runs a batch of creations in one transaction, each in a savepoint, and answers each.
-    async fn create_runs(&self, batch: Vec<PendingCreation>) {
+    async fn create_runs(&self, mut batch: Vec<PendingCreation>) {
         let mut tx = match self.begin().await {
             Ok(tx) => tx,
             Err(error) => {
@@ -409,6 +409,11 @@ where
                 return fail_replies(batch.into_iter().map(|pending| pending.reply), &cause);
             }
         };
+        if batch.len() == 1
+            && let Some(lone) = batch.pop()
+        {
+            return Self::create_alone(tx, lone).await;
+        }
         let mut answers = Vec::with_capacity(batch.len());
         let mut waiting = batch.into_iter();
         while let Some(pending) = waiting.next() {
@@ -440,6 +445,32 @@ where
         }
     }
 
+    /// A batch of one: the transaction is the creation's own, so it needs no savepoint (two
+    /// statements fewer); a refusal or an existing run rolls the whole transaction back.
+    async fn create_alone(mut tx: sqlx::Transaction<'static, DB>, lone: PendingCreation) {
+        let result = Self::create_run_in(
+            &mut tx,
+            lone.run,
+            lone.build,
+            lone.idempotency_key.as_deref(),
+        )
+        .await;
+        let answer = match result {
+            Ok(created) if created.created => match tx.commit().await {
+                Ok(()) => Ok(created),
+                Err(error) => Err(error.into()),
+            },
+            // Dropping the transaction rolls it back even if this explicit rollback fails,
+            // so the answer stands either way.
+            other => {
+                let _ = tx.rollback().await;
+                other
+            }
+        };
+        // A caller that went away needs no answer.
+        let _ = lone.reply.send(answer);
+    }
+
     /// One creation in a savepoint of the batch's transaction, kept when it created a run and
     /// rolled back otherwise. The outer error is the savepoint itself failing.
     async fn create_in_savepoint(
@@ -465,13 +496,6 @@ where
         content: Content,
         idempotency_key: Option<&str>,
     ) -> Result<CreatedRun, StoreError> {
-        let repo = sqlx::query(q::REPOSITORY_EXISTS)
-            .bind(run.repo_id.0)
-            .fetch_optional(&mut *conn)
-            .await?;
-        if repo.is_none() {
-            return Err(StoreError::not_found(format!("repository {}", run.repo_id)));
-        }
         if let Some(key) = idempotency_key {
             let existing = sqlx::query(q::SELECT_RUN_BY_IDEMPOTENCY_KEY)
                 .bind(run.repo_id.0)
@@ -484,11 +508,16 @@ where
             }
         }
 
+        // An unknown repository has no runs, so the key lookup above found nothing and the
+        // counter is where it shows.
         let counter = sqlx::query(q::NEXT_RUN_NUMBER)
             .bind(run.repo_id.0)
             .bind(run.workflow_path.as_str())
-            .fetch_one(&mut *conn)
+            .fetch_optional(&mut *conn)
             .await?;
+        let Some(counter) = counter else {
+            return Err(StoreError::not_found(format!("repository {}", run.repo_id)));
+        };
         let run_number = counter.int("last_run_number")?;
         let called_workflows = serde_json::to_string(&run.called_workflows)
             .map_err(|error| StoreError::corrupt(format!("called workflows: {error}")))?;
@@ -545,11 +574,11 @@ where
         for job in &content.jobs {
             validate_new_job(job)?;
         }
-        let engine_state = to_json("engine state", &content.engine_state)?;
+        let engine_state = content.engine_state.as_str();
         sqlx::query(q::SET_RUN_CONTENT)
             .bind(run_id.0)
             .bind(content.status.as_str())
-            .bind(engine_state.as_str())
+            .bind(engine_state)
             .execute(&mut *conn)
             .await?;
         let job_ids = Self::insert_jobs(conn, run_id, &content.jobs).await?;
@@ -719,7 +748,7 @@ where
         for job in &transition.new_jobs {
             validate_new_job(job)?;
         }
-        let engine_state = to_json("engine state", &transition.engine_state)?;
+        let engine_state = transition.engine_state.as_str();
 
         let mut tx = self.begin().await?;
         // The version check and the new state in one statement: on PostgreSQL a concurrent
@@ -729,7 +758,7 @@ where
                 sqlx::query(q::UPDATE_ENGINE_STATE)
                     .bind(run_id.0)
                     .bind(transition.expected_state_version)
-                    .bind(engine_state.as_str())
+                    .bind(engine_state)
                     .fetch_optional(&mut *tx)
                     .await?
             }
@@ -743,7 +772,7 @@ where
                 sqlx::query(q::UPDATE_ENGINE_STATE_AND_RUN)
                     .bind(run_id.0)
                     .bind(transition.expected_state_version)
-                    .bind(engine_state.as_str())
+                    .bind(engine_state)
                     .bind(*attempt)
                     .bind(status.as_str())
                     .bind(conclusion.map(|conclusion| conclusion.as_str()))

@@ -239,6 +239,11 @@ pub async fn unknown_ids_are_not_found_and_change_nothing(db: &mut TestDb) {
     );
     assert_not_found(
         store
+            .create_run(new_run(no_repo, CI), build(two_jobs()), None)
+            .await,
+    );
+    assert_not_found(
+        store
             .list_runs(RunFilter {
                 repo_id: Some(no_repo),
                 status: None,

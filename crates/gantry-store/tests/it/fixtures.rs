@@ -75,7 +75,8 @@ pub fn build(jobs: Vec<NewJob>) -> BuildRun {
     BuildRun::new(move |run| {
         Ok(RunContent {
             status: RunStatus::Queued,
-            engine_state: json!({"run": run.run_id.0, "number": run.run_number, "events": 0}),
+            engine_state: json!({"run": run.run_id.0, "number": run.run_number, "events": 0})
+                .into(),
             jobs,
         })
     })
