@@ -451,7 +451,7 @@ where
         let result = Self::create_run_in(
             &mut tx,
             lone.run,
-            lone.build,
+            lone.content,
             lone.idempotency_key.as_deref(),
         )
         .await;
