@@ -246,6 +246,22 @@ impl App {
         Ok(unheard(&state))
     }
 
+    /// Whether the run's committed engine state (read from the store, not the cache, which
+    /// a concurrent change may have left behind) has `key` running at `attempt`.
+    pub(crate) async fn started_in_store(
+        &self,
+        run_id: RunId,
+        key: &JobKey,
+        attempt: i64,
+    ) -> Result<bool, ApiError> {
+        self.forget_cached_run(run_id);
+        let (state, _) = self.load_state(run_id).await?;
+        Ok(state.instance(key).is_some_and(|instance| {
+            instance.status == EngineJobStatus::InProgress
+                && i64::from(instance.attempt.0) == attempt
+        }))
+    }
+
     /// How many jobs are queued.
     pub fn queued_count(&self) -> usize {
         self.indexes().queued.len()
@@ -693,10 +709,10 @@ impl App {
         if let Err(error) = self.drive(job.run_id, event, None).await {
             // Recovery, the lease watcher and a caller may all find the same unheard claim;
             // when another of them replayed it first, the engine has heard of it: done.
-            if self.claim_unheard(job.run_id, &key, job.attempt).await? {
-                return Err(error);
+            if self.started_in_store(job.run_id, &key, job.attempt).await? {
+                return Ok(true);
             }
-            return Ok(true);
+            return Err(error);
         }
         tracing::info!(run_id = %job.run_id, job_id = %job.id, "claim replayed to the engine");
         Ok(true)

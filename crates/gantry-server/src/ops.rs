@@ -585,7 +585,16 @@ impl App {
             job: convert::job_key(job),
             attempt: gantry_engine::Attempt(u32::try_from(claim.attempt).unwrap_or(u32::MAX)),
         };
-        self.drive(job.run_id, event, None).await?;
+        if let Err(error) = self.drive(job.run_id, event, None).await {
+            // Recovery may have replayed this very claim to the engine in between.
+            let key = convert::job_key(job);
+            if !self
+                .started_in_store(job.run_id, &key, claim.attempt)
+                .await?
+            {
+                return Err(error);
+            }
+        }
         tracing::info!(run_id = %job.run_id, job_id = %job.id, attempt = claim.attempt, "job started");
         Ok(Some(claim.fencing_token))
     }

@@ -75,22 +75,7 @@ async fn runner(app: &App, token: &str, labels: &[&str]) -> RunnerId {
 }
 
 async fn trigger(app: &App, org: &str, workflow: &str) -> i64 {
-    let request = TriggerRun {
-        workflow_path: ".github/workflows/ci.yml".into(),
-        workflow: workflow.into(),
-        event: None,
-        git_ref: None,
-        sha: None,
-        actor: None,
-        payload: None,
-        inputs: None,
-        called_workflows: None,
-    };
-    app.trigger_run(org, "app", request, None)
-        .await
-        .unwrap()
-        .0
-        .id
+    trigger_in(app, org, "app", workflow).await
 }
 
 async fn claim(app: &Arc<App>, runner: RunnerId) -> Option<JobAssignment> {
