@@ -127,6 +127,24 @@ pub(crate) fn strategy(job: &JobSpec, contexts: &Contexts) -> Result<StrategySta
 }
 
 /// The `strategy` context of instance `index` of `total`.
+/// The job's contexts plus one instance's `strategy` and `matrix`.
+pub(crate) fn instance_contexts(
+    contexts: &Contexts,
+    strategy: StrategyState,
+    index: usize,
+    total: usize,
+    instance: &JobInstance,
+) -> Contexts {
+    let mut contexts = contexts.clone();
+    contexts.insert(
+        "strategy".to_owned(),
+        strategy_value(strategy, index, total),
+    );
+    let matrix = instance.matrix.as_ref().map_or(Value::Null, matrix_value);
+    contexts.insert("matrix".to_owned(), matrix);
+    contexts
+}
+
 pub(crate) fn strategy_value(strategy: StrategyState, index: usize, total: usize) -> Value {
     let mut fields = IndexMap::new();
     fields.insert("fail-fast".to_owned(), Value::Boolean(strategy.fail_fast));

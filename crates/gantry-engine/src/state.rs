@@ -297,6 +297,20 @@ impl JobInstance {
 }
 
 impl JobState {
+    /// `{result, outputs}` as the `needs` and `jobs` contexts show an ended job.
+    pub(crate) fn result_value(&self) -> Value {
+        let mut fields = IndexMap::new();
+        let result = self.result.map_or("", Conclusion::as_str);
+        fields.insert("result".to_owned(), Value::from(result));
+        let outputs = self
+            .outputs
+            .iter()
+            .map(|(name, value)| (name.clone(), Value::from(value.as_str())))
+            .collect();
+        fields.insert("outputs".to_owned(), Value::Object(outputs));
+        Value::Object(fields)
+    }
+
     /// Whether the job has ended.
     pub fn is_ended(&self) -> bool {
         self.phase == JobPhase::Ended
@@ -380,19 +394,9 @@ impl RunState {
     pub(crate) fn needs_value(&self, job: usize) -> Value {
         let mut needs = IndexMap::new();
         for &need in &self.spec.jobs[job].needs {
-            let state = &self.jobs[need];
-            let mut fields = IndexMap::new();
-            let result = state.result.map_or("", Conclusion::as_str);
-            fields.insert("result".to_owned(), Value::from(result));
-            let outputs = state
-                .outputs
-                .iter()
-                .map(|(name, value)| (name.clone(), Value::from(value.as_str())))
-                .collect();
-            fields.insert("outputs".to_owned(), Value::Object(outputs));
             needs.insert(
                 self.spec.jobs[need].local_id().to_owned(),
-                Value::Object(fields),
+                self.jobs[need].result_value(),
             );
         }
         Value::Object(needs)

@@ -54,14 +54,7 @@ impl Machine<'_> {
             if instance.is_completed() {
                 continue;
             }
-            let mut contexts = contexts.clone();
-            let strategy_value = setup::strategy_value(strategy, index, total);
-            contexts.insert("strategy".to_owned(), strategy_value);
-            let matrix = instance
-                .matrix
-                .as_ref()
-                .map_or(Value::Null, setup::matrix_value);
-            contexts.insert("matrix".to_owned(), matrix);
+            let contexts = setup::instance_contexts(&contexts, strategy, index, total, instance);
             match call.evaluate_inputs(&contexts) {
                 Ok(inputs) => {
                     let instance = &mut self.state.jobs[job].instances[index];
@@ -161,18 +154,8 @@ impl Machine<'_> {
         }
         let mut jobs = IndexMap::new();
         for &child in children {
-            let state = &self.state.jobs[child];
-            let mut fields = IndexMap::new();
-            let result = state.result.map_or("", Conclusion::as_str);
-            fields.insert("result".to_owned(), Value::from(result));
-            let outputs = state
-                .outputs
-                .iter()
-                .map(|(name, value)| (name.clone(), Value::from(value.as_str())))
-                .collect();
-            fields.insert("outputs".to_owned(), Value::Object(outputs));
             let id = self.spec.jobs[child].local_id().to_owned();
-            jobs.insert(id, Value::Object(fields));
+            jobs.insert(id, self.state.jobs[child].result_value());
         }
         contexts.insert("jobs".to_owned(), Value::Object(jobs));
         contexts

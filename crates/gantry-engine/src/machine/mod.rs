@@ -18,7 +18,7 @@ mod rerun;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use gantry_expr::{Contexts, Value};
+use gantry_expr::Contexts;
 
 use crate::effect::{Effect, JobOrder};
 use crate::eval::{self, JobIfHost};
@@ -194,14 +194,7 @@ impl<'s> Machine<'s> {
             if instance.is_completed() {
                 continue;
             }
-            let mut contexts = contexts.clone();
-            let strategy_value = setup::strategy_value(strategy, index, total);
-            contexts.insert("strategy".to_owned(), strategy_value);
-            let matrix = instance
-                .matrix
-                .as_ref()
-                .map_or(Value::Null, setup::matrix_value);
-            contexts.insert("matrix".to_owned(), matrix);
+            let contexts = setup::instance_contexts(&contexts, strategy, index, total, instance);
             match setup::prepare(job_spec, &contexts, &self.state.config) {
                 Ok(prepared) => {
                     let instance = &mut self.state.jobs[job].instances[index];
