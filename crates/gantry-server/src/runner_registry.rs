@@ -321,6 +321,7 @@ impl App {
         let time = now();
         let lease = Millis(self.dispatch.settings.lease_ms);
         let mut orgs: std::collections::HashMap<OrgId, String> = Default::default();
+        let mut repos: std::collections::HashMap<RepoId, String> = Default::default();
         let mut runners = Vec::with_capacity(records.len());
         for record in records {
             let org = match record.org_id {
@@ -355,7 +356,11 @@ impl App {
                 Some(ids) => {
                     let mut names = Vec::with_capacity(ids.len());
                     for id in ids {
-                        names.push(self.store.get_repository(*id).await?.name);
+                        // Runners of one group share their repositories: read each once.
+                        if let std::collections::hash_map::Entry::Vacant(slot) = repos.entry(*id) {
+                            slot.insert(self.store.get_repository(*id).await?.name);
+                        }
+                        names.extend(repos.get(id).cloned());
                     }
                     Some(names)
                 }

@@ -2,7 +2,7 @@
 //! a clone that pushes into it, and the runs the installed `post-receive` hook started on a
 //! real server. Plus the webhook endpoint over HTTP: unsigned deliveries are refused with 401.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use gantry_server::webhook::sign;
@@ -31,6 +31,35 @@ fn git(dir: &Path, args: &[&str]) -> String {
     text(&output.stdout) + &text(&output.stderr)
 }
 
+/// A bare repository `DIR/app.git` registered as `acme/app` with the post-receive hook
+/// installed (plus `extra` arguments to `gantry repo add`), and a work tree `DIR/work` with
+/// `.github/workflows` whose `origin` is that bare repository.
+fn hooked_repository(server: &Server, dir: &Path, extra: &[&str]) -> (PathBuf, PathBuf) {
+    let bare = dir.join("app.git");
+    let work = dir.join("work");
+    std::fs::create_dir_all(work.join(".github/workflows")).unwrap();
+    git(
+        dir,
+        &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()],
+    );
+    let mut args = vec![
+        "repo",
+        "add",
+        "acme/app",
+        "--path",
+        bare.to_str().unwrap(),
+        "--install-hook",
+    ];
+    args.extend_from_slice(extra);
+    let output = server.cli(&args);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    git(&work, &["init", "-q", "-b", "main"]);
+    git(&work, &["config", "user.name", "Test"]);
+    git(&work, &["config", "user.email", "test@example.com"]);
+    git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
+    (bare, work)
+}
+
 fn runs(server: &Server) -> Vec<Value> {
     server.get_ok("/api/v1/repos/acme/app/runs")["items"]
         .as_array()
@@ -51,34 +80,11 @@ fn workflow_paths(runs: &[Value]) -> Vec<String> {
 fn git_push_into_a_registered_bare_repository_starts_the_matching_workflows() {
     let server = Server::start();
     let dir = tempfile::tempdir().unwrap();
-    let bare = dir.path().join("app.git");
-    let work = dir.path().join("work");
-    std::fs::create_dir_all(&work).unwrap();
-    git(
-        dir.path(),
-        &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()],
-    );
-
-    let output = server.cli(&[
-        "repo",
-        "add",
-        "acme/app",
-        "--path",
-        bare.to_str().unwrap(),
-        "--install-hook",
-        "--webhook-secret",
-        "s3cret",
-    ]);
-    assert!(output.status.success(), "{}", text(&output.stderr));
+    let (bare, work) = hooked_repository(&server, dir.path(), &["--webhook-secret", "s3cret"]);
     assert!(bare.join("hooks/post-receive").is_file());
     let source = server.get_ok("/api/v1/repos/acme/app/source");
     assert_eq!(source["has_webhook_secret"], true);
 
-    git(&work, &["init", "-q", "-b", "main"]);
-    git(&work, &["config", "user.name", "Test"]);
-    git(&work, &["config", "user.email", "test@example.com"]);
-    git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
-    std::fs::create_dir_all(work.join(".github/workflows")).unwrap();
     std::fs::create_dir_all(work.join("src")).unwrap();
     std::fs::write(work.join(".github/workflows/ci.yml"), CI).unwrap();
     std::fs::write(work.join(".github/workflows/release.yml"), RELEASE).unwrap();
@@ -120,26 +126,7 @@ fn git_push_into_a_registered_bare_repository_starts_the_matching_workflows() {
 fn a_pushed_invalid_workflow_file_is_a_failed_run_that_runs_get_and_watch_explain() {
     let server = Server::start();
     let dir = tempfile::tempdir().unwrap();
-    let bare = dir.path().join("app.git");
-    let work = dir.path().join("work");
-    std::fs::create_dir_all(work.join(".github/workflows")).unwrap();
-    git(
-        dir.path(),
-        &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()],
-    );
-    let output = server.cli(&[
-        "repo",
-        "add",
-        "acme/app",
-        "--path",
-        bare.to_str().unwrap(),
-        "--install-hook",
-    ]);
-    assert!(output.status.success(), "{}", text(&output.stderr));
-    git(&work, &["init", "-q", "-b", "main"]);
-    git(&work, &["config", "user.name", "Test"]);
-    git(&work, &["config", "user.email", "test@example.com"]);
-    git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
+    let (_bare, work) = hooked_repository(&server, dir.path(), &[]);
     std::fs::write(
         work.join(".github/workflows/ci.yml"),
         "on: push\njobs:\n  build:\n    runs-on: ubuntu-latest\n    stepz: []\n",
@@ -241,27 +228,8 @@ const CHECKOUT: &str = "on: push\njobs:\n  read:\n    runs-on: ubuntu-latest\n  
 fn a_pushed_commit_is_checked_out_from_the_server_by_actions_checkout() {
     let server = Server::start_with(&["--runner-token", "checkout-token"]);
     let dir = tempfile::tempdir().unwrap();
-    let bare = dir.path().join("app.git");
-    let work = dir.path().join("work");
-    std::fs::create_dir_all(work.join(".github/workflows")).unwrap();
+    let (_bare, work) = hooked_repository(&server, dir.path(), &[]);
     std::fs::create_dir_all(work.join("tools")).unwrap();
-    git(
-        dir.path(),
-        &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()],
-    );
-    let output = server.cli(&[
-        "repo",
-        "add",
-        "acme/app",
-        "--path",
-        bare.to_str().unwrap(),
-        "--install-hook",
-    ]);
-    assert!(output.status.success(), "{}", text(&output.stderr));
-    git(&work, &["init", "-q", "-b", "main"]);
-    git(&work, &["config", "user.name", "Test"]);
-    git(&work, &["config", "user.email", "test@example.com"]);
-    git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
     std::fs::write(work.join(".github/workflows/read.yml"), CHECKOUT).unwrap();
     std::fs::write(work.join("README.md"), "checked out from the server\n").unwrap();
     std::fs::write(
