@@ -9,7 +9,7 @@
 //! other runs, driven the same way. So a crash at any moment leaves the store consistent, and
 //! [`App::recover`] rebuilds memory from it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use gantry_engine::{
@@ -23,6 +23,7 @@ use gantry_store::{
 use tokio::sync::{Notify, watch};
 
 use crate::dispatcher::{Dispatcher, RunnerSettings};
+use crate::timers::Timers;
 
 use crate::convert::{self, ms, now};
 use crate::error::ApiError;
@@ -91,9 +92,8 @@ struct CachedRun {
 struct Indexes {
     /// Jobs waiting for a runner: what the dispatcher will pick from.
     queued: BTreeSet<JobId>,
-    /// Pending engine timers by due time (the second key keeps equal times apart).
-    timers: BTreeMap<(Millis, u64), (RunId, TimerKind)>,
-    timer_sequence: u64,
+    /// Pending engine timers.
+    timers: Timers,
     /// Concurrency groups per repository.
     groups: HashMap<RepoId, ConcurrencyGroups>,
 }
@@ -260,6 +260,11 @@ impl App {
             instance.status == EngineJobStatus::InProgress
                 && i64::from(instance.attempt.0) == attempt
         }))
+    }
+
+    /// How many engine timers are pending (queue and job timeouts, cancel deadlines).
+    pub fn pending_timer_count(&self) -> usize {
+        self.indexes().timers.len()
     }
 
     /// How many jobs are queued.
@@ -440,7 +445,7 @@ impl App {
                     statuses.extend(applied.new_job_ids.into_iter().zip(plan.new_statuses));
                     self.feed_dispatcher(run_id, &state, &changes, &cancels)
                         .await;
-                    let deliveries = self.after_commit(run_id, &statuses, &effects).await;
+                    let deliveries = self.after_commit(run_id, &state, &statuses, &effects).await;
                     log_effects(run_id, &effects);
                     return Ok((Applied { state }, deliveries));
                 }
@@ -477,11 +482,12 @@ impl App {
         cache.runs.insert(run_id, run);
     }
 
-    /// Updates the indexes after a committed change: queued jobs, timers, concurrency groups.
-    /// Returns the events the groups answered with.
+    /// Updates the indexes after a committed change that left the run at `state`: queued
+    /// jobs, timers, concurrency groups. Returns the events the groups answered with.
     pub(crate) async fn after_commit(
         &self,
         run_id: RunId,
+        state: &RunState,
         statuses: &[(JobId, gantry_store::JobStatus)],
         effects: &[Effect],
     ) -> Vec<(RunId, Event)> {
@@ -534,6 +540,11 @@ impl App {
                     _ => {}
                 }
             }
+            // Every job whose status or attempt changes appears in an effect (queued, started
+            // with its job timeout, asked to cancel, ended): only their timers can be obsolete.
+            indexes
+                .timers
+                .prune(run_id, state, effects.iter().filter_map(effect_job));
         }
         if timers_added {
             self.timers_changed.notify_one();
@@ -544,11 +555,7 @@ impl App {
     /// Fires due engine timers, forever; run it as a background task.
     pub async fn run_timers(self: Arc<App>) {
         loop {
-            let next = self
-                .indexes()
-                .timers
-                .first_key_value()
-                .map(|(key, _)| key.0);
+            let next = self.indexes().timers.next_due();
             match next {
                 None => self.timers_changed.notified().await,
                 Some(at) if at > now() => {
@@ -560,7 +567,7 @@ impl App {
                 }
                 Some(_) => {
                     let due = self.indexes().timers.pop_first();
-                    if let Some((_, (run_id, kind))) = due {
+                    if let Some((run_id, kind)) = due {
                         let event = Event::TimerFired { kind };
                         match self.drive(run_id, event, None).await {
                             Ok(_) => tracing::info!(run_id = %run_id, "timer fired"),
@@ -721,9 +728,20 @@ impl App {
 
 impl Indexes {
     fn add_timer(&mut self, at: Millis, run_id: RunId, kind: TimerKind) {
-        self.timer_sequence += 1;
-        self.timers
-            .insert((at, self.timer_sequence), (run_id, kind));
+        self.timers.add(at, run_id, kind);
+    }
+}
+
+/// The job an effect is about, if any.
+fn effect_job(effect: &Effect) -> Option<&JobKey> {
+    match effect {
+        Effect::QueueJob(order) => Some(&order.job),
+        Effect::CancelJob { job, .. } | Effect::JobEnded { job, .. } => Some(job),
+        Effect::SetTimer { kind, .. } => Some(kind.job()),
+        Effect::AcquireConcurrency { job, .. } | Effect::ReleaseConcurrency { job, .. } => {
+            job.as_ref()
+        }
+        Effect::RunCompleted(_) => None,
     }
 }
 

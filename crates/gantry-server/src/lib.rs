@@ -44,6 +44,7 @@ mod runner_routes;
 mod schedules;
 #[cfg(test)]
 mod test_support;
+mod timers;
 mod triggers;
 mod views;
 pub mod webhook;

@@ -352,7 +352,7 @@ impl App {
                     .zip(built.content.jobs.iter().map(|job| job.status))
                     .collect();
                 let deliveries = self
-                    .after_commit(created.run_id, &statuses, &built.effects)
+                    .after_commit(created.run_id, &built.state, &statuses, &built.effects)
                     .await;
                 self.deliver(deliveries).await;
             }
