@@ -196,6 +196,7 @@ impl App {
         let workflow = gantry_workflow::load(&request.workflow, &Limits::default())
             .map(Arc::new)
             .map_err(|diagnostics| workflow_invalid(&diagnostics))?;
+        check_listens(&workflow, &event)?;
         let called = checked_calls(&workflow, request.called_workflows.as_ref())?;
         let facts = GithubFacts {
             repository: format!("{org}/{name}"),
@@ -777,6 +778,47 @@ fn workflow_invalid(diagnostics: &gantry_workflow::Diagnostics) -> ApiError {
             })
             .collect(),
     }
+}
+
+/// Refuses an API trigger for an event the workflow's `on:` does not list, as GitHub would
+/// never start it for one (422, at the first `on:` entry). Filters (branches, paths, types)
+/// are not applied: the caller chose this run explicitly. `workflow_call` is listed by
+/// reusable workflows but is never an event of its own. A manual run's trigger is checked
+/// with its inputs (`start_run`), whose message says what a dispatch needs.
+fn check_listens(workflow: &gantry_workflow::Workflow, event: &str) -> Result<(), ApiError> {
+    if event == "workflow_dispatch" {
+        return Ok(());
+    }
+    let listed = workflow
+        .on
+        .iter()
+        .any(|trigger| trigger.event.value == event && event != "workflow_call");
+    if listed {
+        return Ok(());
+    }
+    let events: Vec<&str> = workflow
+        .on
+        .iter()
+        .map(|trigger| trigger.event.value.as_str())
+        .collect();
+    let pos = workflow.on.first().map(|trigger| trigger.event.pos);
+    Err(ApiError {
+        code: ErrorCode::WorkflowInvalid,
+        message: format!("the workflow does not run on `{event}`"),
+        details: vec![ErrorDetail {
+            line: pos.map(|pos| pos.line).filter(|line| *line > 0),
+            col: pos.map(|pos| pos.col).filter(|col| *col > 0),
+            field: Some("event".to_owned()),
+            message: format!(
+                "`on:` lists {}, not `{event}`",
+                if events.is_empty() {
+                    "no event".to_owned()
+                } else {
+                    events.join(", ")
+                }
+            ),
+        }],
+    })
 }
 
 /// Organization and repository names: what fits in a path segment and a git remote.

@@ -192,6 +192,46 @@ async fn an_invalid_workflow_stores_nothing() {
     assert!(runs.items.is_empty());
 }
 
+/// A run triggered through the API for an event its `on:` does not list is refused at the
+/// `on:` entry, and nothing is stored; a reusable workflow cannot be triggered on its own.
+#[tokio::test]
+async fn an_event_the_workflow_does_not_listen_to_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path()).await;
+    repo(&app).await;
+    let workflow = "on:\n  pull_request:\n  workflow_call:\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: 'true'\n";
+    for event in ["push", "workflow_call"] {
+        let mut request = trigger(workflow);
+        request.event = Some(event.to_owned());
+        let error = app
+            .trigger_run("acme", "app", request, None)
+            .await
+            .unwrap_err();
+        assert_eq!(error.code, ErrorCode::WorkflowInvalid);
+        assert!(
+            error.message.contains(&format!("`{event}`")),
+            "{}",
+            error.message
+        );
+        let detail = &error.details[0];
+        assert_eq!((detail.line, detail.col), (Some(2), Some(3)));
+        assert_eq!(
+            detail.message,
+            format!("`on:` lists pull_request, workflow_call, not `{event}`")
+        );
+    }
+    assert!(
+        app.list_runs(None, Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let mut request = trigger(workflow);
+    request.event = Some("pull_request".to_owned());
+    app.trigger_run("acme", "app", request, None).await.unwrap();
+}
+
 #[tokio::test]
 async fn a_deferred_matrix_adds_its_jobs_when_its_need_ends() {
     let dir = tempfile::tempdir().unwrap();
