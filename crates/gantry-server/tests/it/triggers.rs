@@ -16,7 +16,7 @@ use gantry_store::{RunId, Store};
 use serde_json::{Value, json};
 
 const ZERO: &str = "0000000000000000000000000000000000000000";
-const SECRET: &str = "It's a Secret to Everybody";
+pub(crate) const SECRET: &str = "It's a Secret to Everybody";
 
 const CI: &str = "on:\n  push:\n    branches: [main]\n    paths: ['src/**']\njobs:\n  build:\n    runs-on: ubuntu-latest\n    steps:\n      - run: make\n";
 const DOCS: &str = "on:\n  push:\n    paths: ['docs/**']\njobs:\n  site:\n    runs-on: ubuntu-latest\n    steps:\n      - run: mkdocs build\n";
@@ -24,14 +24,14 @@ const RELEASE: &str = "on:\n  push:\n    tags: ['v*']\njobs:\n  ship:\n    runs-
 const PR: &str = "on:\n  pull_request:\n    types: [opened, synchronize]\n    branches: [main]\n    paths: ['src/**']\njobs:\n  check:\n    runs-on: ubuntu-latest\n    steps:\n      - run: make check\n";
 
 /// A server (as a library) with one repository `acme/app` backed by a git repository.
-struct Fixture {
-    app: Arc<App>,
-    store: Arc<dyn Store>,
-    git: PathBuf,
-    _dir: tempfile::TempDir,
+pub(crate) struct Fixture {
+    pub(crate) app: Arc<App>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) git: PathBuf,
+    pub(crate) _dir: tempfile::TempDir,
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     let output = Command::new("git")
         .args(args)
         .current_dir(dir)
@@ -48,7 +48,7 @@ fn git(dir: &Path, args: &[&str]) -> String {
 }
 
 impl Fixture {
-    async fn new() -> Fixture {
+    pub(crate) async fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let git_dir = dir.path().join("app");
         std::fs::create_dir(&git_dir).unwrap();
@@ -102,7 +102,7 @@ impl Fixture {
     }
 
     /// Writes `files` and commits them; returns the commit.
-    fn commit(&self, files: &[(&str, &str)], message: &str) -> String {
+    pub(crate) fn commit(&self, files: &[(&str, &str)], message: &str) -> String {
         for (path, text) in files {
             let path = self.git.join(path);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -113,7 +113,7 @@ impl Fixture {
         git(&self.git, &["rev-parse", "HEAD"])
     }
 
-    async fn push(&self, before: &str, after: &str, git_ref: &str) -> HookOutcome {
+    pub(crate) async fn push(&self, before: &str, after: &str, git_ref: &str) -> HookOutcome {
         let request = ReceivedPush {
             updates: vec![RefUpdate {
                 before: before.into(),
@@ -156,7 +156,7 @@ impl Fixture {
     }
 }
 
-fn started(outcome: &HookOutcome) -> Vec<&str> {
+pub(crate) fn started(outcome: &HookOutcome) -> Vec<&str> {
     let mut paths: Vec<&str> = outcome
         .runs
         .iter()
@@ -512,7 +512,7 @@ async fn invalid_workflows_and_local_reusable_calls_are_checked_at_the_commit() 
 }
 
 /// `git_url` as a source of repository `acme/{name}` (created first).
-async fn set_url(
+pub(crate) async fn set_url(
     fx: &Fixture,
     name: &str,
     url: Option<String>,
@@ -649,7 +649,7 @@ async fn unusable_git_urls_are_refused_and_leave_nothing() {
 }
 
 /// The runs of `workflow_path` in `outcome`.
-fn runs_of<'a>(outcome: &'a HookOutcome, workflow_path: &str) -> Vec<&'a Run> {
+pub(crate) fn runs_of<'a>(outcome: &'a HookOutcome, workflow_path: &str) -> Vec<&'a Run> {
     outcome
         .runs
         .iter()
@@ -1002,7 +1002,7 @@ jobs:
 "#;
 
 /// A hosted runner of `app` that claims one job, or `None` when nothing is queued.
-async fn claim_one(
+pub(crate) async fn claim_one(
     app: &Arc<App>,
     runner: gantry_store::RunnerId,
 ) -> Option<gantry_proto::v1::JobAssignment> {
@@ -1010,7 +1010,7 @@ async fn claim_one(
     app.claim(runner, claim).await.unwrap()
 }
 
-async fn hosted_runner(app: &App) -> gantry_store::RunnerId {
+pub(crate) async fn hosted_runner(app: &App) -> gantry_store::RunnerId {
     app.allow_hosted_token("hosted").await.unwrap();
     let registered = app
         .register_runner(gantry_proto::v1::RegisterRunner {
@@ -1028,7 +1028,7 @@ async fn hosted_runner(app: &App) -> gantry_store::RunnerId {
         .unwrap()
 }
 
-async fn succeed(
+pub(crate) async fn succeed(
     app: &App,
     runner: gantry_store::RunnerId,
     job: &gantry_proto::v1::JobAssignment,
