@@ -154,7 +154,20 @@ fn step(payload: &JobPayload) -> &str {
 
 #[tokio::test]
 async fn a_pushed_workflow_calls_another_repository_at_a_branch_and_a_tag_across_a_restart() {
-    let fx = Fixture::new().await;
+    calls_at_a_branch_and_a_tag_across_a_restart(Fixture::new().await).await;
+}
+
+/// The same on PostgreSQL, on one thread: the store's lookups of called repositories run on
+/// a blocking thread while the test's thread drives the connections.
+#[tokio::test]
+async fn on_postgres_a_pushed_workflow_calls_another_repository_across_a_restart() {
+    let Some(fx) = Fixture::postgres().await else {
+        return;
+    };
+    calls_at_a_branch_and_a_tag_across_a_restart(fx).await;
+}
+
+async fn calls_at_a_branch_and_a_tag_across_a_restart(fx: Fixture) {
     let lib = lib_with_a_tag(&fx).await;
     let first = fx.commit(&[("README.md", "hi\n")], "initial");
     let head = fx.commit(
@@ -260,6 +273,8 @@ async fn a_pushed_workflow_calls_another_repository_at_a_branch_and_a_tag_across
         Some(Conclusion::Success),
         "{detail:#?}"
     );
+    drop(app);
+    fx.finish().await;
 }
 
 #[tokio::test]

@@ -29,6 +29,8 @@ pub(crate) struct Fixture {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) git: PathBuf,
     pub(crate) _dir: tempfile::TempDir,
+    /// The PostgreSQL database and schema the store lives in, when not SQLite.
+    postgres: Option<(String, String)>,
 }
 
 pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
@@ -50,17 +52,70 @@ pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
 impl Fixture {
     pub(crate) async fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
+        let store = open_store(&Storage::Sqlite {
+            path: dir.path().join("gantry.sqlite"),
+        })
+        .await
+        .unwrap();
+        Fixture::with_store(dir, store, None).await
+    }
+
+    /// The fixture on PostgreSQL at `GANTRY_TEST_DATABASE_URL` (default
+    /// `postgres://postgres@127.0.0.1:5432/test`), in a fresh schema that [`Fixture::finish`]
+    /// drops; `None`, with a loud message, when the server cannot be reached outside CI.
+    pub(crate) async fn postgres() -> Option<Fixture> {
+        let url = std::env::var("GANTRY_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let schema = format!("gantry_server_it_{}_{nanos}", std::process::id());
+        let storage = Storage::Postgres {
+            url: url.clone(),
+            schema: Some(schema.clone()),
+        };
+        let store = match open_store(&storage).await {
+            Ok(store) => store,
+            Err(error) if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
+                panic!("PostgreSQL not reachable at {url} and CI=true: {error:#}")
+            }
+            Err(error) => {
+                eprintln!("!!!! SKIPPED: PostgreSQL not reachable at {url} ({error:#}) !!!!");
+                return None;
+            }
+        };
+        let dir = tempfile::tempdir().unwrap();
+        Some(Fixture::with_store(dir, store, Some((url, schema))).await)
+    }
+
+    /// Drops the PostgreSQL schema (an SQLite file goes with the directory).
+    pub(crate) async fn finish(self) {
+        use sqlx::Connection;
+        let Some((url, schema)) = &self.postgres else {
+            return;
+        };
+        let mut connection = sqlx::PgConnection::connect(url).await.unwrap();
+        // The schema name is made above from a fixed prefix, the process id and the clock.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+        )))
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    }
+
+    async fn with_store(
+        dir: tempfile::TempDir,
+        store: Arc<dyn Store>,
+        postgres: Option<(String, String)>,
+    ) -> Fixture {
         let git_dir = dir.path().join("app");
         std::fs::create_dir(&git_dir).unwrap();
         git(&git_dir, &["init", "-q", "-b", "main"]);
         git(&git_dir, &["config", "user.name", "Test"]);
         git(&git_dir, &["config", "user.email", "test@example.com"]);
         git(&git_dir, &["config", "commit.gpgsign", "false"]);
-        let store = open_store(&Storage::Sqlite {
-            path: dir.path().join("gantry.sqlite"),
-        })
-        .await
-        .unwrap();
         let app = Arc::new(
             App::new(Arc::clone(&store), Default::default())
                 .with_mirrors_dir(dir.path().join("mirrors")),
@@ -98,6 +153,7 @@ impl Fixture {
             store,
             git: git_dir,
             _dir: dir,
+            postgres,
         }
     }
 
