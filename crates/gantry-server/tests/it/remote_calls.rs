@@ -541,3 +541,39 @@ async fn api_runs_read_calls_of_known_repositories_and_refuse_the_others_at_line
     let runs_after = fx.app.list_runs(None, Default::default()).await.unwrap();
     assert_eq!(runs_after.items.len(), runs_before.items.len());
 }
+
+#[tokio::test]
+async fn a_called_ref_a_mirror_lacks_is_fetched_from_its_origin() {
+    let fx = Fixture::new().await;
+    // `acme/lib` is a mirror of a git URL, cloned before the tag exists.
+    let origin = fx._dir.path().join("lib-origin");
+    std::fs::create_dir(&origin).unwrap();
+    git(&origin, &["init", "-q", "-b", "main"]);
+    git(&origin, &["config", "user.name", "Test"]);
+    git(&origin, &["config", "user.email", "test@example.com"]);
+    commit_in(&origin, &[(".github/workflows/lint.yml", LIB_LINT)]);
+    let url = format!("file://{}", origin.display());
+    set_url(&fx, "lib", Some(url), None).await.unwrap();
+    git(&origin, &["tag", "v9"]);
+
+    let calls = "on: push\njobs:\n  call:\n    uses: acme/lib/.github/workflows/lint.yml@v9\n";
+    let first = fx.commit(&[("README.md", "hi\n")], "initial");
+    let head = fx.commit(&[(".github/workflows/ci.yml", calls)], "calls");
+    let outcome = fx.push(&first, &head, "refs/heads/main").await;
+    let runs = runs_of(&outcome, ".github/workflows/ci.yml");
+    assert_eq!(runs.len(), 1, "{outcome:#?}");
+    assert!(runs[0].workflow_errors.is_empty(), "{:#?}", runs[0]);
+
+    // The origin gone and a ref nobody has: the caller fails, saying the fetch failed.
+    std::fs::rename(&origin, fx._dir.path().join("moved")).unwrap();
+    let calls = "on: push\njobs:\n  call:\n    uses: acme/lib/.github/workflows/lint.yml@v10\n";
+    let next = fx.commit(&[(".github/workflows/ci.yml", calls)], "calls v10");
+    let outcome = fx.push(&head, &next, "refs/heads/main").await;
+    let runs = runs_of(&outcome, ".github/workflows/ci.yml");
+    assert_eq!(runs.len(), 1, "{outcome:#?}");
+    let error = runs[0].workflow_errors.join("\n");
+    assert!(
+        error.starts_with(".github/workflows/ci.yml:4:11: the called workflow `acme/lib/.github/workflows/lint.yml@v10`: cannot fetch `acme/lib` from its origin"),
+        "{error}"
+    );
+}
