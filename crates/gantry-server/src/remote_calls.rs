@@ -219,11 +219,20 @@ impl<'a, V: Clone> RemoteReader<'a, V> {
             KnownRepository::NoSource => Err(format!(
                 "repository `{name}` has no git source to read it from (`gantry repo add --path` or `--url`)"
             )),
-            KnownRepository::Source { git_path, git_url } => Ok(Opened {
-                repo: self.cache.repository(&git_path)?,
-                path: git_path,
-                url: git_url,
-            }),
+            // A source that cannot be opened (moved, deleted) is the caller's load error, as
+            // an unknown repository is, rather than a failure of every event of the caller.
+            KnownRepository::Source { git_path, git_url } => match self.cache.repository(&git_path)
+            {
+                Ok(repo) => Ok(Opened {
+                    repo,
+                    path: git_path,
+                    url: git_url,
+                }),
+                Err(error @ GitError::Open { .. }) => Err(format!(
+                    "the git source of repository `{name}` cannot be read: {error}"
+                )),
+                Err(error) => return Err(error),
+            },
         };
         self.repositories.borrow_mut().insert(name, opened.clone());
         Ok(opened)

@@ -339,6 +339,9 @@ async fn calls_that_cannot_be_read_are_failed_runs_naming_the_call() {
         )
         .await
         .unwrap();
+    // `acme/gone` had a source that was removed from disk since.
+    let gone = other_repository(&fx, "gone").await;
+    std::fs::remove_dir_all(&gone).unwrap();
 
     let calling = |uses: &str| format!("on: push\njobs:\n  call:\n    uses: {uses}\n");
     let cases = [
@@ -361,6 +364,11 @@ async fn calls_that_cannot_be_read_are_failed_runs_naming_the_call() {
             "no-source",
             "acme/bare/.github/workflows/x.yml@main",
             "4:11: the called workflow `acme/bare/.github/workflows/x.yml@main`: repository `acme/bare` has no git source",
+        ),
+        (
+            "gone",
+            "acme/gone/.github/workflows/x.yml@main",
+            "4:11: the called workflow `acme/gone/.github/workflows/x.yml@main`: the git source of repository `acme/gone` cannot be read",
         ),
         (
             "missing-file",
