@@ -2,9 +2,12 @@
 //! which are kept with the run (so the jobs of called workflows get the same payloads after a
 //! restart), and the loaded models the engine expands and payloads are built from.
 //!
-//! Wherever the files come from (git at the event's commit, the API's `called_workflows`, a
-//! working tree through `gantry run`), a run starts only when every call, nested ones
-//! included, has its file: [`CalledWorkflows::missing`] names the calls without one.
+//! Wherever the files come from (git at the event's commit or at the ref of another
+//! repository, the API's `called_workflows`, a working tree through `gantry run`), a run
+//! starts only when every call, nested ones included, has its file:
+//! [`CalledWorkflows::missing`] names the calls without one. A file's own calls are keyed as
+//! [`call_key`] says, so a `./` call inside a file of another repository is looked up under
+//! `OWNER/REPO/PATH@REF`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -12,6 +15,8 @@ use std::sync::Arc;
 use gantry_workflow::diag::{Diagnostic, Diagnostics};
 use gantry_workflow::reusable::WorkflowSource;
 use gantry_workflow::{Limits, Workflow};
+
+use crate::remote_calls::call_key;
 
 /// Called workflow files by `uses:` text.
 #[derive(Debug, Default)]
@@ -45,8 +50,17 @@ impl CalledWorkflows {
         self.files.len()
     }
 
-    /// Adds the file of `uses`.
-    pub(crate) fn insert(&mut self, uses: String, source: String, workflow: Workflow) {
+    /// Adds the file of `uses`. The calls written in it are rewritten to their keys
+    /// ([`call_key`]): a `./` call inside a file of another repository names that repository,
+    /// so looking it up (here, in the checks and in the engine) finds that repository's file.
+    /// Since the key alone decides, a run's files loaded again from their texts after a
+    /// restart get the same keys.
+    pub(crate) fn insert(&mut self, uses: String, source: String, mut workflow: Workflow) {
+        for job in &mut workflow.jobs {
+            if let Some(nested) = &mut job.uses {
+                nested.value = call_key(Some(&uses), &nested.value);
+            }
+        }
         self.files.insert(uses, CalledFile { source, workflow });
     }
 
@@ -81,6 +95,16 @@ impl CalledWorkflows {
     /// Every call of `workflow`, or of a workflow it calls, whose file is not here, reported
     /// at the calling job's `uses:` in `workflow` (naming the called file for nested calls).
     pub(crate) fn missing(&self, workflow: &Workflow) -> Diagnostics {
+        self.missing_where(workflow, |_| true)
+    }
+
+    /// [`CalledWorkflows::missing`] for the calls whose key `wanted` accepts (the others'
+    /// absence was reported otherwise), though every call is followed.
+    pub(crate) fn missing_where(
+        &self,
+        workflow: &Workflow,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Diagnostics {
         let mut diagnostics = Diagnostics::default();
         for job in &workflow.jobs {
             let Some(uses) = &job.uses else { continue };
@@ -91,6 +115,9 @@ impl CalledWorkflows {
                     continue;
                 }
                 let Some(callee) = self.workflow(&reference) else {
+                    if !wanted(&reference) {
+                        continue;
+                    }
                     let message = match &from {
                         None => format!("the called workflow `{reference}` was not given"),
                         Some(file) => {
@@ -139,6 +166,46 @@ mod tests {
             "4:11: in ./a.yml: the called workflow `./b.yml` was not given"
         );
         assert_eq!(some.sources(), sources);
+    }
+
+    #[test]
+    fn local_calls_inside_another_repositorys_file_are_looked_up_in_that_repository() {
+        let caller = "on: push\njobs:\n  mine:\n    uses: ./lint.yml\n  theirs:\n    uses: acme/lib/build.yml@v1\n";
+        let caller = gantry_workflow::load(caller, &Limits::default()).unwrap();
+        let build = "on: workflow_call\njobs:\n  lint:\n    uses: ./lint.yml\n".to_owned();
+        let lint = |job: &str| {
+            format!(
+                "on: workflow_call\njobs:\n  {job}:\n    runs-on: x\n    steps:\n      - run: x\n"
+            )
+        };
+        let mut sources = BTreeMap::from([
+            ("./lint.yml".to_owned(), lint("app")),
+            ("acme/lib/build.yml@v1".to_owned(), build),
+        ]);
+        let called = CalledWorkflows::load(&sources).unwrap();
+        assert_eq!(
+            called.missing(&caller).to_string(),
+            "6:11: in acme/lib/build.yml@v1: the called workflow `acme/lib/lint.yml@v1` was not given"
+        );
+
+        // With both files, each call finds its own repository's `lint.yml`; loading the texts
+        // again (as after a restart) keys them the same way.
+        sources.insert("acme/lib/lint.yml@v1".to_owned(), lint("lib"));
+        for _ in 0..2 {
+            let called = CalledWorkflows::load(&sources).unwrap();
+            assert!(called.missing(&caller).is_empty());
+            let nested = called.workflow("acme/lib/build.yml@v1").unwrap().jobs[0]
+                .uses
+                .as_ref()
+                .unwrap();
+            assert_eq!(nested.value, "acme/lib/lint.yml@v1");
+            let job_of = |key: &str| called.workflow(key).unwrap().jobs[0].id.value.clone();
+            assert_eq!(
+                (job_of("./lint.yml"), job_of(&nested.value)),
+                ("app".to_owned(), "lib".to_owned())
+            );
+            assert_eq!(called.sources(), sources);
+        }
     }
 
     #[test]

@@ -199,20 +199,17 @@ impl GitRepo {
         self.blob_text(id, path)
     }
 
-    /// The text of the file at `path` in commit `sha`; `None` when there is no such file.
-    pub fn read_file(&self, sha: &str, path: &str) -> Result<Option<WorkflowFile>, GitError> {
+    /// The blob id of the file at `path` in commit `sha`, without reading it; `None` when
+    /// there is no such file.
+    pub fn file_blob(&self, sha: &str, path: &str) -> Result<Option<ObjectId>, GitError> {
         let root = self.commit_tree(sha)?;
         let tree = self.repo.find_tree(root).map_err(read_error(path))?;
         let entry = tree
             .lookup_entry_by_path(path)
             .map_err(read_error(path.to_owned()))?;
-        match entry {
-            Some(entry) if entry.mode().is_blob() => Ok(Some(WorkflowFile {
-                path: path.to_owned(),
-                source: self.blob_text(entry.object_id(), path)?,
-            })),
-            _ => Ok(None),
-        }
+        Ok(entry
+            .filter(|entry| entry.mode().is_blob())
+            .map(|entry| entry.object_id()))
     }
 
     fn blob_text(&self, id: ObjectId, path: &str) -> Result<Result<String, String>, GitError> {

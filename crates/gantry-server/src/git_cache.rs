@@ -8,9 +8,12 @@
 //!
 //! A workflow file is cached under its path and blob id, so a file that did not change
 //! between two commits is neither parsed nor checked again. Its check also read the files it
-//! calls (`uses: ./.github/workflows/x.yml`), so an entry of a file with local calls records
-//! the tree those reads came from (`.github/workflows`, or the whole commit when a call
-//! points elsewhere) and is only used while the event's commit has the same tree there. The
+//! calls, so an entry records what those reads found ([`Dependencies`]): for files of its own
+//! repository (`uses: ./.github/workflows/x.yml`, nested ones included) the tree they came
+//! from (`.github/workflows`, or the whole commit when a call points elsewhere), for files of
+//! other repositories (`OWNER/REPO/PATH@REF`) each file's blob at the ref's commit, or why it
+//! could not be read. An entry is only used while all of that is still what the event finds,
+//! so a moved branch or a changed file of a called repository is never served stale. The
 //! cache holds at most [`WORKFLOW_CAPACITY`] files and forgets the least recently used first.
 
 use std::cell::RefCell;
@@ -42,13 +45,40 @@ pub struct GitCache<V> {
     workflows: Mutex<Lru<(String, ObjectId), Cached<V>>>,
 }
 
-/// A loaded workflow file and the tree its check depends on besides the file itself.
+/// A loaded workflow file and what its check read besides the file itself.
 #[derive(Clone)]
 pub struct Cached<V> {
     /// What loading and checking the file gave.
     pub value: V,
-    /// The tree the check read called files from; `None` when it read none.
-    pub depends_on: Option<ObjectId>,
+    /// What the check read.
+    pub depends_on: Dependencies,
+}
+
+/// What the check of a workflow file read besides the file: called files of its own
+/// repository (by the tree they were read from) and of other repositories (one by one).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dependencies {
+    /// Which tree of the caller's commit its local called files were read from.
+    pub local: LocalFiles,
+    /// That tree's id when the check ran (`None` for [`LocalFiles::None`], or when the commit
+    /// had no `.github/workflows`).
+    pub tree: Option<ObjectId>,
+    /// Each file of another repository the check looked up, by key
+    /// (`OWNER/REPO/PATH@REF`): its blob then, or why it could not be read. A ref that moves,
+    /// a file that changes and a repository that appears all change what a lookup finds now.
+    pub remote: Vec<(String, Result<ObjectId, String>)>,
+}
+
+/// Where in its own commit a check read called files from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LocalFiles {
+    /// Nowhere: it read none.
+    #[default]
+    None,
+    /// Only under `.github/workflows`.
+    WorkflowsDir,
+    /// Somewhere else too: the whole commit.
+    WholeCommit,
 }
 
 impl<V: Clone> Default for GitCache<V> {
@@ -83,16 +113,16 @@ impl<V: Clone> GitCache<V> {
         GENERATION.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// The cached load of the file `path` with blob `blob`, if its dependency is `depends_on`
-    /// now: `depends_on` computes the tree the cached value needs from the value.
+    /// The cached load of the file `path` with blob `blob`, if `unchanged` says that what its
+    /// check read is still what it was.
     pub fn workflow(
         &self,
         path: &str,
         blob: ObjectId,
-        depends_on: impl FnOnce(&V) -> Option<ObjectId>,
+        unchanged: impl FnOnce(&Dependencies) -> bool,
     ) -> Option<V> {
         let cached = lock(&self.workflows).get(&(path.to_owned(), blob))?;
-        (depends_on(&cached.value) == cached.depends_on).then_some(cached.value)
+        unchanged(&cached.depends_on).then_some(cached.value)
     }
 
     /// Keeps the load of the file `path` with blob `blob`.
@@ -182,19 +212,22 @@ mod tests {
         let cache: GitCache<&str> = GitCache::default();
         let blob = ObjectId::empty_blob(gix::hash::Kind::Sha1);
         let tree = ObjectId::empty_tree(gix::hash::Kind::Sha1);
+        let depends_on = Dependencies {
+            local: LocalFiles::WorkflowsDir,
+            tree: Some(tree),
+            remote: Vec::new(),
+        };
         cache.remember_workflow(
             "ci.yml",
             blob,
             Cached {
                 value: "loaded",
-                depends_on: Some(tree),
+                depends_on: depends_on.clone(),
             },
         );
-        assert_eq!(
-            cache.workflow("ci.yml", blob, |_| Some(tree)),
-            Some("loaded")
-        );
-        assert_eq!(cache.workflow("ci.yml", blob, |_| None), None);
-        assert_eq!(cache.workflow("other.yml", blob, |_| Some(tree)), None);
+        let same = |now: &Dependencies| *now == depends_on;
+        assert_eq!(cache.workflow("ci.yml", blob, same), Some("loaded"));
+        assert_eq!(cache.workflow("ci.yml", blob, |_| false), None);
+        assert_eq!(cache.workflow("other.yml", blob, same), None);
     }
 }

@@ -11,7 +11,9 @@
 //! code-to-status mapping; `views` and `convert` turn records into wire types; `openapi` the
 //! generated document. The git triggers: `git` reads repositories (gitoxide), `webhook`
 //! verifies and reads GitHub payloads, `github` builds the `github` context, `triggers` offers
-//! an event to a commit's workflows, `hooks` and `hook_routes` the operations and routes.
+//! an event to a commit's workflows, `resolve_calls` and `remote_calls` follow their reusable
+//! workflow calls to the called files (other repositories' included), `hooks` and
+//! `hook_routes` the operations and routes.
 //!
 //! Until authentication exists the server listens on loopback only by default.
 
@@ -37,6 +39,8 @@ mod logs;
 mod mirror;
 mod openapi;
 mod ops;
+mod remote_calls;
+mod resolve_calls;
 mod routes;
 mod runner_ops;
 mod runner_registry;

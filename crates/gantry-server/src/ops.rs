@@ -18,6 +18,8 @@ use crate::called::{CalledWorkflows, RunWorkflows};
 use crate::convert::{self, ms, now};
 use crate::error::ApiError;
 use crate::github::{self, GithubFacts};
+use crate::remote_calls::RemoteReader;
+use crate::resolve_calls::{GitCalls, resolve_calls};
 use crate::views;
 
 /// How many jobs of a list view carry the dispatcher's waiting reasons.
@@ -197,7 +199,9 @@ impl App {
             .map(Arc::new)
             .map_err(|diagnostics| workflow_invalid(&diagnostics))?;
         check_listens(&workflow, &event)?;
-        let called = checked_calls(&workflow, request.called_workflows.as_ref())?;
+        let called = self
+            .api_calls(org, &workflow, request.called_workflows.as_ref())
+            .await?;
         let facts = GithubFacts {
             repository: format!("{org}/{name}"),
             owner: org.to_owned(),
@@ -720,14 +724,74 @@ fn build_run(
     })
 }
 
-/// The API's called workflow files, loaded and checked against the workflow: a file that does
-/// not load, a call without its file and a call the file does not accept (inputs, secrets,
-/// permissions, nesting) are all 422, with `line:col` (in the called file for the first, in the
-/// workflow for the others).
-fn checked_calls(
-    workflow: &gantry_workflow::Workflow,
+impl App {
+    /// The API's called workflow files, loaded and checked against the workflow; calls of
+    /// other repositories without a given file are read from those repositories' git sources
+    /// (organization `org`'s only). A file that does not load, a call without its file (or
+    /// whose file cannot be read, saying why) and a call the file does not accept (inputs,
+    /// secrets, permissions, nesting) are all 422, with `line:col` (in the given file for the
+    /// first, in the workflow for the others).
+    async fn api_calls(
+        &self,
+        org: &str,
+        workflow: &Arc<gantry_workflow::Workflow>,
+        sources: Option<&indexmap::IndexMap<String, String>>,
+    ) -> Result<Arc<CalledWorkflows>, ApiError> {
+        let mut called = given_calls(sources)?;
+        let unread_remote = |called: &CalledWorkflows| {
+            !called
+                .missing_where(workflow, |key| !key.starts_with("./"))
+                .is_empty()
+        };
+        let mut diagnostics = gantry_workflow::Diagnostics::default();
+        if unread_remote(&called) {
+            let shared = Arc::clone(workflow);
+            let cache = Arc::clone(&self.git_cache);
+            let lookup = self.repository_lookup();
+            let org = org.to_owned();
+            let (read, resolution) = tokio::task::spawn_blocking(move || {
+                let remote = RemoteReader::new(&org, &cache, &*lookup);
+                let reader = GitCalls {
+                    local: None,
+                    remote: &remote,
+                };
+                let resolution = resolve_calls(&shared, &mut called, &reader);
+                (called, resolution)
+            })
+            .await
+            .map_err(|error| ApiError::internal(&error))?;
+            called = read;
+            let resolution = resolution.map_err(|error| ApiError::internal(&error))?;
+            diagnostics.0.extend(
+                resolution
+                    .problems
+                    .iter()
+                    .map(|problem| problem.diagnostic()),
+            );
+            // What could not be read was reported just now; only missing local files remain.
+            diagnostics.0.extend(
+                called
+                    .missing_where(workflow, |key| key.starts_with("./"))
+                    .0,
+            );
+        } else {
+            diagnostics.0.extend(called.missing(workflow).0);
+        }
+        diagnostics.0.extend(
+            gantry_workflow::reusable::check_calls(workflow, &called, &Default::default()).0,
+        );
+        if !diagnostics.is_empty() {
+            return Err(workflow_invalid(&diagnostics.finish()));
+        }
+        Ok(Arc::new(called))
+    }
+}
+
+/// The API's called workflow files, loaded: each file that does not load is 422 with its
+/// `line:col`, under the field `called_workflows.<uses>`.
+fn given_calls(
     sources: Option<&indexmap::IndexMap<String, String>>,
-) -> Result<Arc<CalledWorkflows>, ApiError> {
+) -> Result<CalledWorkflows, ApiError> {
     let empty = indexmap::IndexMap::new();
     let called = CalledWorkflows::load(sources.unwrap_or(&empty)).map_err(|problems| {
         let mut details = Vec::new();
@@ -748,14 +812,7 @@ fn checked_calls(
             details,
         }
     })?;
-    let mut diagnostics = called.missing(workflow);
-    diagnostics
-        .0
-        .extend(gantry_workflow::reusable::check_calls(workflow, &called, &Default::default()).0);
-    if !diagnostics.is_empty() {
-        return Err(workflow_invalid(&diagnostics.finish()));
-    }
-    Ok(Arc::new(called))
+    Ok(called)
 }
 
 /// The 422 answer: every diagnostic with its `line:col`.

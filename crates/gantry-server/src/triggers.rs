@@ -1,13 +1,13 @@
 //! Events into runs: for an event on a repository with a git source, read every workflow file
-//! at the event's commit, compute the changed files its path filters need, resolve local
-//! reusable workflows, ask [`gantry_workflow::trigger::decide`] which workflows run, and create
+//! at the event's commit, compute the changed files its path filters need, resolve the
+//! reusable workflows they call (`./` ones at the same commit, `OWNER/REPO/PATH@REF` ones from
+//! that repository's git source, see `remote_calls`), ask [`gantry_workflow::trigger::decide`] which workflows run, and create
 //! each run through the same path as the API's `trigger_run` ([`App::start_run`]).
 //!
 //! Each run's idempotency key is derived from the delivery and the workflow file, so a
 //! redelivered webhook or a retried hook finds the runs it started the first time instead of
 //! starting them again.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use gantry_proto::v1 as proto;
@@ -24,15 +24,13 @@ use crate::app::App;
 use crate::called::CalledWorkflows;
 use crate::error::ApiError;
 use crate::git::{GitError, GitRepo, WorkflowFile, WorkflowListing, is_null_sha};
-use crate::git_cache::{Cached, GitCache};
+use crate::git_cache::{Cached, Dependencies, GitCache, LocalFiles};
 use crate::invalid_runs::InvalidRun;
 use crate::mirror::{self, MirrorError};
 use crate::ops::StartRun;
+use crate::remote_calls::RemoteReader;
+use crate::resolve_calls::{GitCalls, Reads, resolve_calls};
 use crate::webhook::{Changes, EventFacts};
-
-/// The most workflow files one reusable-workflow call chain may read at a commit (GitHub's
-/// nesting limit is 10 levels; several calls per level are fine).
-const MAX_CALLED_FILES: usize = 50;
 
 /// A workflow file as read and checked at the event's commit.
 #[derive(Clone)]
@@ -100,12 +98,21 @@ impl App {
             let default_branch = repo.default_branch.clone();
             let url = source.git_url.clone();
             let cache = Arc::clone(&self.git_cache);
+            let lookup = self.repository_lookup();
+            // Runs call reusable workflows of their own organization only.
+            let org = facts
+                .repository
+                .split_once('/')
+                .map_or(facts.repository.as_str(), |(org, _)| org)
+                .to_owned();
             tokio::task::spawn_blocking(move || {
+                let remote = RemoteReader::new(&org, &cache, &*lookup);
                 let read = || {
                     let repo = cache.repository(&path)?;
                     read_snapshot(
                         &repo,
                         &cache,
+                        &remote,
                         &git_ref,
                         sha.clone(),
                         &changes,
@@ -281,6 +288,7 @@ fn read_fetching(
 fn read_snapshot(
     repo: &GitRepo,
     cache: &GitCache<Loaded>,
+    remote: &RemoteReader<'_, Loaded>,
     git_ref: &str,
     sha: Option<String>,
     changes: &Changes,
@@ -322,7 +330,7 @@ fn read_snapshot(
             repo.changed_files(merge_base.as_deref(), head)?
         }
     };
-    let workflows = load_workflows(repo, cache, &sha)?;
+    let workflows = load_workflows(repo, cache, remote, &sha)?;
     Ok(Some(Snapshot {
         sha,
         changed,
@@ -331,17 +339,24 @@ fn read_snapshot(
 }
 
 /// Every workflow file at `sha`, loaded and checked, or taken from `cache` when neither the
-/// file nor (for files with local calls) the tree it read its called files from changed.
+/// file nor anything its check read (called files here and in other repositories) changed.
 fn load_workflows(
     repo: &GitRepo,
     cache: &GitCache<Loaded>,
+    remote: &RemoteReader<'_, Loaded>,
     sha: &str,
 ) -> Result<Vec<Loaded>, GitError> {
     let listing = repo.workflow_listing(sha)?;
     let mut workflows = Vec::with_capacity(listing.files.len());
     for (path, blob) in &listing.files {
-        let depends_on = |loaded: &Loaded| dependency_of(loaded, &listing);
-        if let Some(loaded) = cache.workflow(path, *blob, depends_on) {
+        let unchanged = |read: &Dependencies| {
+            tree_of(read.local, &listing) == read.tree
+                && read
+                    .remote
+                    .iter()
+                    .all(|(key, found)| matches!(remote.blob(key), Ok(now) if now == *found))
+        };
+        if let Some(loaded) = cache.workflow(path, *blob, unchanged) {
             workflows.push(loaded);
             continue;
         }
@@ -349,9 +364,9 @@ fn load_workflows(
             path: path.clone(),
             source: repo.workflow_text(*blob, path)?,
         };
-        let loaded = load_checked(repo, sha, file)?;
+        let (loaded, reads) = load_checked(repo, sha, remote, file)?;
         let cached = Cached {
-            depends_on: dependency_of(&loaded, &listing),
+            depends_on: dependencies(reads, &listing),
             value: loaded.clone(),
         };
         cache.remember_workflow(path, *blob, cached);
@@ -360,146 +375,102 @@ fn load_workflows(
     Ok(workflows)
 }
 
-/// The tree a loaded file's check read its called files from: none without local calls,
-/// `.github/workflows` when every call points into it, else the whole commit.
-fn dependency_of(loaded: &Loaded, listing: &WorkflowListing) -> Option<ObjectId> {
-    let workflow = match loaded {
-        Loaded::Valid { workflow, .. }
-        | Loaded::Invalid {
-            workflow: Some(workflow),
-            ..
-        } => workflow,
-        Loaded::Invalid { workflow: None, .. } => return None,
-    };
-    let mut calls = workflow
-        .jobs
-        .iter()
-        .filter_map(|job| job.uses.as_ref())
-        .map(|uses| uses.value.as_str())
-        .filter(|uses| uses.starts_with("./"))
-        .peekable();
-    calls.peek()?;
-    let inside = |uses: &str| uses.starts_with("./.github/workflows/") && !uses.contains("..");
-    if calls.all(inside) {
-        listing.dir
+/// What a check that read the called files `reads` (by key) depends on: the tree of this
+/// commit its local files came from (`.github/workflows` when every one is in it, else the
+/// whole commit), and what each file of another repository was.
+fn dependencies(reads: Reads, listing: &WorkflowListing) -> Dependencies {
+    let (local, remote): (Vec<_>, Vec<_>) = reads
+        .into_iter()
+        .partition(|(key, _)| key.starts_with("./"));
+    let inside = |key: &str| key.starts_with("./.github/workflows/") && !key.contains("..");
+    let local = if local.is_empty() {
+        LocalFiles::None
+    } else if local.iter().all(|(key, _)| inside(key)) {
+        LocalFiles::WorkflowsDir
     } else {
-        Some(listing.root)
+        LocalFiles::WholeCommit
+    };
+    Dependencies {
+        local,
+        tree: tree_of(local, listing),
+        remote,
     }
 }
 
-/// Loads a workflow file and checks its calls of local reusable workflows
-/// (`uses: ./.github/workflows/x.yml`) against the called files at the same commit.
-fn load_checked(repo: &GitRepo, sha: &str, file: WorkflowFile) -> Result<Loaded, GitError> {
+/// The id of the tree `local` names in a commit's listing.
+fn tree_of(local: LocalFiles, listing: &WorkflowListing) -> Option<ObjectId> {
+    match local {
+        LocalFiles::None => None,
+        LocalFiles::WorkflowsDir => listing.dir,
+        LocalFiles::WholeCommit => Some(listing.root),
+    }
+}
+
+/// Loads a workflow file and checks its calls of reusable workflows against the called files
+/// (`./` ones at the same commit, others from their repositories). Returns what was loaded
+/// and every called file read, by key.
+fn load_checked(
+    repo: &GitRepo,
+    sha: &str,
+    remote: &RemoteReader<'_, Loaded>,
+    file: WorkflowFile,
+) -> Result<(Loaded, Reads), GitError> {
     let path = file.path;
     let source = match file.source {
         Ok(source) => source,
         Err(message) => {
-            return Ok(Loaded::Invalid {
+            let loaded = Loaded::Invalid {
                 errors: vec![format!("{path}: {message}")],
                 path,
                 source: String::new(),
                 workflow: None,
-            });
+            };
+            return Ok((loaded, Vec::new()));
         }
     };
     let workflow = match gantry_workflow::load(&source, &Limits::default()) {
         Ok(workflow) => workflow,
         Err(diagnostics) => {
-            return Ok(Loaded::Invalid {
+            let loaded = Loaded::Invalid {
                 errors: located(&path, &diagnostics),
                 path,
                 source,
                 workflow: None,
-            });
+            };
+            return Ok((loaded, Vec::new()));
         }
     };
-    let mut errors = Vec::new();
-    let called = called_workflows(repo, sha, &path, &workflow, &mut errors)?;
+    let mut called = CalledWorkflows::default();
+    let reader = GitCalls {
+        local: Some((repo, sha)),
+        remote,
+    };
+    let resolution = resolve_calls(&workflow, &mut called, &reader)?;
+    let mut errors: Vec<String> = resolution
+        .problems
+        .iter()
+        .map(|problem| problem.located(&path))
+        .collect();
     errors.extend(located(
         &path,
         &check_calls(&workflow, &called, &CallOptions::default()),
     ));
-    if !errors.is_empty() {
-        return Ok(Loaded::Invalid {
+    let loaded = if errors.is_empty() {
+        Loaded::Valid {
+            path,
+            source,
+            workflow: Arc::new(workflow),
+            called: Arc::new(called),
+        }
+    } else {
+        Loaded::Invalid {
             path,
             source,
             workflow: Some(Arc::new(workflow)),
             errors,
-        });
-    }
-    Ok(Loaded::Valid {
-        path,
-        source,
-        workflow: Arc::new(workflow),
-        called: Arc::new(called),
-    })
-}
-
-/// The local workflows `workflow` calls, directly or through other called files, by their
-/// `uses:` text. A missing or invalid called file is an error of the caller.
-fn called_workflows(
-    repo: &GitRepo,
-    sha: &str,
-    caller_path: &str,
-    workflow: &Workflow,
-    errors: &mut Vec<String>,
-) -> Result<CalledWorkflows, GitError> {
-    let mut called = CalledWorkflows::default();
-    let local_calls = |path: &str, workflow: &Workflow| {
-        workflow
-            .jobs
-            .iter()
-            .filter_map(|job| job.uses.as_ref())
-            .map(|uses| (uses.value.clone(), uses.pos))
-            .map(|(uses, pos)| (path.to_owned(), uses, pos))
-            .collect::<Vec<_>>()
+        }
     };
-    let mut queue: VecDeque<(String, String, gantry_workflow::yaml::Pos)> =
-        local_calls(caller_path, workflow).into();
-    while let Some((from, uses, pos)) = queue.pop_front() {
-        if called.contains(&uses) {
-            continue;
-        }
-        if !uses.starts_with("./") {
-            errors.push(format!(
-                "{from}:{}:{}: the called workflow `{uses}` is in another repository, which \
-                 gantry cannot read yet (only `./.github/workflows/...` calls run)",
-                pos.line, pos.col
-            ));
-            continue;
-        }
-        if called.len() >= MAX_CALLED_FILES {
-            errors.push(format!(
-                "{from}:{}:{}: more than {MAX_CALLED_FILES} reusable workflow files are called",
-                pos.line, pos.col
-            ));
-            break;
-        }
-        let target = uses.trim_start_matches("./");
-        let Some(file) = repo.read_file(sha, target)? else {
-            errors.push(format!(
-                "{from}:{}:{}: the called workflow `{uses}` does not exist at commit {sha}",
-                pos.line, pos.col
-            ));
-            continue;
-        };
-        let loaded = file
-            .source
-            .map_err(|message| vec![format!("{target}: {message}")])
-            .and_then(|text| {
-                gantry_workflow::load(&text, &Limits::default())
-                    .map(|callee| (text, callee))
-                    .map_err(|diagnostics| located(target, &diagnostics))
-            });
-        match loaded {
-            Ok((text, callee)) => {
-                queue.extend(local_calls(target, &callee));
-                called.insert(uses, text, callee);
-            }
-            Err(problems) => errors.extend(problems),
-        }
-    }
-    Ok(called)
+    Ok((loaded, resolution.reads))
 }
 
 /// Diagnostics as `file:line:col: message`.
@@ -521,6 +492,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::remote_calls::KnownRepository;
 
     #[test]
     fn keys_differ_per_delivery_and_workflow_and_fit_the_store() {
@@ -540,6 +512,12 @@ mod tests {
             .output()
             .unwrap();
         assert!(status.status.success(), "git {args:?}: {status:?}");
+    }
+
+    fn init(dir: &std::path::Path) {
+        git(dir, &["init", "-q", "-b", "main"]);
+        git(dir, &["config", "user.name", "Test"]);
+        git(dir, &["config", "user.email", "test@example.com"]);
     }
 
     fn commit(dir: &std::path::Path, files: &[(&str, &str)]) -> String {
@@ -568,9 +546,7 @@ mod tests {
     #[test]
     fn unchanged_files_are_taken_from_the_cache_until_a_file_they_call_changes() {
         let dir = tempfile::tempdir().unwrap();
-        git(dir.path(), &["init", "-q", "-b", "main"]);
-        git(dir.path(), &["config", "user.name", "Test"]);
-        git(dir.path(), &["config", "user.email", "test@example.com"]);
+        init(dir.path());
         let plain = "on: push\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: a\n";
         let called = "on:\n  workflow_call:\n    inputs:\n      target:\n        type: string\njobs:\n  d:\n    runs-on: x\n    steps:\n      - run: d\n";
         let caller = "on: push\njobs:\n  call:\n    uses: ./.github/workflows/called.yml\n    with:\n      target: prod\n";
@@ -583,13 +559,15 @@ mod tests {
             ],
         );
         let cache = GitCache::default();
+        let lookup = |_: &str, _: &str| Ok(KnownRepository::Unknown);
+        let remote = RemoteReader::new("acme", &cache, &lookup);
         let repo = cache.repository(dir.path()).unwrap();
-        let one = workflows(&load_workflows(&repo, &cache, &first).unwrap());
+        let one = workflows(&load_workflows(&repo, &cache, &remote, &first).unwrap());
 
         // Another commit that touches no workflow: every file comes from the cache.
         let second = commit(dir.path(), &[("README.md", "hi\n")]);
         let repo = cache.repository(dir.path()).unwrap();
-        let two = workflows(&load_workflows(&repo, &cache, &second).unwrap());
+        let two = workflows(&load_workflows(&repo, &cache, &remote, &second).unwrap());
         for (path, workflow) in &one {
             let (a, b) = (workflow.as_ref().unwrap(), two[path].as_ref().unwrap());
             assert!(Arc::ptr_eq(a, b), "{path} was loaded again");
@@ -604,7 +582,7 @@ mod tests {
                 "on: workflow_call\njobs:\n  d:\n    runs-on: x\n    steps:\n      - run: d\n",
             )],
         );
-        let loaded = load_workflows(&repo, &cache, &third).unwrap();
+        let loaded = load_workflows(&repo, &cache, &remote, &third).unwrap();
         let three = workflows(&loaded);
         assert!(
             three[".github/workflows/caller.yml"].is_none(),
@@ -615,6 +593,58 @@ mod tests {
             one[plain_path].as_ref().unwrap(),
             three[plain_path].as_ref().unwrap()
         ));
+    }
+
+    #[test]
+    fn a_cached_caller_of_another_repository_is_checked_again_when_its_ref_moves() {
+        let (app, lib) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        init(app.path());
+        init(lib.path());
+        let called = "on:\n  workflow_call:\n    inputs:\n      target:\n        type: string\njobs:\n  d:\n    runs-on: x\n    steps:\n      - run: d\n";
+        commit(lib.path(), &[(".github/workflows/called.yml", called)]);
+        let caller = "on: push\njobs:\n  call:\n    uses: acme/lib/.github/workflows/called.yml@main\n    with:\n      target: prod\n";
+        let first = commit(app.path(), &[(".github/workflows/caller.yml", caller)]);
+        let cache = GitCache::default();
+        let lib_path = lib.path().to_owned();
+        let lookup = move |owner: &str, name: &str| {
+            Ok(match (owner, name) {
+                ("acme", "lib") => KnownRepository::Source {
+                    git_path: lib_path.clone(),
+                    git_url: None,
+                },
+                _ => KnownRepository::Unknown,
+            })
+        };
+        let path = ".github/workflows/caller.yml";
+        let load = |sha: &str| {
+            // A reader per event, as `offer_event` makes one.
+            let remote = RemoteReader::new("acme", &cache, &lookup);
+            let repo = cache.repository(app.path()).unwrap();
+            workflows(&load_workflows(&repo, &cache, &remote, sha).unwrap())
+        };
+        let one = load(&first);
+        let again = load(&first);
+        assert!(
+            Arc::ptr_eq(
+                one[path].as_ref().expect("the caller loads"),
+                again[path].as_ref().unwrap()
+            ),
+            "nothing changed, yet the caller was loaded again"
+        );
+
+        // The called repository's branch moves to a file without the input: the same caller
+        // file at the same commit is checked again, and fails.
+        commit(
+            lib.path(),
+            &[(
+                ".github/workflows/called.yml",
+                "on: workflow_call\njobs:\n  d:\n    runs-on: x\n    steps:\n      - run: d\n",
+            )],
+        );
+        assert!(
+            load(&first)[path].is_none(),
+            "a stale called file was served"
+        );
     }
 
     #[test]

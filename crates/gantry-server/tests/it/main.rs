@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 mod library;
+mod remote_calls;
 mod runners;
 mod triggers;
 mod webhook_corpus;

@@ -16,7 +16,7 @@ use gantry_store::{RunId, Store};
 use serde_json::{Value, json};
 
 const ZERO: &str = "0000000000000000000000000000000000000000";
-const SECRET: &str = "It's a Secret to Everybody";
+pub(crate) const SECRET: &str = "It's a Secret to Everybody";
 
 const CI: &str = "on:\n  push:\n    branches: [main]\n    paths: ['src/**']\njobs:\n  build:\n    runs-on: ubuntu-latest\n    steps:\n      - run: make\n";
 const DOCS: &str = "on:\n  push:\n    paths: ['docs/**']\njobs:\n  site:\n    runs-on: ubuntu-latest\n    steps:\n      - run: mkdocs build\n";
@@ -24,14 +24,16 @@ const RELEASE: &str = "on:\n  push:\n    tags: ['v*']\njobs:\n  ship:\n    runs-
 const PR: &str = "on:\n  pull_request:\n    types: [opened, synchronize]\n    branches: [main]\n    paths: ['src/**']\njobs:\n  check:\n    runs-on: ubuntu-latest\n    steps:\n      - run: make check\n";
 
 /// A server (as a library) with one repository `acme/app` backed by a git repository.
-struct Fixture {
-    app: Arc<App>,
-    store: Arc<dyn Store>,
-    git: PathBuf,
-    _dir: tempfile::TempDir,
+pub(crate) struct Fixture {
+    pub(crate) app: Arc<App>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) git: PathBuf,
+    pub(crate) _dir: tempfile::TempDir,
+    /// The PostgreSQL database and schema the store lives in, when not SQLite.
+    postgres: Option<(String, String)>,
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     let output = Command::new("git")
         .args(args)
         .current_dir(dir)
@@ -48,19 +50,72 @@ fn git(dir: &Path, args: &[&str]) -> String {
 }
 
 impl Fixture {
-    async fn new() -> Fixture {
+    pub(crate) async fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
+        let store = open_store(&Storage::Sqlite {
+            path: dir.path().join("gantry.sqlite"),
+        })
+        .await
+        .unwrap();
+        Fixture::with_store(dir, store, None).await
+    }
+
+    /// The fixture on PostgreSQL at `GANTRY_TEST_DATABASE_URL` (default
+    /// `postgres://postgres@127.0.0.1:5432/test`), in a fresh schema that [`Fixture::finish`]
+    /// drops; `None`, with a loud message, when the server cannot be reached outside CI.
+    pub(crate) async fn postgres() -> Option<Fixture> {
+        let url = std::env::var("GANTRY_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let schema = format!("gantry_server_it_{}_{nanos}", std::process::id());
+        let storage = Storage::Postgres {
+            url: url.clone(),
+            schema: Some(schema.clone()),
+        };
+        let store = match open_store(&storage).await {
+            Ok(store) => store,
+            Err(error) if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
+                panic!("PostgreSQL not reachable at {url} and CI=true: {error:#}")
+            }
+            Err(error) => {
+                eprintln!("!!!! SKIPPED: PostgreSQL not reachable at {url} ({error:#}) !!!!");
+                return None;
+            }
+        };
+        let dir = tempfile::tempdir().unwrap();
+        Some(Fixture::with_store(dir, store, Some((url, schema))).await)
+    }
+
+    /// Drops the PostgreSQL schema (an SQLite file goes with the directory).
+    pub(crate) async fn finish(self) {
+        use sqlx::Connection;
+        let Some((url, schema)) = &self.postgres else {
+            return;
+        };
+        let mut connection = sqlx::PgConnection::connect(url).await.unwrap();
+        // The schema name is made above from a fixed prefix, the process id and the clock.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+        )))
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    }
+
+    async fn with_store(
+        dir: tempfile::TempDir,
+        store: Arc<dyn Store>,
+        postgres: Option<(String, String)>,
+    ) -> Fixture {
         let git_dir = dir.path().join("app");
         std::fs::create_dir(&git_dir).unwrap();
         git(&git_dir, &["init", "-q", "-b", "main"]);
         git(&git_dir, &["config", "user.name", "Test"]);
         git(&git_dir, &["config", "user.email", "test@example.com"]);
         git(&git_dir, &["config", "commit.gpgsign", "false"]);
-        let store = open_store(&Storage::Sqlite {
-            path: dir.path().join("gantry.sqlite"),
-        })
-        .await
-        .unwrap();
         let app = Arc::new(
             App::new(Arc::clone(&store), Default::default())
                 .with_mirrors_dir(dir.path().join("mirrors")),
@@ -98,11 +153,12 @@ impl Fixture {
             store,
             git: git_dir,
             _dir: dir,
+            postgres,
         }
     }
 
     /// Writes `files` and commits them; returns the commit.
-    fn commit(&self, files: &[(&str, &str)], message: &str) -> String {
+    pub(crate) fn commit(&self, files: &[(&str, &str)], message: &str) -> String {
         for (path, text) in files {
             let path = self.git.join(path);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -113,7 +169,7 @@ impl Fixture {
         git(&self.git, &["rev-parse", "HEAD"])
     }
 
-    async fn push(&self, before: &str, after: &str, git_ref: &str) -> HookOutcome {
+    pub(crate) async fn push(&self, before: &str, after: &str, git_ref: &str) -> HookOutcome {
         let request = ReceivedPush {
             updates: vec![RefUpdate {
                 before: before.into(),
@@ -156,7 +212,7 @@ impl Fixture {
     }
 }
 
-fn started(outcome: &HookOutcome) -> Vec<&str> {
+pub(crate) fn started(outcome: &HookOutcome) -> Vec<&str> {
     let mut paths: Vec<&str> = outcome
         .runs
         .iter()
@@ -512,7 +568,7 @@ async fn invalid_workflows_and_local_reusable_calls_are_checked_at_the_commit() 
 }
 
 /// `git_url` as a source of repository `acme/{name}` (created first).
-async fn set_url(
+pub(crate) async fn set_url(
     fx: &Fixture,
     name: &str,
     url: Option<String>,
@@ -649,7 +705,7 @@ async fn unusable_git_urls_are_refused_and_leave_nothing() {
 }
 
 /// The runs of `workflow_path` in `outcome`.
-fn runs_of<'a>(outcome: &'a HookOutcome, workflow_path: &str) -> Vec<&'a Run> {
+pub(crate) fn runs_of<'a>(outcome: &'a HookOutcome, workflow_path: &str) -> Vec<&'a Run> {
     outcome
         .runs
         .iter()
@@ -1002,7 +1058,7 @@ jobs:
 "#;
 
 /// A hosted runner of `app` that claims one job, or `None` when nothing is queued.
-async fn claim_one(
+pub(crate) async fn claim_one(
     app: &Arc<App>,
     runner: gantry_store::RunnerId,
 ) -> Option<gantry_proto::v1::JobAssignment> {
@@ -1010,7 +1066,7 @@ async fn claim_one(
     app.claim(runner, claim).await.unwrap()
 }
 
-async fn hosted_runner(app: &App) -> gantry_store::RunnerId {
+pub(crate) async fn hosted_runner(app: &App) -> gantry_store::RunnerId {
     app.allow_hosted_token("hosted").await.unwrap();
     let registered = app
         .register_runner(gantry_proto::v1::RegisterRunner {
@@ -1028,7 +1084,7 @@ async fn hosted_runner(app: &App) -> gantry_store::RunnerId {
         .unwrap()
 }
 
-async fn succeed(
+pub(crate) async fn succeed(
     app: &App,
     runner: gantry_store::RunnerId,
     job: &gantry_proto::v1::JobAssignment,

@@ -1,7 +1,10 @@
 //! The reusable workflow files a workflow calls from its own repository
 //! (`uses: ./.github/workflows/x.yml`), read from a working tree with nested calls followed,
-//! for `gantry run` to send with the workflow. Calls of other repositories are left out; the
-//! server refuses them by name, at their `line:col`.
+//! for `gantry run` and `gantry submit` to send with the workflow. Calls of other repositories
+//! (`OWNER/REPO/PATH@REF`) are left out: a server reads them from those repositories when it
+//! knows them (same organization, with a git source) and refuses them by name, at their
+//! `line:col`, when it does not. `gantry run`'s embedded server knows no other repository, so
+//! it names them itself ([`other_repository_calls`]) before starting anything.
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -41,6 +44,38 @@ pub(crate) fn called_files(
     Ok(files)
 }
 
+/// Every call of another repository in `workflow` (the file `path`) and in the local files it
+/// calls (`called`, by `uses:` text), as `file:line:col: message` lines for `gantry run`.
+pub(crate) fn other_repository_calls(
+    path: &str,
+    workflow: &Workflow,
+    called: &IndexMap<String, String>,
+) -> Vec<String> {
+    let loaded: Vec<(&str, Workflow)> = called
+        .iter()
+        .filter_map(|(uses, text)| {
+            let called = gantry_workflow::load(text, &Default::default()).ok()?;
+            Some((uses.trim_start_matches("./"), called))
+        })
+        .collect();
+    let files = std::iter::once((path, workflow)).chain(loaded.iter().map(|(file, w)| (*file, w)));
+    let mut problems = Vec::new();
+    for (file, workflow) in files {
+        for uses in workflow.jobs.iter().filter_map(|job| job.uses.as_ref()) {
+            if uses.value.starts_with("./") {
+                continue;
+            }
+            problems.push(format!(
+                "{file}:{}: `{}` is in another repository, which `gantry run`'s embedded server \
+                 does not know: submit the workflow to a server that has that repository \
+                 (`gantry submit --repo ORG/REPO {path}`)",
+                uses.pos, uses.value
+            ));
+        }
+    }
+    problems
+}
+
 fn local_calls(workflow: &Workflow) -> impl Iterator<Item = String> + '_ {
     workflow
         .jobs
@@ -71,6 +106,14 @@ mod tests {
             ["./.github/workflows/a.yml", "./.github/workflows/b.yml"]
         );
         assert_eq!(files["./.github/workflows/b.yml"], b);
+
+        // The call of another repository is named where it is written.
+        assert_eq!(
+            other_repository_calls(".github/workflows/ci.yml", &caller, &files),
+            [
+                ".github/workflows/ci.yml:6:11: `org/repo/.github/workflows/x.yml@v1` is in another repository, which `gantry run`'s embedded server does not know: submit the workflow to a server that has that repository (`gantry submit --repo ORG/REPO .github/workflows/ci.yml`)"
+            ]
+        );
 
         std::fs::remove_file(dir.join("b.yml")).unwrap();
         let error = called_files(root.path(), &caller).unwrap_err();

@@ -116,13 +116,25 @@ fn choose(path: &Path, event: &str, git_ref: &str) -> anyhow::Result<(Vec<Chosen
             ..Default::default()
         };
         match gantry_workflow::trigger::decide(&workflow, &offered) {
-            gantry_workflow::trigger::Decision::Run => chosen.push(Chosen {
-                called: super::called_files::called_files(path, &workflow)
-                    .with_context(|| format!("{relative} calls a reusable workflow"))?,
-                path: relative,
-                text,
-                workflow,
-            }),
+            gantry_workflow::trigger::Decision::Run => {
+                let called = super::called_files::called_files(path, &workflow)
+                    .with_context(|| format!("{relative} calls a reusable workflow"))?;
+                let elsewhere =
+                    super::called_files::other_repository_calls(&relative, &workflow, &called);
+                if !elsewhere.is_empty() {
+                    for problem in &elsewhere {
+                        output::error(problem);
+                    }
+                    invalid = true;
+                    continue;
+                }
+                chosen.push(Chosen {
+                    called,
+                    path: relative,
+                    text,
+                    workflow,
+                });
+            }
             gantry_workflow::trigger::Decision::Skip(why) => {
                 output::message(&format!("{relative}: not started by `{event}`: {why}"));
             }
