@@ -1,7 +1,8 @@
 //! `gantry run [PATH]`: runs a local repository's workflows through an embedded orchestrator —
 //! the real server, scheduler, provisioner, sandboxed runners and logs, in this process and its
 //! runner children — prints each job as it starts and ends with its log, and exits with the
-//! runs' conclusion (0 when every run succeeded, 1 otherwise).
+//! runs' conclusion (0 when every run succeeded, 1 otherwise). Ctrl-C cancels the runs and
+//! exits with 130 once they have ended (`interrupt`).
 //!
 //! The workflows are the files under `PATH/.github/workflows` that the event starts (with
 //! GitHub's trigger rules; the ref is the checked-out branch from `.git/HEAD`, else
@@ -27,6 +28,7 @@ use gantry_proto::v1 as proto;
 use indexmap::IndexMap;
 
 use super::client::{Client, Reply};
+use super::interrupt::{INTERRUPTED, Interrupt};
 use super::up::{PoolArgs, RunningPool};
 use crate::embedded::EmbeddedServer;
 use crate::output;
@@ -260,11 +262,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         runners: Default::default(),
     })?;
     let pool = RunningPool::start(&args.pool, &server.base, &token, &data_dir)?;
-    let outcome = drive(&args, &server.base, &chosen, &git_ref, inputs);
+    let interrupt = Interrupt::watch(&server.base)?;
+    let outcome = drive(&args, &server.base, &chosen, &git_ref, inputs, &interrupt);
     pool.stop();
     server.stop()?;
     let succeeded = outcome?;
-    Ok(if succeeded && !invalid {
+    Ok(if interrupt.interrupted() {
+        ExitCode::from(INTERRUPTED)
+    } else if succeeded && !invalid {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -278,6 +283,7 @@ fn drive(
     chosen: &[Chosen],
     git_ref: &str,
     inputs: IndexMap<String, serde_json::Value>,
+    interrupt: &Interrupt,
 ) -> anyhow::Result<bool> {
     let client = Client::new(Some(base));
     let repo = repo_name(&args.path);
@@ -294,6 +300,10 @@ fn drive(
     expect_ok(client.post::<serde_json::Value>("/orgs/local/repos", &create, &[])?)?;
     let mut runs = Vec::new();
     for workflow in chosen {
+        if interrupt.interrupted() {
+            // Ctrl-C before every run was started: the rest are not.
+            break;
+        }
         let trigger = proto::TriggerRun {
             workflow_path: workflow.path.clone(),
             workflow: workflow.text.clone(),
@@ -307,6 +317,7 @@ fn drive(
         };
         let run: proto::Run =
             expect_ok(client.post(&format!("/repos/local/{repo}/runs"), &trigger, &[])?)?;
+        interrupt.started(&client, run.id);
         runs.push(run.id);
     }
     super::watch::follow(&client, &runs, Mode::for_stdout(args.json))

@@ -5,6 +5,7 @@ mod called_files;
 pub(crate) mod client;
 pub mod expr;
 pub mod git_repo;
+mod interrupt;
 pub mod job_selection;
 pub mod jobs;
 pub mod local_run;

@@ -2,6 +2,7 @@
 //! --ephemeral` child process of this one, with its own work directory.
 
 use std::collections::HashMap;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
@@ -77,6 +78,10 @@ impl Provider for LocalProvider {
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr)
+            // A group of its own: a Ctrl-C at the terminal reaches gantry, which cancels the
+            // runs and then stops its runners (SIGTERM), not the runners and their jobs'
+            // processes directly, which would fail the jobs instead of cancelling them.
+            .process_group(0)
             .spawn()
             .context("cannot start a runner process")?;
         tracing::info!(runner = %name, pid = child.id(), "runner launched");

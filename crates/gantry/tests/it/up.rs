@@ -379,3 +379,82 @@ fn gantry_run_job_with_an_unknown_id_lists_the_ids_that_exist() {
         "{stderr}"
     );
 }
+
+/// Ctrl-C during `gantry run` cancels the run instead of abandoning it: the running job is
+/// stopped by its runner and ends cancelled, an `always()` job still runs, and the command
+/// exits with 130.
+#[test]
+fn ctrl_c_during_gantry_run_cancels_the_run_and_exits_130() {
+    use std::io::{BufRead, BufReader};
+
+    let repo = tempfile::tempdir().unwrap();
+    let workflows = repo.path().join(".github/workflows");
+    std::fs::create_dir_all(&workflows).unwrap();
+    std::fs::write(
+        workflows.join("slow.yml"),
+        "on: push\njobs:\n  slow:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo slow-began; sleep 120\n  cleanup:\n    needs: slow\n    if: always()\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo cleanup-ran\n",
+    )
+    .unwrap();
+    // Trusted test workflow: the host executor keeps this scenario machine-independent.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .args(["run", ".", "--unsafe-host-executor"])
+        .current_dir(repo.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, received) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !seen
+        .iter()
+        .any(|line: &String| line.contains("slow | slow-began"))
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match received.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("the slow job never began:\n{}", seen.join("\n"));
+            }
+        }
+    }
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("gantry run did not end after Ctrl-C:\n{}", seen.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    seen.extend(received.try_iter());
+    let stdout = seen.join("\n");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(130), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("interrupted: cancelling the runs"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("⊘ slow cancelled"), "{stdout}");
+    assert!(stdout.contains("cleanup | cleanup-ran"), "{stdout}");
+    assert!(stdout.contains(": cancelled"), "{stdout}");
+}
