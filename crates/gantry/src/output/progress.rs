@@ -63,6 +63,14 @@ pub struct Progress {
     blocked: HashMap<i64, Blocked>,
 }
 
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if self.tree.is_some() {
+            super::set_live_tree(None);
+        }
+    }
+}
+
 /// An unusual wait of one job, as `blocked_text` words it.
 struct Blocked {
     text: String,
@@ -96,7 +104,10 @@ struct JobLine {
 impl Progress {
     /// A view of `runs` runs in `mode`; the live tree draws on stdout.
     pub fn new(mode: Mode, runs: usize) -> Progress {
-        Progress::drawing_to(mode, runs, ProgressDrawTarget::stdout())
+        let progress = Progress::drawing_to(mode, runs, ProgressDrawTarget::stdout());
+        // Logs and messages on stderr share the terminal with the tree: written around it.
+        super::set_live_tree(progress.tree.as_ref().map(|tree| tree.multi.clone()));
+        progress
     }
 
     /// A view of `runs` runs in `mode` whose live tree draws on `target`.
