@@ -17,8 +17,9 @@ use gantry_engine::{
     JobStatus as EngineJobStatus, Millis, RunState, TimerKind,
 };
 use gantry_store::{
-    EndedAttempt, FencingToken, Job, JobId, JobUpdate, NewJob, OrgId, RepoId, RunFilter, RunId,
-    RunStatus, RunUpdate, StateDocument, Store, StoreError, Transition,
+    Claim, ClaimInTransition, EndedAttempt, FencingToken, Job, JobId, JobUpdate, Lease, NewJob,
+    OrgId, RepoId, RunFilter, RunId, RunStatus, RunUpdate, RunnerId, StateDocument, Store,
+    StoreError, Transition,
 };
 use tokio::sync::{Notify, watch};
 
@@ -102,6 +103,18 @@ struct Indexes {
 pub(crate) struct Applied {
     /// The run after the event.
     pub state: RunState,
+    /// The claim the transition made ([`App::drive_claim`]), with its fencing token.
+    pub claim: Option<Claim>,
+}
+
+/// A runner's claim of a queued job, made in the same transaction as the engine's "job
+/// started" ([`App::drive_claim`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RunnerClaim {
+    pub job_id: JobId,
+    pub runner: RunnerId,
+    /// When it is claimed; its lease lasts the dispatcher's `lease_ms` from then.
+    pub at: Millis,
 }
 
 /// What [`App::recover`] found.
@@ -313,7 +326,22 @@ impl App {
         event: Event,
         token: Option<FencingToken>,
     ) -> Result<Applied, ApiError> {
-        let (applied, deliveries) = self.apply(run_id, &event, token).await?;
+        let (applied, deliveries) = self.apply(run_id, &event, token, None).await?;
+        self.deliver(deliveries).await;
+        Ok(applied)
+    }
+
+    /// Claims a queued job for a runner and applies the engine's "job started" (`event`) in
+    /// one transaction, so the engine cannot miss a claim; the runner holds the lease before
+    /// the dispatcher hears of the start. A claim the store refuses (the job is no longer
+    /// queued at that attempt) changes nothing and is a conflict.
+    pub(crate) async fn drive_claim(
+        &self,
+        run_id: RunId,
+        event: Event,
+        claim: RunnerClaim,
+    ) -> Result<Applied, ApiError> {
+        let (applied, deliveries) = self.apply(run_id, &event, None, Some(claim)).await?;
         self.deliver(deliveries).await;
         Ok(applied)
     }
@@ -322,7 +350,7 @@ impl App {
     pub(crate) async fn deliver(&self, deliveries: Vec<(RunId, Event)>) {
         let mut work = VecDeque::from(deliveries);
         while let Some((run_id, event)) = work.pop_front() {
-            match self.apply(run_id, &event, None).await {
+            match self.apply(run_id, &event, None, None).await {
                 Ok((_, more)) => work.extend(more),
                 Err(error) => {
                     tracing::warn!(run_id = %run_id, ?event, error = %error, "concurrency event refused");
@@ -331,12 +359,14 @@ impl App {
         }
     }
 
-    /// One event on one run, in one transaction; then the in-memory indexes.
+    /// One event on one run, in one transaction (with `claim`, if any: see
+    /// [`App::drive_claim`]); then the in-memory indexes.
     async fn apply(
         &self,
         run_id: RunId,
         event: &Event,
         token: Option<FencingToken>,
+        claim: Option<RunnerClaim>,
     ) -> Result<(Applied, Vec<(RunId, Event)>), ApiError> {
         for _ in 0..MAX_TRANSITION_TRIES {
             let cached = self.run_cache().runs.remove(&run_id);
@@ -377,8 +407,23 @@ impl App {
                 (Event::JobCompleted { job, .. }, Some(token)) => Some((job, token)),
                 _ => None,
             };
-            let plan =
+            let mut plan =
                 plan_transition(run_id, version, &state, &rows, &running_before, token, time)?;
+            let claimed_key = match (claim, event) {
+                (Some(claim), Event::JobStarted { job, attempt }) => {
+                    plan.transition.claim = Some(ClaimInTransition {
+                        job_id: claim.job_id,
+                        attempt: i64::from(attempt.0),
+                        runner_id: claim.runner,
+                        lease: Lease {
+                            now_ms: ms(claim.at),
+                            deadline_ms: ms(self.lease_deadline(claim.at)),
+                        },
+                    });
+                    Some((job, *attempt))
+                }
+                _ => None,
+            };
             let updates = plan.transition.job_updates.clone();
             let adds_jobs = !plan.transition.new_jobs.is_empty();
             let new_keys: Vec<JobKey> = plan
@@ -438,11 +483,22 @@ impl App {
                     );
                     let mut statuses = plan.statuses;
                     statuses.extend(applied.new_job_ids.into_iter().zip(plan.new_statuses));
+                    // The lease first: the dispatcher drops a started job it finds unleased.
+                    if let (Some(request), Some(claimed), Some((key, attempt))) =
+                        (claim, applied.claim, claimed_key)
+                    {
+                        let deadline = self.lease_deadline(request.at);
+                        self.grant_lease(request.runner, &claimed, key.clone(), attempt, deadline);
+                    }
                     self.feed_dispatcher(run_id, &state, &changes, &cancels)
                         .await;
                     let deliveries = self.after_commit(run_id, &statuses, &effects).await;
                     log_effects(run_id, &effects);
-                    return Ok((Applied { state }, deliveries));
+                    let applied = Applied {
+                        state,
+                        claim: applied.claim,
+                    };
+                    return Ok((applied, deliveries));
                 }
                 Err(StoreError::Conflict { what }) => {
                     // Lost a race for the state (retry) or refused for another reason, such as
