@@ -27,12 +27,18 @@ use crate::dispatcher::{Dispatcher, RunnerSettings};
 
 use crate::convert::{self, ms, now};
 use crate::error::ApiError;
+use crate::recent::RecentMap;
 
 /// How many times a transition is recomputed after losing a race for the run's state.
 const MAX_TRANSITION_TRIES: usize = 50;
 
-/// How many open runs keep their last committed state in memory ([`RunCache`]).
-const RUN_CACHE_CAPACITY: usize = 4096;
+/// About how many jobs the open runs whose last committed state stays in memory hold
+/// ([`RunCache`], weighed by jobs since a run's state and rows grow with them): room for the
+/// 200,000 leased jobs a node is meant to carry, at roughly a kilobyte each.
+const RUN_CACHE_JOBS: usize = 262_144;
+
+/// About how many jobs the loaded workflows kept for claims hold (see [`RUN_CACHE_JOBS`]).
+const WORKFLOW_CACHE_JOBS: usize = 262_144;
 
 /// The store and everything the server keeps in memory about it.
 pub struct App {
@@ -49,7 +55,7 @@ pub struct App {
     /// Rung when a lease is added, so the lease watcher looks at the new earliest deadline.
     pub(crate) lease_changed: Notify,
     /// Loaded workflow files (and the files they call) of runs with jobs being claimed.
-    workflows: Mutex<HashMap<RunId, crate::called::RunWorkflows>>,
+    workflows: Mutex<RecentMap<RunId, crate::called::RunWorkflows>>,
     /// Each run's repository and organization (they never change).
     owners: Mutex<HashMap<RunId, (RepoId, OrgId)>>,
     /// Per job with live log viewers: bumped when lines arrive or the job ends.
@@ -66,10 +72,10 @@ pub struct App {
 /// It is only ever a shortcut: a change taken from the cache is still written with the state
 /// version it was computed from, so if another writer moved the run meanwhile the write is
 /// refused and the change is recomputed from the store. An entry is taken out while a change
-/// is being computed, so two changes of one run never start from one cached copy.
-#[derive(Default)]
+/// is being computed, so two changes of one run never start from one cached copy. Runs not
+/// used for a while make way for others ([`RecentMap`]).
 struct RunCache {
-    runs: HashMap<RunId, CachedRun>,
+    runs: RecentMap<RunId, CachedRun>,
 }
 
 /// The row of `job_id` among a run's rows, which the store lists by id (a wide fan-out updates
@@ -138,10 +144,12 @@ impl App {
             timers_changed: Notify::new(),
             groups_ready: watch::Sender::new(false),
             names: Mutex::new(HashMap::new()),
-            runs: Mutex::new(RunCache::default()),
+            runs: Mutex::new(RunCache {
+                runs: RecentMap::new(RUN_CACHE_JOBS),
+            }),
             dispatch: Dispatcher::new(RunnerSettings::default()),
             lease_changed: Notify::new(),
-            workflows: Mutex::new(HashMap::new()),
+            workflows: Mutex::new(RecentMap::new(WORKFLOW_CACHE_JOBS)),
             owners: Mutex::new(HashMap::new()),
             log_bells: Mutex::new(HashMap::new()),
             mirrors_dir: None,
@@ -162,7 +170,9 @@ impl App {
         self
     }
 
-    pub(crate) fn workflows(&self) -> MutexGuard<'_, HashMap<RunId, crate::called::RunWorkflows>> {
+    pub(crate) fn workflows(
+        &self,
+    ) -> MutexGuard<'_, RecentMap<RunId, crate::called::RunWorkflows>> {
         self.workflows
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -252,7 +262,7 @@ impl App {
                     && i64::from(instance.attempt.0) == attempt
             })
         };
-        if let Some(cached) = self.run_cache().runs.get(&run_id) {
+        if let Some(cached) = self.run_cache().runs.get_mut(&run_id) {
             return Ok(unheard(&cached.state));
         }
         let (state, _) = self.load_state(run_id).await?;
@@ -525,12 +535,8 @@ impl App {
             cache.runs.remove(&run_id);
             return;
         }
-        if cache.runs.len() >= RUN_CACHE_CAPACITY {
-            // Rarely reached (that many runs changing at once): starting over is simpler than
-            // tracking recency, and costs only reads.
-            cache.runs.clear();
-        }
-        cache.runs.insert(run_id, run);
+        let weight = run.state.instances().count().max(1);
+        cache.runs.insert(run_id, run, weight);
     }
 
     /// Updates the indexes after a committed change: queued jobs, timers, concurrency groups.

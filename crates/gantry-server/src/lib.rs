@@ -37,6 +37,7 @@ mod logs;
 mod mirror;
 mod openapi;
 mod ops;
+mod recent;
 mod routes;
 mod runner_ops;
 mod runner_registry;

@@ -248,7 +248,7 @@ impl App {
     /// The loaded workflow of a run and the workflows it calls (cached: a run's files never
     /// change).
     async fn workflow_of(&self, run_id: RunId) -> Result<RunWorkflows, ApiError> {
-        if let Some(workflows) = self.workflows().get(&run_id) {
+        if let Some(workflows) = self.workflows().get_mut(&run_id) {
             return Ok(workflows.clone());
         }
         let no_longer_loads =
@@ -269,12 +269,8 @@ impl App {
 
     /// Keeps a run's loaded workflows for the claims of its jobs.
     pub(crate) fn remember_workflow(&self, run_id: RunId, workflow: RunWorkflows) {
-        let mut cache = self.workflows();
-        if cache.len() >= 1024 {
-            // Rarely reached; a miss costs one read and one parse.
-            cache.clear();
-        }
-        cache.insert(run_id, workflow);
+        let weight = workflow.workflow.jobs.len().max(1);
+        self.workflows().insert(run_id, workflow, weight);
     }
 
     /// The lease of `job` if `runner` holds it under `token`.
