@@ -17,8 +17,9 @@ use gantry_engine::{
     JobStatus as EngineJobStatus, Millis, RunState, TimerKind,
 };
 use gantry_store::{
-    EndedAttempt, FencingToken, Job, JobId, JobUpdate, NewJob, OrgId, RepoId, RunFilter, RunId,
-    RunStatus, RunUpdate, StateDocument, Store, StoreError, Transition,
+    Claim, ClaimInTransition, EndedAttempt, FencingToken, Job, JobId, JobUpdate, Lease, NewJob,
+    OrgId, RepoId, RunFilter, RunId, RunStatus, RunUpdate, RunnerId, StateDocument, Store,
+    StoreError, Transition,
 };
 use tokio::sync::{Notify, watch};
 
@@ -27,12 +28,18 @@ use crate::timers::Timers;
 
 use crate::convert::{self, ms, now};
 use crate::error::ApiError;
+use crate::recent::RecentMap;
 
 /// How many times a transition is recomputed after losing a race for the run's state.
 const MAX_TRANSITION_TRIES: usize = 50;
 
-/// How many open runs keep their last committed state in memory ([`RunCache`]).
-const RUN_CACHE_CAPACITY: usize = 4096;
+/// About how many jobs the open runs whose last committed state stays in memory hold
+/// ([`RunCache`], weighed by jobs since a run's state and rows grow with them): room for the
+/// 200,000 leased jobs a node is meant to carry, at roughly a kilobyte each.
+const RUN_CACHE_JOBS: usize = 262_144;
+
+/// About how many jobs the loaded workflows kept for claims hold (see [`RUN_CACHE_JOBS`]).
+const WORKFLOW_CACHE_JOBS: usize = 262_144;
 
 /// The store and everything the server keeps in memory about it.
 pub struct App {
@@ -49,7 +56,7 @@ pub struct App {
     /// Rung when a lease is added, so the lease watcher looks at the new earliest deadline.
     pub(crate) lease_changed: Notify,
     /// Loaded workflow files (and the files they call) of runs with jobs being claimed.
-    workflows: Mutex<HashMap<RunId, crate::called::RunWorkflows>>,
+    workflows: Mutex<RecentMap<RunId, crate::called::RunWorkflows>>,
     /// Each run's repository and organization (they never change).
     owners: Mutex<HashMap<RunId, (RepoId, OrgId)>>,
     /// Per job with live log viewers: bumped when lines arrive or the job ends.
@@ -66,10 +73,10 @@ pub struct App {
 /// It is only ever a shortcut: a change taken from the cache is still written with the state
 /// version it was computed from, so if another writer moved the run meanwhile the write is
 /// refused and the change is recomputed from the store. An entry is taken out while a change
-/// is being computed, so two changes of one run never start from one cached copy.
-#[derive(Default)]
+/// is being computed, so two changes of one run never start from one cached copy. Runs not
+/// used for a while make way for others ([`RecentMap`]).
 struct RunCache {
-    runs: HashMap<RunId, CachedRun>,
+    runs: RecentMap<RunId, CachedRun>,
 }
 
 /// The row of `job_id` among a run's rows, which the store lists by id (a wide fan-out updates
@@ -102,6 +109,18 @@ struct Indexes {
 pub(crate) struct Applied {
     /// The run after the event.
     pub state: RunState,
+    /// The claim the transition made ([`App::drive_claim`]), with its fencing token.
+    pub claim: Option<Claim>,
+}
+
+/// A runner's claim of a queued job, made in the same transaction as the engine's "job
+/// started" ([`App::drive_claim`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RunnerClaim {
+    pub job_id: JobId,
+    pub runner: RunnerId,
+    /// When it is claimed; its lease lasts the dispatcher's `lease_ms` from then.
+    pub at: Millis,
 }
 
 /// What [`App::recover`] found.
@@ -125,10 +144,12 @@ impl App {
             timers_changed: Notify::new(),
             groups_ready: watch::Sender::new(false),
             names: Mutex::new(HashMap::new()),
-            runs: Mutex::new(RunCache::default()),
+            runs: Mutex::new(RunCache {
+                runs: RecentMap::new(RUN_CACHE_JOBS),
+            }),
             dispatch: Dispatcher::new(RunnerSettings::default()),
             lease_changed: Notify::new(),
-            workflows: Mutex::new(HashMap::new()),
+            workflows: Mutex::new(RecentMap::new(WORKFLOW_CACHE_JOBS)),
             owners: Mutex::new(HashMap::new()),
             log_bells: Mutex::new(HashMap::new()),
             mirrors_dir: None,
@@ -149,7 +170,9 @@ impl App {
         self
     }
 
-    pub(crate) fn workflows(&self) -> MutexGuard<'_, HashMap<RunId, crate::called::RunWorkflows>> {
+    pub(crate) fn workflows(
+        &self,
+    ) -> MutexGuard<'_, RecentMap<RunId, crate::called::RunWorkflows>> {
         self.workflows
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -239,7 +262,7 @@ impl App {
                     && i64::from(instance.attempt.0) == attempt
             })
         };
-        if let Some(cached) = self.run_cache().runs.get(&run_id) {
+        if let Some(cached) = self.run_cache().runs.get_mut(&run_id) {
             return Ok(unheard(&cached.state));
         }
         let (state, _) = self.load_state(run_id).await?;
@@ -318,7 +341,22 @@ impl App {
         event: Event,
         token: Option<FencingToken>,
     ) -> Result<Applied, ApiError> {
-        let (applied, deliveries) = self.apply(run_id, &event, token).await?;
+        let (applied, deliveries) = self.apply(run_id, &event, token, None).await?;
+        self.deliver(deliveries).await;
+        Ok(applied)
+    }
+
+    /// Claims a queued job for a runner and applies the engine's "job started" (`event`) in
+    /// one transaction, so the engine cannot miss a claim; the runner holds the lease before
+    /// the dispatcher hears of the start. A claim the store refuses (the job is no longer
+    /// queued at that attempt) changes nothing and is a conflict.
+    pub(crate) async fn drive_claim(
+        &self,
+        run_id: RunId,
+        event: Event,
+        claim: RunnerClaim,
+    ) -> Result<Applied, ApiError> {
+        let (applied, deliveries) = self.apply(run_id, &event, None, Some(claim)).await?;
         self.deliver(deliveries).await;
         Ok(applied)
     }
@@ -327,7 +365,7 @@ impl App {
     pub(crate) async fn deliver(&self, deliveries: Vec<(RunId, Event)>) {
         let mut work = VecDeque::from(deliveries);
         while let Some((run_id, event)) = work.pop_front() {
-            match self.apply(run_id, &event, None).await {
+            match self.apply(run_id, &event, None, None).await {
                 Ok((_, more)) => work.extend(more),
                 Err(error) => {
                     tracing::warn!(run_id = %run_id, ?event, error = %error, "concurrency event refused");
@@ -336,12 +374,14 @@ impl App {
         }
     }
 
-    /// One event on one run, in one transaction; then the in-memory indexes.
+    /// One event on one run, in one transaction (with `claim`, if any: see
+    /// [`App::drive_claim`]); then the in-memory indexes.
     async fn apply(
         &self,
         run_id: RunId,
         event: &Event,
         token: Option<FencingToken>,
+        claim: Option<RunnerClaim>,
     ) -> Result<(Applied, Vec<(RunId, Event)>), ApiError> {
         for _ in 0..MAX_TRANSITION_TRIES {
             let cached = self.run_cache().runs.remove(&run_id);
@@ -382,8 +422,23 @@ impl App {
                 (Event::JobCompleted { job, .. }, Some(token)) => Some((job, token)),
                 _ => None,
             };
-            let plan =
+            let mut plan =
                 plan_transition(run_id, version, &state, &rows, &running_before, token, time)?;
+            let claimed_key = match (claim, event) {
+                (Some(claim), Event::JobStarted { job, attempt }) => {
+                    plan.transition.claim = Some(ClaimInTransition {
+                        job_id: claim.job_id,
+                        attempt: i64::from(attempt.0),
+                        runner_id: claim.runner,
+                        lease: Lease {
+                            now_ms: ms(claim.at),
+                            deadline_ms: ms(self.lease_deadline(claim.at)),
+                        },
+                    });
+                    Some((job, *attempt))
+                }
+                _ => None,
+            };
             let updates = plan.transition.job_updates.clone();
             let adds_jobs = !plan.transition.new_jobs.is_empty();
             let new_keys: Vec<JobKey> = plan
@@ -443,11 +498,22 @@ impl App {
                     );
                     let mut statuses = plan.statuses;
                     statuses.extend(applied.new_job_ids.into_iter().zip(plan.new_statuses));
+                    // The lease first: the dispatcher drops a started job it finds unleased.
+                    if let (Some(request), Some(claimed), Some((key, attempt))) =
+                        (claim, applied.claim, claimed_key)
+                    {
+                        let deadline = self.lease_deadline(request.at);
+                        self.grant_lease(request.runner, &claimed, key.clone(), attempt, deadline);
+                    }
                     self.feed_dispatcher(run_id, &state, &changes, &cancels)
                         .await;
                     let deliveries = self.after_commit(run_id, &state, &statuses, &effects).await;
                     log_effects(run_id, &effects);
-                    return Ok((Applied { state }, deliveries));
+                    let applied = Applied {
+                        state,
+                        claim: applied.claim,
+                    };
+                    return Ok((applied, deliveries));
                 }
                 Err(StoreError::Conflict { what }) => {
                     // Lost a race for the state (retry) or refused for another reason, such as
@@ -474,12 +540,8 @@ impl App {
             cache.runs.remove(&run_id);
             return;
         }
-        if cache.runs.len() >= RUN_CACHE_CAPACITY {
-            // Rarely reached (that many runs changing at once): starting over is simpler than
-            // tracking recency, and costs only reads.
-            cache.runs.clear();
-        }
-        cache.runs.insert(run_id, run);
+        let weight = run.state.instances().count().max(1);
+        cache.runs.insert(run_id, run, weight);
     }
 
     /// Updates the indexes after a committed change that left the run at `state`: queued

@@ -39,6 +39,7 @@ mod logs;
 mod mirror;
 mod openapi;
 mod ops;
+mod recent;
 mod remote_calls;
 mod resolve_calls;
 mod routes;

@@ -1,10 +1,10 @@
 //! The runner protocol's job operations: claims (long-polled), heartbeats, step and log
 //! reports and results. Registration is `runner_registry`'s, lease expiry `leases`'.
 //!
-//! A claim picks from the dispatcher's fair queue, then claims the job in the store (one
-//! transaction that hands out the fencing token) and only then tells the engine the job
-//! started; if the store refuses (the job was cancelled meanwhile) the pick is dropped and the
-//! next job is tried. Every later call is checked against the lease in memory (right runner,
+//! A claim picks from the dispatcher's fair queue, then claims the job in the store and tells
+//! the engine the job started, in one transaction that hands out the fencing token
+//! ([`App::drive_claim`]); if the store or the engine refuses (the job was cancelled
+//! meanwhile) nothing is written, the pick is dropped and the next job is tried. Every later call is checked against the lease in memory (right runner,
 //! right token) and, for what it writes, against the job's latest token in the store.
 
 use std::sync::Arc;
@@ -13,10 +13,10 @@ use std::time::Duration;
 use gantry_engine::{Event, JobKey, Millis};
 use gantry_proto::v1 as proto;
 use gantry_store::{
-    FencingToken, JobId, Lease, LogAppend, NewLogLine, RunId, RunnerId, StepResult, StoreError,
+    Claim, FencingToken, JobId, LogAppend, NewLogLine, RunId, RunnerId, StepResult, StoreError,
 };
 
-use crate::app::App;
+use crate::app::{App, RunnerClaim};
 use crate::called::{CalledWorkflows, RunWorkflows};
 use crate::convert::{self, ms, now};
 use crate::dispatcher::{self, LeaseEntry};
@@ -78,10 +78,10 @@ impl App {
                 state.queue.pick(&view, now())
             };
             if let Some(job) = picked {
-                // Once the store has the claim, the engine must hear of it even if the runner
-                // hangs up meanwhile (which drops this request's future): the rest runs as its
-                // own task. An answer nobody reads is then a lease that expires, and the job is
-                // queued again.
+                // Once the claim has committed, the dispatcher must hold its lease even if the
+                // runner hangs up meanwhile (which drops this request's future): the rest runs
+                // as its own task. An answer nobody reads is then a lease that expires, and the
+                // job is queued again.
                 let app = Arc::clone(self);
                 let taken =
                     tokio::spawn(async move { app.take(runner, dispatcher::job_id(job)).await })
@@ -100,90 +100,70 @@ impl App {
         }
     }
 
-    /// Claims a picked job in the store and starts it; `None` when the job had moved on.
+    /// Claims a picked job and starts it, in one transaction; `None` when the job had moved
+    /// on.
     async fn take(
         &self,
         runner: RunnerId,
         job_id: JobId,
     ) -> Result<Option<proto::JobAssignment>, ApiError> {
-        let time = now();
-        let lease_ms = self.dispatch.settings.lease_ms;
-        let claim = self
-            .store
-            .claim_job(
-                job_id,
-                runner,
-                Lease {
-                    now_ms: ms(time),
-                    deadline_ms: ms(time.after(Millis(lease_ms))),
-                },
-            )
-            .await;
-        let claim = match claim {
-            Ok(claim) => claim,
-            Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) => {
-                // Cancelled or ended since it was queued: the queue forgets it.
+        let release = || {
+            let _ = self
+                .dispatch
+                .lock()
+                .queue
+                .release(dispatcher::job_ref(job_id));
+        };
+        let job = match self.store.get_job(job_id).await {
+            Ok(job) => job,
+            Err(StoreError::NotFound { .. }) => {
                 self.dispatch.forget(job_id);
                 return Ok(None);
             }
             Err(error) => {
-                let _ = self
-                    .dispatch
-                    .lock()
-                    .queue
-                    .release(dispatcher::job_ref(job_id));
+                release();
                 return Err(error.into());
             }
         };
-        let job = self.store.get_job(job_id).await?;
-        let key = convert::job_key(&job);
-        let attempt = gantry_engine::Attempt(u32::try_from(claim.attempt).unwrap_or(u32::MAX));
-        let first_lease = {
-            let mut state = self.dispatch.lock();
-            let first_lease = state.leases.is_empty();
-            state.leases.insert(
-                job_id,
-                LeaseEntry {
-                    runner,
-                    token: claim.fencing_token,
-                    run_id: job.run_id,
-                    key: key.clone(),
-                    attempt,
-                    deadline: time.after(Millis(lease_ms)),
-                    cancel_requested: false,
-                },
-            );
-            if let Some(entry) = state.runners.get_mut(&runner) {
-                entry.held.insert(job_id);
-                if entry.ephemeral {
-                    entry.spent = true;
-                }
-            }
-            first_lease
-        };
-        self.claimed(&job, ms(time));
-        // Every lease lasts `lease_ms` from when it was granted or renewed, so a new one never
-        // ends before those already held and the watcher's wait stays right; it is woken only
-        // when it had nothing to wait for. Waking it per claim cost two scans of the lease
-        // table under the dispatcher's lock: claims slowed from ~380/s to ~135/s by 83,000
-        // leases (`gantry bench heartbeats --leased 200000`).
-        if first_lease {
-            self.lease_changed.notify_one();
+        if job.status != gantry_store::JobStatus::Queued {
+            // Cancelled or ended since it was queued: the queue forgets it.
+            self.dispatch.forget(job_id);
+            return Ok(None);
         }
+        let key = convert::job_key(&job);
+        let attempt = gantry_engine::Attempt(u32::try_from(job.attempt).unwrap_or(u32::MAX));
         let started = Event::JobStarted {
             job: key.clone(),
             attempt,
         };
-        let applied = match self.drive(job.run_id, started, None).await {
+        let claim = RunnerClaim {
+            job_id,
+            runner,
+            at: now(),
+        };
+        let applied = match self.drive_claim(job.run_id, started, claim).await {
             Ok(applied) => applied,
-            Err(error) if error.code == proto::ErrorCode::Conflict => {
-                // Cancelled (or timed out) between the claim and now: the transition that
-                // ended it also ended the claimed attempt; try the next job.
-                tracing::info!(job_id = %job_id, error = %error.message, "claimed job ended before it started");
+            Err(error)
+                if matches!(
+                    error.code,
+                    proto::ErrorCode::Conflict | proto::ErrorCode::NotFound
+                ) =>
+            {
+                // Cancelled, timed out or claimed by another since it was read: nothing was
+                // written; try the next job.
+                tracing::info!(job_id = %job_id, error = %error.message, "picked job no longer claimable");
                 self.dispatch.forget(job_id);
                 return Ok(None);
             }
-            Err(error) => return Err(error),
+            Err(error) => {
+                release();
+                return Err(error);
+            }
+        };
+        let Some(claim) = applied.claim else {
+            return Err(ApiError::internal(&format!(
+                "the start of job {job_id} committed without its claim"
+            )));
         };
         let mut payload = self.payload(job.run_id, &applied.state, &key).await?;
         payload.job_id = Some(job_id.0);
@@ -194,9 +174,56 @@ impl App {
             attempt: attempt.0,
             fencing_token: claim.fencing_token.0,
             heartbeat_interval_ms: self.dispatch.settings.heartbeat_interval_ms,
-            lease_ms,
+            lease_ms: self.dispatch.settings.lease_ms,
             payload,
         }))
+    }
+
+    /// When a lease granted or renewed at `at` ends.
+    pub(crate) fn lease_deadline(&self, at: Millis) -> Millis {
+        at.after(Millis(self.dispatch.settings.lease_ms))
+    }
+
+    /// Gives `runner` the lease of a job it claimed (called once the claim has committed).
+    pub(crate) fn grant_lease(
+        &self,
+        runner: RunnerId,
+        claim: &Claim,
+        key: JobKey,
+        attempt: gantry_engine::Attempt,
+        deadline: Millis,
+    ) {
+        let first_lease = {
+            let mut state = self.dispatch.lock();
+            let first_lease = state.leases.is_empty();
+            state.leases.insert(
+                claim.job_id,
+                LeaseEntry {
+                    runner,
+                    token: claim.fencing_token,
+                    run_id: claim.run_id,
+                    key,
+                    attempt,
+                    deadline,
+                    cancel_requested: false,
+                },
+            );
+            if let Some(entry) = state.runners.get_mut(&runner) {
+                entry.held.insert(claim.job_id);
+                if entry.ephemeral {
+                    entry.spent = true;
+                }
+            }
+            first_lease
+        };
+        // Every lease lasts `lease_ms` from when it was granted or renewed, so a new one never
+        // ends before those already held and the watcher's wait stays right; it is woken only
+        // when it had nothing to wait for. Waking it per claim cost two scans of the lease
+        // table under the dispatcher's lock: claims slowed from ~380/s to ~135/s by 83,000
+        // leases (`gantry bench heartbeats --leased 200000`).
+        if first_lease {
+            self.lease_changed.notify_one();
+        }
     }
 
     /// The job's payload, from the workflow file the run was created from.
@@ -221,7 +248,7 @@ impl App {
     /// The loaded workflow of a run and the workflows it calls (cached: a run's files never
     /// change).
     async fn workflow_of(&self, run_id: RunId) -> Result<RunWorkflows, ApiError> {
-        if let Some(workflows) = self.workflows().get(&run_id) {
+        if let Some(workflows) = self.workflows().get_mut(&run_id) {
             return Ok(workflows.clone());
         }
         let no_longer_loads =
@@ -242,12 +269,8 @@ impl App {
 
     /// Keeps a run's loaded workflows for the claims of its jobs.
     pub(crate) fn remember_workflow(&self, run_id: RunId, workflow: RunWorkflows) {
-        let mut cache = self.workflows();
-        if cache.len() >= 1024 {
-            // Rarely reached; a miss costs one read and one parse.
-            cache.clear();
-        }
-        cache.insert(run_id, workflow);
+        let weight = workflow.workflow.jobs.len().max(1);
+        self.workflows().insert(run_id, workflow, weight);
     }
 
     /// The lease of `job` if `runner` holds it under `token`.
@@ -533,5 +556,60 @@ mod tests {
         };
         let error = app.drive(job.run_id, late, None).await.err().unwrap();
         assert_eq!(error.code, proto::ErrorCode::Conflict, "{error:?}");
+    }
+
+    /// A runner's claim and the engine's "job started" are one transaction: a claim the store
+    /// refuses leaves the engine's state untouched, and an accepted one leaves the job claimed,
+    /// started and leased at once.
+    #[tokio::test]
+    async fn a_claim_and_its_start_commit_together_or_not_at_all() {
+        let fixture = crate::test_support::one_job().await;
+        let (app, job) = (&fixture.app, &fixture.job);
+        let key = convert::job_key(job);
+        let started = || Event::JobStarted {
+            job: key.clone(),
+            attempt: gantry_engine::Attempt(1),
+        };
+        let claim = RunnerClaim {
+            job_id: job.id,
+            runner: RunnerId(7),
+            at: now(),
+        };
+        let queued = |state: &gantry_engine::RunState| {
+            state.instance(&key).unwrap().status == gantry_engine::JobStatus::Queued
+        };
+
+        // Another claim got the job row first: the engine would start it, the store refuses
+        // the claim, and the start is not written either.
+        fixture.claim_in_store(60_000).await;
+        let version = app.store.get_run(job.run_id).await.unwrap().state_version;
+        let refused = app.drive_claim(job.run_id, started(), claim).await;
+        assert_eq!(refused.err().unwrap().code, proto::ErrorCode::Conflict);
+        let (state, after) = app.load_state(job.run_id).await.unwrap();
+        assert!(queued(&state));
+        assert_eq!(after, version);
+
+        // On a fresh job the claim commits with the start and the runner holds the lease.
+        let fresh = crate::test_support::one_job().await;
+        let (app, job) = (&fresh.app, &fresh.job);
+        let claim = RunnerClaim {
+            job_id: job.id,
+            ..claim
+        };
+        let applied = app.drive_claim(job.run_id, started(), claim).await.unwrap();
+        let token = applied.claim.unwrap().fencing_token;
+        let (state, _) = app.load_state(job.run_id).await.unwrap();
+        assert_eq!(
+            state.instance(&key).unwrap().status,
+            gantry_engine::JobStatus::InProgress
+        );
+        let running = app.store.running_attempts().await.unwrap();
+        assert_eq!(running.len(), 1);
+        assert_eq!(
+            (running[0].runner_id, running[0].fencing_token),
+            (Some(RunnerId(7)), token)
+        );
+        let lease = app.dispatch.lock().leases.get(&job.id).cloned().unwrap();
+        assert_eq!((lease.runner, lease.token), (RunnerId(7), token));
     }
 }

@@ -457,6 +457,24 @@ pub struct Transition {
     pub ended_attempts: Vec<EndedAttempt>,
     /// Step results to insert or replace.
     pub step_results: Vec<StepResult>,
+    /// A claim made in the same transaction, right after the version check and before the
+    /// job rows change (the engine's "job started" and the claim it follows commit together);
+    /// refused as [`crate::Store::claim_job`] would refuse it, and then nothing changes.
+    pub claim: Option<ClaimInTransition>,
+}
+
+/// The claim a [`Transition`] makes: the job's attempt, taken by a runner under a new
+/// fencing token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimInTransition {
+    /// The job, which must be of the transition's run and queued.
+    pub job_id: JobId,
+    /// The attempt the claim is for: refused as a conflict if the job's row is at another.
+    pub attempt: i64,
+    /// The runner taking it.
+    pub runner_id: RunnerId,
+    /// Its lease.
+    pub lease: Lease,
 }
 
 impl Transition {
@@ -476,6 +494,7 @@ impl Transition {
             new_attempts: Vec::new(),
             ended_attempts: Vec::new(),
             step_results: Vec::new(),
+            claim: None,
         }
     }
 }
@@ -593,6 +612,8 @@ pub struct AppliedTransition {
     pub state_version: i64,
     /// The ids of the transition's `new_jobs`, in order.
     pub new_job_ids: Vec<JobId>,
+    /// The claim the transition made, with its fencing token.
+    pub claim: Option<Claim>,
 }
 
 #[cfg(test)]

@@ -40,10 +40,7 @@ use crate::store::{Store, StoreFuture};
 
 pub use migrate::Migration;
 
-use group_commit::{Content, CreationQueue, PendingCreation};
-
-/// Where one creation's answer goes.
-type CreationReply = tokio::sync::oneshot::Sender<Result<CreatedRun, StoreError>>;
+use group_commit::{Content, PendingWrite, Performed, WriteQueue};
 
 use queries as q;
 use rows::StoreRow;
@@ -71,8 +68,9 @@ pub trait Backend: Database + sealed::Sealed {
 pub struct SqlStore<DB: Backend> {
     pub(crate) reads: Pool<DB>,
     pub(crate) writes: Pool<DB>,
-    /// Run creations waiting for a shared transaction ([`group_commit`]).
-    creations: Arc<CreationQueue>,
+    /// Run creations, transitions and claims waiting for a shared transaction
+    /// ([`group_commit`]).
+    batched: Arc<WriteQueue>,
 }
 
 impl<DB: Backend> Clone for SqlStore<DB> {
@@ -80,7 +78,7 @@ impl<DB: Backend> Clone for SqlStore<DB> {
         SqlStore {
             reads: self.reads.clone(),
             writes: self.writes.clone(),
-            creations: Arc::clone(&self.creations),
+            batched: Arc::clone(&self.batched),
         }
     }
 }
@@ -90,15 +88,6 @@ impl<DB: Backend> SqlStore<DB> {
     pub async fn close(&self) {
         self.writes.close().await;
         self.reads.close().await;
-    }
-}
-
-/// Answers every creation of a batch whose transaction failed: nothing of it was stored.
-fn fail_replies(replies: impl IntoIterator<Item = CreationReply>, cause: &str) {
-    for reply in replies {
-        let _ = reply.send(Err(StoreError::BatchFailed {
-            cause: cause.to_owned(),
-        }));
     }
 }
 
@@ -178,7 +167,7 @@ where
         let store = SqlStore {
             reads,
             writes,
-            creations: Arc::default(),
+            batched: Arc::default(),
         };
         store.apply_migrations().await?;
         Ok(store)
@@ -378,115 +367,159 @@ where
         if let Some(key) = idempotency_key {
             require_text("idempotency key", key)?;
         }
-        let answer = self
-            .creations
-            .push(run, content, idempotency_key.map(str::to_owned));
+        let idempotency_key = idempotency_key.map(str::to_owned);
+        self.batch(|reply| PendingWrite::Create {
+            run,
+            content,
+            idempotency_key,
+            reply,
+        })
+        .await
+    }
+
+    /// Queues a write for group commit ([`group_commit`]) and waits for its answer, leading
+    /// the batch that carries it if no earlier leader took it.
+    async fn batch<T>(
+        &self,
+        make: impl FnOnce(tokio::sync::oneshot::Sender<Result<T, StoreError>>) -> PendingWrite,
+    ) -> Result<T, StoreError> {
+        let answer = self.batched.push(make);
         {
-            let _leader = self.creations.lead().await;
-            let batch = self.creations.take();
+            let _leader = self.batched.lead().await;
+            let batch = self.batched.take();
             if !batch.is_empty() {
                 // On a task of its own, so a caller that goes away mid-batch (a closed
                 // connection drops its handler) cannot leave the others unanswered.
                 let store = self.clone();
                 // A panicking batch drops its callers' answers (they learn of it below) and
                 // rolls its transaction back.
-                let _ = tokio::spawn(async move { store.create_runs(batch).await }).await;
+                let _ = tokio::spawn(async move { store.write_batch(batch).await }).await;
             }
         }
         answer.await.unwrap_or_else(|_| {
             Err(StoreError::BatchFailed {
-                cause: "the batch holding this creation stopped before answering".to_owned(),
+                cause: "the batch holding this write stopped before answering".to_owned(),
             })
         })
     }
 
-    /// Runs a batch of creations in one transaction, each in a savepoint, and answers each.
-    async fn create_runs(&self, mut batch: Vec<PendingCreation>) {
+    /// Runs a batch of writes in one transaction, each in a savepoint, and answers each.
+    async fn write_batch(&self, mut batch: Vec<PendingWrite>) {
         let mut tx = match self.begin().await {
             Ok(tx) => tx,
             Err(error) => {
                 let cause = format!("cannot begin: {error}");
-                return fail_replies(batch.into_iter().map(|pending| pending.reply), &cause);
+                return batch.into_iter().for_each(|pending| pending.fail(&cause));
             }
         };
         if batch.len() == 1
             && let Some(lone) = batch.pop()
         {
-            return Self::create_alone(tx, lone).await;
+            return Self::write_alone(tx, lone).await;
         }
-        let mut answers = Vec::with_capacity(batch.len());
+        let mut performed = Vec::with_capacity(batch.len());
         let mut waiting = batch.into_iter();
         while let Some(pending) = waiting.next() {
-            match Self::create_in_savepoint(
-                &mut tx,
-                pending.run,
-                pending.content,
-                pending.idempotency_key,
-            )
-            .await
-            {
-                Ok(result) => answers.push((pending.reply, result)),
-                Err(error) => {
+            match Self::write_in_savepoint(&mut tx, pending).await {
+                Ok(done) => performed.push(done),
+                Err(cause) => {
                     // The transaction is unusable: nothing of the batch will be stored.
-                    let cause = format!("savepoint failed: {error}");
-                    let replies = answers.into_iter().map(|(reply, _)| reply);
-                    let rest = waiting.map(|pending| pending.reply);
-                    return fail_replies(replies.chain([pending.reply]).chain(rest), &cause);
+                    let failure = || StoreError::BatchFailed {
+                        cause: cause.clone(),
+                    };
+                    performed.into_iter().for_each(|done| done.fail(failure()));
+                    return waiting.for_each(|pending| pending.fail(&cause));
                 }
             }
         }
         if let Err(error) = tx.commit().await {
             let cause = format!("commit failed: {error}");
-            return fail_replies(answers.into_iter().map(|(reply, _)| reply), &cause);
+            return performed.into_iter().for_each(|done| {
+                done.fail(StoreError::BatchFailed {
+                    cause: cause.clone(),
+                });
+            });
         }
-        for (reply, result) in answers {
-            // A caller that went away needs no answer.
-            let _ = reply.send(result);
-        }
+        performed.into_iter().for_each(Performed::answer);
     }
 
-    /// A batch of one: the transaction is the creation's own, so it needs no savepoint (two
-    /// statements fewer); a refusal or an existing run rolls the whole transaction back.
-    async fn create_alone(mut tx: sqlx::Transaction<'static, DB>, lone: PendingCreation) {
-        let result = Self::create_run_in(
-            &mut tx,
-            lone.run,
-            lone.content,
-            lone.idempotency_key.as_deref(),
-        )
-        .await;
-        let answer = match result {
-            Ok(created) if created.created => match tx.commit().await {
-                Ok(()) => Ok(created),
-                Err(error) => Err(error.into()),
-            },
+    /// A batch of one: the transaction is the write's own, so it needs no savepoint (two
+    /// statements fewer); a refusal rolls the whole transaction back.
+    async fn write_alone(mut tx: sqlx::Transaction<'static, DB>, lone: PendingWrite) {
+        let done = Self::perform(&mut tx, lone).await;
+        if done.keep {
+            match tx.commit().await {
+                Ok(()) => done.answer(),
+                Err(error) => done.fail(error.into()),
+            }
+        } else {
             // Dropping the transaction rolls it back even if this explicit rollback fails,
             // so the answer stands either way.
-            other => {
-                let _ = tx.rollback().await;
-                other
-            }
-        };
-        // A caller that went away needs no answer.
-        let _ = lone.reply.send(answer);
+            let _ = tx.rollback().await;
+            done.answer();
+        }
     }
 
-    /// One creation in a savepoint of the batch's transaction, kept when it created a run and
-    /// rolled back otherwise. The outer error is the savepoint itself failing.
-    async fn create_in_savepoint(
+    /// One write in a savepoint of the batch's transaction, kept when it changed something
+    /// and rolled back otherwise. An error is the savepoint itself failing: the transaction
+    /// is unusable, and this write has been answered with that.
+    async fn write_in_savepoint(
         tx: &mut sqlx::Transaction<'static, DB>,
-        run: NewRun,
-        content: Content,
-        idempotency_key: Option<String>,
-    ) -> Result<Result<CreatedRun, StoreError>, sqlx::Error> {
-        let mut savepoint = sqlx::Connection::begin(&mut **tx).await?;
-        let result =
-            Self::create_run_in(&mut savepoint, run, content, idempotency_key.as_deref()).await;
-        match &result {
-            Ok(created) if created.created => savepoint.commit().await?,
-            _ => savepoint.rollback().await?,
+        pending: PendingWrite,
+    ) -> Result<Performed, String> {
+        let mut savepoint = match sqlx::Connection::begin(&mut **tx).await {
+            Ok(savepoint) => savepoint,
+            Err(error) => {
+                let cause = format!("savepoint failed: {error}");
+                pending.fail(&cause);
+                return Err(cause);
+            }
+        };
+        let done = Self::perform(&mut savepoint, pending).await;
+        let ended = if done.keep {
+            savepoint.commit().await
+        } else {
+            savepoint.rollback().await
+        };
+        match ended {
+            Ok(()) => Ok(done),
+            Err(error) => {
+                let cause = format!("savepoint failed: {error}");
+                done.fail(StoreError::BatchFailed {
+                    cause: cause.clone(),
+                });
+                Err(cause)
+            }
         }
-        Ok(result)
+    }
+
+    /// Runs one queued write on `conn` (a transaction or a savepoint the caller ends).
+    async fn perform(conn: &mut DB::Connection, pending: PendingWrite) -> Performed {
+        match pending {
+            PendingWrite::Create {
+                run,
+                content,
+                idempotency_key,
+                reply,
+            } => {
+                let result =
+                    Self::create_run_in(conn, run, content, idempotency_key.as_deref()).await;
+                Performed::new(reply, result, |created| created.created)
+            }
+            PendingWrite::Transition { transition, reply } => {
+                let result = Self::transition_in(conn, &transition).await;
+                Performed::new(reply, result, |_| true)
+            }
+            PendingWrite::Claim {
+                job_id,
+                runner_id,
+                lease,
+                reply,
+            } => {
+                let result = Self::claim_in(conn, job_id, runner_id, lease).await;
+                Performed::new(reply, result, |_| true)
+            }
+        }
     }
 
     /// One creation inside the batch's transaction (a savepoint the caller ends).
@@ -744,13 +777,20 @@ where
         &self,
         transition: Transition,
     ) -> Result<AppliedTransition, StoreError> {
-        let run_id = transition.run_id;
         for job in &transition.new_jobs {
             validate_new_job(job)?;
         }
-        let engine_state = transition.engine_state.as_str();
+        self.batch(|reply| PendingWrite::Transition { transition, reply })
+            .await
+    }
 
-        let mut tx = self.begin().await?;
+    /// One transition inside a batch's transaction (or savepoint), which the caller ends.
+    async fn transition_in(
+        tx: &mut DB::Connection,
+        transition: &Transition,
+    ) -> Result<AppliedTransition, StoreError> {
+        let run_id = transition.run_id;
+        let engine_state = transition.engine_state.as_str();
         // The version check and the new state in one statement: on PostgreSQL a concurrent
         // writer waits for this row and then finds the version changed.
         let updated = match &transition.run {
@@ -797,11 +837,33 @@ where
             });
         };
         let state_version = updated.int("state_version")?;
+        // After the run's row (the order every transition takes its locks in) and before the
+        // job rows, which the engine's "job started" sets as the claim left them.
+        let claim = match &transition.claim {
+            Some(wanted) => {
+                let claim =
+                    Self::claim_in(tx, wanted.job_id, wanted.runner_id, wanted.lease).await?;
+                if claim.run_id != run_id {
+                    return Err(StoreError::not_found(format!(
+                        "job {} in run {run_id}",
+                        wanted.job_id
+                    )));
+                }
+                if claim.attempt != wanted.attempt {
+                    return Err(StoreError::conflict(format!(
+                        "job {} is at attempt {}, not {}",
+                        wanted.job_id, claim.attempt, wanted.attempt
+                    )));
+                }
+                Some(claim)
+            }
+            None => None,
+        };
 
         for update in &transition.job_updates {
-            Self::update_job(&mut tx, run_id, update).await?;
+            Self::update_job(tx, run_id, update).await?;
         }
-        let new_job_ids = Self::insert_jobs(&mut tx, run_id, &transition.new_jobs).await?;
+        let new_job_ids = Self::insert_jobs(tx, run_id, &transition.new_jobs).await?;
 
         if !(transition.new_attempts.is_empty()
             && transition.ended_attempts.is_empty()
@@ -825,21 +887,21 @@ where
             };
             for attempt in &transition.new_attempts {
                 require_job_of_run(attempt.job_id)?;
-                Self::insert_attempt(&mut tx, attempt).await?;
+                Self::insert_attempt(tx, attempt).await?;
             }
             for ended in &transition.ended_attempts {
                 require_job_of_run(ended.job_id)?;
-                Self::end_attempt(&mut tx, ended).await?;
+                Self::end_attempt(tx, ended).await?;
             }
             for step in &transition.step_results {
                 require_job_of_run(step.job_id)?;
-                Self::upsert_step_result(&mut tx, step).await?;
+                Self::upsert_step_result(tx, step).await?;
             }
         }
-        tx.commit().await?;
         Ok(AppliedTransition {
             state_version,
             new_job_ids,
+            claim,
         })
     }
 
@@ -861,7 +923,22 @@ where
         runner_id: RunnerId,
         lease: Lease,
     ) -> Result<Claim, StoreError> {
-        let mut tx = self.begin().await?;
+        self.batch(|reply| PendingWrite::Claim {
+            job_id,
+            runner_id,
+            lease,
+            reply,
+        })
+        .await
+    }
+
+    /// One claim inside a batch's transaction (or savepoint), which the caller ends.
+    async fn claim_in(
+        tx: &mut DB::Connection,
+        job_id: JobId,
+        runner_id: RunnerId,
+        lease: Lease,
+    ) -> Result<Claim, StoreError> {
         let claimed = sqlx::query(q::CLAIM_JOB)
             .bind(job_id.0)
             .bind(lease.now_ms)
@@ -897,7 +974,6 @@ where
                 "attempt {attempt} of job {job_id} was already claimed or has ended"
             )));
         }
-        tx.commit().await?;
         Ok(Claim {
             job_id,
             run_id,

@@ -95,6 +95,46 @@ impl TestDb {
         }
     }
 
+    /// Makes the commit of any transaction that writes an engine state containing `doomed`
+    /// fail: a trigger inserts a row breaking a foreign key checked only at commit. For tests
+    /// of what a failed commit answers.
+    pub async fn fail_commits_of_doomed_states(&self) {
+        match &self.place {
+            Place::Sqlite { path, .. } => {
+                let mut conn =
+                    sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                        .await
+                        .unwrap();
+                sqlx::raw_sql(
+                    "CREATE TABLE doom (run_id INTEGER \
+                       REFERENCES workflow_runs (id) DEFERRABLE INITIALLY DEFERRED); \
+                     CREATE TRIGGER doom AFTER UPDATE OF engine_state ON workflow_runs \
+                       WHEN NEW.engine_state LIKE '%doomed%' \
+                       BEGIN INSERT INTO doom (run_id) VALUES (-1); END;",
+                )
+                .execute(&mut conn)
+                .await
+                .unwrap();
+                conn.close().await.unwrap();
+            }
+            Place::Postgres { url, schema } => {
+                let mut conn = PgConnection::connect(url).await.unwrap();
+                sqlx::raw_sql(AssertSqlSafe(format!(
+                    "CREATE TABLE \"{schema}\".doom (run_id BIGINT \
+                       REFERENCES \"{schema}\".workflow_runs (id) DEFERRABLE INITIALLY DEFERRED); \
+                     CREATE FUNCTION \"{schema}\".doom() RETURNS trigger LANGUAGE plpgsql AS \
+                       $$ BEGIN INSERT INTO \"{schema}\".doom (run_id) VALUES (-1); RETURN NEW; END $$; \
+                     CREATE TRIGGER doom AFTER UPDATE ON \"{schema}\".workflow_runs FOR EACH ROW \
+                       WHEN (NEW.engine_state LIKE '%doomed%') EXECUTE FUNCTION \"{schema}\".doom();"
+                )))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+                conn.close().await.unwrap();
+            }
+        }
+    }
+
     /// Closes the store and opens the same database again, as a restarted server would.
     pub async fn reopen(&mut self) {
         self.close().await;

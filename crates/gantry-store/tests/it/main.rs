@@ -13,6 +13,7 @@
     clippy::print_stderr
 )]
 
+mod batch_conformance;
 mod conformance;
 mod fixtures;
 mod harness;
@@ -51,6 +52,7 @@ macro_rules! conformance_tests {
 
 /// Both halves of the suite under one name, for the macro.
 mod conformance_of {
+    pub use crate::batch_conformance::*;
     pub use crate::conformance::*;
     pub use crate::invalid_run_conformance::*;
     pub use crate::runner_conformance::*;
@@ -84,6 +86,10 @@ conformance_tests!(
     a_failing_transition_changes_nothing,
     claims_hand_out_increasing_fencing_tokens,
     concurrent_claims_of_one_job_have_one_winner,
+    a_stale_transition_among_concurrent_ones_spares_the_others,
+    a_refused_claim_among_concurrent_ones_spares_the_others,
+    a_batch_whose_commit_fails_answers_every_caller_with_an_error,
+    a_claim_in_a_transition_commits_with_it_or_not_at_all,
     a_stale_fencing_token_is_refused,
     a_priority_change_moves_the_state_version_and_spares_completed_jobs,
     recovery_reads_back_queued_jobs_and_leases_after_reopening,

@@ -1,0 +1,245 @@
+//! Conformance of group commit beyond creations, and of a claim made inside a transition:
+//! concurrent transitions and claims share transactions, a refused one spares its batch
+//! mates, a failed commit answers everyone with an error, and a transition's claim commits
+//! with it or not at all.
+
+use gantry_store::{
+    ClaimInTransition, JobStatus, JobUpdate, Lease, RunId, RunnerId, Store, StoreError, Transition,
+};
+use serde_json::json;
+
+use crate::fixtures::{
+    assert_conflict, assert_not_found, create, job_id, org_and_repo, snapshot, two_jobs,
+};
+use crate::harness::TestDb;
+
+const CI: &str = ".github/workflows/ci.yml";
+
+fn lease(now_ms: i64) -> Lease {
+    Lease {
+        now_ms,
+        deadline_ms: now_ms + 60_000,
+    }
+}
+
+/// `count` runs of two jobs (`build` queued, `test` waiting), each at state version 1.
+async fn runs(store: &dyn Store, org: &str, count: usize) -> Vec<gantry_store::CreatedRun> {
+    let (_, repo) = org_and_repo(store, org).await;
+    let mut created = Vec::with_capacity(count);
+    for _ in 0..count {
+        created.push(create(store, repo.id, CI, two_jobs()).await);
+    }
+    created
+}
+
+/// Concurrent transitions of different runs share transactions: a stale one among them is
+/// refused with the conflict it gets alone and changes nothing; the others all commit.
+pub async fn a_stale_transition_among_concurrent_ones_spares_the_others(db: &mut TestDb) {
+    let store = db.shared();
+    let created = runs(&*store, "acme", 30).await;
+    let writers = created
+        .iter()
+        .enumerate()
+        .map(|(index, run)| {
+            let store = store.clone();
+            let run_id = run.run_id;
+            tokio::spawn(async move {
+                // Every third is computed from a version the run never had.
+                let version = if index % 3 == 0 { 7 } else { 1 };
+                let transition = Transition::new(run_id, version, json!({"writer": index}));
+                (index, run_id, store.apply_transition(transition).await)
+            })
+        })
+        .collect::<Vec<_>>();
+    for writer in writers {
+        let (index, run_id, outcome) = writer.await.unwrap();
+        let stored = store.get_engine_state(run_id).await.unwrap();
+        match (index % 3, outcome) {
+            (0, Err(StoreError::Conflict { what })) => {
+                assert_eq!(what, format!("run {run_id} is at state version 1, not 7"));
+                assert_eq!(stored.version, 1);
+                assert_ne!(stored.document, json!({"writer": index}));
+            }
+            (_, Ok(applied)) if index % 3 != 0 => {
+                assert_eq!(applied.state_version, 2);
+                assert_eq!(
+                    (stored.document, stored.version),
+                    (json!({"writer": index}), 2)
+                );
+            }
+            (_, other) => panic!("writer {index}: unexpected {other:?}"),
+        }
+    }
+}
+
+/// Concurrent claims of different jobs share transactions: a claim of a job that is not
+/// queued is refused alone, and the others get their tokens.
+pub async fn a_refused_claim_among_concurrent_ones_spares_the_others(db: &mut TestDb) {
+    let store = db.shared();
+    let created = runs(&*store, "acme", 20).await;
+    let claimers = created
+        .iter()
+        .enumerate()
+        .map(|(index, run)| {
+            let store = store.clone();
+            // Every other claims the waiting `test` job, which is not queued.
+            let job = job_id(run, index % 2);
+            tokio::spawn(async move {
+                let runner = RunnerId(i64::try_from(index).unwrap());
+                (index, job, store.claim_job(job, runner, lease(2_000)).await)
+            })
+        })
+        .collect::<Vec<_>>();
+    for claimer in claimers {
+        let (index, job, outcome) = claimer.await.unwrap();
+        let attempts = store.list_attempts(job).await.unwrap();
+        match (index % 2, outcome) {
+            (1, Err(StoreError::Conflict { what })) => {
+                assert_eq!(what, format!("job {job} is waiting, not queued"));
+                assert!(attempts.is_empty(), "{attempts:?}");
+            }
+            (0, Ok(claim)) => {
+                assert_eq!((claim.job_id, claim.attempt), (job, 1));
+                assert_eq!(attempts.len(), 1);
+                assert_eq!(attempts[0].fencing_token, Some(claim.fencing_token));
+            }
+            (_, other) => panic!("claimer {index}: unexpected {other:?}"),
+        }
+    }
+    assert_eq!(store.running_attempts().await.unwrap().len(), 10);
+}
+
+/// A transition whose commit fails (a deferred constraint, checked only at commit) takes its
+/// whole batch down: every caller of that batch gets an error and nothing of it is stored,
+/// while callers of other batches commit as usual.
+pub async fn a_batch_whose_commit_fails_answers_every_caller_with_an_error(db: &mut TestDb) {
+    db.fail_commits_of_doomed_states().await;
+    let store = db.shared();
+    let mut shared_failures = 0;
+    for round in 0..10 {
+        let created = runs(&*store, &format!("org{round}"), 30).await;
+        let writers = created
+            .iter()
+            .enumerate()
+            .map(|(index, run)| {
+                let store = store.clone();
+                let run_id = run.run_id;
+                tokio::spawn(async move {
+                    let document = if index == 15 {
+                        json!({"doomed": true})
+                    } else {
+                        json!({"writer": index})
+                    };
+                    let transition = Transition::new(run_id, 1, document);
+                    (index, run_id, store.apply_transition(transition).await)
+                })
+            })
+            .collect::<Vec<_>>();
+        for writer in writers {
+            let (index, run_id, outcome) = writer.await.unwrap();
+            let stored = store.get_engine_state(run_id).await.unwrap();
+            match outcome {
+                Ok(applied) => {
+                    assert_ne!(index, 15, "the doomed transition committed");
+                    assert_eq!((applied.state_version, stored.version), (2, 2));
+                }
+                Err(StoreError::BatchFailed { cause }) => {
+                    assert!(cause.contains("commit failed"), "{cause}");
+                    assert_eq!(stored.version, 1, "writer {index} failed but was stored");
+                    if index != 15 {
+                        shared_failures += 1;
+                    }
+                }
+                // Alone in its batch, the doomed transition gets its own commit's error.
+                Err(StoreError::Database(_)) if index == 15 => assert_eq!(stored.version, 1),
+                Err(other) => panic!("writer {index}: unexpected {other:?}"),
+            }
+        }
+        if shared_failures > 0 {
+            return;
+        }
+    }
+    panic!("in ten rounds the doomed transition never shared a batch");
+}
+
+/// The run's `build` job (queued) moved to in progress, as the engine's "job started" would.
+async fn started(
+    store: &dyn Store,
+    run_id: RunId,
+    version: i64,
+    build: gantry_store::JobId,
+) -> Transition {
+    let row = store.get_job(build).await.unwrap();
+    let mut transition = Transition::new(run_id, version, json!({"started": "build"}));
+    transition.job_updates = vec![JobUpdate {
+        status: JobStatus::InProgress,
+        started_at_ms: Some(2_000),
+        ..JobUpdate::from_job(&row)
+    }];
+    transition
+}
+
+/// A transition with a claim claims the job (attempt, runner, token, lease) and changes the
+/// run in one commit; refused — the job not queued, at another attempt, of another run, or
+/// the state version stale — it changes nothing at all.
+pub async fn a_claim_in_a_transition_commits_with_it_or_not_at_all(db: &mut TestDb) {
+    let store = db.store();
+    let created = runs(store, "acme", 2).await;
+    let (run, other) = (&created[0], &created[1]);
+    let (build, test) = (job_id(run, 0), job_id(run, 1));
+    let claim = |job_id, attempt| ClaimInTransition {
+        job_id,
+        attempt,
+        runner_id: RunnerId(4),
+        lease: lease(2_000),
+    };
+    let before = snapshot(store, run.run_id).await;
+    let refusals = [
+        (claim(test, 1), 1, "not queued"),
+        (claim(build, 2), 1, "attempt"),
+        (claim(job_id(other, 0), 1), 1, "of another run"),
+        (claim(build, 1), 5, "stale version"),
+    ];
+    for (wanted, version, why) in refusals {
+        let mut transition = started(store, run.run_id, version, build).await;
+        transition.claim = Some(wanted);
+        let outcome = store.apply_transition(transition).await;
+        if why == "of another run" {
+            assert_not_found(outcome);
+        } else {
+            assert_conflict(outcome);
+        }
+        assert_eq!(snapshot(store, run.run_id).await, before, "{why}");
+    }
+    assert!(store.running_attempts().await.unwrap().is_empty());
+
+    let mut transition = started(store, run.run_id, 1, build).await;
+    transition.claim = Some(claim(build, 1));
+    let applied = store.apply_transition(transition).await.unwrap();
+    assert_eq!(applied.state_version, 2);
+    let token = applied.claim.unwrap();
+    assert_eq!(
+        (token.job_id, token.run_id, token.attempt),
+        (build, run.run_id, 1)
+    );
+    let after = snapshot(store, run.run_id).await;
+    assert_eq!(after.state.document, json!({"started": "build"}));
+    assert_eq!(after.jobs[0].status, JobStatus::InProgress);
+    let running = &after.running;
+    assert_eq!(running.len(), 1);
+    assert_eq!(
+        (
+            running[0].job_id,
+            running[0].runner_id,
+            running[0].fencing_token,
+            running[0].lease_deadline_ms
+        ),
+        (build, Some(RunnerId(4)), token.fencing_token, Some(62_000))
+    );
+    // The token is the job's latest: a plain claim is now refused, a renewal accepted.
+    assert_conflict(store.claim_job(build, RunnerId(9), lease(3_000)).await);
+    store
+        .renew_lease(build, token.fencing_token, 90_000)
+        .await
+        .unwrap();
+}
