@@ -46,7 +46,7 @@
 //! call (inputs, secrets, outputs) whose called jobs `spec` adds to the run, `machine` applies events (`events`, `cancel`, `rerun`),
 //! `setup` and `eval` evaluate the workflow's expressions with the contexts of each place,
 //! `spec` is the compiled workflow a run carries, `payload` what a runner receives for a job,
-//! `state` the run's data, `concurrency` the cross-run group bookkeeping, `dispatch` the
+//! `state` the run's data, `stored` how it is stored (the spec apart), `concurrency` the cross-run group bookkeeping, `dispatch` the
 //! dispatcher's fair job queue (which job a runner gets, per-organization limits, why a job
 //! waits) and its figures (`dispatch::simulate`).
 
@@ -67,6 +67,7 @@ mod setup;
 mod spec;
 mod state;
 mod status;
+mod stored;
 
 pub use call::{CallInput, CallInputKind, CallSecrets, CallSpec};
 pub use concurrency::{ConcurrencyGroups, Delivery, Group, Holder};
@@ -86,6 +87,7 @@ pub use state::{
     ClaimState, GroupClaim, InstanceSetup, JobInstance, JobPhase, JobState, RunState, StrategyState,
 };
 pub use status::{Conclusion, JobStatus, RunStatus};
+pub use stored::StoredStateError;
 
 /// Applies `event` to `state` at `now`: the new state and what to do. A refused event (stale
 /// attempt, ended or unknown job, early timer, ...) is an error and `state` is not changed.

@@ -325,9 +325,10 @@ impl App {
                 format!("run {run_id} has no jobs: its workflow file is invalid"),
             ));
         }
-        let state = serde_json::from_value(stored.document).map_err(|error| {
+        // The spec is parsed here, once per load; the cache then shares it between states.
+        let state = RunState::from_stored(stored.document, stored.spec).map_err(|error| {
             ApiError::internal(&format!(
-                "engine state of run {run_id} does not parse: {error}"
+                "engine state of run {run_id} is unusable: {error}"
             ))
         })?;
         Ok((state, stored.version))
@@ -392,11 +393,8 @@ impl App {
                     (state, version, None)
                 }
             };
-            let running_before: Vec<(JobKey, Attempt)> = state
-                .instances()
-                .filter(|instance| instance.status == EngineJobStatus::InProgress)
-                .map(|instance| (instance.key.clone(), instance.attempt))
-                .collect();
+            // What the rows are compared against: only jobs that changed get new rows.
+            let before = state.clone();
             let time = now();
             let effects = match state.handle(event, time) {
                 Ok(effects) => effects,
@@ -422,8 +420,7 @@ impl App {
                 (Event::JobCompleted { job, .. }, Some(token)) => Some((job, token)),
                 _ => None,
             };
-            let mut plan =
-                plan_transition(run_id, version, &state, &rows, &running_before, token, time)?;
+            let mut plan = plan_transition(run_id, version, &before, &state, &rows, token, time)?;
             let claimed_key = match (claim, event) {
                 (Some(claim), Event::JobStarted { job, attempt }) => {
                     plan.transition.claim = Some(ClaimInTransition {
@@ -901,13 +898,38 @@ pub(crate) fn job_values(state: &RunState, key: &JobKey) -> Option<NewJob> {
     })
 }
 
-/// Compares the engine's new state with the stored rows and writes down every difference.
+/// A run's rows by job key and matrix index (built per transition without copying the keys).
+type RowsByKey<'a> = HashMap<(&'a str, i64), &'a Job>;
+
+/// The row of the instance `key`.
+fn row_of_key<'a>(rows: &RowsByKey<'a>, key: &'a JobKey) -> Option<&'a Job> {
+    rows.get(&(key.job.as_str(), i64::from(key.index))).copied()
+}
+
+/// Whether a field of the run itself changed that the rows of jobs which did not change may
+/// show (the run's concurrency claim is in every waiting job's reasons), or that marks a
+/// change of the whole run (status, attempt, cancellation): then every row is compared.
+fn run_fields_changed(before: &RunState, after: &RunState) -> bool {
+    before.attempt != after.attempt
+        || before.status != after.status
+        || before.cancel_requested != after.cancel_requested
+        || before.concurrency != after.concurrency
+}
+
+/// Compares the engine's state after an event with the state `before` it and the stored
+/// rows, and writes down every difference.
+///
+/// A row is made of its instance, its job's `waiting_on` and the run's concurrency claim
+/// (see [`job_values`]), so the rows of a job whose state is equal to its state before the
+/// event are as they were: only the jobs that changed are compared with their rows (a job
+/// whose need ended changed too: its `waiting_on` lost the need). An event thus costs time
+/// in proportion to the jobs it touched, not to the size of the run.
 fn plan_transition(
     run_id: RunId,
     expected_state_version: i64,
+    before: &RunState,
     state: &RunState,
     rows: &[Job],
-    running_before: &[(JobKey, Attempt)],
     token: Option<(&JobKey, FencingToken)>,
     time: Millis,
 ) -> Result<PlannedTransition, ApiError> {
@@ -922,17 +944,22 @@ fn plan_transition(
         started_at_ms: state.started_at.map(ms),
         completed_at_ms: state.completed_at.map(ms),
     });
-    let by_key: HashMap<JobKey, &Job> = rows
-        .iter()
-        .map(|row| (convert::job_key(row), row))
+    let every_job = run_fields_changed(before, state);
+    let changed: Vec<usize> = (0..state.jobs.len())
+        .filter(|&job| every_job || before.jobs.get(job) != state.jobs.get(job))
         .collect();
+    let by_key: RowsByKey<'_> = rows
+        .iter()
+        .map(|row| ((row.job_key.as_str(), row.matrix_index), row))
+        .collect();
+    let row_of_key = |key| row_of_key(&by_key, key);
     let mut statuses = Vec::new();
     let mut new_statuses = Vec::new();
-    for instance in state.instances() {
+    for instance in changed.iter().flat_map(|&job| &state.jobs[job].instances) {
         let Some(values) = job_values(state, &instance.key) else {
             continue;
         };
-        let Some(row) = by_key.get(&instance.key) else {
+        let Some(row) = row_of_key(&instance.key) else {
             new_statuses.push(values.status);
             transition.new_jobs.push(values);
             continue;
@@ -957,16 +984,22 @@ fn plan_transition(
             transition.job_updates.push(desired);
         }
     }
-    // Every attempt that was running and is not any more has ended.
-    for (key, attempt) in running_before {
+    // Every attempt that was running and is not any more has ended (its job changed).
+    let running_before = changed
+        .iter()
+        .filter_map(|&job| before.jobs.get(job))
+        .flat_map(|job| &job.instances)
+        .filter(|instance| instance.status == EngineJobStatus::InProgress);
+    for running in running_before {
+        let (key, attempt) = (&running.key, running.attempt);
         let Some(instance) = state.instance(key) else {
             continue;
         };
         let still_running =
-            instance.status == EngineJobStatus::InProgress && instance.attempt == *attempt;
-        let Some(row) = by_key.get(key) else { continue };
+            instance.status == EngineJobStatus::InProgress && instance.attempt == attempt;
+        let Some(row) = row_of_key(key) else { continue };
         if !still_running {
-            let result = match (instance.attempt == *attempt, instance.conclusion) {
+            let result = match (instance.attempt == attempt, instance.conclusion) {
                 (true, Some(conclusion)) => convert::store_conclusion(conclusion),
                 // Lost, then queued again as a new attempt: this one failed.
                 _ => gantry_store::Conclusion::Failure,
@@ -984,16 +1017,21 @@ fn plan_transition(
     // between the claim's commit and its "job started"): the claimed attempt ends with it.
     // A claim whose start is merely not applied yet (the instance still queued at the
     // claimed attempt) is left alone: its "job started" follows.
-    for row in rows {
+    for row in rows
+        .iter()
+        .filter(|row| row.status == gantry_store::JobStatus::InProgress)
+    {
         let key = convert::job_key(row);
-        let heard = running_before.iter().any(|(running, _)| *running == key);
+        let heard = before
+            .instance(&key)
+            .is_some_and(|instance| instance.status == EngineJobStatus::InProgress);
         let Some(instance) = state.instance(&key) else {
             continue;
         };
         let moved_on = instance.status == EngineJobStatus::Completed
             || (instance.status != EngineJobStatus::InProgress
                 && i64::from(instance.attempt.0) != row.attempt);
-        if row.status == gantry_store::JobStatus::InProgress && !heard && moved_on {
+        if !heard && moved_on {
             transition.ended_attempts.push(EndedAttempt {
                 job_id: row.id,
                 attempt: row.attempt,

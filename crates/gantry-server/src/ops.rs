@@ -713,10 +713,14 @@ fn build_run(
         .collect();
     let engine_state =
         StateDocument::serialize(&decision.state).map_err(|error| error.to_string())?;
+    // Stored once: the state written on every event leaves the spec out.
+    let engine_spec =
+        StateDocument::serialize(&*decision.state.spec).map_err(|error| error.to_string())?;
     Ok(Built {
         content: RunContent {
             status: convert::store_run_status(decision.state.status),
             engine_state,
+            engine_spec,
             jobs,
         },
         effects: decision.effects,

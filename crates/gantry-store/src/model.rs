@@ -104,6 +104,9 @@ pub struct RunContent {
     pub status: RunStatus,
     /// The engine's state of the run; stored as version 1.
     pub engine_state: StateDocument,
+    /// The run's compiled workflow (the engine's spec): stored once, never changed by a
+    /// transition, and read back with every state ([`EngineState::spec`]).
+    pub engine_spec: StateDocument,
     /// The job instances known at creation (deferred matrices add theirs later).
     pub jobs: Vec<NewJob>,
 }
@@ -200,7 +203,7 @@ pub struct WorkflowRun {
     pub workflow_errors: Vec<String>,
 }
 
-/// An engine state to store, already JSON text.
+/// An engine state (or the spec stored next to it) to store, already JSON text.
 ///
 /// Writers serialize their state straight to text with [`StateDocument::serialize`]: going
 /// through a [`Value`] tree first cost about as much again as the text itself, on every
@@ -235,6 +238,9 @@ pub struct EngineState {
     pub run_id: RunId,
     /// The document, as the last transition stored it.
     pub document: Value,
+    /// The compiled workflow stored when the run was created; `None` for a run of an invalid
+    /// workflow file.
+    pub spec: Option<Value>,
     /// Its version; a transition must name it to replace the document.
     pub version: i64,
 }

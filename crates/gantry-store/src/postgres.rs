@@ -52,6 +52,11 @@ impl Backend for Postgres {
             name: "runner_groups",
             sql: include_str!("../migrations/postgres/0007_runner_groups.sql"),
         },
+        Migration {
+            version: 8,
+            name: "engine_spec",
+            sql: include_str!("../migrations/postgres/0008_engine_spec.sql"),
+        },
     ];
     const BEGIN_WRITE: &'static str = "BEGIN";
     // The key is arbitrary but fixed: `gantry` in ASCII.

@@ -56,6 +56,11 @@ impl Backend for Sqlite {
             name: "runner_groups",
             sql: include_str!("../migrations/sqlite/0007_runner_groups.sql"),
         },
+        Migration {
+            version: 8,
+            name: "engine_spec",
+            sql: include_str!("../migrations/sqlite/0008_engine_spec.sql"),
+        },
     ];
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     // Migrations run in a `BEGIN IMMEDIATE` transaction, which already excludes other writers.

@@ -2,8 +2,7 @@
 //! cancellation and re-runs across the called jobs.
 
 use gantry_engine::{
-    Conclusion, EngineConfig, EngineError, Event, JobKey, JobStatus, RunState,
-    job_payload_with_calls,
+    Conclusion, EngineConfig, EngineError, Event, JobKey, JobStatus, job_payload_with_calls,
 };
 use serde_json::json;
 
@@ -433,8 +432,7 @@ fn a_lost_runner_of_a_called_job_is_retried() {
 fn the_state_of_a_run_with_calls_round_trips_through_json() {
     let mut sim = sim(CALLER);
     sim.run("call/compile", Conclusion::Success);
-    let json = serde_json::to_string(&sim.state).unwrap();
-    let back: RunState = serde_json::from_str(&json).unwrap();
+    let back = crate::harness::stored_round_trip(&sim.state);
     assert_eq!(back, sim.state);
     sim.state = back;
     sim.start("call/package");

@@ -125,8 +125,7 @@ fn state_survives_a_trip_through_json() {
         ("b", "needs: a\nconcurrency: deploy"),
     ]));
     sim.run("a[0]", Conclusion::Success);
-    let json = serde_json::to_string(&sim.state).unwrap();
-    let back: gantry_engine::RunState = serde_json::from_str(&json).unwrap();
+    let back = crate::harness::stored_round_trip(&sim.state);
     assert_eq!(back, sim.state);
     // And the restored state goes on exactly like the original.
     let mut restored = back;

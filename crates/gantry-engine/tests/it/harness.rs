@@ -23,6 +23,14 @@ pub fn workflow(yaml: &str) -> Workflow {
     gantry_workflow::load(yaml, &limits).unwrap_or_else(|d| panic!("workflow does not load:\n{d}"))
 }
 
+/// `state` written the way the server stores it (the document, and the spec apart) and read
+/// back.
+pub fn stored_round_trip(state: &RunState) -> RunState {
+    let document = serde_json::from_str(&serde_json::to_string(state).unwrap()).unwrap();
+    let spec = serde_json::to_value(&*state.spec).unwrap();
+    RunState::from_stored(document, Some(spec)).unwrap()
+}
+
 /// Called workflows by their `uses:` text.
 #[derive(Default)]
 pub struct Called(pub BTreeMap<String, Workflow>);

@@ -330,8 +330,7 @@ proptest! {
         prop_assert_eq!(&state, &recording.state);
         prop_assert_eq!(&effects, &recording.effects);
         // And the state survives storage.
-        let json = serde_json::to_string(&state).unwrap();
-        let back: RunState = serde_json::from_str(&json).unwrap();
+        let back = crate::harness::stored_round_trip(&state);
         prop_assert_eq!(back, state);
     }
 }

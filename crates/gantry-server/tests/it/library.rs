@@ -455,3 +455,89 @@ async fn the_api_refuses_calls_without_their_file_or_with_a_broken_one() {
     let runs = app.list_runs(None, Default::default()).await.unwrap();
     assert!(runs.items.is_empty());
 }
+
+const CHAIN: &str = "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: a\n  b:\n    needs: a\n    runs-on: ubuntu-latest\n    steps:\n      - run: b\n";
+
+/// A run stored before its spec was kept apart has the spec inside its state document: it
+/// still drives after a restart, its next state is written without the spec, and that state
+/// loads again (with the stored spec) after another restart.
+#[tokio::test]
+async fn a_state_stored_with_its_spec_inside_still_drives_and_is_rewritten_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_id = {
+        let app = app(dir.path()).await;
+        repo(&app).await;
+        let (run, _) = app
+            .trigger_run("acme", "app", trigger(CHAIN), None)
+            .await
+            .unwrap();
+        run.id
+    };
+    let store = open_store(&Storage::Sqlite {
+        path: dir.path().join("gantry.sqlite"),
+    })
+    .await
+    .unwrap();
+    let stored_id = gantry_store::RunId(run_id);
+    let stored = store.get_engine_state(stored_id).await.unwrap();
+    assert!(stored.document.get("spec").is_none(), "{}", stored.document);
+    let mut document = stored.document;
+    document["spec"] = stored.spec.clone().unwrap();
+    let old_format = gantry_store::Transition::new(stored_id, stored.version, document);
+    store.apply_transition(old_format).await.unwrap();
+
+    let app = app(dir.path()).await;
+    let detail = app.get_run(run_id).await.unwrap();
+    complete(&app, job(&detail, "a"), Conclusion::Success).await;
+    let detail = app.get_run(run_id).await.unwrap();
+    assert_eq!(job(&detail, "b").status, JobStatus::Queued);
+    let stored = store.get_engine_state(stored_id).await.unwrap();
+    assert!(stored.document.get("spec").is_none(), "{}", stored.document);
+
+    let app = self::app(dir.path()).await;
+    complete(&app, job(&detail, "b"), Conclusion::Success).await;
+    let detail = app.get_run(run_id).await.unwrap();
+    assert_eq!(detail.run.conclusion, Some(Conclusion::Success));
+}
+
+const JOIN: &str = "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: a\n  b:\n    runs-on: ubuntu-latest\n    steps:\n      - run: b\n  c:\n    needs: [a, b]\n    runs-on: ubuntu-latest\n    steps:\n      - run: c\n";
+
+/// The stored waiting reasons of job `key` of a run.
+async fn stored_reasons(dir: &Path, run_id: i64, key: &str) -> serde_json::Value {
+    let store = open_store(&Storage::Sqlite {
+        path: dir.join("gantry.sqlite"),
+    })
+    .await
+    .unwrap();
+    let jobs = store.list_jobs(gantry_store::RunId(run_id)).await.unwrap();
+    let job = jobs.into_iter().find(|job| job.job_key == key).unwrap();
+    job.waiting_reasons
+}
+
+/// An event rewrites only the rows of jobs it changed, and a job whose need ended is one of
+/// them: its stored reason stops naming that need.
+#[tokio::test]
+async fn a_dependents_stored_waiting_reason_drops_each_need_as_it_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path()).await;
+    repo(&app).await;
+    let (run, _) = app
+        .trigger_run("acme", "app", trigger(JOIN), None)
+        .await
+        .unwrap();
+    let needs = |jobs: &[&str]| serde_json::json!([{"reason": "needs", "jobs": jobs}]);
+    assert_eq!(
+        stored_reasons(dir.path(), run.id, "c").await,
+        needs(&["a", "b"])
+    );
+
+    let detail = app.get_run(run.id).await.unwrap();
+    complete(&app, job(&detail, "a"), Conclusion::Success).await;
+    assert_eq!(stored_reasons(dir.path(), run.id, "c").await, needs(&["b"]));
+    let detail = app.get_run(run.id).await.unwrap();
+    assert_eq!(job(&detail, "c").waiting_reasons[0].jobs, ["b"]);
+
+    complete(&app, job(&detail, "b"), Conclusion::Success).await;
+    let detail = app.get_run(run.id).await.unwrap();
+    assert_eq!(job(&detail, "c").status, JobStatus::Queued);
+}

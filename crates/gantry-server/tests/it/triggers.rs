@@ -208,7 +208,7 @@ impl Fixture {
     /// The `github` context a run was created with.
     async fn github(&self, run_id: i64) -> Value {
         let state = self.store.get_engine_state(RunId(run_id)).await.unwrap();
-        state.document["spec"]["trigger"]["github"].clone()
+        state.spec.unwrap()["trigger"]["github"].clone()
     }
 }
 
@@ -1010,8 +1010,8 @@ async fn schedules_fire_once_per_minute_on_the_default_branch_head() {
         .get_engine_state(RunId(runs.items[0].id))
         .await
         .unwrap();
-    // `github.event.schedule` names the line that fired.
-    let text = state.document.to_string();
+    // `github.event.schedule` names the line that fired (the trigger is in the run's spec).
+    let text = state.spec.unwrap().to_string();
     assert!(text.contains("\"schedule\":\""), "{text}");
 }
 

@@ -607,11 +607,11 @@ where
         for job in &content.jobs {
             validate_new_job(job)?;
         }
-        let engine_state = content.engine_state.as_str();
         sqlx::query(q::SET_RUN_CONTENT)
             .bind(run_id.0)
             .bind(content.status.as_str())
-            .bind(engine_state)
+            .bind(content.engine_state.as_str())
+            .bind(content.engine_spec.as_str())
             .execute(&mut *conn)
             .await?;
         let job_ids = Self::insert_jobs(conn, run_id, &content.jobs).await?;

@@ -112,7 +112,7 @@ pub(crate) const INSERT_RUN: &str = "INSERT INTO workflow_runs (repo_id, workflo
      VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, 'queued', $9, 'null', 1, $10, $11, $12) \
      ON CONFLICT (repo_id, idempotency_key) DO NOTHING RETURNING id";
 pub(crate) const SET_RUN_CONTENT: &str =
-    "UPDATE workflow_runs SET status = $2, engine_state = $3 WHERE id = $1";
+    "UPDATE workflow_runs SET status = $2, engine_state = $3, engine_spec = $4 WHERE id = $1";
 /// Ends a run of an invalid workflow file as it is created; `$2` is the errors' JSON array.
 pub(crate) const SET_RUN_INVALID: &str = "UPDATE workflow_runs SET status = 'completed', \
      conclusion = 'failure', completed_at_ms = created_at_ms, workflow_errors = $2 WHERE id = $1";
@@ -158,7 +158,7 @@ pub(crate) const SELECT_RUN: &str = concat!(
     " FROM workflow_runs WHERE id = $1"
 );
 pub(crate) const SELECT_ENGINE_STATE: &str =
-    "SELECT engine_state, state_version FROM workflow_runs WHERE id = $1";
+    "SELECT engine_state, engine_spec, state_version FROM workflow_runs WHERE id = $1";
 pub(crate) const SELECT_STATE_VERSION: &str =
     "SELECT state_version FROM workflow_runs WHERE id = $1";
 /// Newest first, before the cursor `$1` (`i64::MAX` for the first page), `$2` rows. One

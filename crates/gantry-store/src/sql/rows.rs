@@ -131,6 +131,7 @@ pub(super) fn engine_state(run_id: RunId, row: &impl StoreRow) -> Result<EngineS
     Ok(EngineState {
         run_id,
         document: json(row, "engine_state")?,
+        spec: opt_json(row, "engine_spec")?,
         version: row.int("state_version")?,
     })
 }

@@ -337,6 +337,7 @@ pub async fn creating_a_run_stores_it_with_its_jobs(db: &mut TestDb) {
         state.document,
         json!({"run": created.run_id.0, "number": 1, "events": 0})
     );
+    assert_eq!(state.spec, Some(json!({"spec of run": created.run_id.0})));
 
     let jobs = store.list_jobs(created.run_id).await.unwrap();
     assert_eq!(
@@ -817,6 +818,8 @@ pub async fn a_transition_changes_run_and_jobs_together(db: &mut TestDb) {
     );
     let state = store.get_engine_state(created.run_id).await.unwrap();
     assert_eq!((state.document, state.version), (json!({"events": 1}), 2));
+    // The spec was stored once, with the run, and the transition left it as it was.
+    assert_eq!(state.spec, Some(json!({"spec of run": created.run_id.0})));
     let build_job = store.get_job(build_id).await.unwrap();
     assert_eq!(
         (build_job.status, build_job.conclusion, build_job.outputs),
@@ -1326,6 +1329,38 @@ pub async fn migrations_are_idempotent(db: &mut TestDb) {
     let store = db.store();
     assert_eq!(store.migrate().await.unwrap(), Vec::<i64>::new());
     assert_eq!(store.get_organization(org.id).await.unwrap(), org);
+}
+
+/// A run created before version 8 kept its spec inside its state document: the migration
+/// copies it out (key order intact), so the run keeps its spec once its state is rewritten
+/// without it, and leaves runs without a spec alone.
+pub async fn migration_8_copies_the_spec_out_of_older_states(db: &mut TestDb) {
+    let store = db.store();
+    let (_, repo) = org_and_repo(store, "acme").await;
+    let old = create(store, repo.id, CI, two_jobs()).await;
+    let without = create(store, repo.id, CI, two_jobs()).await;
+    // Keys out of alphabetical order: the copy must keep the text's order.
+    let old_state =
+        r#"{"status":"queued","spec":{"zeta":1,"alpha":{"b":[1,2],"a":"x"}},"jobs":[]}"#;
+    db.reopen_after(&format!(
+        "UPDATE workflow_runs SET engine_state = '{old_state}' WHERE id = {old};\
+         UPDATE workflow_runs SET engine_state = '{{\"status\":\"queued\"}}' WHERE id = {without};\
+         ALTER TABLE workflow_runs DROP COLUMN engine_spec;\
+         DELETE FROM schema_migrations WHERE version = 8;",
+        old = old.run_id.0,
+        without = without.run_id.0,
+    ))
+    .await;
+    let store = db.store();
+    let state = store.get_engine_state(old.run_id).await.unwrap();
+    // The document is left as it was: the engine still reads a spec inside it.
+    assert_eq!(state.document.to_string(), old_state);
+    assert_eq!(
+        state.spec.map(|spec| spec.to_string()).as_deref(),
+        Some(r#"{"zeta":1,"alpha":{"b":[1,2],"a":"x"}}"#)
+    );
+    let state = store.get_engine_state(without.run_id).await.unwrap();
+    assert_eq!(state.spec, None);
 }
 
 pub async fn a_priority_change_moves_the_state_version_and_spares_completed_jobs(db: &mut TestDb) {

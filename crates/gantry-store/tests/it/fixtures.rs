@@ -70,13 +70,15 @@ pub fn two_jobs() -> Vec<NewJob> {
     ]
 }
 
-/// A builder that records the run's id and number in the engine state.
+/// A builder that records the run's id and number in the engine state, and its id in the
+/// engine spec.
 pub fn build(jobs: Vec<NewJob>) -> BuildRun {
     BuildRun::new(move |run| {
         Ok(RunContent {
             status: RunStatus::Queued,
             engine_state: json!({"run": run.run_id.0, "number": run.run_number, "events": 0})
                 .into(),
+            engine_spec: json!({"spec of run": run.run_id.0}).into(),
             jobs,
         })
     })

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gantry_store::{PostgresOptions, PostgresStore, SqliteStore, Store};
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, SqliteConnection};
 
 const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -101,10 +101,9 @@ impl TestDb {
     pub async fn fail_commits_of_doomed_states(&self) {
         match &self.place {
             Place::Sqlite { path, .. } => {
-                let mut conn =
-                    sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-                        .await
-                        .unwrap();
+                let mut conn = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                    .await
+                    .unwrap();
                 sqlx::raw_sql(
                     "CREATE TABLE doom (run_id INTEGER \
                        REFERENCES workflow_runs (id) DEFERRABLE INITIALLY DEFERRED); \
@@ -138,10 +137,43 @@ impl TestDb {
     /// Closes the store and opens the same database again, as a restarted server would.
     pub async fn reopen(&mut self) {
         self.close().await;
+        self.reopen_closed().await;
+    }
+
+    async fn reopen_closed(&mut self) {
         self.store = match &self.place {
             Place::Sqlite { path, .. } => Opened::Sqlite(SqliteStore::open(path).await.unwrap()),
             Place::Postgres { url, schema } => Opened::Postgres(open_postgres(url, schema).await),
         };
+    }
+
+    /// Closes the store, runs `sql` on the database itself (to leave it as an older build
+    /// would have), and opens it again, which migrates it.
+    pub async fn reopen_after(&mut self, sql: &str) {
+        self.close().await;
+        let sql = AssertSqlSafe(sql.to_owned());
+        match &self.place {
+            Place::Sqlite { path, .. } => {
+                let mut conn = SqliteConnection::connect_with(
+                    &sqlx::sqlite::SqliteConnectOptions::new().filename(path),
+                )
+                .await
+                .unwrap();
+                sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+                conn.close().await.unwrap();
+            }
+            Place::Postgres { url, schema } => {
+                let mut conn = PgConnection::connect(url).await.unwrap();
+                let search_path = format!("SET search_path TO \"{schema}\"");
+                sqlx::raw_sql(AssertSqlSafe(search_path))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+                conn.close().await.unwrap();
+            }
+        }
+        self.reopen_closed().await;
     }
 
     async fn close(&self) {

@@ -41,7 +41,10 @@ pub async fn an_invalid_workflow_file_is_recorded_as_a_failed_run(db: &mut TestD
     assert_eq!(run.workflow_errors, errors());
     assert!(store.list_jobs(invalid.run_id).await.unwrap().is_empty());
     let state = store.get_engine_state(invalid.run_id).await.unwrap();
-    assert_eq!(state.document, serde_json::Value::Null);
+    assert_eq!(
+        (state.document, state.spec),
+        (serde_json::Value::Null, None)
+    );
     // Valid runs carry no errors.
     let valid = store.get_run(first.run_id).await.unwrap();
     assert!(valid.workflow_errors.is_empty());

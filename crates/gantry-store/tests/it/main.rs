@@ -94,4 +94,5 @@ conformance_tests!(
     a_priority_change_moves_the_state_version_and_spares_completed_jobs,
     recovery_reads_back_queued_jobs_and_leases_after_reopening,
     migrations_are_idempotent,
+    migration_8_copies_the_spec_out_of_older_states,
 );

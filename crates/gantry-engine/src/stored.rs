@@ -1,0 +1,124 @@
+//! A run's state as it is stored: a state document written after every event, and the
+//! compiled workflow ([`crate::RunSpec`]) written once, when the run is created.
+//!
+//! The spec never changes during a run (a re-run is a new attempt of the same run, with the
+//! same spec), yet it is most of a run's state: writing it with every event made every event
+//! cost in proportion to the size of the workflow. So serializing a [`RunState`] leaves it out,
+//! and reading a state takes the spec apart. Documents written before the split carry their
+//! own spec; those still load, and their own spec is the one used.
+
+use serde_json::Value;
+
+use crate::state::RunState;
+
+/// The name of the spec in a state document written before the spec was stored apart.
+const SPEC_FIELD: &str = "spec";
+
+/// Why a stored state could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum StoredStateError {
+    /// The document has no spec and none was given.
+    #[error("the state document has no spec and no stored spec was given")]
+    MissingSpec,
+    /// The document or the spec is not what the engine writes.
+    #[error("the state document does not parse: {0}")]
+    Invalid(#[from] serde_json::Error),
+}
+
+impl RunState {
+    /// Reads a state back from a stored `document` (what serializing a [`RunState`] wrote) and
+    /// the run's stored `spec` (what serializing its [`RunSpec`] wrote). A document written
+    /// before the spec was stored apart carries its own spec, which wins; `spec` may then be
+    /// `None`.
+    pub fn from_stored(
+        mut document: Value,
+        spec: Option<Value>,
+    ) -> Result<RunState, StoredStateError> {
+        if let Value::Object(fields) = &mut document
+            && !fields.contains_key(SPEC_FIELD)
+        {
+            // Deserialized in place with the rest, into the state's one `Arc`.
+            fields.insert(
+                SPEC_FIELD.to_owned(),
+                spec.ok_or(StoredStateError::MissingSpec)?,
+            );
+        }
+        Ok(serde_json::from_value(document)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::{Conclusion, EngineConfig, Event, JobKey, Millis, NewRun, RunId, create_run};
+
+    /// A run of `a` then `b`, with `a` completed (so the state is not the initial one).
+    fn run_with_a_done() -> RunState {
+        let source = "on: push\njobs:\n  a:\n    runs-on: x\n    steps: [{run: make}]\n  \
+                      b:\n    needs: a\n    runs-on: x\n    steps: [{run: test}]\n";
+        let workflow = gantry_workflow::load(source, &Default::default()).unwrap();
+        let new = NewRun {
+            id: RunId(7),
+            workflow: &workflow,
+            trigger: Default::default(),
+            config: EngineConfig::default(),
+        };
+        let mut state = create_run(new, Millis(0)).unwrap().state;
+        let a = JobKey::single("a");
+        let attempt = crate::Attempt(1);
+        let started = Event::JobStarted {
+            job: a.clone(),
+            attempt,
+        };
+        state.handle(&started, Millis(1)).unwrap();
+        let completed = Event::JobCompleted {
+            job: a,
+            attempt,
+            conclusion: Conclusion::Success,
+            outputs: Default::default(),
+        };
+        state.handle(&completed, Millis(2)).unwrap();
+        state
+    }
+
+    #[test]
+    fn the_document_leaves_the_spec_out_and_reads_back_with_it() {
+        let state = run_with_a_done();
+        let document = serde_json::to_value(&state).unwrap();
+        assert!(document.get(SPEC_FIELD).is_none(), "{document}");
+        let spec = serde_json::to_value(&*state.spec).unwrap();
+        let back = RunState::from_stored(document, Some(spec)).unwrap();
+        assert_eq!(back, state);
+    }
+
+    #[test]
+    fn a_document_written_with_its_spec_still_loads_and_its_spec_wins() {
+        let state = run_with_a_done();
+        let mut document = serde_json::to_value(&state).unwrap();
+        let spec = serde_json::to_value(&*state.spec).unwrap();
+        document
+            .as_object_mut()
+            .unwrap()
+            .insert(SPEC_FIELD.to_owned(), spec);
+        assert_eq!(
+            RunState::from_stored(document.clone(), None).unwrap(),
+            state
+        );
+        // A stored spec that disagrees is not the one used.
+        let other = serde_json::json!({"nonsense": true});
+        assert_eq!(RunState::from_stored(document, Some(other)).unwrap(), state);
+    }
+
+    #[test]
+    fn a_document_without_a_spec_needs_one() {
+        let state = run_with_a_done();
+        let document = serde_json::to_value(&state).unwrap();
+        let error = RunState::from_stored(document.clone(), None).unwrap_err();
+        assert!(matches!(error, StoredStateError::MissingSpec), "{error}");
+        let bad_spec = serde_json::json!({"jobs": "not a list"});
+        let error = RunState::from_stored(document, Some(bad_spec)).unwrap_err();
+        assert!(matches!(error, StoredStateError::Invalid(_)), "{error}");
+    }
+}
