@@ -62,6 +62,7 @@ impl Backend for Postgres {
     // The key is arbitrary but fixed: `gantry` in ASCII.
     const LOCK_MIGRATIONS: Option<&'static str> =
         Some("SELECT pg_advisory_xact_lock(113723047524985)");
+    const BATCH_RUN_CHANGES: bool = false;
 }
 
 /// How to connect a [`PostgresStore`].

@@ -65,6 +65,7 @@ impl Backend for Sqlite {
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     // Migrations run in a `BEGIN IMMEDIATE` transaction, which already excludes other writers.
     const LOCK_MIGRATIONS: Option<&'static str> = None;
+    const BATCH_RUN_CHANGES: bool = true;
 }
 
 /// How to open a [`SqliteStore`].

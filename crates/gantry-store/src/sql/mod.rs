@@ -61,6 +61,11 @@ pub trait Backend: Database + sealed::Sealed {
     /// A statement run first in the migration transaction to keep two processes from
     /// migrating at once, if the backend needs one.
     const LOCK_MIGRATIONS: Option<&'static str>;
+    /// Whether transitions and claims share group-commit batches with creations. SQLite has
+    /// one writer, so batching is its only way to share a flush; PostgreSQL runs transactions
+    /// on several connections at once, and one batch leader serializing them all measured
+    /// slower there (drain 660 → 361 jobs/s in-process), so it keeps them concurrent.
+    const BATCH_RUN_CHANGES: bool;
 }
 
 /// A [`Store`] over sqlx pools; use it as [`crate::SqliteStore`] or [`crate::PostgresStore`].
@@ -399,6 +404,28 @@ where
         answer.await.unwrap_or_else(|_| {
             Err(StoreError::BatchFailed {
                 cause: "the batch holding this write stopped before answering".to_owned(),
+            })
+        })
+    }
+
+    /// A transition or claim: batched where the backend batches them
+    /// ([`Backend::BATCH_RUN_CHANGES`]), otherwise written in a transaction of its own.
+    async fn write_or_batch<T>(
+        &self,
+        make: impl FnOnce(tokio::sync::oneshot::Sender<Result<T, StoreError>>) -> PendingWrite,
+    ) -> Result<T, StoreError> {
+        if DB::BATCH_RUN_CHANGES {
+            return self.batch(make).await;
+        }
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let pending = make(reply);
+        match self.begin().await {
+            Ok(tx) => Self::write_alone(tx, pending).await,
+            Err(error) => pending.fail(&format!("cannot begin: {error}")),
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(StoreError::BatchFailed {
+                cause: "the write stopped before answering".to_owned(),
             })
         })
     }
@@ -780,7 +807,7 @@ where
         for job in &transition.new_jobs {
             validate_new_job(job)?;
         }
-        self.batch(|reply| PendingWrite::Transition { transition, reply })
+        self.write_or_batch(|reply| PendingWrite::Transition { transition, reply })
             .await
     }
 
@@ -923,7 +950,7 @@ where
         runner_id: RunnerId,
         lease: Lease,
     ) -> Result<Claim, StoreError> {
-        self.batch(|reply| PendingWrite::Claim {
+        self.write_or_batch(|reply| PendingWrite::Claim {
             job_id,
             runner_id,
             lease,

@@ -95,6 +95,12 @@ impl TestDb {
         }
     }
 
+    /// Whether the backend batches transitions and claims (group commit): SQLite does;
+    /// PostgreSQL writes each in a transaction of its own, concurrently.
+    pub fn batches_run_changes(&self) -> bool {
+        matches!(self.place, Place::Sqlite { .. })
+    }
+
     /// Makes the commit of any transaction that writes an engine state containing `doomed`
     /// fail: a trigger inserts a row breaking a foreign key checked only at commit. For tests
     /// of what a failed commit answers.
