@@ -315,6 +315,23 @@ impl App {
         Ok(name)
     }
 
+    /// Computes a view from a run's last committed state: the cached copy when there is one
+    /// (a view of a busy run neither reads nor parses its state), else the store's.
+    pub(crate) async fn with_state<T>(
+        &self,
+        run_id: RunId,
+        view: impl FnOnce(&RunState) -> T,
+    ) -> Result<T, ApiError> {
+        {
+            let mut cache = self.run_cache();
+            if let Some(cached) = cache.runs.get_mut(&run_id) {
+                return Ok(view(&cached.state));
+            }
+        }
+        let (state, _) = self.load_state(run_id).await?;
+        Ok(view(&state))
+    }
+
     /// Loads a run's engine state.
     pub(crate) async fn load_state(&self, run_id: RunId) -> Result<(RunState, i64), ApiError> {
         let stored = self.store.get_engine_state(run_id).await?;

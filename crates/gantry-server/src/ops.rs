@@ -436,17 +436,23 @@ impl App {
             // A run of an invalid workflow file has neither jobs nor a state to describe them.
             return Ok(Vec::new());
         }
-        let (state, _) = self.load_state(run_id).await?;
+        let listed: Vec<(&gantry_store::Job, proto::Job)> = self
+            .with_state(run_id, |state| {
+                rows.iter()
+                    // Rows of instances the current attempt does not have (a deferred matrix
+                    // that waits to expand again after a re-run, or expanded to fewer
+                    // combinations) belong to an earlier attempt: kept for their logs, not
+                    // listed as the run's jobs.
+                    .filter(|row| state.instance(&convert::job_key(row)).is_some())
+                    .map(|row| (row, views::job(row, Some(state))))
+                    .collect()
+            })
+            .await?;
         let online = self.dispatch.online_views(now());
         let mut explained = 0;
-        Ok(rows
-            .iter()
-            // Rows of instances the current attempt does not have (a deferred matrix that
-            // waits to expand again after a re-run, or expanded to fewer combinations) belong
-            // to an earlier attempt: kept for their logs, not listed as the run's jobs.
-            .filter(|row| state.instance(&convert::job_key(row)).is_some())
-            .map(|row| {
-                let view = views::job(row, Some(&state));
+        Ok(listed
+            .into_iter()
+            .map(|(row, view)| {
                 // The dispatcher's reasons cost a replay of the organization's queue each:
                 // a list explains its first queued jobs, and `GET /jobs/{job}` explains any.
                 if row.status == JobStatus::Queued && explained < LISTED_WHY {
@@ -503,9 +509,11 @@ impl App {
 
     pub(crate) async fn job_view(&self, job_id: JobId) -> Result<proto::Job, ApiError> {
         let job = self.store.get_job(job_id).await?;
-        let (state, _) = self.load_state(job.run_id).await?;
+        let view = self
+            .with_state(job.run_id, |state| views::job(&job, Some(state)))
+            .await?;
         let online = self.dispatch.online_views(now());
-        Ok(self.with_dispatch_reasons(&job, views::job(&job, Some(&state)), &online))
+        Ok(self.with_dispatch_reasons(&job, view, &online))
     }
 
     /// `GET /runs/{run}/jobs/{job}`.
