@@ -32,8 +32,9 @@ async fn runs(store: &dyn Store, org: &str, count: usize) -> Vec<gantry_store::C
     created
 }
 
-/// Concurrent transitions of different runs share transactions: a stale one among them is
-/// refused with the conflict it gets alone and changes nothing; the others all commit.
+/// Concurrent transitions of different runs (sharing transactions where the backend batches
+/// them): a stale one among them is refused with the conflict it gets alone and changes
+/// nothing; the others all commit.
 pub async fn a_stale_transition_among_concurrent_ones_spares_the_others(db: &mut TestDb) {
     let store = db.shared();
     let created = runs(&*store, "acme", 30).await;
@@ -72,8 +73,8 @@ pub async fn a_stale_transition_among_concurrent_ones_spares_the_others(db: &mut
     }
 }
 
-/// Concurrent claims of different jobs share transactions: a claim of a job that is not
-/// queued is refused alone, and the others get their tokens.
+/// Concurrent claims of different jobs (sharing transactions where the backend batches them):
+/// a claim of a job that is not queued is refused alone, and the others get their tokens.
 pub async fn a_refused_claim_among_concurrent_ones_spares_the_others(db: &mut TestDb) {
     let store = db.shared();
     let created = runs(&*store, "acme", 20).await;

@@ -4,19 +4,19 @@
 //! command then exits with 130, as a shell expects of an interrupted program. A second Ctrl-C
 //! exits at once.
 //!
-//! The signals are watched on a thread of their own with its own small runtime, because the
+//! The signals are watched on a thread of their own (`server::on_signals`), because the
 //! command's main thread is blocking on the API while it follows the runs.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use anyhow::Context;
 use gantry_proto::v1 as proto;
 
 use super::client::{Client, Reply};
 use crate::output;
 
-/// The exit code of an interrupted command (128 + SIGINT).
+/// The exit code of an interrupted command (128 + SIGINT), as `server::on_signals` exits with
+/// on a second signal.
 pub const INTERRUPTED: u8 = 130;
 
 /// What the signal thread and the command share.
@@ -34,25 +34,14 @@ impl Interrupt {
         let interrupt = Interrupt::default();
         let shared = interrupt.clone();
         let client = Client::new(Some(server));
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the signal listener")?;
-        std::thread::Builder::new()
-            .name("interrupt".to_owned())
-            .spawn(move || {
-                runtime.block_on(async {
-                    super::server::shutdown_signal().await;
-                    shared.interrupted.store(true, Ordering::SeqCst);
-                    output::message(
-                        "\ninterrupted: cancelling the runs (Ctrl-C again to quit now)",
-                    );
-                    shared.cancel_all(&client);
-                    super::server::shutdown_signal().await;
-                    std::process::exit(i32::from(INTERRUPTED));
-                });
-            })
-            .context("cannot start the signal listener")?;
+        super::server::on_signals(
+            move || {
+                shared.interrupted.store(true, Ordering::SeqCst);
+                output::message("\ninterrupted: cancelling the runs (Ctrl-C again to quit now)");
+                shared.cancel_all(&client);
+            },
+            "second Ctrl-C; quitting without waiting for the runs to end",
+        )?;
         Ok(interrupt)
     }
 

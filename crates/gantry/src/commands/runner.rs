@@ -159,23 +159,10 @@ fn executors(args: &RunnerArgs) -> anyhow::Result<Executors> {
 
 /// Sets `stop` on the first Ctrl-C or SIGTERM; a second one exits at once.
 pub(crate) fn stop_on_signals(stop: Arc<AtomicBool>) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the signal listener")?;
-    std::thread::Builder::new()
-        .name("signals".to_owned())
-        .spawn(move || {
-            runtime.block_on(async {
-                super::server::shutdown_signal().await;
-                stop.store(true, Ordering::SeqCst);
-                super::server::shutdown_signal().await;
-                tracing::warn!("second signal; exiting without reporting running jobs");
-                std::process::exit(130);
-            });
-        })
-        .context("cannot start the signal listener")?;
-    Ok(())
+    super::server::on_signals(
+        move || stop.store(true, Ordering::SeqCst),
+        "second signal; exiting without reporting running jobs",
+    )
 }
 
 /// This machine's host name, for the runner's default name.

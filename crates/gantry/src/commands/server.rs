@@ -119,6 +119,32 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Watches for Ctrl-C and SIGTERM on a thread of its own (with its own small runtime, as the
+/// commands that need it block their main thread): `first` runs on the first signal, and a
+/// second one logs `second` as a warning and exits at once with 130 (`interrupt::INTERRUPTED`).
+pub(crate) fn on_signals(
+    first: impl FnOnce() + Send + 'static,
+    second: &'static str,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the signal listener")?;
+    std::thread::Builder::new()
+        .name("signals".to_owned())
+        .spawn(move || {
+            runtime.block_on(async {
+                shutdown_signal().await;
+                first();
+                shutdown_signal().await;
+                tracing::warn!("{second}");
+                std::process::exit(i32::from(super::interrupt::INTERRUPTED));
+            });
+        })
+        .context("cannot start the signal listener")?;
+    Ok(())
+}
+
 /// Resolves on Ctrl-C or SIGTERM (also `gantry runner`'s stop signal).
 pub(crate) async fn shutdown_signal() {
     let interrupt = async {
