@@ -87,7 +87,7 @@ pub use state::{
     ClaimState, GroupClaim, InstanceSetup, JobInstance, JobPhase, JobState, RunState, StrategyState,
 };
 pub use status::{Conclusion, JobStatus, RunStatus};
-pub use stored::StoredStateError;
+pub use stored::{RunFields, StoredStateError};
 
 /// Applies `event` to `state` at `now`: the new state and what to do. A refused event (stale
 /// attempt, ended or unknown job, early timer, ...) is an error and `state` is not changed.

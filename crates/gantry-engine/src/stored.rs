@@ -6,10 +6,18 @@
 //! cost in proportion to the size of the workflow. So serializing a [`RunState`] leaves it out,
 //! and reading a state takes the spec apart. Documents written before the split carry their
 //! own spec; those still load, and their own spec is the one used.
+//!
+//! After an event the server writes only what changed: the run's own fields
+//! ([`RunState::run_fields`], the document without its `jobs`) and the jobs whose state
+//! changed, each serialized alone; the store keeps the rest as it was.
 
+use serde::Serialize;
 use serde_json::Value;
 
-use crate::state::RunState;
+use crate::config::EngineConfig;
+use crate::ids::{Millis, RunAttempt, RunId};
+use crate::state::{GroupClaim, RunState};
+use crate::status::{Conclusion, RunStatus};
 
 /// The name of the spec in a state document written before the spec was stored apart.
 const SPEC_FIELD: &str = "spec";
@@ -25,7 +33,57 @@ pub enum StoredStateError {
     Invalid(#[from] serde_json::Error),
 }
 
+/// A run's state without its jobs and spec: serializes as the state's document does, minus
+/// its `jobs` member.
+#[derive(Debug, Serialize)]
+pub struct RunFields<'a> {
+    id: &'a RunId,
+    attempt: &'a RunAttempt,
+    status: &'a RunStatus,
+    conclusion: &'a Option<Conclusion>,
+    created_at: &'a Millis,
+    started_at: &'a Option<Millis>,
+    completed_at: &'a Option<Millis>,
+    cancel_requested: &'a bool,
+    concurrency: &'a Option<GroupClaim>,
+    config: &'a EngineConfig,
+    unended: &'a usize,
+}
+
 impl RunState {
+    /// The run's own fields, to store apart from its jobs.
+    pub fn run_fields(&self) -> RunFields<'_> {
+        // Every field named, so that a field added to the state cannot be left out here.
+        let RunState {
+            id,
+            attempt,
+            status,
+            conclusion,
+            created_at,
+            started_at,
+            completed_at,
+            cancel_requested,
+            concurrency,
+            jobs: _,
+            config,
+            spec: _,
+            unended,
+        } = self;
+        RunFields {
+            id,
+            attempt,
+            status,
+            conclusion,
+            created_at,
+            started_at,
+            completed_at,
+            cancel_requested,
+            concurrency,
+            config,
+            unended,
+        }
+    }
+
     /// Reads a state back from a stored `document` (what serializing a [`RunState`] wrote) and
     /// the run's stored `spec` (what serializing its [`RunSpec`] wrote). A document written
     /// before the spec was stored apart carries its own spec, which wins; `spec` may then be
@@ -91,6 +149,25 @@ mod tests {
         let spec = serde_json::to_value(&*state.spec).unwrap();
         let back = RunState::from_stored(document, Some(spec)).unwrap();
         assert_eq!(back, state);
+    }
+
+    #[test]
+    fn the_run_fields_are_the_document_without_its_jobs() {
+        let mut state = run_with_a_done();
+        // Every optional run field set, so that one left out would show.
+        state.conclusion = Some(Conclusion::Failure);
+        state.started_at = Some(Millis(1));
+        state.completed_at = Some(Millis(3));
+        state.cancel_requested = true;
+        state.concurrency = Some(GroupClaim {
+            group: "deploy".to_owned(),
+            cancel_in_progress: true,
+            state: crate::ClaimState::Granted,
+        });
+        let mut document = serde_json::to_value(&state).unwrap();
+        let jobs = document.as_object_mut().unwrap().remove("jobs").unwrap();
+        assert_eq!(jobs.as_array().unwrap().len(), 2);
+        assert_eq!(serde_json::to_value(state.run_fields()).unwrap(), document);
     }
 
     #[test]

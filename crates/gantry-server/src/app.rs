@@ -18,8 +18,8 @@ use gantry_engine::{
 };
 use gantry_store::{
     Claim, ClaimInTransition, EndedAttempt, FencingToken, Job, JobId, JobUpdate, Lease, NewJob,
-    OrgId, RepoId, RunFilter, RunId, RunStatus, RunUpdate, RunnerId, StateDocument, Store,
-    StoreError, Transition,
+    OrgId, RepoId, RunFilter, RunId, RunStatus, RunUpdate, RunnerId, StateChange, StateDocument,
+    Store, StoreError, Transition,
 };
 use tokio::sync::{Notify, watch};
 
@@ -926,6 +926,20 @@ fn row_of_key<'a>(rows: &RowsByKey<'a>, key: &'a JobKey) -> Option<&'a Job> {
 /// Whether a field of the run itself changed that the rows of jobs which did not change may
 /// show (the run's concurrency claim is in every waiting job's reasons), or that marks a
 /// change of the whole run (status, attempt, cancellation): then every row is compared.
+/// What a transition writes of the engine's state: the run's fields and the `changed` jobs.
+fn state_change(state: &RunState, changed: &[usize]) -> Result<StateChange, serde_json::Error> {
+    let mut jobs = Vec::with_capacity(changed.len());
+    for &index in changed {
+        if let (Some(job), Ok(position)) = (state.jobs.get(index), u32::try_from(index)) {
+            jobs.push((position, StateDocument::serialize(job)?));
+        }
+    }
+    Ok(StateChange {
+        run: StateDocument::serialize(&state.run_fields())?,
+        jobs,
+    })
+}
+
 fn run_fields_changed(before: &RunState, after: &RunState) -> bool {
     before.attempt != after.attempt
         || before.status != after.status
@@ -950,7 +964,12 @@ fn plan_transition(
     token: Option<(&JobKey, FencingToken)>,
     time: Millis,
 ) -> Result<PlannedTransition, ApiError> {
-    let engine_state = StateDocument::serialize(state).map_err(|error| {
+    // Only jobs whose state changed are written (the store keeps the others), and only
+    // their rows can have changed, unless a run field they show did.
+    let changed_states: Vec<usize> = (0..state.jobs.len())
+        .filter(|&job| before.jobs.get(job) != state.jobs.get(job))
+        .collect();
+    let engine_state = state_change(state, &changed_states).map_err(|error| {
         ApiError::internal(&format!("engine state does not serialize: {error}"))
     })?;
     let mut transition = Transition::new(run_id, expected_state_version, engine_state);
@@ -961,10 +980,11 @@ fn plan_transition(
         started_at_ms: state.started_at.map(ms),
         completed_at_ms: state.completed_at.map(ms),
     });
-    let every_job = run_fields_changed(before, state);
-    let changed: Vec<usize> = (0..state.jobs.len())
-        .filter(|&job| every_job || before.jobs.get(job) != state.jobs.get(job))
-        .collect();
+    let changed: Vec<usize> = if run_fields_changed(before, state) {
+        (0..state.jobs.len()).collect()
+    } else {
+        changed_states
+    };
     let by_key: RowsByKey<'_> = rows
         .iter()
         .map(|row| ((row.job_key.as_str(), row.matrix_index), row))

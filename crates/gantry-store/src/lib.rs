@@ -57,8 +57,8 @@ pub use model::{
     AllocatedRun, AppliedTransition, BuildRun, Claim, ClaimInTransition, CreatedRun, EndedAttempt,
     EngineState, FencingToken, Job, JobAttempt, JobUpdate, Lease, NewAttempt, NewJob,
     NewOrganization, NewRepository, NewRun, Organization, QueuedJob, Repository, RunContent,
-    RunFilter, RunPage, RunUpdate, RunningAttempt, StateDocument, StepResult, Transition,
-    WorkflowRun,
+    RunFilter, RunPage, RunUpdate, RunningAttempt, StateChange, StateDocument, StepResult,
+    Transition, WorkflowRun,
 };
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use runners::{

@@ -231,12 +231,52 @@ impl From<Value> for StateDocument {
     }
 }
 
+/// What a transition writes of the engine's state: the run's own fields, and the jobs that
+/// changed, each at its position in the document's `jobs` array.
+///
+/// A run's state is a JSON object whose `jobs` member is an array of job states. An event
+/// changes a few of them, so a transition carries only those: writing the whole document
+/// every time cost in proportion to the size of the run (a leaf of a 1,000-job fan-out
+/// rewrote ~450 KB). Reading the state joins the parts back into one document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateChange {
+    /// The document without its `jobs` member.
+    pub run: StateDocument,
+    /// New job states, by position in `jobs`; the others stay as they are.
+    pub jobs: Vec<(u32, StateDocument)>,
+}
+
+impl From<Value> for StateChange {
+    /// A whole document: its run fields and every one of its jobs.
+    fn from(mut document: Value) -> StateChange {
+        let jobs = match &mut document {
+            Value::Object(fields) => fields.remove(JOBS_MEMBER),
+            _ => None,
+        };
+        let jobs = match jobs {
+            Some(Value::Array(jobs)) => jobs
+                .into_iter()
+                .enumerate()
+                .map(|(index, job)| (u32::try_from(index).unwrap_or(u32::MAX), job.into()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        StateChange {
+            run: document.into(),
+            jobs,
+        }
+    }
+}
+
+/// The member of a state document that holds its jobs ([`StateChange`]).
+pub(crate) const JOBS_MEMBER: &str = "jobs";
+
 /// The engine's state of a run and its version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EngineState {
     /// The run.
     pub run_id: RunId,
-    /// The document, as the last transition stored it.
+    /// The document, as the last transition left it (its parts joined, see [`StateChange`]).
     pub document: Value,
     /// The compiled workflow stored when the run was created; `None` for a run of an invalid
     /// workflow file.
@@ -449,8 +489,8 @@ pub struct Transition {
     /// The state version the transition was computed from; if the stored one differs, the
     /// transition is refused with [`crate::StoreError::Conflict`] and changes nothing.
     pub expected_state_version: i64,
-    /// The engine's new state of the run.
-    pub engine_state: StateDocument,
+    /// What changed of the engine's state of the run.
+    pub engine_state: StateChange,
     /// The run's new queryable columns; `None` leaves them as they are.
     pub run: Option<RunUpdate>,
     /// New values of existing jobs of this run.
@@ -488,7 +528,7 @@ impl Transition {
     pub fn new(
         run_id: RunId,
         expected_state_version: i64,
-        engine_state: impl Into<StateDocument>,
+        engine_state: impl Into<StateChange>,
     ) -> Transition {
         Transition {
             run_id,

@@ -57,6 +57,11 @@ impl Backend for Postgres {
             name: "engine_spec",
             sql: include_str!("../migrations/postgres/0008_engine_spec.sql"),
         },
+        Migration {
+            version: 9,
+            name: "engine_state_parts",
+            sql: include_str!("../migrations/postgres/0009_engine_state_parts.sql"),
+        },
     ];
     const BEGIN_WRITE: &'static str = "BEGIN";
     // The key is arbitrary but fixed: `gantry` in ASCII.

@@ -61,6 +61,11 @@ impl Backend for Sqlite {
             name: "engine_spec",
             sql: include_str!("../migrations/sqlite/0008_engine_spec.sql"),
         },
+        Migration {
+            version: 9,
+            name: "engine_state_parts",
+            sql: include_str!("../migrations/sqlite/0009_engine_state_parts.sql"),
+        },
     ];
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     // Migrations run in a `BEGIN IMMEDIATE` transaction, which already excludes other writers.

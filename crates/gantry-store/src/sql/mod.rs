@@ -29,7 +29,7 @@ use crate::model::{
     AllocatedRun, AppliedTransition, BuildRun, Claim, CreatedRun, EndedAttempt, EngineState,
     FencingToken, Job, JobAttempt, JobUpdate, Lease, NewAttempt, NewJob, NewOrganization,
     NewRepository, NewRun, Organization, QueuedJob, Repository, RunFilter, RunPage, RunUpdate,
-    RunningAttempt, StepResult, Transition, WorkflowRun,
+    RunningAttempt, StateDocument, StepResult, Transition, WorkflowRun,
 };
 use crate::runners::{
     LogAppend, LogLineRecord, NewRegistrationToken, NewRunner, RunnerRecord, StepReported,
@@ -696,14 +696,11 @@ where
     }
 
     async fn get_engine_state(&self, id: RunId) -> Result<EngineState, StoreError> {
-        let row = sqlx::query(q::SELECT_ENGINE_STATE)
+        let parts = sqlx::query(q::SELECT_ENGINE_STATE)
             .bind(id.0)
-            .fetch_optional(&self.reads)
+            .fetch_all(&self.reads)
             .await?;
-        match row {
-            Some(row) => rows::engine_state(id, &row),
-            None => Err(StoreError::not_found(format!("run {id}"))),
-        }
+        rows::engine_state(id, &parts)?.ok_or_else(|| StoreError::not_found(format!("run {id}")))
     }
 
     async fn list_runs(&self, filter: RunFilter) -> Result<RunPage, StoreError> {
@@ -817,7 +814,7 @@ where
         transition: &Transition,
     ) -> Result<AppliedTransition, StoreError> {
         let run_id = transition.run_id;
-        let engine_state = transition.engine_state.as_str();
+        let engine_state = transition.engine_state.run.as_str();
         // The version check and the new state in one statement: on PostgreSQL a concurrent
         // writer waits for this row and then finds the version changed.
         let updated = match &transition.run {
@@ -864,6 +861,7 @@ where
             });
         };
         let state_version = updated.int("state_version")?;
+        Self::write_engine_jobs(tx, run_id, &transition.engine_state.jobs).await?;
         // After the run's row (the order every transition takes its locks in) and before the
         // job rows, which the engine's "job started" sets as the claim left them.
         let claim = match &transition.claim {
@@ -1064,6 +1062,27 @@ where
 
     /// Inserts `jobs` of a run with multi-row statements (one round trip per
     /// [`q::INSERT_JOBS_CHUNK`] jobs rather than one per job); returns their ids in order.
+    /// Writes a transition's changed job states ([`StateChange::jobs`]), a chunk of rows a
+    /// statement.
+    async fn write_engine_jobs(
+        conn: &mut DB::Connection,
+        run_id: RunId,
+        jobs: &[(u32, StateDocument)],
+    ) -> Result<(), StoreError> {
+        for chunk in jobs.chunks(q::UPSERT_ENGINE_JOBS_CHUNK) {
+            let sql = q::upsert_engine_jobs(chunk.len());
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (index, state) in chunk {
+                query = query
+                    .bind(run_id.0)
+                    .bind(i64::from(*index))
+                    .bind(state.as_str());
+            }
+            query.execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
     async fn insert_jobs(
         conn: &mut DB::Connection,
         run_id: RunId,

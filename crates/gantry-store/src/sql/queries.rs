@@ -157,8 +157,13 @@ pub(crate) const SELECT_RUN: &str = concat!(
     run_columns!(),
     " FROM workflow_runs WHERE id = $1"
 );
-pub(crate) const SELECT_ENGINE_STATE: &str =
-    "SELECT engine_state, engine_spec, state_version FROM workflow_runs WHERE id = $1";
+/// A run's engine state in its parts ([`crate::StateChange`]): first the run's row (at job
+/// index -1), then the jobs written since it was created. One statement, so one snapshot: the
+/// parts of one version, never a transition's run fields with another's jobs.
+pub(crate) const SELECT_ENGINE_STATE: &str = "SELECT -1 AS job_index, engine_state AS state, \
+     engine_spec, engine_run, state_version FROM workflow_runs WHERE id = $1 \
+     UNION ALL SELECT job_index, state, NULL, NULL, NULL FROM engine_jobs WHERE run_id = $1 \
+     ORDER BY job_index";
 pub(crate) const SELECT_STATE_VERSION: &str =
     "SELECT state_version FROM workflow_runs WHERE id = $1";
 /// Newest first, before the cursor `$1` (`i64::MAX` for the first page), `$2` rows. One
@@ -209,13 +214,31 @@ pub(crate) const LIST_STEP_RESULTS: &str = concat!(
 
 /// Replaces the engine state if, and only if, the stored version is the expected one.
 pub(crate) const UPDATE_ENGINE_STATE: &str = "UPDATE workflow_runs \
-     SET engine_state = $3, state_version = state_version + 1 \
+     SET engine_run = $3, state_version = state_version + 1 \
      WHERE id = $1 AND state_version = $2 RETURNING state_version";
 /// The same, also replacing the run's queryable columns.
 pub(crate) const UPDATE_ENGINE_STATE_AND_RUN: &str = "UPDATE workflow_runs \
-     SET engine_state = $3, state_version = state_version + 1, attempt = $4, status = $5, \
+     SET engine_run = $3, state_version = state_version + 1, attempt = $4, status = $5, \
      conclusion = $6, started_at_ms = $7, completed_at_ms = $8 \
      WHERE id = $1 AND state_version = $2 RETURNING state_version";
+/// Job states per multi-row upsert: 3 parameters a row.
+pub(crate) const UPSERT_ENGINE_JOBS_CHUNK: usize = 1000;
+
+/// Writes `rows` job states (1 to [`UPSERT_ENGINE_JOBS_CHUNK`]) of one run; each row binds run
+/// id, job index and state.
+pub(crate) fn upsert_engine_jobs(rows: usize) -> String {
+    let mut sql = String::from("INSERT INTO engine_jobs (run_id, job_index, state) VALUES ");
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        let first = row * 3;
+        sql.push_str(&format!("(${}, ${}, ${})", first + 1, first + 2, first + 3));
+    }
+    sql.push_str(" ON CONFLICT (run_id, job_index) DO UPDATE SET state = excluded.state");
+    sql
+}
+
 pub(crate) const UPDATE_JOB: &str = "UPDATE jobs SET name = $3, status = $4, conclusion = $5, \
      attempt = $6, runs_on = $7, waiting_reasons = $8, outputs = $9, priority = $10, \
      queued_at_ms = $11, started_at_ms = $12, completed_at_ms = $13 \

@@ -6,12 +6,13 @@
 //! unknown status spelling, is [`StoreError::Corrupt`].
 
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use crate::error::StoreError;
 use crate::ids::{JobId, OrgId, RepoId, RunId, RunnerId};
 use crate::model::{
-    EngineState, FencingToken, Job, JobAttempt, Organization, QueuedJob, Repository,
+    EngineState, FencingToken, JOBS_MEMBER, Job, JobAttempt, Organization, QueuedJob, Repository,
     RunningAttempt, StepResult, WorkflowRun,
 };
 use crate::status::{Conclusion, JobStatus, RunStatus, StepStatus};
@@ -127,13 +128,63 @@ pub(super) fn run(row: &impl StoreRow) -> Result<WorkflowRun, StoreError> {
     })
 }
 
-pub(super) fn engine_state(run_id: RunId, row: &impl StoreRow) -> Result<EngineState, StoreError> {
-    Ok(EngineState {
+/// A run's engine state from its parts ([`q::SELECT_ENGINE_STATE`]'s rows: the run's, then
+/// its jobs' by index); `None` when the run does not exist.
+///
+/// The document is the one the run was created with, its run fields replaced by the last
+/// transition's (`engine_run`) and each job by its last written state (see
+/// [`crate::StateChange`]).
+///
+/// [`q::SELECT_ENGINE_STATE`]: super::queries::SELECT_ENGINE_STATE
+pub(super) fn engine_state(
+    run_id: RunId,
+    parts: &[impl StoreRow],
+) -> Result<Option<EngineState>, StoreError> {
+    let Some((run, jobs)) = parts.split_first() else {
+        return Ok(None);
+    };
+    if run.int("job_index")? != -1 {
+        // Job states without their run's row (which the foreign key rules out): no run.
+        return Ok(None);
+    }
+    let created: Value = json(run, "state")?;
+    let mut document = match opt_json::<Value>(run, "engine_run")? {
+        None => created,
+        Some(mut fields) => {
+            if let (Value::Object(fields), Value::Object(mut created)) = (&mut fields, created)
+                && let Some(jobs) = created.remove(JOBS_MEMBER)
+            {
+                fields.insert(JOBS_MEMBER.to_owned(), jobs);
+            }
+            fields
+        }
+    };
+    if !jobs.is_empty() {
+        let Some(Value::Array(states)) = document.get_mut(JOBS_MEMBER) else {
+            return Err(StoreError::corrupt(format!(
+                "run {run_id} has job states but its document has no `{JOBS_MEMBER}` array"
+            )));
+        };
+        for job in jobs {
+            let index = job.int("job_index")?;
+            let count = states.len();
+            let slot = usize::try_from(index)
+                .ok()
+                .and_then(|index| states.get_mut(index))
+                .ok_or_else(|| {
+                    StoreError::corrupt(format!(
+                        "run {run_id} has a state for job {index} of {count}"
+                    ))
+                })?;
+            *slot = json(job, "state")?;
+        }
+    }
+    Ok(Some(EngineState {
         run_id,
-        document: json(row, "engine_state")?,
-        spec: opt_json(row, "engine_spec")?,
-        version: row.int("state_version")?,
-    })
+        document,
+        spec: opt_json(run, "engine_spec")?,
+        version: run.int("state_version")?,
+    }))
 }
 
 pub(super) fn job(row: &impl StoreRow) -> Result<Job, StoreError> {

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use gantry_store::{
     BuildRun, Conclusion, EndedAttempt, FencingToken, JobId, JobStatus, JobUpdate, Lease,
     NewAttempt, NewOrganization, NewRepository, OrgId, RepoId, RunFilter, RunId, RunStatus,
-    RunUpdate, RunnerId, StepResult, StepStatus, StoreError, Transition,
+    RunUpdate, RunnerId, StateChange, StepResult, StepStatus, StoreError, Transition,
 };
 use serde_json::json;
 
@@ -969,6 +969,65 @@ pub async fn a_stale_transition_changes_nothing(db: &mut TestDb) {
     assert_ne!(after, before);
     assert_conflict(store.apply_transition(transition).await);
     assert_eq!(snapshot(store, run_id).await, after);
+}
+
+pub async fn a_transition_writes_the_run_fields_and_only_the_jobs_it_changed(db: &mut TestDb) {
+    let (_, repo) = org_and_repo(db.store(), "acme").await;
+    let job = |id: &str, events: u32| json!({"id": id, "events": events});
+    let created_state =
+        json!({"status": "queued", "jobs": [job("a", 0), job("b", 0), job("c", 0)]});
+    let initial = created_state.clone();
+    let builder = BuildRun::new(move |_| {
+        Ok(gantry_store::RunContent {
+            status: RunStatus::Queued,
+            engine_state: initial.clone().into(),
+            engine_spec: json!({}).into(),
+            jobs: two_jobs(),
+        })
+    });
+    let created = db
+        .store()
+        .create_run(new_run(repo.id, CI), builder, None)
+        .await
+        .unwrap();
+    let run_id = created.run_id;
+    let change = |status: &str, jobs: Vec<(u32, serde_json::Value)>| StateChange {
+        run: json!({ "status": status }).into(),
+        jobs: jobs
+            .into_iter()
+            .map(|(index, job)| (index, job.into()))
+            .collect(),
+    };
+    assert_eq!(
+        stored_state(db.store(), run_id).await.document,
+        created_state
+    );
+
+    let first = Transition::new(run_id, 1, change("in_progress", vec![(1, job("b", 1))]));
+    db.store().apply_transition(first).await.unwrap();
+    let expected =
+        json!({"status": "in_progress", "jobs": [job("a", 0), job("b", 1), job("c", 0)]});
+    assert_eq!(stored_state(db.store(), run_id).await.document, expected);
+
+    // A later transition keeps the jobs the earlier one wrote.
+    let second = Transition::new(run_id, 2, change("completed", vec![(2, job("c", 1))]));
+    db.store().apply_transition(second).await.unwrap();
+    let expected = json!({"status": "completed", "jobs": [job("a", 0), job("b", 1), job("c", 1)]});
+    assert_eq!(stored_state(db.store(), run_id).await.document, expected);
+
+    // A stale one writes none of its jobs.
+    let stale = Transition::new(run_id, 2, change("queued", vec![(0, job("a", 9))]));
+    assert_conflict(db.store().apply_transition(stale).await);
+    assert_eq!(stored_state(db.store(), run_id).await.document, expected);
+
+    // The parts are joined the same way after a restart.
+    db.reopen().await;
+    let state = stored_state(db.store(), run_id).await;
+    assert_eq!((state.document, state.version), (expected, 3));
+}
+
+async fn stored_state(store: &dyn gantry_store::Store, run_id: RunId) -> gantry_store::EngineState {
+    store.get_engine_state(run_id).await.unwrap()
 }
 
 pub async fn of_two_concurrent_transitions_exactly_one_wins(db: &mut TestDb) {

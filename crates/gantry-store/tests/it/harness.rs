@@ -113,8 +113,8 @@ impl TestDb {
                 sqlx::raw_sql(
                     "CREATE TABLE doom (run_id INTEGER \
                        REFERENCES workflow_runs (id) DEFERRABLE INITIALLY DEFERRED); \
-                     CREATE TRIGGER doom AFTER UPDATE OF engine_state ON workflow_runs \
-                       WHEN NEW.engine_state LIKE '%doomed%' \
+                     CREATE TRIGGER doom AFTER UPDATE OF engine_run ON workflow_runs \
+                       WHEN NEW.engine_run LIKE '%doomed%' \
                        BEGIN INSERT INTO doom (run_id) VALUES (-1); END;",
                 )
                 .execute(&mut conn)
@@ -130,7 +130,7 @@ impl TestDb {
                      CREATE FUNCTION \"{schema}\".doom() RETURNS trigger LANGUAGE plpgsql AS \
                        $$ BEGIN INSERT INTO \"{schema}\".doom (run_id) VALUES (-1); RETURN NEW; END $$; \
                      CREATE TRIGGER doom AFTER UPDATE ON \"{schema}\".workflow_runs FOR EACH ROW \
-                       WHEN (NEW.engine_state LIKE '%doomed%') EXECUTE FUNCTION \"{schema}\".doom();"
+                       WHEN (NEW.engine_run LIKE '%doomed%') EXECUTE FUNCTION \"{schema}\".doom();"
                 )))
                 .execute(&mut conn)
                 .await
