@@ -88,7 +88,8 @@ fn row_of(rows: &mut [Job], job_id: JobId) -> Option<&mut Job> {
 
 /// One run as its last committed transition left it.
 struct CachedRun {
-    state: RunState,
+    /// Shared with the callers of the change that committed it ([`Applied`]).
+    state: Arc<RunState>,
     version: i64,
     /// The run's job rows by id, when known to match the store.
     rows: Option<Vec<Job>>,
@@ -108,7 +109,7 @@ struct Indexes {
 /// What one committed transition did, for the caller.
 pub(crate) struct Applied {
     /// The run after the event.
-    pub state: RunState,
+    pub state: Arc<RunState>,
     /// The claim the transition made ([`App::drive_claim`]), with its fencing token.
     pub claim: Option<Claim>,
 }
@@ -403,24 +404,25 @@ impl App {
     ) -> Result<(Applied, Vec<(RunId, Event)>), ApiError> {
         for _ in 0..MAX_TRANSITION_TRIES {
             let cached = self.run_cache().runs.remove(&run_id);
-            let (mut state, version, cached_rows) = match cached {
+            let (before, version, cached_rows) = match cached {
                 Some(cached) => (cached.state, cached.version, cached.rows),
                 None => {
                     let (state, version) = self.load_state(run_id).await?;
-                    (state, version, None)
+                    (Arc::new(state), version, None)
                 }
             };
-            // What the rows are compared against: only jobs that changed get new rows.
-            let before = state.clone();
+            // The committed state stays as it is (the rows are compared against it, and it
+            // is what a refused event leaves); the event changes a copy: the one deep copy
+            // of the run an event costs.
+            let mut state = RunState::clone(&before);
             let time = now();
             let effects = match state.handle(event, time) {
                 Ok(effects) => effects,
                 Err(error) => {
-                    // A refused event changes nothing: what was read is still the run's.
                     self.remember(
                         run_id,
                         CachedRun {
-                            state,
+                            state: before,
                             version,
                             rows: cached_rows,
                         },
@@ -501,10 +503,11 @@ impl App {
                             _ => None,
                         })
                         .collect();
+                    let state = Arc::new(state);
                     self.remember(
                         run_id,
                         CachedRun {
-                            state: state.clone(),
+                            state: Arc::clone(&state),
                             version: applied.state_version,
                             // New rows carry columns only the store fills in: read them anew.
                             rows: (!adds_jobs).then_some(rows),
@@ -923,9 +926,6 @@ fn row_of_key<'a>(rows: &RowsByKey<'a>, key: &'a JobKey) -> Option<&'a Job> {
     rows.get(&(key.job.as_str(), i64::from(key.index))).copied()
 }
 
-/// Whether a field of the run itself changed that the rows of jobs which did not change may
-/// show (the run's concurrency claim is in every waiting job's reasons), or that marks a
-/// change of the whole run (status, attempt, cancellation): then every row is compared.
 /// What a transition writes of the engine's state: the run's fields and the `changed` jobs.
 fn state_change(state: &RunState, changed: &[usize]) -> Result<StateChange, serde_json::Error> {
     let mut jobs = Vec::with_capacity(changed.len());
@@ -940,6 +940,9 @@ fn state_change(state: &RunState, changed: &[usize]) -> Result<StateChange, serd
     })
 }
 
+/// Whether a field of the run itself changed that the rows of jobs which did not change may
+/// show (the run's concurrency claim is in every waiting job's reasons), or that marks a
+/// change of the whole run (status, attempt, cancellation): then every row is compared.
 fn run_fields_changed(before: &RunState, after: &RunState) -> bool {
     before.attempt != after.attempt
         || before.status != after.status
