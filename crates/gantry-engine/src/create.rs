@@ -86,7 +86,7 @@ pub fn create_run_with_calls(
         cancel_requested: false,
         concurrency,
         unended: jobs.len(),
-        jobs,
+        jobs: jobs.into_iter().collect(),
         config: new.config,
         spec: Arc::new(spec),
     };

@@ -60,6 +60,7 @@ mod error;
 mod eval;
 mod event;
 mod ids;
+mod job_states;
 mod machine;
 mod payload;
 mod reason;
@@ -77,6 +78,7 @@ pub use effect::{Decision, Effect, JobOrder};
 pub use error::EngineError;
 pub use event::{Event, TimerKind};
 pub use ids::{Attempt, JobKey, Millis, RunAttempt, RunId};
+pub use job_states::JobStates;
 pub use payload::{PayloadError, job_payload, job_payload_with_calls};
 pub use reason::WaitReason;
 pub use spec::{

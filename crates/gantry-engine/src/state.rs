@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::EngineConfig;
 use crate::ids::{Attempt, JobKey, Millis, RunAttempt, RunId};
+use crate::job_states::JobStates;
 use crate::reason::WaitReason;
 use crate::spec::RunSpec;
 use crate::status::{Conclusion, JobStatus, RunStatus};
@@ -40,8 +41,8 @@ pub struct RunState {
     pub cancel_requested: bool,
     /// The workflow-level concurrency group, when the workflow has one.
     pub concurrency: Option<GroupClaim>,
-    /// The jobs, in file order.
-    pub jobs: Vec<JobState>,
+    /// The jobs, in file order (shared with copies of the run until changed).
+    pub jobs: JobStates,
     /// The settings the run was created with.
     pub config: EngineConfig,
     /// The compiled workflow, shared by every state of the run. Never written with the

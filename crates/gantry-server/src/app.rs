@@ -970,7 +970,7 @@ fn plan_transition(
     // Only jobs whose state changed are written (the store keeps the others), and only
     // their rows can have changed, unless a run field they show did.
     let changed_states: Vec<usize> = (0..state.jobs.len())
-        .filter(|&job| before.jobs.get(job) != state.jobs.get(job))
+        .filter(|&job| !state.jobs.same_job(&before.jobs, job))
         .collect();
     let engine_state = state_change(state, &changed_states).map_err(|error| {
         ApiError::internal(&format!("engine state does not serialize: {error}"))
