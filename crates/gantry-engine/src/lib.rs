@@ -46,7 +46,8 @@
 //! call (inputs, secrets, outputs) whose called jobs `spec` adds to the run, `machine` applies events (`events`, `cancel`, `rerun`),
 //! `setup` and `eval` evaluate the workflow's expressions with the contexts of each place,
 //! `spec` is the compiled workflow a run carries, `payload` what a runner receives for a job,
-//! `state` the run's data, `stored` how it is stored (the spec apart), `concurrency` the cross-run group bookkeeping, `dispatch` the
+//! `state` the run's data (`job_states` its jobs, shared between copies until changed),
+//! `stored` how it is stored (the spec apart, the run's fields apart from its jobs), `concurrency` the cross-run group bookkeeping, `dispatch` the
 //! dispatcher's fair job queue (which job a runner gets, per-organization limits, why a job
 //! waits) and its figures (`dispatch::simulate`).
 
