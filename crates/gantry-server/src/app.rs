@@ -65,6 +65,8 @@ pub struct App {
     pub(crate) mirrors_dir: Option<std::path::PathBuf>,
     /// Open repositories and loaded workflow files, kept between events.
     pub(crate) git_cache: Arc<crate::git_cache::GitCache<crate::triggers::Loaded>>,
+    /// Repositories by name and API workflow files by text ([`crate::lookups`]).
+    pub(crate) lookups: crate::lookups::Lookups,
 }
 
 /// The last committed state and job rows of recently changed runs, so that the next change
@@ -155,6 +157,7 @@ impl App {
             log_bells: Mutex::new(HashMap::new()),
             mirrors_dir: None,
             git_cache: Arc::default(),
+            lookups: crate::lookups::Lookups::default(),
         }
     }
 

@@ -36,6 +36,7 @@ mod invalid_runs;
 mod job_routes;
 mod leases;
 mod logs;
+mod lookups;
 mod mirror;
 mod openapi;
 mod ops;

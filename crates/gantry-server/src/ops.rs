@@ -148,15 +148,21 @@ impl App {
         org: &str,
         name: &str,
     ) -> Result<gantry_store::Repository, ApiError> {
-        self.store
-            .get_repository_by_name(org, name)
-            .await
-            .map_err(|error| match error {
-                StoreError::NotFound { .. } => {
-                    ApiError::not_found(format!("repository `{org}/{name}` not found"))
-                }
-                other => other.into(),
-            })
+        if let Some(repo) = self.lookups.repository(org, name) {
+            return Ok(repo);
+        }
+        let repo =
+            self.store
+                .get_repository_by_name(org, name)
+                .await
+                .map_err(|error| match error {
+                    StoreError::NotFound { .. } => {
+                        ApiError::not_found(format!("repository `{org}/{name}` not found"))
+                    }
+                    other => other.into(),
+                })?;
+        self.lookups.keep_repository(org, name, &repo);
+        Ok(repo)
     }
 
     /// `GET /repos/{org}/{repo}`.
@@ -195,8 +201,11 @@ impl App {
             .unwrap_or_else(|| format!("refs/heads/{}", repo.default_branch));
         check_text("ref", &git_ref, 255)?;
 
-        let workflow = gantry_workflow::load(&request.workflow, &Limits::default())
-            .map(Arc::new)
+        let workflow = self
+            .lookups
+            .workflow(&request.workflow, |text| {
+                gantry_workflow::load(text, &Limits::default())
+            })
             .map_err(|diagnostics| workflow_invalid(&diagnostics))?;
         check_listens(&workflow, &event)?;
         let called = self
@@ -365,8 +374,7 @@ impl App {
         } else {
             tracing::info!(run_id = %created.run_id, "idempotency key matched an existing run");
         }
-        let run = self.store.get_run(created.run_id).await?;
-        Ok((views::run(&run, &full_name), created.created))
+        Ok((views::run(&created.run, &full_name), created.created))
     }
 
     /// `GET /runs` and `GET /repos/{org}/{repo}/runs`.

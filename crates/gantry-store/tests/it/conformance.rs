@@ -309,6 +309,7 @@ pub async fn creating_a_run_stores_it_with_its_jobs(db: &mut TestDb) {
     assert_eq!(created.job_ids.len(), 3);
 
     let run = store.get_run(created.run_id).await.unwrap();
+    assert_eq!(created.run, run, "the creation's answer is the stored row");
     assert_eq!(run.id, created.run_id);
     assert_eq!(run.repo_id, repo.id);
     assert_eq!(run.workflow_path, CI);
@@ -491,6 +492,7 @@ pub async fn an_idempotency_key_returns_the_same_run(db: &mut TestDb) {
         .await
         .unwrap();
     assert!(!again.created);
+    assert_eq!(again.run, store.get_run(first.run_id).await.unwrap());
     assert_eq!(
         (again.run_id, again.run_number, &again.job_ids),
         (first.run_id, first.run_number, &first.job_ids)
