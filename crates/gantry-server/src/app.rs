@@ -929,8 +929,20 @@ fn row_of_key<'a>(rows: &RowsByKey<'a>, key: &'a JobKey) -> Option<&'a Job> {
     rows.get(&(key.job.as_str(), i64::from(key.index))).copied()
 }
 
-/// What a transition writes of the engine's state: the run's fields and the `changed` jobs.
+/// Runs of at most this many jobs are written whole on every event: their document is
+/// small, and one statement costs less than two (SQLite hands each to its connection's thread).
+const WHOLE_STATE_JOBS: usize = 32;
+
+/// What a transition writes of the engine's state: the run's fields and the `changed` jobs,
+/// or for a small run the whole document (the same choice for every event of a run, since
+/// its number of jobs never changes).
 fn state_change(state: &RunState, changed: &[usize]) -> Result<StateChange, serde_json::Error> {
+    if state.jobs.len() <= WHOLE_STATE_JOBS {
+        return Ok(StateChange {
+            run: StateDocument::serialize(state)?,
+            jobs: Vec::new(),
+        });
+    }
     let mut jobs = Vec::with_capacity(changed.len());
     for &index in changed {
         if let (Some(job), Ok(position)) = (state.jobs.get(index), u32::try_from(index)) {

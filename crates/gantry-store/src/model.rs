@@ -241,32 +241,24 @@ impl From<Value> for StateDocument {
 /// changes a few of them, so a transition carries only those: writing the whole document
 /// every time cost in proportion to the size of the run (a leaf of a 1,000-job fan-out
 /// rewrote ~450 KB). Reading the state joins the parts back into one document.
+///
+/// A writer may instead give the whole document as `run` (with its `jobs`, and no `jobs`
+/// here): for a small run one statement costs less than two. It must then do so for every
+/// transition of that run, since job states written apart are not read beside a whole one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateChange {
-    /// The document without its `jobs` member.
+    /// The document without its `jobs` member, or the whole document.
     pub run: StateDocument,
     /// New job states, by position in `jobs`; the others stay as they are.
     pub jobs: Vec<(u32, StateDocument)>,
 }
 
 impl From<Value> for StateChange {
-    /// A whole document: its run fields and every one of its jobs.
-    fn from(mut document: Value) -> StateChange {
-        let jobs = match &mut document {
-            Value::Object(fields) => fields.remove(JOBS_MEMBER),
-            _ => None,
-        };
-        let jobs = match jobs {
-            Some(Value::Array(jobs)) => jobs
-                .into_iter()
-                .enumerate()
-                .map(|(index, job)| (u32::try_from(index).unwrap_or(u32::MAX), job.into()))
-                .collect(),
-            _ => Vec::new(),
-        };
+    /// A whole document, written as one.
+    fn from(document: Value) -> StateChange {
         StateChange {
             run: document.into(),
-            jobs,
+            jobs: Vec::new(),
         }
     }
 }

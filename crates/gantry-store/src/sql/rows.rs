@@ -133,7 +133,8 @@ pub(super) fn run(row: &impl StoreRow) -> Result<WorkflowRun, StoreError> {
 ///
 /// The document is the one the run was created with, its run fields replaced by the last
 /// transition's (`engine_run`) and each job by its last written state (see
-/// [`crate::StateChange`]).
+/// [`crate::StateChange`]); a last transition whose run document carries `jobs` wrote the
+/// whole state.
 ///
 /// [`q::SELECT_ENGINE_STATE`]: super::queries::SELECT_ENGINE_STATE
 pub(super) fn engine_state(
@@ -148,18 +149,20 @@ pub(super) fn engine_state(
         return Ok(None);
     }
     let created: Value = json(run, "state")?;
-    let mut document = match opt_json::<Value>(run, "engine_run")? {
-        None => created,
+    let (mut document, whole) = match opt_json::<Value>(run, "engine_run")? {
+        None => (created, false),
+        // A run document with its own jobs is the whole state.
+        Some(whole) if whole.get(JOBS_MEMBER).is_some() => (whole, true),
         Some(mut fields) => {
             if let (Value::Object(fields), Value::Object(mut created)) = (&mut fields, created)
                 && let Some(jobs) = created.remove(JOBS_MEMBER)
             {
                 fields.insert(JOBS_MEMBER.to_owned(), jobs);
             }
-            fields
+            (fields, false)
         }
     };
-    if !jobs.is_empty() {
+    if !jobs.is_empty() && !whole {
         let Some(Value::Array(states)) = document.get_mut(JOBS_MEMBER) else {
             return Err(StoreError::corrupt(format!(
                 "run {run_id} has job states but its document has no `{JOBS_MEMBER}` array"

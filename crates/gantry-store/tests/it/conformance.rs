@@ -1026,6 +1026,18 @@ pub async fn a_transition_writes_the_run_fields_and_only_the_jobs_it_changed(db:
     db.reopen().await;
     let state = stored_state(db.store(), run_id).await;
     assert_eq!((state.document, state.version), (expected, 3));
+
+    // A run written whole on every change (what the server does for small runs).
+    let created = db
+        .store()
+        .create_run(new_run(repo.id, CI), build(two_jobs()), None)
+        .await
+        .unwrap();
+    let whole = json!({"status": "in_progress", "jobs": [job("a", 5)]});
+    let transition = Transition::new(created.run_id, 1, whole.clone());
+    db.store().apply_transition(transition).await.unwrap();
+    let state = stored_state(db.store(), created.run_id).await;
+    assert_eq!(state.document, whole);
 }
 
 async fn stored_state(store: &dyn gantry_store::Store, run_id: RunId) -> gantry_store::EngineState {
