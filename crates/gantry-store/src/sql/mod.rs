@@ -893,38 +893,51 @@ where
         }
         let new_job_ids = Self::insert_jobs(tx, run_id, &transition.new_jobs).await?;
 
-        if !(transition.new_attempts.is_empty()
-            && transition.ended_attempts.is_empty()
-            && transition.step_results.is_empty())
-        {
-            let jobs_of_run = sqlx::query(q::LIST_JOB_IDS_OF_RUN)
+        // Attempts and steps may only name jobs of this run. Jobs whose rows this transition
+        // updated (or claimed) are known to be; only the others are looked up, one by one:
+        // usually none (a completion updates the job whose attempt it ends), where reading
+        // every job id of a 1,000-job run cost each of its completions.
+        let mut of_run: HashSet<JobId> = transition
+            .job_updates
+            .iter()
+            .map(|update| update.job_id)
+            .chain(
+                claim
+                    .as_ref()
+                    .filter(|claim| claim.run_id == run_id)
+                    .map(|claim| claim.job_id),
+            )
+            .collect();
+        let named = transition
+            .new_attempts
+            .iter()
+            .map(|attempt| attempt.job_id)
+            .chain(transition.ended_attempts.iter().map(|ended| ended.job_id))
+            .chain(transition.step_results.iter().map(|step| step.job_id));
+        for job_id in named {
+            if of_run.contains(&job_id) {
+                continue;
+            }
+            let found = sqlx::query(q::JOB_OF_RUN)
+                .bind(job_id.0)
                 .bind(run_id.0)
-                .fetch_all(&mut *tx)
-                .await?
-                .iter()
-                .map(rows::id)
-                .collect::<Result<HashSet<i64>, _>>()?;
-            let require_job_of_run = |job_id: JobId| {
-                if jobs_of_run.contains(&job_id.0) {
-                    Ok(())
-                } else {
-                    Err(StoreError::not_found(format!(
-                        "job {job_id} in run {run_id}"
-                    )))
-                }
-            };
-            for attempt in &transition.new_attempts {
-                require_job_of_run(attempt.job_id)?;
-                Self::insert_attempt(tx, attempt).await?;
+                .fetch_optional(&mut *tx)
+                .await?;
+            if found.is_none() {
+                return Err(StoreError::not_found(format!(
+                    "job {job_id} in run {run_id}"
+                )));
             }
-            for ended in &transition.ended_attempts {
-                require_job_of_run(ended.job_id)?;
-                Self::end_attempt(tx, ended).await?;
-            }
-            for step in &transition.step_results {
-                require_job_of_run(step.job_id)?;
-                Self::upsert_step_result(tx, step).await?;
-            }
+            of_run.insert(job_id);
+        }
+        for attempt in &transition.new_attempts {
+            Self::insert_attempt(tx, attempt).await?;
+        }
+        for ended in &transition.ended_attempts {
+            Self::end_attempt(tx, ended).await?;
+        }
+        for step in &transition.step_results {
+            Self::upsert_step_result(tx, step).await?;
         }
         Ok(AppliedTransition {
             state_version,

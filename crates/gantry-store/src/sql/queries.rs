@@ -207,6 +207,8 @@ pub(crate) const LIST_JOBS: &str = concat!(
 );
 pub(crate) const LIST_JOB_IDS_OF_RUN: &str = "SELECT id FROM jobs WHERE run_id = $1";
 pub(crate) const JOB_EXISTS: &str = "SELECT id FROM jobs WHERE id = $1";
+/// Whether job `$1` belongs to run `$2`.
+pub(crate) const JOB_OF_RUN: &str = "SELECT id FROM jobs WHERE id = $1 AND run_id = $2";
 pub(crate) const LIST_ATTEMPTS: &str = concat!(
     "SELECT ",
     attempt_columns!(),

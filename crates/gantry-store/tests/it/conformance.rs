@@ -1040,6 +1040,67 @@ pub async fn a_transition_writes_the_run_fields_and_only_the_jobs_it_changed(db:
     assert_eq!(state.document, whole);
 }
 
+pub async fn attempts_and_steps_of_another_runs_job_are_refused(db: &mut TestDb) {
+    let store = db.store();
+    let (_, repo) = org_and_repo(store, "acme").await;
+    let mine = create(store, repo.id, CI, two_jobs()).await;
+    let theirs = create(store, repo.id, CI, two_jobs()).await;
+    let (my_build, their_build) = (job_id(&mine, 0), job_id(&theirs, 0));
+    let step = |job_id| StepResult {
+        job_id,
+        attempt: 1,
+        step_index: 0,
+        name: "make".to_owned(),
+        status: StepStatus::InProgress,
+        conclusion: None,
+        started_at_ms: Some(2_000),
+        ended_at_ms: None,
+    };
+    let before = (
+        snapshot(store, mine.run_id).await,
+        snapshot(store, theirs.run_id).await,
+    );
+    type Edit<'a> = Box<dyn Fn(&mut Transition) + 'a>;
+    let naming_theirs: [Edit<'_>; 3] = [
+        Box::new(|t| {
+            t.new_attempts = vec![NewAttempt {
+                job_id: their_build,
+                attempt: 1,
+            }]
+        }),
+        Box::new(|t| {
+            t.ended_attempts = vec![EndedAttempt {
+                job_id: their_build,
+                attempt: 1,
+                fencing_token: None,
+                ended_at_ms: 2_000,
+                result: Conclusion::Cancelled,
+            }]
+        }),
+        Box::new(|t| t.step_results = vec![step(their_build)]),
+    ];
+    for name_theirs in &naming_theirs {
+        let mut transition = Transition::new(mine.run_id, 1, json!({"events": 1}));
+        name_theirs(&mut transition);
+        assert_not_found(store.apply_transition(transition).await);
+        let after = (
+            snapshot(store, mine.run_id).await,
+            snapshot(store, theirs.run_id).await,
+        );
+        assert_eq!(after, before);
+    }
+    // A job of the run that the transition does not otherwise touch is looked up and found.
+    let mut transition = Transition::new(mine.run_id, 1, json!({"events": 1}));
+    transition.new_attempts = vec![NewAttempt {
+        job_id: my_build,
+        attempt: 1,
+    }];
+    transition.step_results = vec![step(my_build)];
+    store.apply_transition(transition).await.unwrap();
+    assert_eq!(store.list_attempts(my_build).await.unwrap().len(), 1);
+    assert_eq!(store.list_step_results(my_build).await.unwrap().len(), 1);
+}
+
 async fn stored_state(store: &dyn gantry_store::Store, run_id: RunId) -> gantry_store::EngineState {
     store.get_engine_state(run_id).await.unwrap()
 }

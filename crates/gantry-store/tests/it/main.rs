@@ -83,6 +83,7 @@ conformance_tests!(
     a_transition_changes_run_and_jobs_together,
     a_stale_transition_changes_nothing,
     a_transition_writes_the_run_fields_and_only_the_jobs_it_changed,
+    attempts_and_steps_of_another_runs_job_are_refused,
     of_two_concurrent_transitions_exactly_one_wins,
     a_failing_transition_changes_nothing,
     claims_hand_out_increasing_fencing_tokens,
