@@ -888,9 +888,7 @@ where
             None => None,
         };
 
-        for update in &transition.job_updates {
-            Self::update_job(tx, run_id, update).await?;
-        }
+        Self::update_jobs(tx, run_id, &transition.job_updates).await?;
         let new_job_ids = Self::insert_jobs(tx, run_id, &transition.new_jobs).await?;
 
         // Attempts and steps may only name jobs of this run. Jobs whose rows this transition
@@ -1153,6 +1151,71 @@ where
             }
         }
         Ok(ids)
+    }
+
+    /// Writes a transition's job rows, a chunk of rows a statement; a job not of the run is
+    /// not found. A job named twice takes its last values, as one update after another would.
+    async fn update_jobs(
+        conn: &mut DB::Connection,
+        run_id: RunId,
+        updates: &[JobUpdate],
+    ) -> Result<(), StoreError> {
+        if let [update] = updates {
+            return Self::update_job(conn, run_id, update).await;
+        }
+        let mut last = std::collections::HashMap::with_capacity(updates.len());
+        for (index, update) in updates.iter().enumerate() {
+            last.insert(update.job_id, index);
+        }
+        let mut encoded = Vec::with_capacity(last.len());
+        for (index, update) in updates.iter().enumerate() {
+            if last.get(&update.job_id) != Some(&index) {
+                continue;
+            }
+            require_text("job name", &update.name)?;
+            require_at_least("job attempt", update.attempt, 1)?;
+            encoded.push((
+                update,
+                to_json("runs-on labels", &update.runs_on)?,
+                to_json("waiting reasons", &update.waiting_reasons)?,
+                to_json("outputs", &update.outputs)?,
+            ));
+        }
+        for chunk in encoded.chunks(q::UPDATE_JOBS_CHUNK) {
+            let sql = q::update_jobs(chunk.len());
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(run_id.0);
+            for (update, runs_on, waiting_reasons, outputs) in chunk {
+                query = query
+                    .bind(update.job_id.0)
+                    .bind(update.name.as_str())
+                    .bind(update.status.as_str())
+                    .bind(update.conclusion.map(|conclusion| conclusion.as_str()))
+                    .bind(update.attempt)
+                    .bind(runs_on.as_str())
+                    .bind(waiting_reasons.as_str())
+                    .bind(outputs.as_str())
+                    .bind(update.priority)
+                    .bind(update.queued_at_ms)
+                    .bind(update.started_at_ms)
+                    .bind(update.completed_at_ms);
+            }
+            let updated = query
+                .fetch_all(&mut *conn)
+                .await?
+                .iter()
+                .map(|row| rows::id(row).map(JobId))
+                .collect::<Result<HashSet<JobId>, _>>()?;
+            if let Some((missing, ..)) = chunk
+                .iter()
+                .find(|(update, ..)| !updated.contains(&update.job_id))
+            {
+                return Err(StoreError::not_found(format!(
+                    "job {} in run {run_id}",
+                    missing.job_id
+                )));
+            }
+        }
+        Ok(())
     }
 
     async fn update_job(

@@ -249,6 +249,53 @@ pub(crate) fn upsert_engine_jobs(rows: usize) -> String {
     sql
 }
 
+/// Job rows per multi-row update: 12 parameters a row.
+pub(crate) const UPDATE_JOBS_CHUNK: usize = 1000;
+
+/// Updates `rows` jobs of run `$1` (1 to [`UPDATE_JOBS_CHUNK`]) in one statement; each row
+/// binds id, name, status, conclusion, attempt, runs-on, waiting reasons, outputs, priority
+/// and queued, started and completed times. Returns the ids it updated. The new values come
+/// as a `UNION ALL` of `SELECT`s (SQLite cannot name the columns of a `VALUES` list), cast so
+/// that PostgreSQL knows their types.
+pub(crate) fn update_jobs(rows: usize) -> String {
+    const COLUMNS: usize = 12;
+    const TYPES: [(&str, &str); COLUMNS] = [
+        ("id", "BIGINT"),
+        ("name", "TEXT"),
+        ("status", "TEXT"),
+        ("conclusion", "TEXT"),
+        ("attempt", "BIGINT"),
+        ("runs_on", "TEXT"),
+        ("waiting_reasons", "TEXT"),
+        ("outputs", "TEXT"),
+        ("priority", "BIGINT"),
+        ("queued_at_ms", "BIGINT"),
+        ("started_at_ms", "BIGINT"),
+        ("completed_at_ms", "BIGINT"),
+    ];
+    let mut sql = String::from(
+        "UPDATE jobs SET name = v.name, status = v.status, conclusion = v.conclusion, \
+         attempt = v.attempt, runs_on = v.runs_on, waiting_reasons = v.waiting_reasons, \
+         outputs = v.outputs, priority = v.priority, queued_at_ms = v.queued_at_ms, \
+         started_at_ms = v.started_at_ms, completed_at_ms = v.completed_at_ms FROM (",
+    );
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(" UNION ALL ");
+        }
+        sql.push_str("SELECT ");
+        for (column, (name, sql_type)) in TYPES.iter().enumerate() {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            let parameter = 2 + row * COLUMNS + column;
+            sql.push_str(&format!("CAST(${parameter} AS {sql_type}) AS {name}"));
+        }
+    }
+    sql.push_str(") AS v WHERE jobs.id = v.id AND jobs.run_id = $1 RETURNING jobs.id");
+    sql
+}
+
 pub(crate) const UPDATE_JOB: &str = "UPDATE jobs SET name = $3, status = $4, conclusion = $5, \
      attempt = $6, runs_on = $7, waiting_reasons = $8, outputs = $9, priority = $10, \
      queued_at_ms = $11, started_at_ms = $12, completed_at_ms = $13 \

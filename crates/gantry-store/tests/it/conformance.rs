@@ -1089,8 +1089,34 @@ pub async fn attempts_and_steps_of_another_runs_job_are_refused(db: &mut TestDb)
         );
         assert_eq!(after, before);
     }
-    // A job of the run that the transition does not otherwise touch is looked up and found.
+    // Rows are updated together: one of another run among them refuses them all.
     let mut transition = Transition::new(mine.run_id, 1, json!({"events": 1}));
+    let renamed = |job: gantry_store::Job, name: &str| JobUpdate {
+        name: name.to_owned(),
+        ..JobUpdate::from_job(&job)
+    };
+    let my_test = store.get_job(job_id(&mine, 1)).await.unwrap();
+    let their_job = store.get_job(their_build).await.unwrap();
+    transition.job_updates = vec![renamed(my_test.clone(), "t1"), renamed(their_job, "x")];
+    assert_not_found(store.apply_transition(transition).await);
+    let after = (
+        snapshot(store, mine.run_id).await,
+        snapshot(store, theirs.run_id).await,
+    );
+    assert_eq!(after, before);
+    // A job named twice takes its last values.
+    let mut transition = Transition::new(mine.run_id, 1, json!({"events": 1}));
+    let my_build_row = store.get_job(my_build).await.unwrap();
+    transition.job_updates = vec![
+        renamed(my_test.clone(), "first"),
+        renamed(my_build_row, "build"),
+        renamed(my_test, "last"),
+    ];
+    store.apply_transition(transition).await.unwrap();
+    assert_eq!(store.get_job(job_id(&mine, 1)).await.unwrap().name, "last");
+
+    // A job of the run that the transition does not otherwise touch is looked up and found.
+    let mut transition = Transition::new(mine.run_id, 2, json!({"events": 2}));
     transition.new_attempts = vec![NewAttempt {
         job_id: my_build,
         attempt: 1,
