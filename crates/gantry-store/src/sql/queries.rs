@@ -249,8 +249,10 @@ pub(crate) fn upsert_engine_jobs(rows: usize) -> String {
     sql
 }
 
-/// Job rows per multi-row update: 12 parameters a row.
-pub(crate) const UPDATE_JOBS_CHUNK: usize = 1000;
+/// Job rows per multi-row update. Each row is a term of a compound `SELECT`, which SQLite
+/// limits to 500 terms, and PostgreSQL plans a long `UNION ALL` slowly (998 rows in one
+/// statement took a second; single-row statements a quarter of that).
+pub(crate) const UPDATE_JOBS_CHUNK: usize = 64;
 
 /// Updates `rows` jobs of run `$1` (1 to [`UPDATE_JOBS_CHUNK`]) in one statement; each row
 /// binds id, name, status, conclusion, attempt, runs-on, waiting reasons, outputs, priority

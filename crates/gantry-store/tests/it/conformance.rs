@@ -1127,6 +1127,35 @@ pub async fn attempts_and_steps_of_another_runs_job_are_refused(db: &mut TestDb)
     assert_eq!(store.list_step_results(my_build).await.unwrap().len(), 1);
 }
 
+pub async fn a_transition_updates_a_thousand_job_rows(db: &mut TestDb) {
+    let store = db.store();
+    let (_, repo) = org_and_repo(store, "acme").await;
+    // A fan-out's root completing makes every leaf ready: a thousand rows in one transition,
+    // more than one statement of the store carries.
+    let leaves: Vec<_> = (0..1_000)
+        .map(|index| job("leaf", index, JobStatus::Waiting))
+        .collect();
+    let created = create(store, repo.id, CI, leaves).await;
+    let rows = store.list_jobs(created.run_id).await.unwrap();
+    let mut transition = Transition::new(created.run_id, 1, json!({"events": 1}));
+    transition.job_updates = rows
+        .iter()
+        .map(|row| JobUpdate {
+            status: JobStatus::Queued,
+            queued_at_ms: Some(5_000),
+            waiting_reasons: json!([]),
+            ..JobUpdate::from_job(row)
+        })
+        .collect();
+    store.apply_transition(transition).await.unwrap();
+    let rows = store.list_jobs(created.run_id).await.unwrap();
+    assert_eq!(rows.len(), 1_000);
+    assert!(rows.iter().all(|row| row.status == JobStatus::Queued
+        && row.queued_at_ms == Some(5_000)
+        && row.waiting_reasons == json!([])));
+    assert_eq!(store.queued_jobs().await.unwrap().len(), 1_000);
+}
+
 async fn stored_state(store: &dyn gantry_store::Store, run_id: RunId) -> gantry_store::EngineState {
     store.get_engine_state(run_id).await.unwrap()
 }

@@ -84,6 +84,7 @@ conformance_tests!(
     a_stale_transition_changes_nothing,
     a_transition_writes_the_run_fields_and_only_the_jobs_it_changed,
     attempts_and_steps_of_another_runs_job_are_refused,
+    a_transition_updates_a_thousand_job_rows,
     of_two_concurrent_transitions_exactly_one_wins,
     a_failing_transition_changes_nothing,
     claims_hand_out_increasing_fencing_tokens,
