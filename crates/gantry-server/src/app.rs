@@ -239,6 +239,20 @@ impl App {
         }
     }
 
+    /// A job's row and view from the run cache, when it holds the run's rows.
+    pub(crate) fn cached_job_view(
+        &self,
+        run_id: RunId,
+        job_id: JobId,
+    ) -> Option<(Job, gantry_proto::v1::Job)> {
+        let mut cache = self.run_cache();
+        let cached = cache.runs.get_mut(&run_id)?;
+        let rows = cached.rows.as_mut()?;
+        let row = row_of(rows, job_id)?.clone();
+        let view = crate::views::job(&row, Some(&cached.state));
+        Some((row, view))
+    }
+
     /// Drops a run's cached state and rows after a change made outside the engine (a job's
     /// priority), so the next change reads them anew.
     pub(crate) fn forget_cached_run(&self, run_id: RunId) {

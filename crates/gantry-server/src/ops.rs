@@ -524,6 +524,16 @@ impl App {
         Ok(self.with_dispatch_reasons(&job, view, &online))
     }
 
+    /// The view of a job of a run that just changed: from the run's cached state and rows
+    /// when the cache holds them (they are what the change committed), else from the store.
+    async fn job_view_of_run(&self, run_id: RunId, job_id: JobId) -> Result<proto::Job, ApiError> {
+        let Some((job, view)) = self.cached_job_view(run_id, job_id) else {
+            return self.job_view(job_id).await;
+        };
+        let online = self.dispatch.online_views(now());
+        Ok(self.with_dispatch_reasons(&job, view, &online))
+    }
+
     /// `GET /runs/{run}/jobs/{job}`.
     pub async fn get_job(&self, run_id: i64, job_id: i64) -> Result<proto::Job, ApiError> {
         let job = self.job_record(run_id, job_id).await?;
@@ -636,8 +646,14 @@ impl App {
             ));
         }
         let job = self.job_record(run_id, job_id).await?;
+        let claims = job.status == JobStatus::Queued;
         let token = self.start(&job).await?;
-        let job = self.store.get_job(job.id).await?;
+        // Only a claim moves the row on (its attempt); an in-progress job's is as read.
+        let job = if claims {
+            self.store.get_job(job.id).await?
+        } else {
+            job
+        };
         let event = Event::JobCompleted {
             job: convert::job_key(&job),
             attempt: gantry_engine::Attempt(u32::try_from(job.attempt).unwrap_or(u32::MAX)),
@@ -646,7 +662,7 @@ impl App {
         };
         self.drive(job.run_id, event, token).await?;
         tracing::info!(run_id = %job.run_id, job_id = %job.id, conclusion = %request.conclusion, "job completed");
-        self.job_view(job.id).await
+        self.job_view_of_run(job.run_id, job.id).await
     }
 
     /// `GET /internal/queue`: the queued jobs as the in-memory index has them.

@@ -58,7 +58,14 @@ async fn complete(app: &App, job: &Job, conclusion: Conclusion) -> Job {
         conclusion,
         outputs: Default::default(),
     };
-    app.complete_job(job.run_id, job.id, request).await.unwrap()
+    let answer = app.complete_job(job.run_id, job.id, request).await.unwrap();
+    // The answer (built from the run cache) is what the store holds.
+    let stored = app.get_job(job.run_id, job.id).await.unwrap();
+    assert_eq!(
+        serde_json::to_value(&answer).unwrap(),
+        serde_json::to_value(&stored).unwrap()
+    );
+    answer
 }
 
 const DEPLOY: &str = "on: push\nconcurrency: deploy\njobs:\n  ship:\n    runs-on: ubuntu-latest\n    steps:\n      - run: ./ship\n";
