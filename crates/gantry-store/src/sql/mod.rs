@@ -1185,19 +1185,11 @@ where
             let sql = q::update_jobs(chunk.len());
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(run_id.0);
             for (update, runs_on, waiting_reasons, outputs) in chunk {
-                query = query
-                    .bind(update.job_id.0)
-                    .bind(update.name.as_str())
-                    .bind(update.status.as_str())
-                    .bind(update.conclusion.map(|conclusion| conclusion.as_str()))
-                    .bind(update.attempt)
-                    .bind(runs_on.as_str())
-                    .bind(waiting_reasons.as_str())
-                    .bind(outputs.as_str())
-                    .bind(update.priority)
-                    .bind(update.queued_at_ms)
-                    .bind(update.started_at_ms)
-                    .bind(update.completed_at_ms);
+                query = Self::bind_job_values(
+                    query.bind(update.job_id.0),
+                    update,
+                    [runs_on, waiting_reasons, outputs],
+                );
             }
             let updated = query
                 .fetch_all(&mut *conn)
@@ -1218,19 +1210,15 @@ where
         Ok(())
     }
 
-    async fn update_job(
-        conn: &mut DB::Connection,
-        run_id: RunId,
-        update: &JobUpdate,
-    ) -> Result<(), StoreError> {
-        require_text("job name", &update.name)?;
-        require_at_least("job attempt", update.attempt, 1)?;
-        let runs_on = to_json("runs-on labels", &update.runs_on)?;
-        let waiting_reasons = to_json("waiting reasons", &update.waiting_reasons)?;
-        let outputs = to_json("outputs", &update.outputs)?;
-        let updated = sqlx::query(q::UPDATE_JOB)
-            .bind(update.job_id.0)
-            .bind(run_id.0)
+    /// Binds a job update's values after its id (and run), in the column order both update
+    /// statements share; `json` is its runs-on labels, waiting reasons and outputs, encoded.
+    fn bind_job_values<'q>(
+        query: sqlx::query::Query<'q, DB, DB::Arguments>,
+        update: &'q JobUpdate,
+        json: [&'q String; 3],
+    ) -> sqlx::query::Query<'q, DB, DB::Arguments> {
+        let [runs_on, waiting_reasons, outputs] = json;
+        query
             .bind(update.name.as_str())
             .bind(update.status.as_str())
             .bind(update.conclusion.map(|conclusion| conclusion.as_str()))
@@ -1242,6 +1230,22 @@ where
             .bind(update.queued_at_ms)
             .bind(update.started_at_ms)
             .bind(update.completed_at_ms)
+    }
+
+    async fn update_job(
+        conn: &mut DB::Connection,
+        run_id: RunId,
+        update: &JobUpdate,
+    ) -> Result<(), StoreError> {
+        require_text("job name", &update.name)?;
+        require_at_least("job attempt", update.attempt, 1)?;
+        let runs_on = to_json("runs-on labels", &update.runs_on)?;
+        let waiting_reasons = to_json("waiting reasons", &update.waiting_reasons)?;
+        let outputs = to_json("outputs", &update.outputs)?;
+        let query = sqlx::query(q::UPDATE_JOB)
+            .bind(update.job_id.0)
+            .bind(run_id.0);
+        let updated = Self::bind_job_values(query, update, [&runs_on, &waiting_reasons, &outputs])
             .fetch_optional(&mut *conn)
             .await?;
         match updated {
