@@ -374,12 +374,12 @@ impl App {
         } else {
             tracing::info!(run_id = %created.run_id, "idempotency key matched an existing run");
         }
-        // The answer reads the run again although the creation returned its row
-        // (`created.run`): answering from that row made signed webhooks that each start a
-        // run 12 % slower (four pairs, 432–457 against 493–515 events/s, `bench triggers`,
-        // 2026-11-27), with API triggers unchanged. The likely cause is the group commit
-        // forming smaller batches when answers come back sooner; a yield before the leader
-        // takes its batch did not help. Not understood yet, so the measured path stays.
+        // The answer reads the run again. Answering instead from a row the creation returned
+        // made signed webhooks that each start a run 12 % slower (four pairs, 432–457 against
+        // 493–515 events/s, `bench triggers`, 2026-11-27), with API triggers unchanged; the
+        // likely cause is the group commit forming smaller batches when answers come back
+        // sooner (a yield before the leader takes its batch did not help). Not understood
+        // yet, so the measured path stays.
         let run = self.store.get_run(created.run_id).await?;
         Ok((views::run(&run, &full_name), created.created))
     }

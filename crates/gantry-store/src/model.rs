@@ -158,9 +158,6 @@ pub struct CreatedRun {
     pub created: bool,
     /// The run's jobs, in the order they were given (by id for an existing run).
     pub job_ids: Vec<JobId>,
-    /// The run's row as the creation left it (or as it is, for an existing run): what
-    /// [`crate::Store::get_run`] would read right after.
-    pub run: WorkflowRun,
 }
 
 /// A workflow run's queryable columns (its engine state is read with

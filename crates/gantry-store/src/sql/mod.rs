@@ -615,17 +615,16 @@ where
                 // Nothing to build: the run ends as it is created, and its engine state stays
                 // the JSON null the insert wrote (there is no workflow to run).
                 let errors = to_json("workflow errors", &errors)?;
-                let created = sqlx::query(q::SET_RUN_INVALID)
+                sqlx::query(q::SET_RUN_INVALID)
                     .bind(run_id.0)
                     .bind(errors.as_str())
-                    .fetch_one(&mut *conn)
+                    .execute(&mut *conn)
                     .await?;
                 return Ok(CreatedRun {
                     run_id,
                     run_number,
                     created: true,
                     job_ids: Vec::new(),
-                    run: rows::run(&created)?,
                 });
             }
         };
@@ -635,12 +634,12 @@ where
         for job in &content.jobs {
             validate_new_job(job)?;
         }
-        let created = sqlx::query(q::SET_RUN_CONTENT)
+        sqlx::query(q::SET_RUN_CONTENT)
             .bind(run_id.0)
             .bind(content.status.as_str())
             .bind(content.engine_state.as_str())
             .bind(content.engine_spec.as_str())
-            .fetch_one(&mut *conn)
+            .execute(&mut *conn)
             .await?;
         let job_ids = Self::insert_jobs(conn, run_id, &content.jobs).await?;
         Ok(CreatedRun {
@@ -648,7 +647,6 @@ where
             run_number,
             created: true,
             job_ids,
-            run: rows::run(&created)?,
         })
     }
 
@@ -683,7 +681,6 @@ where
             run_number: existing.run_number,
             created: false,
             job_ids,
-            run: existing,
         })
     }
 

@@ -111,19 +111,11 @@ pub(crate) const INSERT_RUN: &str = "INSERT INTO workflow_runs (repo_id, workflo
      called_workflows) \
      VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, 'queued', $9, 'null', 1, $10, $11, $12) \
      ON CONFLICT (repo_id, idempotency_key) DO NOTHING RETURNING id";
-/// Gives a new run its content; returns the run as created (the caller's answer).
-pub(crate) const SET_RUN_CONTENT: &str = concat!(
-    "UPDATE workflow_runs SET status = $2, engine_state = $3, engine_spec = $4 WHERE id = $1 \
-     RETURNING ",
-    run_columns!()
-);
+pub(crate) const SET_RUN_CONTENT: &str =
+    "UPDATE workflow_runs SET status = $2, engine_state = $3, engine_spec = $4 WHERE id = $1";
 /// Ends a run of an invalid workflow file as it is created; `$2` is the errors' JSON array.
-/// Returns the run as created.
-pub(crate) const SET_RUN_INVALID: &str = concat!(
-    "UPDATE workflow_runs SET status = 'completed', conclusion = 'failure', \
-     completed_at_ms = created_at_ms, workflow_errors = $2 WHERE id = $1 RETURNING ",
-    run_columns!()
-);
+pub(crate) const SET_RUN_INVALID: &str = "UPDATE workflow_runs SET status = 'completed', \
+     conclusion = 'failure', completed_at_ms = created_at_ms, workflow_errors = $2 WHERE id = $1";
 /// Jobs per multi-row insert: 10 parameters a row stays far below SQLite's limit of 32,766.
 pub(crate) const INSERT_JOBS_CHUNK: usize = 500;
 

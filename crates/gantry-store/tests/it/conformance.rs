@@ -309,7 +309,6 @@ pub async fn creating_a_run_stores_it_with_its_jobs(db: &mut TestDb) {
     assert_eq!(created.job_ids.len(), 3);
 
     let run = store.get_run(created.run_id).await.unwrap();
-    assert_eq!(created.run, run, "the creation's answer is the stored row");
     assert_eq!(run.id, created.run_id);
     assert_eq!(run.repo_id, repo.id);
     assert_eq!(run.workflow_path, CI);
@@ -492,7 +491,6 @@ pub async fn an_idempotency_key_returns_the_same_run(db: &mut TestDb) {
         .await
         .unwrap();
     assert!(!again.created);
-    assert_eq!(again.run, store.get_run(first.run_id).await.unwrap());
     assert_eq!(
         (again.run_id, again.run_number, &again.job_ids),
         (first.run_id, first.run_number, &first.job_ids)
@@ -1056,10 +1054,8 @@ pub async fn attempts_and_steps_of_another_runs_job_are_refused(db: &mut TestDb)
         started_at_ms: Some(2_000),
         ended_at_ms: None,
     };
-    let before = (
-        snapshot(store, mine.run_id).await,
-        snapshot(store, theirs.run_id).await,
-    );
+    let both = [mine.run_id, theirs.run_id];
+    let before = snapshots(store, &both).await;
     type Edit<'a> = Box<dyn Fn(&mut Transition) + 'a>;
     let naming_theirs: [Edit<'_>; 3] = [
         Box::new(|t| {
@@ -1083,11 +1079,7 @@ pub async fn attempts_and_steps_of_another_runs_job_are_refused(db: &mut TestDb)
         let mut transition = Transition::new(mine.run_id, 1, json!({"events": 1}));
         name_theirs(&mut transition);
         assert_not_found(store.apply_transition(transition).await);
-        let after = (
-            snapshot(store, mine.run_id).await,
-            snapshot(store, theirs.run_id).await,
-        );
-        assert_eq!(after, before);
+        assert_eq!(snapshots(store, &both).await, before);
     }
     // Rows are updated together: one of another run among them refuses them all.
     let mut transition = Transition::new(mine.run_id, 1, json!({"events": 1}));
@@ -1099,11 +1091,7 @@ pub async fn attempts_and_steps_of_another_runs_job_are_refused(db: &mut TestDb)
     let their_job = store.get_job(their_build).await.unwrap();
     transition.job_updates = vec![renamed(my_test.clone(), "t1"), renamed(their_job, "x")];
     assert_not_found(store.apply_transition(transition).await);
-    let after = (
-        snapshot(store, mine.run_id).await,
-        snapshot(store, theirs.run_id).await,
-    );
-    assert_eq!(after, before);
+    assert_eq!(snapshots(store, &both).await, before);
     // A job named twice takes its last values.
     let mut transition = Transition::new(mine.run_id, 1, json!({"events": 1}));
     let my_build_row = store.get_job(my_build).await.unwrap();
@@ -1154,6 +1142,18 @@ pub async fn a_transition_updates_a_thousand_job_rows(db: &mut TestDb) {
         && row.queued_at_ms == Some(5_000)
         && row.waiting_reasons == json!([])));
     assert_eq!(store.queued_jobs().await.unwrap().len(), 1_000);
+}
+
+/// What is stored about each of `runs`.
+async fn snapshots(
+    store: &dyn gantry_store::Store,
+    runs: &[RunId],
+) -> Vec<crate::fixtures::Snapshot> {
+    let mut snapshots = Vec::with_capacity(runs.len());
+    for &run_id in runs {
+        snapshots.push(snapshot(store, run_id).await);
+    }
+    snapshots
 }
 
 async fn stored_state(store: &dyn gantry_store::Store, run_id: RunId) -> gantry_store::EngineState {

@@ -34,7 +34,6 @@ pub async fn an_invalid_workflow_file_is_recorded_as_a_failed_run(db: &mut TestD
     );
 
     let run = store.get_run(invalid.run_id).await.unwrap();
-    assert_eq!(invalid.run, run, "the creation's answer is the stored row");
     assert_eq!(run.status, RunStatus::Completed);
     assert_eq!(run.conclusion, Some(Conclusion::Failure));
     assert_eq!(run.completed_at_ms, Some(run.created_at_ms));
@@ -56,7 +55,6 @@ pub async fn an_invalid_workflow_file_is_recorded_as_a_failed_run(db: &mut TestD
         .await
         .unwrap();
     assert_eq!((again.run_id, again.created), (invalid.run_id, false));
-    assert_eq!(again.run, run);
     let as_valid = store
         .create_run(new_run(repo.id, CI), build(two_jobs()), Some("delivery-1"))
         .await
