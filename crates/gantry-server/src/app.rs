@@ -51,6 +51,8 @@ pub struct App {
     groups_ready: watch::Sender<bool>,
     names: Mutex<HashMap<RepoId, String>>,
     runs: Mutex<RunCache>,
+    /// One change at a time per run ([`crate::run_locks`]).
+    run_locks: crate::run_locks::RunLocks,
     /// The fair queue, the runners and the leases.
     pub(crate) dispatch: Dispatcher,
     /// Rung when a lease is added, so the lease watcher looks at the new earliest deadline.
@@ -112,8 +114,27 @@ struct Indexes {
 pub(crate) struct Applied {
     /// The run after the event.
     pub state: Arc<RunState>,
-    /// The claim the transition made ([`App::drive_claim`]), with its fencing token.
-    pub claim: Option<Claim>,
+}
+
+/// One event of a change of a run, with what proves it or commits with it.
+#[derive(Debug, Clone)]
+pub(crate) struct Step {
+    pub event: Event,
+    /// The fencing token of the runner reporting a `JobCompleted`: the attempt it ends must
+    /// hold it.
+    pub token: Option<FencingToken>,
+    /// The runner's claim a `JobStarted` commits with.
+    pub claim: Option<RunnerClaim>,
+}
+
+/// What a batch of steps did ([`App::drive_steps`]).
+pub(crate) struct AppliedSteps {
+    /// The run after the steps (as it was, if none was taken).
+    pub state: Arc<RunState>,
+    /// The claims made, in the order of their steps, with their fencing tokens.
+    pub claims: Vec<Claim>,
+    /// Per step, in order: taken, or why the engine or the store refused it.
+    pub outcomes: Vec<Result<(), ApiError>>,
 }
 
 /// A runner's claim of a queued job, made in the same transaction as the engine's "job
@@ -150,6 +171,7 @@ impl App {
             runs: Mutex::new(RunCache {
                 runs: RecentMap::new(RUN_CACHE_JOBS),
             }),
+            run_locks: Default::default(),
             dispatch: Dispatcher::new(RunnerSettings::default()),
             lease_changed: Notify::new(),
             workflows: Mutex::new(RecentMap::new(WORKFLOW_CACHE_JOBS)),
@@ -251,6 +273,18 @@ impl App {
         let row = row_of(rows, job_id)?.clone();
         let view = crate::views::job(&row, Some(&cached.state));
         Some((row, view))
+    }
+
+    /// The cached rows of `jobs` of a run (`None` for one not of the run), when the cache
+    /// holds the run's rows.
+    pub(crate) fn cached_rows(&self, run_id: RunId, jobs: &[JobId]) -> Option<Vec<Option<Job>>> {
+        let mut cache = self.run_cache();
+        let rows = cache.runs.get_mut(&run_id)?.rows.as_mut()?;
+        Some(
+            jobs.iter()
+                .map(|&job| row_of(rows, job).map(|row| row.clone()))
+                .collect(),
+        )
     }
 
     /// Drops a run's cached state and rows after a change made outside the engine (a job's
@@ -377,22 +411,28 @@ impl App {
         event: Event,
         token: Option<FencingToken>,
     ) -> Result<Applied, ApiError> {
-        let (applied, deliveries) = self.apply(run_id, &event, token, None).await?;
+        let step = Step {
+            event,
+            token,
+            claim: None,
+        };
+        let (applied, deliveries) = self.apply(run_id, step).await?;
         self.deliver(deliveries).await;
         Ok(applied)
     }
 
-    /// Claims a queued job for a runner and applies the engine's "job started" (`event`) in
-    /// one transaction, so the engine cannot miss a claim; the runner holds the lease before
-    /// the dispatcher hears of the start. A claim the store refuses (the job is no longer
-    /// queued at that attempt) changes nothing and is a conflict.
-    pub(crate) async fn drive_claim(
+    /// Applies several events to one run in one transaction (claims of several of its jobs,
+    /// which commit with the engine's "job started", so the engine cannot miss a claim and
+    /// the runner holds the lease before the dispatcher hears of the start; results of
+    /// several): each one the engine or the store refuses is left out with its
+    /// error, the others commit together. An error is about the whole batch (nothing was
+    /// written).
+    pub(crate) async fn drive_steps(
         &self,
         run_id: RunId,
-        event: Event,
-        claim: RunnerClaim,
-    ) -> Result<Applied, ApiError> {
-        let (applied, deliveries) = self.apply(run_id, &event, None, Some(claim)).await?;
+        steps: &[Step],
+    ) -> Result<AppliedSteps, ApiError> {
+        let (applied, deliveries) = self.apply_steps(run_id, steps).await?;
         self.deliver(deliveries).await;
         Ok(applied)
     }
@@ -401,24 +441,60 @@ impl App {
     pub(crate) async fn deliver(&self, deliveries: Vec<(RunId, Event)>) {
         let mut work = VecDeque::from(deliveries);
         while let Some((run_id, event)) = work.pop_front() {
-            match self.apply(run_id, &event, None, None).await {
+            let step = Step {
+                event,
+                token: None,
+                claim: None,
+            };
+            match self.apply(run_id, step.clone()).await {
                 Ok((_, more)) => work.extend(more),
                 Err(error) => {
-                    tracing::warn!(run_id = %run_id, ?event, error = %error, "concurrency event refused");
+                    tracing::warn!(run_id = %run_id, event = ?step.event, error = %error, "concurrency event refused");
                 }
             }
         }
     }
 
-    /// One event on one run, in one transaction (with `claim`, if any: see
-    /// [`App::drive_claim`]); then the in-memory indexes.
+    /// One step on one run: [`App::apply_steps`] with the step's refusal as the error.
     async fn apply(
         &self,
         run_id: RunId,
-        event: &Event,
-        token: Option<FencingToken>,
-        claim: Option<RunnerClaim>,
+        step: Step,
     ) -> Result<(Applied, Vec<(RunId, Event)>), ApiError> {
+        let (applied, deliveries) = self
+            .apply_steps(run_id, std::slice::from_ref(&step))
+            .await?;
+        let AppliedSteps {
+            state,
+            mut outcomes,
+            ..
+        } = applied;
+        match outcomes.pop() {
+            Some(Err(error)) => Err(error),
+            _ => Ok((Applied { state }, deliveries)),
+        }
+    }
+
+    /// Steps on one run, in one transaction (with the claims they carry: see
+    /// [`App::drive_steps`]); then the in-memory indexes. A step the engine refuses is left
+    /// out; if the store refuses the transition without the run having moved (a claim of a
+    /// job claimed meanwhile, a stale token), a batch is applied again one step at a time so
+    /// that only the refused step fails.
+    async fn apply_steps(
+        &self,
+        run_id: RunId,
+        steps: &[Step],
+    ) -> Result<(AppliedSteps, Vec<(RunId, Event)>), ApiError> {
+        let _turn = self.run_locks.lock(run_id).await;
+        self.apply_steps_in_turn(run_id, steps).await
+    }
+
+    /// [`App::apply_steps`] once the run is held.
+    async fn apply_steps_in_turn(
+        &self,
+        run_id: RunId,
+        steps: &[Step],
+    ) -> Result<(AppliedSteps, Vec<(RunId, Event)>), ApiError> {
         for _ in 0..MAX_TRANSITION_TRIES {
             let cached = self.run_cache().runs.remove(&run_id);
             let (before, version, cached_rows) = match cached {
@@ -429,49 +505,79 @@ impl App {
                 }
             };
             // The committed state stays as it is (the rows are compared against it, and it
-            // is what a refused event leaves); the event changes a copy: the one deep copy
-            // of the run an event costs.
+            // is what a refused event leaves); the events change a copy: the one deep copy
+            // of the run a change costs.
             let mut state = RunState::clone(&before);
             let time = now();
-            let effects = match state.handle(event, time) {
-                Ok(effects) => effects,
-                Err(error) => {
-                    self.remember(
-                        run_id,
-                        CachedRun {
-                            state: before,
-                            version,
-                            rows: cached_rows,
-                        },
-                    );
-                    return Err(error.into());
+            let mut effects = Vec::new();
+            let mut outcomes = Vec::with_capacity(steps.len());
+            for step in steps {
+                // A refused event changes nothing, so the next one sees the state as if it
+                // had not been sent.
+                match state.handle(&step.event, time) {
+                    Ok(caused) => {
+                        effects.extend(caused);
+                        outcomes.push(Ok(()));
+                    }
+                    Err(error) => outcomes.push(Err(ApiError::from(error))),
                 }
-            };
+            }
+            let taken: Vec<&Step> = steps
+                .iter()
+                .zip(&outcomes)
+                .filter(|(_, outcome)| outcome.is_ok())
+                .map(|(step, _)| step)
+                .collect();
+            if taken.is_empty() {
+                self.remember(
+                    run_id,
+                    CachedRun {
+                        state: Arc::clone(&before),
+                        version,
+                        rows: cached_rows,
+                    },
+                );
+                let applied = AppliedSteps {
+                    state: before,
+                    claims: Vec::new(),
+                    outcomes,
+                };
+                return Ok((applied, Vec::new()));
+            }
             let rows = match cached_rows {
                 Some(rows) => rows,
                 None => self.store.list_jobs(run_id).await?,
             };
-            // The token proves the reporter's claim on the attempt it ends, and only that one.
-            let token = match (event, token) {
-                (Event::JobCompleted { job, .. }, Some(token)) => Some((job, token)),
-                _ => None,
-            };
-            let mut plan = plan_transition(run_id, version, &before, &state, &rows, token, time)?;
-            let claimed_key = match (claim, event) {
-                (Some(claim), Event::JobStarted { job, attempt }) => {
-                    plan.transition.claim = Some(ClaimInTransition {
-                        job_id: claim.job_id,
-                        attempt: i64::from(attempt.0),
-                        runner_id: claim.runner,
-                        lease: Lease {
-                            now_ms: ms(claim.at),
-                            deadline_ms: ms(self.lease_deadline(claim.at)),
-                        },
-                    });
-                    Some((job, *attempt))
-                }
-                _ => None,
-            };
+            // A token proves the reporter's claim on the attempt it ends, and only that one.
+            let tokens: Vec<(&JobKey, FencingToken)> = taken
+                .iter()
+                .filter_map(|step| match (&step.event, step.token) {
+                    (Event::JobCompleted { job, .. }, Some(token)) => Some((job, token)),
+                    _ => None,
+                })
+                .collect();
+            let mut plan = plan_transition(run_id, version, &before, &state, &rows, &tokens, time)?;
+            let claimed: Vec<(RunnerClaim, &JobKey, Attempt)> = taken
+                .iter()
+                .filter_map(|step| match (step.claim, &step.event) {
+                    (Some(claim), Event::JobStarted { job, attempt }) => {
+                        Some((claim, job, *attempt))
+                    }
+                    _ => None,
+                })
+                .collect();
+            plan.transition.claims = claimed
+                .iter()
+                .map(|(claim, _, attempt)| ClaimInTransition {
+                    job_id: claim.job_id,
+                    attempt: i64::from(attempt.0),
+                    runner_id: claim.runner,
+                    lease: Lease {
+                        now_ms: ms(claim.at),
+                        deadline_ms: ms(self.lease_deadline(claim.at)),
+                    },
+                })
+                .collect();
             let updates = plan.transition.job_updates.clone();
             let adds_jobs = !plan.transition.new_jobs.is_empty();
             let new_keys: Vec<JobKey> = plan
@@ -532,31 +638,45 @@ impl App {
                     );
                     let mut statuses = plan.statuses;
                     statuses.extend(applied.new_job_ids.into_iter().zip(plan.new_statuses));
-                    // The lease first: the dispatcher drops a started job it finds unleased.
-                    if let (Some(request), Some(claimed), Some((key, attempt))) =
-                        (claim, applied.claim, claimed_key)
-                    {
+                    // The leases first: the dispatcher drops a started job it finds unleased.
+                    // The store made the claims in the order they were asked.
+                    for ((request, key, attempt), made) in claimed.iter().zip(&applied.claims) {
                         let deadline = self.lease_deadline(request.at);
-                        self.grant_lease(request.runner, &claimed, key.clone(), attempt, deadline);
+                        self.grant_lease(request.runner, made, (*key).clone(), *attempt, deadline);
                     }
                     self.feed_dispatcher(run_id, &state, &changes, &cancels)
                         .await;
                     let deliveries = self.after_commit(run_id, &state, &statuses, &effects).await;
                     log_effects(run_id, &effects);
-                    let applied = Applied {
+                    let applied = AppliedSteps {
                         state,
-                        claim: applied.claim,
+                        claims: applied.claims,
+                        outcomes,
                     };
                     return Ok((applied, deliveries));
                 }
                 Err(StoreError::Conflict { what }) => {
                     // Lost a race for the state (retry) or refused for another reason, such as
-                    // a stale fencing token (give up).
+                    // a stale fencing token or a job claimed meanwhile (give up on the step).
                     let current = self.store.get_run(run_id).await?;
-                    if current.state_version == version {
-                        return Err(ApiError::conflict(format!("conflict: {what}")));
+                    if current.state_version != version {
+                        tracing::debug!(run_id = %run_id, "state changed meanwhile; retrying");
+                        continue;
                     }
-                    tracing::debug!(run_id = %run_id, "state changed meanwhile; retrying");
+                    if taken.len() > 1 {
+                        return self.apply_one_by_one(run_id, steps).await;
+                    }
+                    let refused = ApiError::conflict(format!("conflict: {what}"));
+                    let outcomes = outcomes
+                        .into_iter()
+                        .map(|outcome| outcome.and(Err(refused.clone())))
+                        .collect();
+                    let applied = AppliedSteps {
+                        state: before,
+                        claims: Vec::new(),
+                        outcomes,
+                    };
+                    return Ok((applied, Vec::new()));
                 }
                 Err(error) => return Err(error.into()),
             }
@@ -565,6 +685,37 @@ impl App {
             gantry_proto::v1::ErrorCode::Unavailable,
             format!("run {run_id} is changing too fast; retry"),
         ))
+    }
+
+    /// A batch the store refused as a whole, applied again one step at a time (the run still
+    /// held), so that only the step at fault fails.
+    async fn apply_one_by_one(
+        &self,
+        run_id: RunId,
+        steps: &[Step],
+    ) -> Result<(AppliedSteps, Vec<(RunId, Event)>), ApiError> {
+        let mut outcomes = Vec::with_capacity(steps.len());
+        let mut claims = Vec::new();
+        let mut deliveries = Vec::new();
+        let mut state = None;
+        for step in steps {
+            let (applied, more) =
+                Box::pin(self.apply_steps_in_turn(run_id, std::slice::from_ref(step))).await?;
+            outcomes.extend(applied.outcomes);
+            claims.extend(applied.claims);
+            deliveries.extend(more);
+            state = Some(applied.state);
+        }
+        let state = match state {
+            Some(state) => state,
+            None => Arc::new(self.load_state(run_id).await?.0),
+        };
+        let applied = AppliedSteps {
+            state,
+            claims,
+            outcomes,
+        };
+        Ok((applied, deliveries))
     }
 
     /// Keeps a run's committed state for its next change; completed runs are let go.
@@ -993,7 +1144,7 @@ fn plan_transition(
     before: &RunState,
     state: &RunState,
     rows: &[Job],
-    token: Option<(&JobKey, FencingToken)>,
+    tokens: &[(&JobKey, FencingToken)],
     time: Millis,
 ) -> Result<PlannedTransition, ApiError> {
     // Only jobs whose state changed are written (the store keeps the others), and only
@@ -1076,7 +1227,10 @@ fn plan_transition(
             transition.ended_attempts.push(EndedAttempt {
                 job_id: row.id,
                 attempt: i64::from(attempt.0),
-                fencing_token: token.filter(|(job, _)| *job == key).map(|(_, token)| token),
+                fencing_token: tokens
+                    .iter()
+                    .find(|(job, _)| *job == key)
+                    .map(|(_, token)| *token),
                 ended_at_ms: ms(time),
                 result,
             });

@@ -21,6 +21,7 @@
 
 mod app;
 mod called;
+mod claims;
 mod convert;
 mod credentials;
 mod dispatcher;
@@ -44,6 +45,7 @@ mod recent;
 mod remote_calls;
 mod resolve_calls;
 mod routes;
+mod run_locks;
 mod runner_ops;
 mod runner_registry;
 mod runner_routes;

@@ -1,14 +1,13 @@
-//! The runner protocol's job operations: claims (long-polled), heartbeats, step and log
-//! reports and results. Registration is `runner_registry`'s, lease expiry `leases`'.
+//! The runner protocol's job operations after a claim: heartbeats, step and log reports and
+//! results (one, or a batch whose runs each commit in one transaction). Registration is
+//! `runner_registry`'s, claims `claims`', lease expiry `leases`'.
 //!
-//! A claim picks from the dispatcher's fair queue, then claims the job in the store and tells
-//! the engine the job started, in one transaction that hands out the fencing token
-//! ([`App::drive_claim`]); if the store or the engine refuses (the job was cancelled
-//! meanwhile) nothing is written, the pick is dropped and the next job is tried. Every later call is checked against the lease in memory (right runner,
-//! right token) and, for what it writes, against the job's latest token in the store.
+//! Every call after a claim is checked against the lease in memory
+//! (right runner, right token) and, for what it writes, against the job's latest token in
+//! the store.
 
+use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use gantry_engine::{Event, JobKey, Millis};
 use gantry_proto::v1 as proto;
@@ -16,15 +15,23 @@ use gantry_store::{
     Claim, FencingToken, JobId, LogAppend, NewLogLine, RunId, RunnerId, StepResult, StoreError,
 };
 
-use crate::app::{App, RunnerClaim};
+use crate::app::{App, Step};
 use crate::called::{CalledWorkflows, RunWorkflows};
 use crate::convert::{self, ms, now};
-use crate::dispatcher::{self, LeaseEntry};
+use crate::dispatcher::LeaseEntry;
 use crate::error::ApiError;
-use crate::runner_registry::unauthorized;
 
 /// The largest checkout served, in bytes of file content.
 const MAX_CHECKOUT_BYTES: u64 = 1024 * 1024 * 1024;
+
+/// The results of a batch that end attempts of one run.
+struct RunResults {
+    run_id: RunId,
+    /// Each result's position in the batch, its job and the lease it ends.
+    jobs: Vec<(usize, JobId, LeaseEntry)>,
+    /// The results as engine events, in the same order.
+    steps: Vec<Step>,
+}
 
 /// A stale-token refusal: the runner must stop the job.
 fn stale(message: impl Into<String>) -> ApiError {
@@ -40,145 +47,6 @@ fn runner_write_error(error: StoreError) -> ApiError {
 }
 
 impl App {
-    /// `POST /runner/claim`: a job for the runner, waiting up to `wait_ms` for one.
-    pub async fn claim(
-        self: &Arc<App>,
-        runner: RunnerId,
-        request: proto::ClaimJob,
-    ) -> Result<Option<proto::JobAssignment>, ApiError> {
-        if request.wait_ms > proto::MAX_CLAIM_WAIT_MS {
-            return Err(ApiError::invalid_field(
-                "wait_ms",
-                format!("at most {}", proto::MAX_CLAIM_WAIT_MS),
-            ));
-        }
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(request.wait_ms);
-        loop {
-            // Listen before looking, so a job queued between the look and the wait rings.
-            let bell = self.dispatch.work.notified();
-            tokio::pin!(bell);
-            bell.as_mut().enable();
-            let picked = {
-                let mut state = self.dispatch.lock();
-                let Some(entry) = state.runners.get(&runner) else {
-                    return Err(unauthorized(format!("runner {runner} is not registered")));
-                };
-                if entry.spent {
-                    return Err(ApiError::conflict(format!(
-                        "runner {runner} is ephemeral and has had its job"
-                    )));
-                }
-                if entry.held.len() >= entry.capacity {
-                    return Err(ApiError::conflict(format!(
-                        "runner {runner} already holds {} jobs, its capacity",
-                        entry.capacity
-                    )));
-                }
-                let view = entry.view.clone();
-                state.queue.pick(&view, now())
-            };
-            if let Some(job) = picked {
-                // Once the claim has committed, the dispatcher must hold its lease even if the
-                // runner hangs up meanwhile (which drops this request's future): the rest runs
-                // as its own task. An answer nobody reads is then a lease that expires, and the
-                // job is queued again.
-                let app = Arc::clone(self);
-                let taken =
-                    tokio::spawn(async move { app.take(runner, dispatcher::job_id(job)).await })
-                        .await
-                        .map_err(|error| {
-                            ApiError::internal(&format!("claim task failed: {error}"))
-                        })?;
-                if let Some(assignment) = taken? {
-                    return Ok(Some(assignment));
-                }
-                continue;
-            }
-            if tokio::time::timeout_at(deadline, bell).await.is_err() {
-                return Ok(None);
-            }
-        }
-    }
-
-    /// Claims a picked job and starts it, in one transaction; `None` when the job had moved
-    /// on.
-    async fn take(
-        &self,
-        runner: RunnerId,
-        job_id: JobId,
-    ) -> Result<Option<proto::JobAssignment>, ApiError> {
-        let release = || {
-            let _ = self
-                .dispatch
-                .lock()
-                .queue
-                .release(dispatcher::job_ref(job_id));
-        };
-        let job = match self.store.get_job(job_id).await {
-            Ok(job) => job,
-            Err(StoreError::NotFound { .. }) => {
-                self.dispatch.forget(job_id);
-                return Ok(None);
-            }
-            Err(error) => {
-                release();
-                return Err(error.into());
-            }
-        };
-        if job.status != gantry_store::JobStatus::Queued {
-            // Cancelled or ended since it was queued: the queue forgets it.
-            self.dispatch.forget(job_id);
-            return Ok(None);
-        }
-        let key = convert::job_key(&job);
-        let attempt = gantry_engine::Attempt(u32::try_from(job.attempt).unwrap_or(u32::MAX));
-        let started = Event::JobStarted {
-            job: key.clone(),
-            attempt,
-        };
-        let claim = RunnerClaim {
-            job_id,
-            runner,
-            at: now(),
-        };
-        let applied = match self.drive_claim(job.run_id, started, claim).await {
-            Ok(applied) => applied,
-            Err(error)
-                if matches!(
-                    error.code,
-                    proto::ErrorCode::Conflict | proto::ErrorCode::NotFound
-                ) =>
-            {
-                // Cancelled, timed out or claimed by another since it was read: nothing was
-                // written; try the next job.
-                tracing::info!(job_id = %job_id, error = %error.message, "picked job no longer claimable");
-                self.dispatch.forget(job_id);
-                return Ok(None);
-            }
-            Err(error) => {
-                release();
-                return Err(error);
-            }
-        };
-        let Some(claim) = applied.claim else {
-            return Err(ApiError::internal(&format!(
-                "the start of job {job_id} committed without its claim"
-            )));
-        };
-        let mut payload = self.payload(job.run_id, &applied.state, &key).await?;
-        payload.job_id = Some(job_id.0);
-        tracing::info!(run_id = %job.run_id, job_id = %job_id, runner_id = %runner, attempt = claim.attempt, "job claimed");
-        Ok(Some(proto::JobAssignment {
-            job_id: job_id.0,
-            run_id: job.run_id.0,
-            attempt: attempt.0,
-            fencing_token: claim.fencing_token.0,
-            heartbeat_interval_ms: self.dispatch.settings.heartbeat_interval_ms,
-            lease_ms: self.dispatch.settings.lease_ms,
-            payload,
-        }))
-    }
-
     /// When a lease granted or renewed at `at` ends.
     pub(crate) fn lease_deadline(&self, at: Millis) -> Millis {
         at.after(Millis(self.dispatch.settings.lease_ms))
@@ -227,7 +95,7 @@ impl App {
     }
 
     /// The job's payload, from the workflow file the run was created from.
-    async fn payload(
+    pub(crate) async fn payload(
         &self,
         run_id: RunId,
         state: &gantry_engine::RunState,
@@ -478,39 +346,139 @@ impl App {
         job: JobId,
         request: proto::CompleteAttempt,
     ) -> Result<(), ApiError> {
-        if request.conclusion == proto::Conclusion::Skipped {
+        let mut outcomes = self.complete_attempts(runner, vec![(job, request)]).await;
+        outcomes.pop().unwrap_or(Ok(()))
+    }
+
+    /// `POST /runner/results`: several attempts' results, each taken or refused on its own.
+    pub async fn report_results(
+        &self,
+        runner: RunnerId,
+        request: proto::JobResults,
+    ) -> Result<proto::JobResultOutcomes, ApiError> {
+        let count = request.results.len();
+        if count == 0 || count > proto::MAX_BATCH_JOBS as usize {
             return Err(ApiError::invalid_field(
-                "conclusion",
-                "a job cannot be completed as `skipped`",
+                "results",
+                format!(
+                    "must hold 1 to {} results, got {count}",
+                    proto::MAX_BATCH_JOBS
+                ),
             ));
         }
-        let lease = self.held_lease(runner, job, request.fencing_token)?;
-        let event = Event::JobCompleted {
-            job: lease.key.clone(),
-            attempt: lease.attempt,
-            conclusion: convert::engine_conclusion(request.conclusion),
-            outputs: request.outputs,
-        };
-        match self.drive(lease.run_id, event, Some(lease.token)).await {
-            Ok(_) => {}
-            Err(error) if error.code == proto::ErrorCode::Conflict => {
-                // The engine had already ended the attempt (a timeout, a cancel's grace).
-                self.dispatch.forget(job);
-                return Err(stale(format!(
-                    "job {job} attempt {} has already ended: {}",
-                    lease.attempt, error.message
-                )));
+        let mut seen = HashSet::with_capacity(count);
+        for (index, result) in request.results.iter().enumerate() {
+            if !seen.insert(result.job_id) {
+                return Err(ApiError::invalid_field(
+                    &format!("results[{index}].job_id"),
+                    format!("job {} has an earlier result in this batch", result.job_id),
+                ));
             }
-            Err(error) => return Err(error),
         }
-        if let Some(message) = &request.message {
-            tracing::info!(job_id = %job, message, "job result message");
+        let results: Vec<(JobId, proto::CompleteAttempt)> = request
+            .results
+            .into_iter()
+            .map(|result| (JobId(result.job_id), result.into_attempt()))
+            .collect();
+        let jobs: Vec<JobId> = results.iter().map(|(job, _)| *job).collect();
+        let outcomes = self.complete_attempts(runner, results).await;
+        Ok(proto::JobResultOutcomes {
+            outcomes: jobs
+                .into_iter()
+                .zip(outcomes)
+                .map(|(job, outcome)| proto::JobResultOutcome {
+                    job_id: job.0,
+                    error: outcome.err().map(|error| error.body().error),
+                })
+                .collect(),
+        })
+    }
+
+    /// Attempts' results through the engine: each run's in one transaction, the runs side
+    /// by side. One outcome per result, in order.
+    async fn complete_attempts(
+        &self,
+        runner: RunnerId,
+        results: Vec<(JobId, proto::CompleteAttempt)>,
+    ) -> Vec<Result<(), ApiError>> {
+        let mut outcomes: Vec<Result<(), ApiError>> = Vec::with_capacity(results.len());
+        let mut by_run: Vec<RunResults> = Vec::new();
+        for (index, (job, request)) in results.into_iter().enumerate() {
+            let lease = if request.conclusion == proto::Conclusion::Skipped {
+                Err(ApiError::invalid_field(
+                    "conclusion",
+                    "a job cannot be completed as `skipped`",
+                ))
+            } else {
+                self.held_lease(runner, job, request.fencing_token)
+            };
+            let lease = match lease {
+                Ok(lease) => lease,
+                Err(error) => {
+                    outcomes.push(Err(error));
+                    continue;
+                }
+            };
+            outcomes.push(Ok(()));
+            if let Some(message) = &request.message {
+                tracing::info!(job_id = %job, message, "job result message");
+            }
+            let step = Step {
+                event: Event::JobCompleted {
+                    job: lease.key.clone(),
+                    attempt: lease.attempt,
+                    conclusion: convert::engine_conclusion(request.conclusion),
+                    outputs: request.outputs,
+                },
+                token: Some(lease.token),
+                claim: None,
+            };
+            match by_run.iter_mut().find(|run| run.run_id == lease.run_id) {
+                Some(run) => {
+                    run.jobs.push((index, job, lease));
+                    run.steps.push(step);
+                }
+                None => by_run.push(RunResults {
+                    run_id: lease.run_id,
+                    jobs: vec![(index, job, lease)],
+                    steps: vec![step],
+                }),
+            }
         }
-        self.dispatch.forget(job);
-        self.ring_log(job);
+        let applied = futures_util::future::join_all(
+            by_run
+                .iter()
+                .map(|run| self.drive_steps(run.run_id, &run.steps)),
+        )
+        .await;
+        for (RunResults { run_id, jobs, .. }, applied) in by_run.into_iter().zip(applied) {
+            let run_outcomes: Vec<Result<(), ApiError>> = match applied {
+                Ok(applied) => applied.outcomes,
+                Err(error) => vec![Err(error); jobs.len()],
+            };
+            for ((index, job, lease), outcome) in jobs.into_iter().zip(run_outcomes) {
+                outcomes[index] = match outcome {
+                    Ok(()) => {
+                        self.dispatch.forget(job);
+                        self.ring_log(job);
+                        tracing::info!(run_id = %run_id, job_id = %job, runner_id = %runner, "job completed by runner");
+                        Ok(())
+                    }
+                    Err(error) if error.code == proto::ErrorCode::Conflict => {
+                        // The engine had already ended the attempt (a timeout, a cancel's
+                        // grace).
+                        self.dispatch.forget(job);
+                        Err(stale(format!(
+                            "job {job} attempt {} has already ended: {}",
+                            lease.attempt, error.message
+                        )))
+                    }
+                    Err(error) => Err(error),
+                };
+            }
+        }
         self.retire_if_spent(runner).await;
-        tracing::info!(run_id = %lease.run_id, job_id = %job, runner_id = %runner, conclusion = %request.conclusion, "job completed by runner");
-        Ok(())
+        outcomes
     }
 
     /// Removes an ephemeral runner once its job has ended.
@@ -533,6 +501,8 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::RunnerClaim;
+    use gantry_store::Job;
 
     /// A claim commits, then the run is cancelled before the claim's "job started": the
     /// cancelling transition ends the claimed attempt, so no attempt stays open (and no lease
@@ -566,14 +536,18 @@ mod tests {
         let fixture = crate::test_support::one_job().await;
         let (app, job) = (&fixture.app, &fixture.job);
         let key = convert::job_key(job);
-        let started = || Event::JobStarted {
-            job: key.clone(),
-            attempt: gantry_engine::Attempt(1),
-        };
         let claim = RunnerClaim {
             job_id: job.id,
             runner: RunnerId(7),
             at: now(),
+        };
+        let started = |claim: RunnerClaim| Step {
+            event: Event::JobStarted {
+                job: key.clone(),
+                attempt: gantry_engine::Attempt(1),
+            },
+            token: None,
+            claim: Some(claim),
         };
         let queued = |state: &gantry_engine::RunState| {
             state.instance(&key).unwrap().status == gantry_engine::JobStatus::Queued
@@ -583,8 +557,15 @@ mod tests {
         // the claim, and the start is not written either.
         fixture.claim_in_store(60_000).await;
         let version = app.store.get_run(job.run_id).await.unwrap().state_version;
-        let refused = app.drive_claim(job.run_id, started(), claim).await;
-        assert_eq!(refused.err().unwrap().code, proto::ErrorCode::Conflict);
+        let refused = app
+            .drive_steps(job.run_id, &[started(claim)])
+            .await
+            .unwrap();
+        assert!(refused.claims.is_empty());
+        let [Err(error)] = &refused.outcomes[..] else {
+            panic!("{:?}", refused.outcomes);
+        };
+        assert_eq!(error.code, proto::ErrorCode::Conflict);
         let (state, after) = app.load_state(job.run_id).await.unwrap();
         assert!(queued(&state));
         assert_eq!(after, version);
@@ -596,8 +577,11 @@ mod tests {
             job_id: job.id,
             ..claim
         };
-        let applied = app.drive_claim(job.run_id, started(), claim).await.unwrap();
-        let token = applied.claim.unwrap().fencing_token;
+        let applied = app
+            .drive_steps(job.run_id, &[started(claim)])
+            .await
+            .unwrap();
+        let token = applied.claims[0].fencing_token;
         let (state, _) = app.load_state(job.run_id).await.unwrap();
         assert_eq!(
             state.instance(&key).unwrap().status,
@@ -611,5 +595,48 @@ mod tests {
         );
         let lease = app.dispatch.lock().leases.get(&job.id).cloned().unwrap();
         assert_eq!((lease.runner, lease.token), (RunnerId(7), token));
+    }
+
+    /// The store refuses a batch of two claims as a whole because one of the jobs was
+    /// claimed meanwhile: the batch is applied again one claim at a time, so only that one
+    /// fails and the other job is claimed and started.
+    #[tokio::test]
+    async fn a_batch_with_a_claim_the_store_refuses_takes_the_others() {
+        let fixture = crate::test_support::two_jobs().await;
+        let (app, run_id) = (&fixture.app, fixture.job.run_id);
+        fixture.claim_in_store(60_000).await;
+        let at = now();
+        let steps: Vec<Step> = fixture
+            .jobs
+            .iter()
+            .map(|job| Step {
+                event: Event::JobStarted {
+                    job: convert::job_key(job),
+                    attempt: gantry_engine::Attempt(1),
+                },
+                token: None,
+                claim: Some(RunnerClaim {
+                    job_id: job.id,
+                    runner: RunnerId(7),
+                    at,
+                }),
+            })
+            .collect();
+        let applied = app.drive_steps(run_id, &steps).await.unwrap();
+        let codes: Vec<Option<proto::ErrorCode>> = applied
+            .outcomes
+            .iter()
+            .map(|outcome| outcome.as_ref().err().map(|error| error.code))
+            .collect();
+        assert_eq!(codes, [Some(proto::ErrorCode::Conflict), None]);
+        let claimed: Vec<JobId> = applied.claims.iter().map(|claim| claim.job_id).collect();
+        assert_eq!(claimed, [fixture.jobs[1].id]);
+        let (state, _) = app.load_state(run_id).await.unwrap();
+        let status = |job: &Job| state.instance(&convert::job_key(job)).unwrap().status;
+        assert_eq!(status(&fixture.jobs[0]), gantry_engine::JobStatus::Queued);
+        assert_eq!(
+            status(&fixture.jobs[1]),
+            gantry_engine::JobStatus::InProgress
+        );
     }
 }

@@ -27,6 +27,8 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route("/runners", get(list_runners))
         .route("/runners/register", post(register_runner))
         .route("/runner/claim", post(claim_job))
+        .route("/runner/claims", post(claim_jobs))
+        .route("/runner/results", post(report_results))
         .route("/runner/jobs/{job}/heartbeat", post(heartbeat))
         .route("/runner/jobs/{job}/steps", post(report_step))
         .route("/runner/jobs/{job}/logs", post(append_log))
@@ -127,6 +129,24 @@ async fn claim_job(
     })
 }
 
+/// Claims up to `max_jobs` jobs the runner can run (no more than its free capacity), waiting
+/// up to `wait_ms` for the first.
+#[utoipa::path(post, path = "/api/v1/runner/claims", tag = "runners",
+    request_body = proto::ClaimJobs,
+    responses(
+        (status = 200, body = proto::JobAssignments, description = "the jobs claimed; none if nothing came within `wait_ms`"),
+        (status = 400, description = "`max_jobs` or `wait_ms` out of range", body = proto::ErrorBody),
+        (status = 401, body = proto::ErrorBody),
+        (status = 409, description = "the runner holds as many jobs as its capacity", body = proto::ErrorBody),
+    ))]
+async fn claim_jobs(
+    State(app): Shared,
+    RunnerAuth(runner): RunnerAuth,
+    ApiJson(request): ApiJson<proto::ClaimJobs>,
+) -> Answer<proto::JobAssignments> {
+    Ok(axum::Json(app.claim_jobs(runner, request).await?))
+}
+
 /// Extends a claimed job's lease; answers whether the job was cancelled.
 #[utoipa::path(post, path = "/api/v1/runner/jobs/{job}/heartbeat", tag = "runners",
     params(("job" = i64, Path)), request_body = proto::Heartbeat,
@@ -195,6 +215,21 @@ async fn complete_attempt(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Reports several attempts' results; each is taken or refused on its own.
+#[utoipa::path(post, path = "/api/v1/runner/results", tag = "runners",
+    request_body = proto::JobResults,
+    responses(
+        (status = 200, body = proto::JobResultOutcomes, description = "one outcome per result, in order"),
+        (status = 400, description = "no result, too many, or a job twice", body = proto::ErrorBody),
+    ))]
+async fn report_results(
+    State(app): Shared,
+    RunnerAuth(runner): RunnerAuth,
+    ApiJson(request): ApiJson<proto::JobResults>,
+) -> Answer<proto::JobResultOutcomes> {
+    Ok(axum::Json(app.report_results(runner, request).await?))
+}
+
 /// The run's commit as a tar archive, for `actions/checkout`.
 #[utoipa::path(get, path = "/api/v1/runner/jobs/{job}/source", tag = "runners",
     params(("job" = i64, Path), proto::SourceQuery),
@@ -260,8 +295,9 @@ async fn job_log_stream(
 
 pub(crate) mod paths {
     pub use super::{
-        __path_append_log, __path_claim_job, __path_complete_attempt,
+        __path_append_log, __path_claim_job, __path_claim_jobs, __path_complete_attempt,
         __path_create_registration_token, __path_heartbeat, __path_job_log, __path_job_log_stream,
-        __path_job_source, __path_list_runners, __path_register_runner, __path_report_step,
+        __path_job_source, __path_list_runners, __path_register_runner, __path_report_results,
+        __path_report_step,
     };
 }

@@ -1,5 +1,5 @@
 //! Test fixtures shared by the crate's unit tests: an app on a fresh SQLite file with one
-//! organization, one repository and one run of a single job.
+//! organization, one repository and one run of a single job (or of two independent ones).
 
 use std::sync::Arc;
 
@@ -10,15 +10,31 @@ use crate::convert::{ms, now};
 
 use crate::app::App;
 
-/// The app, the temporary directory that holds its store, and the one job of its one run.
+/// The app, the temporary directory that holds its store, and the jobs of its one run.
 pub(crate) struct OneJob {
     pub app: Arc<App>,
+    /// The run's first job.
     pub job: Job,
+    /// All of the run's jobs, by id.
+    pub jobs: Vec<Job>,
     _dir: tempfile::TempDir,
 }
 
 /// An app whose `acme/app` has one run of one queued job.
 pub(crate) async fn one_job() -> OneJob {
+    run_of(
+        "on: push\njobs:\n  only:\n    runs-on: ubuntu-latest\n    steps:\n      - run: 'true'\n",
+    )
+    .await
+}
+
+/// An app whose `acme/app` has one run of two queued jobs.
+pub(crate) async fn two_jobs() -> OneJob {
+    run_of("on: push\njobs:\n  one:\n    runs-on: ubuntu-latest\n    steps: [{run: 'true'}]\n  two:\n    runs-on: ubuntu-latest\n    steps: [{run: 'true'}]\n").await
+}
+
+/// An app whose `acme/app` has one run of `workflow`.
+async fn run_of(workflow: &str) -> OneJob {
     let dir = tempfile::tempdir().unwrap();
     let store = crate::open_store(&crate::Storage::Sqlite {
         path: dir.path().join("gantry.sqlite"),
@@ -45,7 +61,7 @@ pub(crate) async fn one_job() -> OneJob {
     .unwrap();
     let trigger = proto::TriggerRun {
         workflow_path: ".github/workflows/ci.yml".into(),
-        workflow: "on: push\njobs:\n  only:\n    runs-on: ubuntu-latest\n    steps:\n      - run: 'true'\n".into(),
+        workflow: workflow.into(),
         event: None,
         git_ref: None,
         sha: None,
@@ -55,10 +71,11 @@ pub(crate) async fn one_job() -> OneJob {
         called_workflows: None,
     };
     let (run, _) = app.trigger_run("acme", "app", trigger, None).await.unwrap();
-    let job = app.store.list_jobs(RunId(run.id)).await.unwrap().remove(0);
+    let jobs = app.store.list_jobs(RunId(run.id)).await.unwrap();
     OneJob {
         app,
-        job,
+        job: jobs[0].clone(),
+        jobs,
         _dir: dir,
     }
 }

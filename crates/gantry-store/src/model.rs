@@ -495,10 +495,11 @@ pub struct Transition {
     pub ended_attempts: Vec<EndedAttempt>,
     /// Step results to insert or replace.
     pub step_results: Vec<StepResult>,
-    /// A claim made in the same transaction, right after the version check and before the
-    /// job rows change (the engine's "job started" and the claim it follows commit together);
-    /// refused as [`crate::Store::claim_job`] would refuse it, and then nothing changes.
-    pub claim: Option<ClaimInTransition>,
+    /// Claims made in the same transaction, right after the version check and before the
+    /// job rows change (the engine's "job started" and the claims it follows commit
+    /// together); if one is refused as [`crate::Store::claim_job`] would refuse it, nothing
+    /// changes.
+    pub claims: Vec<ClaimInTransition>,
 }
 
 /// The claim a [`Transition`] makes: the job's attempt, taken by a runner under a new
@@ -532,7 +533,7 @@ impl Transition {
             new_attempts: Vec::new(),
             ended_attempts: Vec::new(),
             step_results: Vec::new(),
-            claim: None,
+            claims: Vec::new(),
         }
     }
 }
@@ -650,8 +651,8 @@ pub struct AppliedTransition {
     pub state_version: i64,
     /// The ids of the transition's `new_jobs`, in order.
     pub new_job_ids: Vec<JobId>,
-    /// The claim the transition made, with its fencing token.
-    pub claim: Option<Claim>,
+    /// The claims the transition made, in the order asked, with their fencing tokens.
+    pub claims: Vec<Claim>,
 }
 
 #[cfg(test)]

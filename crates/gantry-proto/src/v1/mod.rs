@@ -25,11 +25,12 @@ pub use job::{JobContexts, JobPayload, RunDefaults, StepPayload};
 pub use list::{JobList, ListQuery, OrganizationList, RepositoryList, RunList, RunListQuery};
 pub use meta::Health;
 pub use runner::{
-    ClaimJob, CompleteAttempt, CreateRegistrationToken, Heartbeat, HeartbeatAnswer, JobAssignment,
-    JobLog, JobLogLine, LogChunk, LogChunkAccepted, LogLine, LogQuery, MAX_CLAIM_WAIT_MS,
-    MAX_LOG_LINE_BYTES, MAX_LOG_LINES_PER_CHUNK, RUNNER_PROTOCOL_VERSION, RegisterRunner,
-    RegistrationToken, Runner, RunnerList, RunnerRegistration, RunnerStatus, SourceQuery,
-    StepReport, StepStatus,
+    ClaimJob, ClaimJobs, CompleteAttempt, CreateRegistrationToken, Heartbeat, HeartbeatAnswer,
+    JobAssignment, JobAssignments, JobLog, JobLogLine, JobResult, JobResultOutcome,
+    JobResultOutcomes, JobResults, LogChunk, LogChunkAccepted, LogLine, LogQuery, MAX_BATCH_JOBS,
+    MAX_CLAIM_WAIT_MS, MAX_LOG_LINE_BYTES, MAX_LOG_LINES_PER_CHUNK, RUNNER_PROTOCOL_VERSION,
+    RegisterRunner, RegistrationToken, Runner, RunnerList, RunnerRegistration, RunnerStatus,
+    SourceQuery, StepReport, StepStatus,
 };
 pub use runs::{
     CompleteJob, Conclusion, Job, JobStatus, Rerun, Run, RunDetail, RunStatus, SetJobPriority,

@@ -4,11 +4,17 @@
 //! ```text
 //! POST /runners/register            RegisterRunner      -> RunnerRegistration
 //! POST /runner/claim                ClaimJob            -> 200 JobAssignment | 204 nothing yet
+//! POST /runner/claims               ClaimJobs           -> JobAssignments (up to max_jobs)
 //! POST /runner/jobs/{job}/heartbeat Heartbeat           -> HeartbeatAnswer
 //! POST /runner/jobs/{job}/steps     StepReport          -> 204
 //! POST /runner/jobs/{job}/logs      LogChunk            -> LogChunkAccepted
 //! POST /runner/jobs/{job}/complete  CompleteAttempt     -> 204
+//! POST /runner/results              JobResults          -> JobResultOutcomes
 //! ```
+//!
+//! `claims` and `results` are the batch forms of `claim` and `complete`: a runner running
+//! many jobs at once takes several in one request and reports several results in one, and
+//! the server commits each run's share of a batch in one transaction.
 //!
 //! Every call after registration carries the runner's credential as `Authorization: Bearer
 //! <credential>`; every call about a claimed job carries the attempt's fencing token. A token
@@ -29,6 +35,9 @@ pub const RUNNER_PROTOCOL_VERSION: u32 = 1;
 
 /// The longest a claim may wait for a job, in milliseconds.
 pub const MAX_CLAIM_WAIT_MS: u64 = 30_000;
+
+/// The most jobs one batch claim may ask for, and the most results one batch may carry.
+pub const MAX_BATCH_JOBS: u32 = 256;
 
 /// The most log lines one chunk may carry.
 pub const MAX_LOG_LINES_PER_CHUNK: usize = 1_000;
@@ -133,6 +142,28 @@ pub struct ClaimJob {
     /// [`MAX_CLAIM_WAIT_MS`]).
     #[serde(default)]
     pub wait_ms: u64,
+}
+
+/// The body of `POST /api/v1/runner/claims`: the runner asks for up to `max_jobs` jobs (no
+/// more than its free capacity is handed out) and waits up to `wait_ms` for the first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimJobs {
+    /// How long to wait for a job, in milliseconds (default 0: answer at once; at most
+    /// [`MAX_CLAIM_WAIT_MS`]).
+    #[serde(default)]
+    pub wait_ms: u64,
+    /// The most jobs to hand out: 1 to [`MAX_BATCH_JOBS`].
+    pub max_jobs: u32,
+}
+
+/// The answer to `POST /api/v1/runner/claims`: the jobs claimed, none if nothing came within
+/// `wait_ms`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobAssignments {
+    /// The jobs, each leased to the runner as a single claim's would be.
+    pub jobs: Vec<JobAssignment>,
 }
 
 /// A job handed to a runner by a claim.
@@ -276,6 +307,64 @@ pub struct CompleteAttempt {
     /// Why the job failed as a whole, when no step says (a job timeout, a sandbox failure).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+/// The body of `POST /api/v1/runner/results`: several attempts' results at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobResults {
+    /// 1 to [`MAX_BATCH_JOBS`] results, at most one per job.
+    pub results: Vec<JobResult>,
+}
+
+/// One attempt's result in a [`JobResults`] batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobResult {
+    /// The job.
+    pub job_id: i64,
+    /// The claim's fencing token.
+    pub fencing_token: i64,
+    /// `success`, `failure` or `cancelled`.
+    pub conclusion: Conclusion,
+    /// The job's outputs.
+    #[serde(default)]
+    pub outputs: IndexMap<String, String>,
+    /// Why the job failed as a whole, when no step says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl JobResult {
+    /// The result as `POST /runner/jobs/{job}/complete` takes it.
+    pub fn into_attempt(self) -> CompleteAttempt {
+        CompleteAttempt {
+            fencing_token: self.fencing_token,
+            conclusion: self.conclusion,
+            outputs: self.outputs,
+            message: self.message,
+        }
+    }
+}
+
+/// The answer to `POST /api/v1/runner/results`: one outcome per result, in the same order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobResultOutcomes {
+    /// The outcomes.
+    pub outcomes: Vec<JobResultOutcome>,
+}
+
+/// Whether one result of a batch was taken.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobResultOutcome {
+    /// The job.
+    pub job_id: i64,
+    /// Why the result was refused (what `POST /runner/jobs/{job}/complete` would have
+    /// answered: `stale_token` means the runner lost the job); absent when it was taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<super::ApiError>,
 }
 
 /// A stored log line, as viewers read it (`GET .../logs` and the SSE stream, where `seq` is

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use chrono::Utc;
 use gantry_proto::v1::{
-    ClaimJob, CompleteAttempt, Conclusion, CreateOrganization, CreateRegistrationToken,
-    CreateRepository, ErrorCode, Heartbeat, JobAssignment, JobStatus, LogChunk, LogLine, LogQuery,
-    RUNNER_PROTOCOL_VERSION, RegisterRunner, RunStatus, SetJobPriority, StepReport, StepStatus,
-    TriggerRun, WaitingReasonKind,
+    ClaimJob, ClaimJobs, CompleteAttempt, Conclusion, CreateOrganization, CreateRegistrationToken,
+    CreateRepository, ErrorCode, Heartbeat, JobAssignment, JobResult, JobResults, JobStatus,
+    LogChunk, LogLine, LogQuery, RUNNER_PROTOCOL_VERSION, RegisterRunner, RunStatus,
+    SetJobPriority, StepReport, StepStatus, TriggerRun, WaitingReasonKind,
 };
 use gantry_server::{App, RunnerSettings, Storage, open_store};
 use gantry_store::RunnerId;
@@ -650,5 +650,147 @@ async fn registration_tokens_refuse_unknown_repositories_and_bad_group_names() {
             .await
             .unwrap_err();
         assert_eq!(error.code, ErrorCode::InvalidRequest, "{}", error.message);
+    }
+}
+
+const THREE_JOBS: &str = "\
+on: push
+jobs:
+  one:
+    runs-on: ubuntu-latest
+    steps: [{run: 'true'}]
+  two:
+    runs-on: ubuntu-latest
+    steps: [{run: 'true'}]
+  three:
+    runs-on: ubuntu-latest
+    steps: [{run: 'true'}]
+";
+
+/// A runner of capacity `capacity` with the hosted token.
+async fn runner_of_capacity(app: &App, capacity: u32) -> RunnerId {
+    let mut request = registration(HOSTED_TOKEN, &["ubuntu-latest"]);
+    request.capacity = capacity;
+    let registered = app.register_runner(request).await.unwrap();
+    app.authenticate_runner(&registered.credential)
+        .await
+        .unwrap()
+}
+
+fn result(job: &JobAssignment, fencing_token: i64, conclusion: Conclusion) -> JobResult {
+    JobResult {
+        job_id: job.job_id,
+        fencing_token,
+        conclusion,
+        outputs: Default::default(),
+        message: None,
+    }
+}
+
+/// A batch claim hands out no more than the runner's free capacity, from several runs at
+/// once, each job leased under its own token; a batch of results takes each valid one and
+/// refuses the others one by one, and the runner's freed slots can be claimed again.
+#[tokio::test]
+async fn a_batch_claim_takes_up_to_the_free_capacity_and_results_are_taken_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path(), RunnerSettings::default()).await;
+    let runner = runner_of_capacity(&app, 5).await;
+    let runs = [
+        trigger(&app, "acme", THREE_JOBS).await,
+        trigger(&app, "acme", THREE_JOBS).await,
+    ];
+    let batch = ClaimJobs {
+        wait_ms: 50,
+        max_jobs: 10,
+    };
+    let claimed = app.claim_jobs(runner, batch.clone()).await.unwrap().jobs;
+    assert_eq!(claimed.len(), 5, "capacity 5: {claimed:?}");
+    let from: std::collections::BTreeSet<i64> = claimed.iter().map(|job| job.run_id).collect();
+    assert_eq!(from, runs.into_iter().collect());
+    for job in &claimed {
+        assert_eq!(job.payload.job_id, Some(job.job_id));
+        let row = app.job_by_id(job.job_id).await.unwrap();
+        assert_eq!(row.status, JobStatus::InProgress, "{row:?}");
+    }
+    let full = app.claim_jobs(runner, batch.clone()).await.unwrap_err();
+    assert_eq!(full.code, ErrorCode::Conflict, "{full:?}");
+
+    let results = JobResults {
+        results: vec![
+            result(&claimed[0], claimed[0].fencing_token, Conclusion::Success),
+            result(
+                &claimed[1],
+                claimed[1].fencing_token + 1,
+                Conclusion::Success,
+            ),
+            result(&claimed[2], claimed[2].fencing_token, Conclusion::Failure),
+        ],
+    };
+    let outcomes = app.report_results(runner, results).await.unwrap().outcomes;
+    let codes: Vec<Option<ErrorCode>> = outcomes
+        .iter()
+        .map(|outcome| outcome.error.as_ref().map(|error| error.code))
+        .collect();
+    assert_eq!(codes, [None, Some(ErrorCode::StaleToken), None]);
+    let ids: Vec<i64> = outcomes.iter().map(|outcome| outcome.job_id).collect();
+    assert_eq!(
+        ids,
+        [claimed[0].job_id, claimed[1].job_id, claimed[2].job_id]
+    );
+    let status = |index: usize| {
+        let app = Arc::clone(&app);
+        let id = claimed[index].job_id;
+        async move { app.job_by_id(id).await.unwrap() }
+    };
+    assert_eq!(status(0).await.conclusion, Some(Conclusion::Success));
+    assert_eq!(status(1).await.status, JobStatus::InProgress);
+    assert_eq!(status(2).await.conclusion, Some(Conclusion::Failure));
+
+    // Two slots are free again and one job is still queued: the batch takes it alone.
+    let last = app.claim_jobs(runner, batch).await.unwrap().jobs;
+    assert_eq!(last.len(), 1, "{last:?}");
+    assert!(claimed.iter().all(|job| job.job_id != last[0].job_id));
+}
+
+/// A batch claim or a batch of results that is malformed is refused whole, naming the
+/// field, and changes nothing.
+#[tokio::test]
+async fn malformed_batches_are_refused_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path(), RunnerSettings::default()).await;
+    let runner = runner_of_capacity(&app, 4).await;
+    trigger(&app, "acme", THREE_JOBS).await;
+    for max_jobs in [0, 257] {
+        let request = ClaimJobs {
+            wait_ms: 0,
+            max_jobs,
+        };
+        let error = app.claim_jobs(runner, request).await.unwrap_err();
+        assert_eq!(error.code, ErrorCode::InvalidRequest);
+        assert!(error.message.contains("`max_jobs`"), "{error:?}");
+    }
+    let request = ClaimJobs {
+        wait_ms: 0,
+        max_jobs: 2,
+    };
+    let claimed = app.claim_jobs(runner, request).await.unwrap().jobs;
+    assert_eq!(claimed.len(), 2);
+
+    let empty = JobResults { results: vec![] };
+    let error = app.report_results(runner, empty).await.unwrap_err();
+    assert!(error.message.contains("`results`"), "{error:?}");
+    let twice = JobResults {
+        results: vec![
+            result(&claimed[0], claimed[0].fencing_token, Conclusion::Success),
+            result(&claimed[1], claimed[1].fencing_token, Conclusion::Success),
+            result(&claimed[0], claimed[0].fencing_token, Conclusion::Failure),
+        ],
+    };
+    let error = app.report_results(runner, twice).await.unwrap_err();
+    assert_eq!(error.code, ErrorCode::InvalidRequest);
+    assert!(error.message.contains("`results[2].job_id`"), "{error:?}");
+    for job in &claimed {
+        let row = app.job_by_id(job.job_id).await.unwrap();
+        assert_eq!(row.status, JobStatus::InProgress, "{row:?}");
     }
 }

@@ -864,26 +864,23 @@ where
         Self::write_engine_jobs(tx, run_id, &transition.engine_state.jobs).await?;
         // After the run's row (the order every transition takes its locks in) and before the
         // job rows, which the engine's "job started" sets as the claim left them.
-        let claim = match &transition.claim {
-            Some(wanted) => {
-                let claim =
-                    Self::claim_in(tx, wanted.job_id, wanted.runner_id, wanted.lease).await?;
-                if claim.run_id != run_id {
-                    return Err(StoreError::not_found(format!(
-                        "job {} in run {run_id}",
-                        wanted.job_id
-                    )));
-                }
-                if claim.attempt != wanted.attempt {
-                    return Err(StoreError::conflict(format!(
-                        "job {} is at attempt {}, not {}",
-                        wanted.job_id, claim.attempt, wanted.attempt
-                    )));
-                }
-                Some(claim)
+        let mut claims = Vec::with_capacity(transition.claims.len());
+        for wanted in &transition.claims {
+            let claim = Self::claim_in(tx, wanted.job_id, wanted.runner_id, wanted.lease).await?;
+            if claim.run_id != run_id {
+                return Err(StoreError::not_found(format!(
+                    "job {} in run {run_id}",
+                    wanted.job_id
+                )));
             }
-            None => None,
-        };
+            if claim.attempt != wanted.attempt {
+                return Err(StoreError::conflict(format!(
+                    "job {} is at attempt {}, not {}",
+                    wanted.job_id, claim.attempt, wanted.attempt
+                )));
+            }
+            claims.push(claim);
+        }
 
         Self::update_jobs(tx, run_id, &transition.job_updates).await?;
         let new_job_ids = Self::insert_jobs(tx, run_id, &transition.new_jobs).await?;
@@ -896,12 +893,7 @@ where
             .job_updates
             .iter()
             .map(|update| update.job_id)
-            .chain(
-                claim
-                    .as_ref()
-                    .filter(|claim| claim.run_id == run_id)
-                    .map(|claim| claim.job_id),
-            )
+            .chain(claims.iter().map(|claim| claim.job_id))
             .collect();
         let named = transition
             .new_attempts
@@ -937,7 +929,7 @@ where
         Ok(AppliedTransition {
             state_version,
             new_job_ids,
-            claim,
+            claims,
         })
     }
 

@@ -189,9 +189,10 @@ async fn started(
     transition
 }
 
-/// A transition with a claim claims the job (attempt, runner, token, lease) and changes the
-/// run in one commit; refused — the job not queued, at another attempt, of another run, or
-/// the state version stale — it changes nothing at all.
+/// A transition with claims claims the jobs (attempt, runner, token, lease) and changes the
+/// run in one commit; refused — a job not queued, at another attempt, of another run, or
+/// the state version stale, even when another claim of it would do — it changes nothing at
+/// all.
 pub async fn a_claim_in_a_transition_commits_with_it_or_not_at_all(db: &mut TestDb) {
     let store = db.store();
     let created = runs(store, "acme", 2).await;
@@ -210,9 +211,13 @@ pub async fn a_claim_in_a_transition_commits_with_it_or_not_at_all(db: &mut Test
         (claim(job_id(other, 0), 1), 1, "of another run"),
         (claim(build, 1), 5, "stale version"),
     ];
+    let refusals = refusals
+        .into_iter()
+        .map(|(wanted, version, why)| (vec![wanted], version, why))
+        .chain([(vec![claim(build, 1), claim(test, 1)], 1, "one of two")]);
     for (wanted, version, why) in refusals {
         let mut transition = started(store, run.run_id, version, build).await;
-        transition.claim = Some(wanted);
+        transition.claims = wanted;
         let outcome = store.apply_transition(transition).await;
         if why == "of another run" {
             assert_not_found(outcome);
@@ -224,10 +229,12 @@ pub async fn a_claim_in_a_transition_commits_with_it_or_not_at_all(db: &mut Test
     assert!(store.running_attempts().await.unwrap().is_empty());
 
     let mut transition = started(store, run.run_id, 1, build).await;
-    transition.claim = Some(claim(build, 1));
+    transition.claims = vec![claim(build, 1)];
     let applied = store.apply_transition(transition).await.unwrap();
     assert_eq!(applied.state_version, 2);
-    let token = applied.claim.unwrap();
+    let [token] = applied.claims[..] else {
+        panic!("one claim asked, {:?} made", applied.claims);
+    };
     assert_eq!(
         (token.job_id, token.run_id, token.attempt),
         (build, run.run_id, 1)
@@ -252,4 +259,42 @@ pub async fn a_claim_in_a_transition_commits_with_it_or_not_at_all(db: &mut Test
         .renew_lease(build, token.fencing_token, 90_000)
         .await
         .unwrap();
+
+    // Two queued jobs claimed by one transition: each gets its own token and attempt row.
+    let other_build = job_id(other, 0);
+    let queue_test = {
+        let row = store.get_job(job_id(other, 1)).await.unwrap();
+        let mut transition = Transition::new(other.run_id, 1, json!({"queued": "test"}));
+        transition.job_updates = vec![JobUpdate {
+            status: JobStatus::Queued,
+            ..JobUpdate::from_job(&row)
+        }];
+        transition
+    };
+    store.apply_transition(queue_test).await.unwrap();
+    let mut both = Transition::new(other.run_id, 2, json!({"started": "both"}));
+    both.claims = vec![claim(job_id(other, 1), 1), claim(other_build, 1)];
+    let applied = store.apply_transition(both).await.unwrap();
+    let claimed: Vec<_> = applied
+        .claims
+        .iter()
+        .map(|claim| (claim.job_id, claim.run_id, claim.attempt))
+        .collect();
+    assert_eq!(
+        claimed,
+        [
+            (job_id(other, 1), other.run_id, 1),
+            (other_build, other.run_id, 1)
+        ]
+    );
+    let running = store.running_attempts().await.unwrap();
+    for claim in &applied.claims {
+        let attempt = running
+            .iter()
+            .find(|attempt| attempt.job_id == claim.job_id);
+        assert_eq!(
+            attempt.map(|attempt| (attempt.runner_id, attempt.fencing_token)),
+            Some((Some(RunnerId(4)), claim.fencing_token))
+        );
+    }
 }

@@ -5,7 +5,10 @@
 //! drains the same number of no-op jobs on the same PostgreSQL as the peer.
 //!
 //! The jobs are made first (not timed): runs of a workflow with `--jobs-per-run` independent
-//! jobs, so the drain measures the dispatcher, not run creation.
+//! jobs, so the drain measures the dispatcher, not run creation. With `--batch N` each
+//! runner has capacity N, claims up to N jobs per request (`POST /runner/claims`) and reports
+//! their results in one request (`POST /runner/results`), as graphile-worker's local queue
+//! fetches and completes jobs in batches.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -31,9 +34,13 @@ pub struct DrainArgs {
     /// Independent jobs per run.
     #[arg(long, default_value_t = 10)]
     jobs_per_run: usize,
-    /// Simulated runners (each one job at a time).
+    /// Simulated runners.
     #[arg(long, default_value_t = 16)]
     runners: usize,
+    /// Jobs each runner claims and completes per request (its capacity); 1 uses the
+    /// single-job calls.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    batch: u32,
     /// Use this PostgreSQL database (fresh schemas, dropped afterwards) instead of SQLite.
     #[arg(long, value_name = "URL")]
     database_url: Option<String>,
@@ -92,11 +99,11 @@ pub fn run(args: &DrainArgs) -> anyhow::Result<ExitCode> {
 
     let storage = BenchStorage::new(args.database_url.as_deref(), "drain_http")?;
     let backend = storage.backend;
-    let over_http = drain_over_http(&storage, &workflow, runs, jobs, args.runners)?;
+    let over_http = drain_over_http(&storage, &workflow, runs, jobs, args.runners, args.batch)?;
     storage.finish()?;
 
     let storage = BenchStorage::new(args.database_url.as_deref(), "drain_lib")?;
-    let in_process = drain_in_process(&storage, &workflow, runs, jobs, args.runners)?;
+    let in_process = drain_in_process(&storage, &workflow, runs, jobs, args.runners, args.batch)?;
     storage.finish()?;
 
     let graphile = match (&args.database_url, args.graphile) {
@@ -124,6 +131,7 @@ pub fn run(args: &DrainArgs) -> anyhow::Result<ExitCode> {
         "jobs": jobs,
         "jobs_per_run": args.jobs_per_run,
         "runners": args.runners,
+        "batch": args.batch,
         "http": over_http,
         "in_process": in_process,
         "graphile_worker": graphile,
@@ -132,8 +140,12 @@ pub fn run(args: &DrainArgs) -> anyhow::Result<ExitCode> {
         output::json_line(&figures);
     } else {
         output::line(&format!(
-            "drain ({backend}, {jobs} jobs, {} per run, {} runners): HTTP {:.0} jobs/s, in-process {:.0} jobs/s",
-            args.jobs_per_run, args.runners, over_http.jobs_per_sec, in_process.jobs_per_sec
+            "drain ({backend}, {jobs} jobs, {} per run, {} runners, batch {}): HTTP {:.0} jobs/s, in-process {:.0} jobs/s",
+            args.jobs_per_run,
+            args.runners,
+            args.batch,
+            over_http.jobs_per_sec,
+            in_process.jobs_per_sec
         ));
         for peer in graphile.iter().flatten() {
             output::line(&format!(
@@ -156,6 +168,7 @@ fn drain_over_http(
     runs: usize,
     jobs: usize,
     runners: usize,
+    batch: u32,
 ) -> anyhow::Result<Drained> {
     let server = BenchServer::start(storage.storage.clone())?;
     let client = Client::new(Some(&server.base));
@@ -175,7 +188,7 @@ fn drain_over_http(
             std::thread::Builder::new()
                 .name(format!("runner-{index}"))
                 .stack_size(256 * 1024)
-                .spawn(move || simulated_runner(&base, index, &done, jobs))
+                .spawn(move || simulated_runner(&base, index, &done, jobs, batch))
         })
         .collect::<Result<_, _>>()
         .context("cannot start runner threads")?;
@@ -199,13 +212,14 @@ fn simulated_runner(
     index: usize,
     done: &AtomicUsize,
     jobs: usize,
+    batch: u32,
 ) -> anyhow::Result<()> {
     let client = Client::new(Some(base));
     let registration = proto::RegisterRunner {
         token: BENCH_RUNNER_TOKEN.to_owned(),
         name: format!("sim-{index}"),
         labels: vec!["ubuntu-latest".to_owned()],
-        capacity: 1,
+        capacity: batch,
         ephemeral: false,
         protocol_version: proto::RUNNER_PROTOCOL_VERSION,
     };
@@ -217,27 +231,87 @@ fn simulated_runner(
     let bearer = format!("Bearer {}", registered.credential);
     let auth = [("Authorization", bearer.as_str())];
     while done.load(Ordering::Relaxed) < jobs {
-        let claim = proto::ClaimJob { wait_ms: 200 };
-        let assignment =
-            match client.post::<Option<proto::JobAssignment>>("/runner/claim", &claim, &auth)? {
+        if batch == 1 {
+            let claim = proto::ClaimJob { wait_ms: 200 };
+            let assignment = match client.post::<Option<proto::JobAssignment>>(
+                "/runner/claim",
+                &claim,
+                &auth,
+            )? {
                 Reply::Ok(Some(assignment), _) => assignment,
                 Reply::Ok(None, _) => continue,
                 Reply::Refused(error, status) => bail!("claim refused ({status}): {error}"),
             };
-        let result = proto::CompleteAttempt {
-            fencing_token: assignment.fencing_token,
-            conclusion: proto::Conclusion::Success,
-            outputs: Default::default(),
-            message: None,
-        };
-        let path = format!("/runner/jobs/{}/complete", assignment.job_id);
-        match client.post::<serde_json::Value>(&path, &result, &auth)? {
-            Reply::Ok(..) => {
-                done.fetch_add(1, Ordering::Relaxed);
+            let path = format!("/runner/jobs/{}/complete", assignment.job_id);
+            match client.post::<serde_json::Value>(&path, &success(&assignment), &auth)? {
+                Reply::Ok(..) => {
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                Reply::Refused(error, status) => bail!("completion refused ({status}): {error}"),
             }
-            Reply::Refused(error, status) => bail!("completion refused ({status}): {error}"),
+            continue;
         }
+        let claim = proto::ClaimJobs {
+            wait_ms: 200,
+            max_jobs: batch,
+        };
+        let assignments =
+            match client.post::<proto::JobAssignments>("/runner/claims", &claim, &auth)? {
+                Reply::Ok(assignments, _) => assignments.jobs,
+                Reply::Refused(error, status) => bail!("claim refused ({status}): {error}"),
+            };
+        if assignments.is_empty() {
+            continue;
+        }
+        let outcomes = match client.post::<proto::JobResultOutcomes>(
+            "/runner/results",
+            &results(&assignments),
+            &auth,
+        )? {
+            Reply::Ok(outcomes, _) => outcomes.outcomes,
+            Reply::Refused(error, status) => bail!("results refused ({status}): {error}"),
+        };
+        count_taken(&outcomes, done)?;
     }
+    Ok(())
+}
+
+/// A no-op job's successful result.
+fn success(assignment: &proto::JobAssignment) -> proto::CompleteAttempt {
+    proto::CompleteAttempt {
+        fencing_token: assignment.fencing_token,
+        conclusion: proto::Conclusion::Success,
+        outputs: Default::default(),
+        message: None,
+    }
+}
+
+/// The successful results of a batch of no-op jobs.
+fn results(assignments: &[proto::JobAssignment]) -> proto::JobResults {
+    proto::JobResults {
+        results: assignments
+            .iter()
+            .map(|assignment| proto::JobResult {
+                job_id: assignment.job_id,
+                fencing_token: assignment.fencing_token,
+                conclusion: proto::Conclusion::Success,
+                outputs: Default::default(),
+                message: None,
+            })
+            .collect(),
+    }
+}
+
+/// Counts a batch's results as done; a refused one is a failure of the benchmark.
+fn count_taken(outcomes: &[proto::JobResultOutcome], done: &AtomicUsize) -> anyhow::Result<()> {
+    if let Some(refused) = outcomes.iter().find(|outcome| outcome.error.is_some()) {
+        bail!(
+            "result of job {} refused: {:?}",
+            refused.job_id,
+            refused.error
+        );
+    }
+    done.fetch_add(outcomes.len(), Ordering::Relaxed);
     Ok(())
 }
 
@@ -248,6 +322,7 @@ fn drain_in_process(
     runs: usize,
     jobs: usize,
     runners: usize,
+    batch: u32,
 ) -> anyhow::Result<Drained> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -267,15 +342,36 @@ fn drain_in_process(
             let app = Arc::clone(&app);
             let done = Arc::clone(&done);
             tasks.push(tokio::spawn(async move {
-                let runner = in_process_runner(&app, &format!("sim-{index}")).await?;
+                let name = format!("sim-{index}");
+                let runner = in_process_runner_of(&app, &name, batch).await?;
                 while done.load(Ordering::Relaxed) < jobs {
-                    let claim = app
-                        .claim(runner, proto::ClaimJob { wait_ms: 200 })
+                    if batch == 1 {
+                        let claim = app
+                            .claim(runner, proto::ClaimJob { wait_ms: 200 })
+                            .await
+                            .map_err(anyhow::Error::msg)?;
+                        let Some(assignment) = claim else { continue };
+                        succeed(&app, runner, &assignment).await?;
+                        done.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    let claim = proto::ClaimJobs {
+                        wait_ms: 200,
+                        max_jobs: batch,
+                    };
+                    let assignments = app
+                        .claim_jobs(runner, claim)
+                        .await
+                        .map_err(anyhow::Error::msg)?
+                        .jobs;
+                    if assignments.is_empty() {
+                        continue;
+                    }
+                    let outcomes = app
+                        .report_results(runner, results(&assignments))
                         .await
                         .map_err(anyhow::Error::msg)?;
-                    let Some(assignment) = claim else { continue };
-                    succeed(&app, runner, &assignment).await?;
-                    done.fetch_add(1, Ordering::Relaxed);
+                    count_taken(&outcomes.outcomes, &done)?;
                 }
                 anyhow::Ok(())
             }));
@@ -327,12 +423,21 @@ pub(super) async fn in_process_runner(
     app: &gantry_server::App,
     name: &str,
 ) -> anyhow::Result<gantry_store::RunnerId> {
+    in_process_runner_of(app, name, 1).await
+}
+
+/// A hosted runner (`ubuntu-latest`) of `capacity` registered with the in-process `app`.
+async fn in_process_runner_of(
+    app: &gantry_server::App,
+    name: &str,
+    capacity: u32,
+) -> anyhow::Result<gantry_store::RunnerId> {
     let registered = app
         .register_runner(proto::RegisterRunner {
             token: BENCH_RUNNER_TOKEN.to_owned(),
             name: name.to_owned(),
             labels: vec!["ubuntu-latest".to_owned()],
-            capacity: 1,
+            capacity,
             ephemeral: false,
             protocol_version: proto::RUNNER_PROTOCOL_VERSION,
         })
@@ -349,15 +454,13 @@ pub(super) async fn succeed(
     runner: gantry_store::RunnerId,
     assignment: &proto::JobAssignment,
 ) -> anyhow::Result<()> {
-    let result = proto::CompleteAttempt {
-        fencing_token: assignment.fencing_token,
-        conclusion: proto::Conclusion::Success,
-        outputs: Default::default(),
-        message: None,
-    };
-    app.complete_attempt(runner, gantry_store::JobId(assignment.job_id), result)
-        .await
-        .map_err(anyhow::Error::msg)
+    app.complete_attempt(
+        runner,
+        gantry_store::JobId(assignment.job_id),
+        success(assignment),
+    )
+    .await
+    .map_err(anyhow::Error::msg)
 }
 
 /// The benchmark's organization and repository.

@@ -4,8 +4,10 @@
 //! heartbeat p99 under 50 ms. A server runs in this process over SQLite or a PostgreSQL
 //! schema. First `--leased` jobs are queued (runs of `--jobs-per-run` independent no-op jobs)
 //! and claimed over loopback HTTP by simulated runners of capacity 256 (the most a runner may
-//! declare), so a few hundred runners hold every job; the claim phase is timed, since it is
-//! what filling a node costs (a durable claim and a "job started" transition per job). Then
+//! declare), each taking up to its free capacity per request (`POST /runner/claims`), so a
+//! few hundred runners hold every job; the claim phase is timed, since it is what filling a
+//! node costs (a durable claim and a "job started" per job, each run's claims of a request
+//! in one transaction). Then
 //! client threads send heartbeats at `--rate` for `--seconds` on an open-loop schedule,
 //! round-robin over the leased jobs, each with its job's fencing token.
 //!
@@ -247,26 +249,33 @@ fn fill_runner(
         };
     let bearer = format!("Bearer {}", registered.credential);
     let auth = [("Authorization", bearer.as_str())];
-    for _ in 0..RUNNER_CAPACITY {
+    let mut free = RUNNER_CAPACITY;
+    while free > 0 {
         if claimed.load(Ordering::Relaxed) >= jobs {
             return Ok(());
         }
-        let claim = proto::ClaimJob { wait_ms: 200 };
-        let assignment =
-            match client.post::<Option<proto::JobAssignment>>("/runner/claim", &claim, &auth)? {
-                Reply::Ok(Some(assignment), _) => assignment,
-                // Every job is claimed (by this or another thread).
-                Reply::Ok(None, _) => return Ok(()),
+        let claim = proto::ClaimJobs {
+            wait_ms: 200,
+            max_jobs: u32::try_from(free).unwrap_or(proto::MAX_BATCH_JOBS),
+        };
+        let assignments =
+            match client.post::<proto::JobAssignments>("/runner/claims", &claim, &auth)? {
+                Reply::Ok(assignments, _) => assignments.jobs,
                 Reply::Refused(error, status) => bail!("claim refused ({status}): {error}"),
             };
-        claimed.fetch_add(1, Ordering::Relaxed);
-        held.push(Held {
+        // Nothing within the wait: every job is claimed (by this or another thread).
+        if assignments.is_empty() {
+            return Ok(());
+        }
+        free -= assignments.len().min(free);
+        claimed.fetch_add(assignments.len(), Ordering::Relaxed);
+        held.extend(assignments.into_iter().map(|assignment| Held {
             path: format!("/runner/jobs/{}/heartbeat", assignment.job_id),
             bearer: bearer.clone(),
             heartbeat: proto::Heartbeat {
                 fencing_token: assignment.fencing_token,
             },
-        });
+        }));
     }
     Ok(())
 }

@@ -1,0 +1,283 @@
+//! Claims: a runner asks for up to as many jobs as it has free slots (`POST /runner/claim`
+//! for one, `POST /runner/claims` for a batch), waiting up to `wait_ms` for the first.
+//!
+//! The jobs are picked from the dispatcher's fair queue under its lock, then claimed in the
+//! store and started in the engine: the picks of one run in one transaction that hands out
+//! their fencing tokens ([`App::drive_steps`]), the runs of a batch side by side (on SQLite
+//! they share a group commit). A pick the store or the engine refuses (the job was cancelled
+//! or claimed meanwhile) writes nothing and is dropped; if nothing of a batch could be taken,
+//! the claim looks again.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gantry_engine::{Attempt, Event};
+use gantry_proto::v1 as proto;
+use gantry_store::{JobId, JobStatus, RunId, RunnerId, StoreError};
+
+use crate::app::{App, RunnerClaim, Step};
+use crate::convert::{self, now};
+use crate::dispatcher;
+use crate::error::ApiError;
+use crate::runner_registry::unauthorized;
+
+impl App {
+    /// `POST /runner/claim`: a job for the runner, waiting up to `wait_ms` for one.
+    pub async fn claim(
+        self: &Arc<App>,
+        runner: RunnerId,
+        request: proto::ClaimJob,
+    ) -> Result<Option<proto::JobAssignment>, ApiError> {
+        let batch = proto::ClaimJobs {
+            wait_ms: request.wait_ms,
+            max_jobs: 1,
+        };
+        Ok(self.claim_jobs(runner, batch).await?.jobs.pop())
+    }
+
+    /// `POST /runner/claims`: up to `max_jobs` jobs for the runner (no more than its free
+    /// capacity), waiting up to `wait_ms` for the first.
+    pub async fn claim_jobs(
+        self: &Arc<App>,
+        runner: RunnerId,
+        request: proto::ClaimJobs,
+    ) -> Result<proto::JobAssignments, ApiError> {
+        if request.wait_ms > proto::MAX_CLAIM_WAIT_MS {
+            return Err(ApiError::invalid_field(
+                "wait_ms",
+                format!("at most {}", proto::MAX_CLAIM_WAIT_MS),
+            ));
+        }
+        if request.max_jobs == 0 || request.max_jobs > proto::MAX_BATCH_JOBS {
+            return Err(ApiError::invalid_field(
+                "max_jobs",
+                format!(
+                    "must be 1 to {}, got {}",
+                    proto::MAX_BATCH_JOBS,
+                    request.max_jobs
+                ),
+            ));
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(request.wait_ms);
+        loop {
+            // Listen before looking, so a job queued between the look and the wait rings.
+            let bell = self.dispatch.work.notified();
+            tokio::pin!(bell);
+            bell.as_mut().enable();
+            let picked = self.pick_for(runner, request.max_jobs as usize)?;
+            if !picked.is_empty() {
+                // Once a claim has committed, the dispatcher must hold its lease even if the
+                // runner hangs up meanwhile (which drops this request's future): the rest runs
+                // as its own task. An answer nobody reads is then a lease that expires, and the
+                // job is queued again.
+                let app = Arc::clone(self);
+                let taken = tokio::spawn(async move { app.take(runner, picked).await })
+                    .await
+                    .map_err(|error| ApiError::internal(&format!("claim task failed: {error}")))?;
+                let jobs = taken?;
+                if !jobs.is_empty() {
+                    return Ok(proto::JobAssignments { jobs });
+                }
+                continue;
+            }
+            if tokio::time::timeout_at(deadline, bell).await.is_err() {
+                return Ok(proto::JobAssignments { jobs: Vec::new() });
+            }
+        }
+    }
+
+    /// Picks up to `wanted` jobs for `runner` from the fair queue (no more than its free
+    /// slots), with their runs.
+    fn pick_for(&self, runner: RunnerId, wanted: usize) -> Result<Vec<(JobId, RunId)>, ApiError> {
+        let mut state = self.dispatch.lock();
+        let Some(entry) = state.runners.get(&runner) else {
+            return Err(unauthorized(format!("runner {runner} is not registered")));
+        };
+        if entry.spent {
+            return Err(ApiError::conflict(format!(
+                "runner {runner} is ephemeral and has had its job"
+            )));
+        }
+        if entry.held.len() >= entry.capacity {
+            return Err(ApiError::conflict(format!(
+                "runner {runner} already holds {} jobs, its capacity",
+                entry.capacity
+            )));
+        }
+        // An ephemeral runner runs one job, whatever its capacity says.
+        let free = if entry.ephemeral {
+            1
+        } else {
+            entry.capacity - entry.held.len()
+        };
+        let view = entry.view.clone();
+        let time = now();
+        let mut picked = Vec::new();
+        while picked.len() < wanted.min(free) {
+            let Some(job) = state.queue.pick(&view, time) else {
+                break;
+            };
+            let Some(run) = state.queue.job(job).map(|queued| RunId(queued.run.0)) else {
+                // Picked but unknown to the queue: cannot happen; give it back.
+                let _ = state.queue.release(job);
+                break;
+            };
+            picked.push((dispatcher::job_id(job), run));
+        }
+        Ok(picked)
+    }
+
+    /// Claims and starts picked jobs, each run's in one transaction, the runs side by side.
+    /// Returns the assignments of the jobs taken; jobs that had moved on are dropped.
+    async fn take(
+        &self,
+        runner: RunnerId,
+        picked: Vec<(JobId, RunId)>,
+    ) -> Result<Vec<proto::JobAssignment>, ApiError> {
+        let mut by_run: Vec<(RunId, Vec<JobId>)> = Vec::new();
+        let mut position: HashMap<RunId, usize> = HashMap::new();
+        for (job, run) in picked {
+            let index = *position.entry(run).or_insert_with(|| {
+                by_run.push((run, Vec::new()));
+                by_run.len() - 1
+            });
+            by_run[index].1.push(job);
+        }
+        let outcomes = futures_util::future::join_all(
+            by_run
+                .into_iter()
+                .map(|(run, jobs)| self.take_from_run(runner, run, jobs)),
+        )
+        .await;
+        let mut assignments = Vec::new();
+        let mut failure = None;
+        for outcome in outcomes {
+            match outcome {
+                Ok(taken) => assignments.extend(taken),
+                Err(error) => failure = Some(error),
+            }
+        }
+        // Jobs taken from other runs are leased: hand them out even if one run failed.
+        match failure {
+            Some(error) if assignments.is_empty() => Err(error),
+            _ => Ok(assignments),
+        }
+    }
+
+    /// Claims and starts picked jobs of one run in one transaction.
+    async fn take_from_run(
+        &self,
+        runner: RunnerId,
+        run_id: RunId,
+        jobs: Vec<JobId>,
+    ) -> Result<Vec<proto::JobAssignment>, ApiError> {
+        let release = |jobs: &[JobId]| {
+            let mut state = self.dispatch.lock();
+            for &job in jobs {
+                let _ = state.queue.release(dispatcher::job_ref(job));
+            }
+        };
+        let rows = match self.job_rows(run_id, &jobs).await {
+            Ok(rows) => rows,
+            Err(error) => {
+                release(&jobs);
+                return Err(error);
+            }
+        };
+        let at = now();
+        let mut steps = Vec::with_capacity(rows.len());
+        for (job_id, row) in jobs.iter().zip(rows) {
+            match row {
+                Some(row) if row.status == JobStatus::Queued => {
+                    let attempt = Attempt(u32::try_from(row.attempt).unwrap_or(u32::MAX));
+                    steps.push(Step {
+                        event: Event::JobStarted {
+                            job: convert::job_key(&row),
+                            attempt,
+                        },
+                        token: None,
+                        claim: Some(RunnerClaim {
+                            job_id: *job_id,
+                            runner,
+                            at,
+                        }),
+                    });
+                }
+                // Gone, cancelled or ended since it was queued: the queue forgets it.
+                _ => self.dispatch.forget(*job_id),
+            }
+        }
+        if steps.is_empty() {
+            return Ok(Vec::new());
+        }
+        let applied = match self.drive_steps(run_id, &steps).await {
+            Ok(applied) => applied,
+            Err(error) => {
+                let picked: Vec<JobId> = steps
+                    .iter()
+                    .filter_map(|step| step.claim)
+                    .map(|claim| claim.job_id)
+                    .collect();
+                release(&picked);
+                return Err(error);
+            }
+        };
+        let mut claims = applied.claims.iter();
+        let mut assignments = Vec::with_capacity(applied.claims.len());
+        for (step, outcome) in steps.iter().zip(&applied.outcomes) {
+            let (Some(request), Event::JobStarted { job: key, attempt }) =
+                (step.claim, &step.event)
+            else {
+                continue;
+            };
+            if let Err(error) = outcome {
+                // Cancelled, timed out or claimed by another since it was read: nothing was
+                // written for it.
+                tracing::info!(job_id = %request.job_id, error = %error.message, "picked job no longer claimable");
+                self.dispatch.forget(request.job_id);
+                continue;
+            }
+            let Some(claim) = claims.next() else {
+                return Err(ApiError::internal(&format!(
+                    "the start of job {} committed without its claim",
+                    request.job_id
+                )));
+            };
+            let mut payload = self.payload(run_id, &applied.state, key).await?;
+            payload.job_id = Some(claim.job_id.0);
+            tracing::info!(run_id = %run_id, job_id = %claim.job_id, runner_id = %runner, attempt = claim.attempt, "job claimed");
+            assignments.push(proto::JobAssignment {
+                job_id: claim.job_id.0,
+                run_id: run_id.0,
+                attempt: attempt.0,
+                fencing_token: claim.fencing_token.0,
+                heartbeat_interval_ms: self.dispatch.settings.heartbeat_interval_ms,
+                lease_ms: self.dispatch.settings.lease_ms,
+                payload,
+            });
+        }
+        Ok(assignments)
+    }
+
+    /// The rows of `jobs` of a run, `None` for one not found: from the run cache when it
+    /// holds the run's rows, else from the store.
+    async fn job_rows(
+        &self,
+        run_id: RunId,
+        jobs: &[JobId],
+    ) -> Result<Vec<Option<gantry_store::Job>>, ApiError> {
+        if let Some(rows) = self.cached_rows(run_id, jobs) {
+            return Ok(rows);
+        }
+        let mut rows = Vec::with_capacity(jobs.len());
+        for &job in jobs {
+            match self.store.get_job(job).await {
+                Ok(row) if row.run_id == run_id => rows.push(Some(row)),
+                Ok(_) | Err(StoreError::NotFound { .. }) => rows.push(None),
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(rows)
+    }
+}
