@@ -291,7 +291,8 @@ impl App {
             inputs
         };
         let engine_config = self.engine.clone();
-        // The builder runs inside the store's transaction; what it decided comes out here.
+        // The builder runs inside the store's transaction; what it decided last (the content
+        // stored) comes out here.
         let outcome: Arc<Mutex<Option<Result<Built, String>>>> = Arc::new(Mutex::new(None));
         let slot = Arc::clone(&outcome);
         let loaded = RunWorkflows {
@@ -313,8 +314,8 @@ impl App {
                 &workflow,
                 called.as_ref(),
                 github,
-                inputs,
-                engine_config,
+                inputs.clone(),
+                engine_config.clone(),
                 allocated,
                 time,
             );

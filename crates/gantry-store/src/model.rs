@@ -121,22 +121,24 @@ pub struct RunContent {
 ///
 /// It runs while the creating transaction holds the write lock (SQLite's single writer, the
 /// workflow's run-number row on PostgreSQL): it must be quick and must not call the store.
-pub struct BuildRun(Box<dyn FnOnce(AllocatedRun) -> Result<RunContent, String> + Send>);
+/// It may run more than once (a batch of creations that cannot be stored together is stored
+/// one by one, and built again): only the content of its last call is stored.
+pub struct BuildRun(Box<dyn Fn(AllocatedRun) -> Result<RunContent, String> + Send + Sync>);
 
 impl BuildRun {
     /// A builder from a function of the allocated identity.
     pub fn new(
-        build: impl FnOnce(AllocatedRun) -> Result<RunContent, String> + Send + 'static,
+        build: impl Fn(AllocatedRun) -> Result<RunContent, String> + Send + Sync + 'static,
     ) -> BuildRun {
         BuildRun(Box::new(build))
     }
 
     /// A builder for content that does not depend on the run's id or number.
     pub fn fixed(content: RunContent) -> BuildRun {
-        BuildRun::new(move |_| Ok(content))
+        BuildRun::new(move |_| Ok(content.clone()))
     }
 
-    pub(crate) fn build(self, run: AllocatedRun) -> Result<RunContent, String> {
+    pub(crate) fn build(&self, run: AllocatedRun) -> Result<RunContent, String> {
         (self.0)(run)
     }
 }

@@ -146,7 +146,7 @@ pub(crate) fn insert_jobs(rows: usize) -> String {
             p(10)
         ));
     }
-    sql.push_str(" RETURNING id, job_key, matrix_index");
+    sql.push_str(" RETURNING id, run_id, job_key, matrix_index");
     sql
 }
 
@@ -370,3 +370,82 @@ pub(crate) const APPLIED_MIGRATIONS: &str =
     "SELECT version FROM schema_migrations ORDER BY version";
 pub(crate) const RECORD_MIGRATION: &str =
     "INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES ($1, $2, $3)";
+
+// Creating the runs of a batch together (`sql/create_together.rs`).
+
+/// Which of the given idempotency keys (`$1`…`$n`) some run already has, with its repository.
+pub(crate) fn existing_keys(keys: usize) -> String {
+    let params: Vec<String> = (1..=keys).map(|key| format!("${key}")).collect();
+    format!(
+        "SELECT repo_id, idempotency_key FROM workflow_runs WHERE idempotency_key IN ({})",
+        params.join(", ")
+    )
+}
+/// Takes the next `$3` run numbers of a workflow at once and returns the last; no row for an
+/// unknown repository (as [`NEXT_RUN_NUMBER`]).
+pub(crate) const NEXT_RUN_NUMBERS: &str = "INSERT INTO run_counters (repo_id, workflow_path, \
+     last_run_number) SELECT id, $2, $3 FROM repositories WHERE id = $1 \
+     ON CONFLICT (repo_id, workflow_path) \
+     DO UPDATE SET last_run_number = run_counters.last_run_number + excluded.last_run_number \
+     RETURNING last_run_number";
+/// Runs per multi-row insert or content update: far below both backends' parameter limits.
+pub(crate) const RUNS_CHUNK: usize = 100;
+/// Inserts `rows` runs as [`INSERT_RUN`] does one (12 parameters a row, in its order).
+pub(crate) fn insert_runs(rows: usize) -> String {
+    const COLUMNS: usize = 12;
+    let mut sql = String::from(
+        "INSERT INTO workflow_runs (repo_id, workflow_path, workflow_name, run_number, attempt, \
+         event_name, git_ref, sha, actor, status, created_at_ms, engine_state, state_version, \
+         idempotency_key, workflow_source, called_workflows) VALUES ",
+    );
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        let p = |column: usize| format!("${}", row * COLUMNS + column);
+        sql.push_str(&format!(
+            "({}, {}, {}, {}, 1, {}, {}, {}, {}, 'queued', {}, 'null', 1, {}, {}, {})",
+            p(1),
+            p(2),
+            p(3),
+            p(4),
+            p(5),
+            p(6),
+            p(7),
+            p(8),
+            p(9),
+            p(10),
+            p(11),
+            p(12)
+        ));
+    }
+    sql.push_str(
+        " ON CONFLICT (repo_id, idempotency_key) DO NOTHING \
+         RETURNING id, repo_id, workflow_path, run_number",
+    );
+    sql
+}
+/// Sets the content of `rows` runs as [`SET_RUN_CONTENT`] does one (id, status, engine state
+/// and spec a row).
+pub(crate) fn set_runs_content(rows: usize) -> String {
+    let mut sql = String::from(
+        "UPDATE workflow_runs SET status = v.status, engine_state = v.engine_state, \
+         engine_spec = v.engine_spec FROM (",
+    );
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(" UNION ALL ");
+        }
+        let p = |column: usize| format!("${}", row * 4 + column);
+        sql.push_str(&format!(
+            "SELECT CAST({} AS BIGINT) AS id, CAST({} AS TEXT) AS status, \
+             CAST({} AS TEXT) AS engine_state, CAST({} AS TEXT) AS engine_spec",
+            p(1),
+            p(2),
+            p(3),
+            p(4)
+        ));
+    }
+    sql.push_str(") AS v WHERE workflow_runs.id = v.id");
+    sql
+}

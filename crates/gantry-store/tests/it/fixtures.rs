@@ -79,7 +79,7 @@ pub fn build(jobs: Vec<NewJob>) -> BuildRun {
             engine_state: json!({"run": run.run_id.0, "number": run.run_number, "events": 0})
                 .into(),
             engine_spec: json!({"spec of run": run.run_id.0}).into(),
-            jobs,
+            jobs: jobs.clone(),
         })
     })
 }
