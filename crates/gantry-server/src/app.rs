@@ -138,7 +138,7 @@ pub(crate) struct AppliedSteps {
 }
 
 /// A runner's claim of a queued job, made in the same transaction as the engine's "job
-/// started" ([`App::drive_claim`]).
+/// started" ([`App::drive_steps`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RunnerClaim {
     pub job_id: JobId,

@@ -33,7 +33,7 @@
 use std::fmt;
 
 use chrono::{DateTime, Timelike, Utc};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
@@ -46,7 +46,8 @@ pub struct CronSchedule {
     /// use: most loaded workflows are only validated, and building it up front was a visible
     /// share of loading time.
     normalized: String,
-    cron: OnceLock<Option<Cron>>,
+    /// Shared by clones, so a workflow kept loaded and used through copies builds it once.
+    cron: Arc<OnceLock<Option<Cron>>>,
     /// False when the day-of-month list names only days that none of the listed months has
     /// (`0 0 30 2 *`): such a schedule is valid but never fires, and answering that up front
     /// spares croner a search to its year limit.
@@ -112,7 +113,7 @@ impl CronSchedule {
         Ok(CronSchedule {
             source: expr.to_owned(),
             normalized,
-            cron: OnceLock::new(),
+            cron: Arc::default(),
             can_fire,
         })
     }

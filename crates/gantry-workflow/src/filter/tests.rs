@@ -396,3 +396,14 @@ proptest! {
         }
     }
 }
+
+/// A pattern compiled through a clone is compiled for the original too: a workflow kept
+/// loaded between events is used through copies, which must not each compile again.
+#[test]
+fn clones_share_the_compiled_regex() {
+    let original = FilterPattern::parse("releases/**").unwrap();
+    let copy = original.clone();
+    assert!(!original.is_compiled());
+    assert!(copy.matches("releases/v1"));
+    assert!(original.is_compiled());
+}
