@@ -317,7 +317,9 @@ pub struct JobResults {
     pub results: Vec<JobResult>,
 }
 
-/// One attempt's result in a [`JobResults`] batch.
+/// One attempt's result in a [`JobResults`] batch: a job id and the fields of
+/// [`CompleteAttempt`], written out because serde cannot refuse unknown fields of a flattened
+/// struct.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobResult {

@@ -116,36 +116,38 @@ pub(crate) const SET_RUN_CONTENT: &str =
 /// Ends a run of an invalid workflow file as it is created; `$2` is the errors' JSON array.
 pub(crate) const SET_RUN_INVALID: &str = "UPDATE workflow_runs SET status = 'completed', \
      conclusion = 'failure', completed_at_ms = created_at_ms, workflow_errors = $2 WHERE id = $1";
+/// `rows` copies of `shape` (a row of a `VALUES` list) separated by commas, each `#` replaced
+/// by the next parameter: `$1, $2, …` across the rows, in order.
+fn value_rows(rows: usize, shape: &str) -> String {
+    let mut sql = String::with_capacity(rows * (shape.len() + 16));
+    let mut parameter = 0;
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        for c in shape.chars() {
+            if c == '#' {
+                parameter += 1;
+                sql.push_str(&format!("${parameter}"));
+            } else {
+                sql.push(c);
+            }
+        }
+    }
+    sql
+}
+
 /// Jobs per multi-row insert: 10 parameters a row stays far below SQLite's limit of 32,766.
 pub(crate) const INSERT_JOBS_CHUNK: usize = 500;
 
 /// Inserts `rows` jobs (1 to [`INSERT_JOBS_CHUNK`]); each row binds run id, key, matrix
 /// index, name, status, attempt, runs-on, waiting reasons, priority and queued time.
 pub(crate) fn insert_jobs(rows: usize) -> String {
-    const COLUMNS: usize = 10;
     let mut sql = String::from(
         "INSERT INTO jobs (run_id, job_key, matrix_index, name, status, attempt, runs_on, \
          waiting_reasons, outputs, priority, queued_at_ms) VALUES ",
     );
-    for row in 0..rows {
-        if row > 0 {
-            sql.push_str(", ");
-        }
-        let p = |column: usize| format!("${}", row * COLUMNS + column);
-        sql.push_str(&format!(
-            "({}, {}, {}, {}, {}, {}, {}, {}, '{{}}', {}, {})",
-            p(1),
-            p(2),
-            p(3),
-            p(4),
-            p(5),
-            p(6),
-            p(7),
-            p(8),
-            p(9),
-            p(10)
-        ));
-    }
+    sql.push_str(&value_rows(rows, "(#, #, #, #, #, #, #, #, '{}', #, #)"));
     sql.push_str(" RETURNING id, run_id, job_key, matrix_index");
     sql
 }
@@ -392,33 +394,15 @@ pub(crate) const NEXT_RUN_NUMBERS: &str = "INSERT INTO run_counters (repo_id, wo
 pub(crate) const RUNS_CHUNK: usize = 100;
 /// Inserts `rows` runs as [`INSERT_RUN`] does one (12 parameters a row, in its order).
 pub(crate) fn insert_runs(rows: usize) -> String {
-    const COLUMNS: usize = 12;
     let mut sql = String::from(
         "INSERT INTO workflow_runs (repo_id, workflow_path, workflow_name, run_number, attempt, \
          event_name, git_ref, sha, actor, status, created_at_ms, engine_state, state_version, \
          idempotency_key, workflow_source, called_workflows) VALUES ",
     );
-    for row in 0..rows {
-        if row > 0 {
-            sql.push_str(", ");
-        }
-        let p = |column: usize| format!("${}", row * COLUMNS + column);
-        sql.push_str(&format!(
-            "({}, {}, {}, {}, 1, {}, {}, {}, {}, 'queued', {}, 'null', 1, {}, {}, {})",
-            p(1),
-            p(2),
-            p(3),
-            p(4),
-            p(5),
-            p(6),
-            p(7),
-            p(8),
-            p(9),
-            p(10),
-            p(11),
-            p(12)
-        ));
-    }
+    sql.push_str(&value_rows(
+        rows,
+        "(#, #, #, #, 1, #, #, #, #, 'queued', #, 'null', 1, #, #, #)",
+    ));
     sql.push_str(
         " ON CONFLICT (repo_id, idempotency_key) DO NOTHING \
          RETURNING id, repo_id, workflow_path, run_number",
@@ -448,4 +432,15 @@ pub(crate) fn set_runs_content(rows: usize) -> String {
     }
     sql.push_str(") AS v WHERE workflow_runs.id = v.id");
     sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn value_rows_number_the_parameters_across_rows() {
+        assert_eq!(value_rows(2, "(#, 1, #)"), "($1, 1, $2), ($3, 1, $4)");
+        assert_eq!(value_rows(1, "('{}', #)"), "('{}', $1)");
+    }
 }
