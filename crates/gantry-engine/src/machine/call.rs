@@ -1,6 +1,7 @@
 //! Running a job that calls a reusable workflow. The caller is never queued: once its `if:`
 //! holds, each of its instances (one per matrix combination) evaluates `with:` into the called
-//! workflow's `inputs` and lets its child jobs go; it ends when they have all ended, with
+//! workflow's `inputs` and, as `strategy.max-parallel` allows, lets its child jobs go; it ends
+//! when they have all ended, with
 //! GitHub's result (failure when a child failed, cancelled when one was cancelled, success
 //! otherwise) and the called workflow's outputs evaluated over the children's results.
 //!
@@ -14,6 +15,7 @@ use indexmap::IndexMap;
 
 use super::Machine;
 use crate::call::CallSpec;
+use crate::reason::WaitReason;
 use crate::setup;
 use crate::spec::{JobSpec, MatrixSource, RunSpec};
 use crate::state::JobPhase;
@@ -47,7 +49,6 @@ impl Machine<'_> {
         }
         self.state.jobs[job].strategy = strategy;
         let total = self.state.jobs[job].instances.len();
-        let mut started = Vec::new();
         let mut failed = Vec::new();
         for index in 0..total {
             let instance = &self.state.jobs[job].instances[index];
@@ -59,9 +60,11 @@ impl Machine<'_> {
                 Ok(inputs) => {
                     let instance = &mut self.state.jobs[job].instances[index];
                     instance.call_inputs = Some(inputs);
-                    instance.started_at = Some(self.now);
-                    instance.reasons.clear();
-                    started.push(index);
+                    instance.reasons = strategy
+                        .max_parallel
+                        .map(|limit| WaitReason::MaxParallel { limit })
+                        .into_iter()
+                        .collect();
                 }
                 Err(message) => failed.push((index, message)),
             }
@@ -70,9 +73,21 @@ impl Machine<'_> {
             self.finish_instance(job, index, Conclusion::Failure, Some(message));
             self.after_failure(job, index);
         }
-        for index in started {
-            self.open_call(job, index);
-        }
+        // As for any matrix job, `max-parallel` decides how many calls run at once: the next
+        // is opened when one ends (`fill_slots`).
+        self.refill.push(job);
+    }
+
+    /// Lets a caller instance past `max-parallel`: its call starts.
+    pub(super) fn release_call(&mut self, job: usize, index: usize) {
+        let now = self.now;
+        let state = &mut self.state.jobs[job];
+        state.active += 1;
+        let instance = &mut state.instances[index];
+        instance.released = true;
+        instance.started_at = Some(now);
+        instance.reasons.clear();
+        self.open_call(job, index);
     }
 
     /// Lets the children of a started caller instance go: they no longer wait on the caller.

@@ -221,10 +221,7 @@ impl<'s> Machine<'s> {
 
     /// Releases waiting instances of a decided job while `max-parallel` allows.
     fn fill_slots(&mut self, job: usize) {
-        if self.spec.jobs[job].call.is_some() {
-            // A caller's instances are never queued: their called jobs are.
-            return;
-        }
+        let is_call = self.spec.jobs[job].call.is_some();
         loop {
             let state = &mut self.state.jobs[job];
             if state.phase != JobPhase::Decided {
@@ -244,7 +241,12 @@ impl<'s> Machine<'s> {
             }
             let index = state.next_release;
             state.next_release += 1;
-            self.release(job, index);
+            if is_call {
+                // A caller's instances are never queued: their calls start.
+                self.release_call(job, index);
+            } else {
+                self.release(job, index);
+            }
         }
     }
 

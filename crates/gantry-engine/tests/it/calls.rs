@@ -254,6 +254,37 @@ fn a_matrix_caller_calls_once_per_combination() {
     assert_eq!(sim.queued(), ["deploy"]);
 }
 
+/// `strategy.max-parallel` on a caller limits how many of its calls run at once: the next
+/// combination's call starts when one has ended, and the waiting ones say why.
+#[test]
+fn max_parallel_limits_how_many_calls_run_at_once() {
+    let caller = CALLER.replace(
+        "      target: linux\n",
+        "      target: ${{ matrix.os }}\n    strategy:\n      max-parallel: 1\n      matrix:\n        os: [linux, mac, windows]\n",
+    );
+    let mut sim = sim(&caller);
+    assert_eq!(sim.queued(), ["call.0/compile"]);
+    assert_eq!(
+        sim.reasons("call[1]"),
+        ["max-parallel reached (1 at a time)"]
+    );
+    for combination in 0..3 {
+        let compile = format!("call.{combination}/compile");
+        assert_eq!(
+            sim.queued(),
+            std::slice::from_ref(&compile),
+            "combination {combination}"
+        );
+        sim.run(&compile, Conclusion::Success);
+        sim.run(&format!("call.{combination}/package"), Conclusion::Success);
+        assert_eq!(
+            sim.conclusion(&format!("call[{combination}]")),
+            Some(Conclusion::Success)
+        );
+    }
+    assert_eq!(sim.queued(), ["deploy"]);
+}
+
 #[test]
 fn fail_fast_cancels_the_other_combinations_calls() {
     let caller = CALLER.replace(
