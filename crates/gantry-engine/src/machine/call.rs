@@ -1,7 +1,7 @@
 //! Running a job that calls a reusable workflow. The caller is never queued: once its `if:`
 //! holds, each of its instances (one per matrix combination) evaluates `with:` into the called
-//! workflow's `inputs` and, as `strategy.max-parallel` allows, lets its child jobs go; it ends
-//! when they have all ended, with
+//! workflow's `inputs` and, as `strategy.max-parallel` and its own `concurrency` group allow,
+//! lets its child jobs go; it ends when they have all ended, with
 //! GitHub's result (failure when a child failed, cancelled when one was cancelled, success
 //! otherwise) and the called workflow's outputs evaluated over the children's results.
 //!
@@ -11,14 +11,16 @@
 use std::sync::Arc;
 
 use gantry_expr::{Contexts, Value};
+use gantry_workflow::contexts::Site;
 use indexmap::IndexMap;
 
 use super::Machine;
 use crate::call::CallSpec;
+use crate::effect::Effect;
 use crate::reason::WaitReason;
 use crate::setup;
 use crate::spec::{JobSpec, MatrixSource, RunSpec};
-use crate::state::JobPhase;
+use crate::state::{ClaimState, JobPhase};
 use crate::status::Conclusion;
 
 impl Machine<'_> {
@@ -56,10 +58,20 @@ impl Machine<'_> {
                 continue;
             }
             let contexts = setup::instance_contexts(&contexts, strategy, index, total, instance);
-            match call.evaluate_inputs(&contexts) {
-                Ok(inputs) => {
+            let claim = match &job_spec.concurrency {
+                Some(concurrency) => {
+                    setup::group_claim(concurrency, Site::JobStrategyContext, &contexts)
+                }
+                None => Ok(None),
+            };
+            match call
+                .evaluate_inputs(&contexts)
+                .and_then(|inputs| claim.map(|c| (inputs, c)))
+            {
+                Ok((inputs, claim)) => {
                     let instance = &mut self.state.jobs[job].instances[index];
                     instance.call_inputs = Some(inputs);
+                    instance.concurrency = claim;
                     instance.reasons = strategy
                         .max_parallel
                         .map(|limit| WaitReason::MaxParallel { limit })
@@ -78,14 +90,30 @@ impl Machine<'_> {
         self.refill.push(job);
     }
 
-    /// Lets a caller instance past `max-parallel`: its call starts.
+    /// Lets a caller instance past `max-parallel`: on to its own concurrency group, or its
+    /// call starts.
     pub(super) fn release_call(&mut self, job: usize, index: usize) {
-        let now = self.now;
         let state = &mut self.state.jobs[job];
         state.active += 1;
         let instance = &mut state.instances[index];
         instance.released = true;
-        instance.started_at = Some(now);
+        if let Some(claim) = &mut instance.concurrency {
+            claim.state = ClaimState::Requested { held_by: None };
+            instance.reasons = claim.reason().into_iter().collect();
+            self.effects.push(Effect::AcquireConcurrency {
+                group: claim.group.clone(),
+                job: Some(instance.key.clone()),
+                cancel_in_progress: claim.cancel_in_progress,
+            });
+        } else {
+            self.start_released_call(job, index);
+        }
+    }
+
+    /// Starts the call of a released caller instance (whose group, if any, was granted).
+    pub(super) fn start_released_call(&mut self, job: usize, index: usize) {
+        let instance = &mut self.state.jobs[job].instances[index];
+        instance.started_at = Some(self.now);
         instance.reasons.clear();
         self.open_call(job, index);
     }
@@ -107,11 +135,13 @@ impl Machine<'_> {
         self.complete_call_if_done(job, index);
     }
 
-    /// Whether instance `index` of `job` is a started call that has not ended.
+    /// Whether instance `index` of `job` is a started call that has not ended. A call starts
+    /// when its children are let go (`started_at`); one still waiting for `max-parallel` or its
+    /// group has not, and ends its children with it.
     pub(super) fn call_in_progress(&self, job: usize, index: usize) -> bool {
         let instance = &self.state.jobs[job].instances[index];
         self.spec.jobs[job].call.is_some()
-            && instance.call_inputs.is_some()
+            && instance.started_at.is_some()
             && !instance.is_completed()
     }
 

@@ -255,7 +255,12 @@ impl Machine<'_> {
                 if let Some(claim) = &mut instance.concurrency {
                     claim.state = ClaimState::Granted;
                 }
-                self.queue(job, index);
+                if self.spec.jobs[job].call.is_some() {
+                    // A caller is never queued: its call starts.
+                    self.start_released_call(job, index);
+                } else {
+                    self.queue(job, index);
+                }
             }
         }
         Ok(())

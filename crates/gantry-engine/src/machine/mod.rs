@@ -336,7 +336,8 @@ impl<'s> Machine<'s> {
             job: instance.key.clone(),
             conclusion,
         });
-        let call_started = instance.call_inputs.is_some();
+        // A call starts when its children are let go; before, they end with it.
+        let call_started = instance.started_at.is_some();
         if instance.released {
             state.active = state.active.saturating_sub(1);
         }

@@ -2,7 +2,7 @@
 //! cancellation and re-runs across the called jobs.
 
 use gantry_engine::{
-    Conclusion, EngineConfig, EngineError, Event, JobKey, JobStatus, job_payload_with_calls,
+    Conclusion, Effect, EngineConfig, EngineError, Event, JobKey, JobStatus, job_payload_with_calls,
 };
 use serde_json::json;
 
@@ -491,4 +491,51 @@ fn a_caller_whose_matrix_reads_needs_fails_with_a_message() {
         sim.message("call")
     );
     assert_eq!(sim.run_conclusion(), Some(Conclusion::Failure));
+}
+
+/// A caller's own `concurrency` group holds its call: the called jobs wait until the group is
+/// granted (the caller waits with the group's reason), and the group is released when the
+/// call ends.
+#[test]
+fn a_callers_concurrency_group_holds_its_call_until_granted() {
+    let caller = CALLER.replace(
+        "  call:\n    uses:",
+        "  call:\n    concurrency: deploy-${{ github.ref }}\n    uses:",
+    );
+    let mut sim = sim(&caller);
+    let call = JobKey::single("call");
+    assert!(sim.queued().is_empty(), "{:?}", sim.queued());
+    let asked = sim.effects.iter().any(|effect| {
+        matches!(effect, Effect::AcquireConcurrency { group, job: Some(job), .. }
+            if group == "deploy-refs/heads/main" && *job == call)
+    });
+    assert!(asked, "{:?}", sim.effects);
+    assert_eq!(sim.status("call"), JobStatus::Waiting);
+
+    sim.send(Event::ConcurrencyGranted {
+        job: Some(call.clone()),
+    });
+    assert_eq!(sim.queued(), ["call/compile"]);
+    sim.run("call/compile", Conclusion::Success);
+    let ended = sim.run("call/package", Conclusion::Success);
+    let released = ended.iter().any(|effect| {
+        matches!(effect, Effect::ReleaseConcurrency { job: Some(job), .. } if *job == call)
+    });
+    assert!(released, "{ended:?}");
+    assert_eq!(sim.conclusion("call"), Some(Conclusion::Success));
+}
+
+/// A caller waiting for its group that is cancelled ends its called jobs with it.
+#[test]
+fn a_caller_cancelled_while_waiting_for_its_group_cancels_its_called_jobs() {
+    let caller = CALLER.replace(
+        "  call:\n    uses:",
+        "  call:\n    concurrency: deploy\n    uses:",
+    );
+    let mut sim = sim(&caller);
+    sim.send(Event::CancelRequested { job: None });
+    assert_eq!(sim.conclusion("call"), Some(Conclusion::Cancelled));
+    assert_eq!(sim.conclusion("call/compile"), Some(Conclusion::Cancelled));
+    assert_eq!(sim.conclusion("call/package"), Some(Conclusion::Cancelled));
+    assert_eq!(sim.run_conclusion(), Some(Conclusion::Cancelled));
 }

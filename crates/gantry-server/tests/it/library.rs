@@ -407,6 +407,44 @@ async fn the_api_runs_called_workflows_given_with_the_workflow() {
     assert_eq!(job(&detail, "after").status, JobStatus::Queued);
 }
 
+/// A caller's own `concurrency` group across runs: the second run's call waits, with the
+/// group's reason on the caller's row, until the first run's call has ended.
+#[tokio::test]
+async fn a_callers_concurrency_group_holds_the_second_runs_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path()).await;
+    repo(&app).await;
+    let grouped = CALLER.replace(
+        "  call:\n    uses:",
+        "  call:\n    concurrency: deploy\n    uses:",
+    );
+    let request = || TriggerRun {
+        workflow: grouped.clone(),
+        ..calling(&[("./.github/workflows/build.yml", CALLED)])
+    };
+    let (first, _) = app
+        .trigger_run("acme", "app", request(), None)
+        .await
+        .unwrap();
+    let (second, _) = app
+        .trigger_run("acme", "app", request(), None)
+        .await
+        .unwrap();
+    let first = app.get_run(first.id).await.unwrap();
+    assert_eq!(job(&first, "call/build").status, JobStatus::Queued);
+    let waiting = app.get_run(second.id).await.unwrap();
+    assert_eq!(job(&waiting, "call/build").status, JobStatus::Waiting);
+    let reason = &job(&waiting, "call").waiting_reasons[0];
+    assert_eq!(reason.kind, WaitingReasonKind::ConcurrencyGroup);
+    assert_eq!(reason.held_by_run, Some(first.run.id));
+
+    complete(&app, job(&first, "call/build"), Conclusion::Success).await;
+    let first = app.get_run(first.run.id).await.unwrap();
+    assert_eq!(job(&first, "call").conclusion, Some(Conclusion::Success));
+    let granted = app.get_run(second.id).await.unwrap();
+    assert_eq!(job(&granted, "call/build").status, JobStatus::Queued);
+}
+
 #[tokio::test]
 async fn the_api_refuses_calls_without_their_file_or_with_a_broken_one() {
     let dir = tempfile::tempdir().unwrap();
