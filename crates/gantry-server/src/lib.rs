@@ -109,6 +109,9 @@ pub struct ServerConfig {
     pub runner_token: Option<String>,
     /// Heartbeat interval and lease length.
     pub runners: RunnerSettings,
+    /// Where mirrors of repositories registered by git URL live; `None`: beside the SQLite
+    /// file, and none for PostgreSQL (URLs are then refused).
+    pub mirrors_dir: Option<PathBuf>,
 }
 
 /// Why the server could not start or stopped.
@@ -179,12 +182,15 @@ pub async fn serve_on(
 ) -> Result<(), ServerError> {
     let store = open_store(&config.storage).await?;
     let mut app = App::new(store, config.engine.clone()).with_runner_settings(config.runners);
-    // Mirrors of repositories registered by URL live beside the SQLite file (the data
-    // directory); a PostgreSQL server has no directory of its own and refuses URLs.
-    if let Storage::Sqlite { path } = &config.storage
-        && let Some(dir) = path.parent()
-    {
-        app = app.with_mirrors_dir(dir.join("mirrors"));
+    // Mirrors of repositories registered by URL live in the data directory (`gantry server`
+    // names it, for PostgreSQL too), else beside the SQLite file; without either, URLs are
+    // refused.
+    let sqlite_dir = match &config.storage {
+        Storage::Sqlite { path } => path.parent().map(|dir| dir.join("mirrors")),
+        Storage::Postgres { .. } => None,
+    };
+    if let Some(dir) = config.mirrors_dir.clone().or(sqlite_dir) {
+        app = app.with_mirrors_dir(dir);
     }
     let app = Arc::new(app);
     if let Some(token) = &config.runner_token {

@@ -1,6 +1,7 @@
 //! Repositories by git URL: a bare mirror in the server's data directory, cloned with gitoxide
-//! when the repository is registered and fetched again when an event names a commit the
-//! mirror does not have yet (a webhook usually arrives before anyone would have fetched).
+//! when the repository is registered (and again by a node that lacks it when an event comes)
+//! and fetched again when an event names a commit the mirror does not have yet (a webhook
+//! usually arrives before anyone would have fetched).
 //!
 //! The mirror fetches every branch and tag onto the same names (`+refs/heads/*:refs/heads/*`,
 //! `+refs/tags/*:refs/tags/*`), so reading it is reading the origin as of the last fetch.

@@ -268,11 +268,18 @@ fn idempotency_key(delivery: &str, workflow_path: &str) -> String {
 
 /// `read` once, and for a mirror of `url` at `path` that lacks the event's ref or commits,
 /// again after fetching from the origin: a webhook arrives before anyone would have fetched.
+/// A mirror this node does not have (the repository was registered through another replica
+/// of a PostgreSQL server) is cloned from the stored URL first.
 fn read_fetching(
     url: Option<&str>,
     path: &std::path::Path,
     read: impl Fn() -> Result<Option<Snapshot>, GitError>,
 ) -> Result<Result<Option<Snapshot>, GitError>, MirrorError> {
+    if let Some(url) = url
+        && !path.exists()
+    {
+        mirror::clone_mirror(url, path)?;
+    }
     let first = read();
     match (&first, url) {
         (Ok(None) | Err(GitError::Missing { .. }), Some(url)) => {

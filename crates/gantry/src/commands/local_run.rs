@@ -260,6 +260,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         engine: Default::default(),
         runner_token: Some(token.clone()),
         runners: Default::default(),
+        mirrors_dir: None,
     })?;
     let pool = RunningPool::start(&args.pool, &server.base, &token, &data_dir)?;
     let interrupt = Interrupt::watch(&server.base)?;

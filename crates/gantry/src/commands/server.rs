@@ -108,6 +108,9 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             heartbeat_interval_ms: args.heartbeat_interval_ms.max(100),
             lease_ms: args.lease_ms.max(args.heartbeat_interval_ms.max(100) * 2),
         },
+        // In the data directory whatever the backend: replicas of a PostgreSQL server each
+        // keep their own (a missing mirror is cloned again from the stored URL).
+        mirrors_dir: Some(args.data_dir.join("mirrors")),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

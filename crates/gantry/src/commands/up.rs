@@ -183,6 +183,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         engine: Default::default(),
         runner_token: Some(token.clone()),
         runners: Default::default(),
+        mirrors_dir: None,
     };
     let server = EmbeddedServer::start(config)?;
     let pool = RunningPool::start(&args.pool, &server.base, &token, &args.data_dir)?;

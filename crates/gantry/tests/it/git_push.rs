@@ -272,3 +272,57 @@ fn a_pushed_commit_is_checked_out_from_the_server_by_actions_checkout() {
     assert!(lines.contains(&"checked out from the server"), "{lines:?}");
     assert!(lines.contains(&"executable bit kept"), "{lines:?}");
 }
+
+/// A PostgreSQL server registers a repository by git URL (its mirror goes in the server's
+/// data directory), and a node that lacks the mirror (another replica, or this one after
+/// losing its disk) clones it again from the stored URL when an event arrives.
+#[test]
+fn a_postgresql_server_mirrors_a_repository_by_url_and_clones_a_missing_mirror_again() {
+    let Some(args) = crate::support::postgres_server_args() else {
+        return;
+    };
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start_with(&args);
+    server.create_repo("acme", "app");
+    let dir = tempfile::tempdir().unwrap();
+    let origin = dir.path().join("origin");
+    std::fs::create_dir_all(origin.join(".github/workflows")).unwrap();
+    std::fs::create_dir_all(origin.join("src")).unwrap();
+    git(&origin, &["init", "-q", "-b", "main"]);
+    git(&origin, &["config", "user.name", "Test"]);
+    git(&origin, &["config", "user.email", "test@example.com"]);
+    std::fs::write(origin.join(".github/workflows/ci.yml"), CI).unwrap();
+    std::fs::write(origin.join("src/main.c"), "int main;\n").unwrap();
+    git(&origin, &["add", "."]);
+    git(&origin, &["commit", "-q", "-m", "ci"]);
+    let head = git(&origin, &["rev-parse", "HEAD"]).trim().to_owned();
+
+    let url = format!("file://{}", origin.display());
+    let body = json!({ "git_url": url }).to_string();
+    let (status, source) = server.raw(
+        "PUT",
+        "/api/v1/repos/acme/app/source",
+        Some(body.as_bytes()),
+        &[],
+    );
+    assert_eq!(status, 200, "{source}");
+    let mirror = PathBuf::from(source["git_path"].as_str().unwrap());
+    assert!(mirror.starts_with(server.data_dir()), "{source}");
+    assert!(mirror.join("HEAD").exists(), "{source}");
+
+    std::fs::remove_dir_all(&mirror).unwrap();
+    let push = json!({ "updates": [{
+        "before": "0".repeat(40), "after": head, "ref": "refs/heads/main"
+    }] });
+    let outcome = server.post_ok("/api/v1/repos/acme/app/hooks/push", &push, 200);
+    assert_eq!(
+        outcome["runs"].as_array().map(Vec::len),
+        Some(1),
+        "{outcome}"
+    );
+    assert!(
+        mirror.join("HEAD").exists(),
+        "the mirror was not cloned again"
+    );
+    assert_eq!(workflow_paths(&runs(&server)), [".github/workflows/ci.yml"]);
+}

@@ -293,6 +293,7 @@ impl BenchServer {
             engine: Default::default(),
             runner_token: Some(BENCH_RUNNER_TOKEN.to_owned()),
             runners,
+            mirrors_dir: None,
         };
         crate::embedded::EmbeddedServer::start(config).map(BenchServer)
     }

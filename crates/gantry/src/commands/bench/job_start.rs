@@ -91,6 +91,7 @@ fn variant(args: &JobStartArgs, min_idle: usize) -> anyhow::Result<Latency> {
         engine: Default::default(),
         runner_token: Some(token.clone()),
         runners: Default::default(),
+        mirrors_dir: None,
     })?;
     let pool_args = PoolArgs {
         min_idle,
