@@ -1065,15 +1065,34 @@ pub(crate) struct PlannedTransition {
     pub new_statuses: Vec<gantry_store::JobStatus>,
 }
 
+/// Whether `key` is an instance of a job that calls a reusable workflow.
+fn is_call(state: &RunState, key: &JobKey) -> bool {
+    state
+        .spec
+        .job_index(&key.job)
+        .and_then(|index| state.spec.jobs.get(index))
+        .is_some_and(|job| job.call.is_some())
+}
+
 /// The row a job instance should have now.
+///
+/// A caller's instance is never queued or run by a runner; the engine keeps it waiting until
+/// its called jobs have ended. Its row shows it in progress from when its call started (its
+/// children were let go), as people expect of a job whose jobs are running.
 pub(crate) fn job_values(state: &RunState, key: &JobKey) -> Option<NewJob> {
     let instance = state.instance(key)?;
     let waiting_reasons = serde_json::to_value(state.wait_reasons(key)).unwrap_or_default();
+    let status = match instance.status {
+        EngineJobStatus::Waiting if instance.started_at.is_some() && is_call(state, key) => {
+            gantry_store::JobStatus::InProgress
+        }
+        other => convert::store_job_status(other),
+    };
     Some(NewJob {
         job_key: key.job.clone(),
         matrix_index: i64::from(key.index),
         name: instance.name.clone(),
-        status: convert::store_job_status(instance.status),
+        status,
         attempt: i64::from(instance.attempt.0),
         runs_on: instance
             .setup
@@ -1083,6 +1102,7 @@ pub(crate) fn job_values(state: &RunState, key: &JobKey) -> Option<NewJob> {
         waiting_reasons,
         priority: 0,
         queued_at_ms: instance.queued_at.map(ms),
+        started_at_ms: instance.started_at.map(ms),
     })
 }
 
@@ -1245,6 +1265,10 @@ fn plan_transition(
         .filter(|row| row.status == gantry_store::JobStatus::InProgress)
     {
         let key = convert::job_key(row);
+        if is_call(state, &key) {
+            // In progress by its call, never claimed: it has no attempt to end.
+            continue;
+        }
         let heard = before
             .instance(&key)
             .is_some_and(|instance| instance.status == EngineJobStatus::InProgress);

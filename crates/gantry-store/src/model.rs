@@ -300,6 +300,9 @@ pub struct NewJob {
     pub priority: i64,
     /// When it was queued, if it is.
     pub queued_at_ms: Option<i64>,
+    /// When it started, if it has (a job calling a reusable workflow starts as its run is
+    /// created when it needs nothing).
+    pub started_at_ms: Option<i64>,
 }
 
 /// A stored job instance.

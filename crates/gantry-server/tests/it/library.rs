@@ -395,6 +395,13 @@ async fn the_api_runs_called_workflows_given_with_the_workflow() {
     let build = job(&detail, "call/build");
     assert_eq!(build.name, "call / build");
     assert_eq!(build.status, JobStatus::Queued);
+    // The caller is in progress while its called jobs are, though no runner holds it.
+    let call = job(&detail, "call");
+    assert_eq!(call.status, JobStatus::InProgress);
+    assert!(
+        call.started_at.is_some() && call.waiting_reasons.is_empty(),
+        "{call:?}"
+    );
     let request = CompleteJob {
         conclusion: Conclusion::Success,
         outputs: [("artifact".to_owned(), "prod".to_owned())]
@@ -432,8 +439,10 @@ async fn a_callers_concurrency_group_holds_the_second_runs_call() {
         .unwrap();
     let first = app.get_run(first.id).await.unwrap();
     assert_eq!(job(&first, "call/build").status, JobStatus::Queued);
+    assert_eq!(job(&first, "call").status, JobStatus::InProgress);
     let waiting = app.get_run(second.id).await.unwrap();
     assert_eq!(job(&waiting, "call/build").status, JobStatus::Waiting);
+    assert_eq!(job(&waiting, "call").status, JobStatus::Waiting);
     let reason = &job(&waiting, "call").waiting_reasons[0];
     assert_eq!(reason.kind, WaitingReasonKind::ConcurrencyGroup);
     assert_eq!(reason.held_by_run, Some(first.run.id));
@@ -443,6 +452,7 @@ async fn a_callers_concurrency_group_holds_the_second_runs_call() {
     assert_eq!(job(&first, "call").conclusion, Some(Conclusion::Success));
     let granted = app.get_run(second.id).await.unwrap();
     assert_eq!(job(&granted, "call/build").status, JobStatus::Queued);
+    assert_eq!(job(&granted, "call").status, JobStatus::InProgress);
 }
 
 #[tokio::test]

@@ -311,7 +311,8 @@ where
                     .bind(runs_on.as_str())
                     .bind(waiting_reasons.as_str())
                     .bind(job.priority)
-                    .bind(job.queued_at_ms);
+                    .bind(job.queued_at_ms)
+                    .bind(job.started_at_ms);
             }
             let rows = query.fetch_all(&mut *conn).await.map_err(|error| {
                 super::unique_is_conflict(error, || "a job appears twice in its run".to_owned())
@@ -398,6 +399,7 @@ mod tests {
             waiting_reasons: json!([]),
             priority: 0,
             queued_at_ms: Some(1),
+            started_at_ms: None,
         }
     }
 

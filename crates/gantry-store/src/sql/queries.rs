@@ -137,17 +137,17 @@ fn value_rows(rows: usize, shape: &str) -> String {
     sql
 }
 
-/// Jobs per multi-row insert: 10 parameters a row stays far below SQLite's limit of 32,766.
+/// Jobs per multi-row insert: 11 parameters a row stays far below SQLite's limit of 32,766.
 pub(crate) const INSERT_JOBS_CHUNK: usize = 500;
 
 /// Inserts `rows` jobs (1 to [`INSERT_JOBS_CHUNK`]); each row binds run id, key, matrix
-/// index, name, status, attempt, runs-on, waiting reasons, priority and queued time.
+/// index, name, status, attempt, runs-on, waiting reasons, priority, queued and started times.
 pub(crate) fn insert_jobs(rows: usize) -> String {
     let mut sql = String::from(
         "INSERT INTO jobs (run_id, job_key, matrix_index, name, status, attempt, runs_on, \
-         waiting_reasons, outputs, priority, queued_at_ms) VALUES ",
+         waiting_reasons, outputs, priority, queued_at_ms, started_at_ms) VALUES ",
     );
-    sql.push_str(&value_rows(rows, "(#, #, #, #, #, #, #, #, '{}', #, #)"));
+    sql.push_str(&value_rows(rows, "(#, #, #, #, #, #, #, #, '{}', #, #, #)"));
     sql.push_str(" RETURNING id, run_id, job_key, matrix_index");
     sql
 }

@@ -59,6 +59,7 @@ pub fn job(key: &str, matrix_index: i64, status: JobStatus) -> NewJob {
         },
         priority: 0,
         queued_at_ms: (status == JobStatus::Queued).then_some(1_000),
+        started_at_ms: None,
     }
 }
 
