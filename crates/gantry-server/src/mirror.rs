@@ -57,6 +57,16 @@ pub fn check_url(url: &str) -> Result<(), MirrorError> {
         })
 }
 
+/// Makes sure a repository registered by `url` has its mirror at `path` on this node: a
+/// replica of a PostgreSQL server that did not register it (or lost its disk) clones it from
+/// the stored URL. Nothing to do for a repository by path (`url` is `None`).
+pub fn ensure(url: Option<&str>, path: &Path) -> Result<(), MirrorError> {
+    match url {
+        Some(url) if !path.exists() => clone_mirror(url, path),
+        _ => Ok(()),
+    }
+}
+
 /// Makes `path` a bare mirror of `url` (replacing whatever a failed earlier attempt left
 /// there) and fetches it once. On failure nothing is left at `path`.
 pub fn clone_mirror(url: &str, path: &Path) -> Result<(), MirrorError> {

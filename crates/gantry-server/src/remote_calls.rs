@@ -221,18 +221,25 @@ impl<'a, V: Clone> RemoteReader<'a, V> {
             )),
             // A source that cannot be opened (moved, deleted) is the caller's load error, as
             // an unknown repository is, rather than a failure of every event of the caller.
-            KnownRepository::Source { git_path, git_url } => match self.cache.repository(&git_path)
-            {
-                Ok(repo) => Ok(Opened {
-                    repo,
-                    path: git_path,
-                    url: git_url,
-                }),
-                Err(error @ GitError::Open { .. }) => Err(format!(
-                    "the git source of repository `{name}` cannot be read: {error}"
-                )),
-                Err(error) => return Err(error),
-            },
+            KnownRepository::Source { git_path, git_url } => {
+                match mirror::ensure(git_url.as_deref(), &git_path)
+                    .map_err(|error| GitError::Open {
+                        path: git_path.clone(),
+                        message: error.to_string(),
+                    })
+                    .and_then(|()| self.cache.repository(&git_path))
+                {
+                    Ok(repo) => Ok(Opened {
+                        repo,
+                        path: git_path,
+                        url: git_url,
+                    }),
+                    Err(error @ GitError::Open { .. }) => Err(format!(
+                        "the git source of repository `{name}` cannot be read: {error}"
+                    )),
+                    Err(error) => return Err(error),
+                }
+            }
         };
         self.repositories.borrow_mut().insert(name, opened.clone());
         Ok(opened)

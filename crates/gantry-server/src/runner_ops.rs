@@ -328,7 +328,14 @@ impl App {
         let source = self.repository_source(&repo, &full_name).await?;
         let path = std::path::PathBuf::from(&source.git_path);
         let sha = run.sha.clone();
+        let url = source.git_url.clone();
         tokio::task::spawn_blocking(move || {
+            crate::mirror::ensure(url.as_deref(), &path).map_err(|error| {
+                crate::git::GitError::Open {
+                    path: path.clone(),
+                    message: error.to_string(),
+                }
+            })?;
             crate::git::GitRepo::open(&path)?.archive(&sha, MAX_CHECKOUT_BYTES)
         })
         .await

@@ -275,11 +275,7 @@ fn read_fetching(
     path: &std::path::Path,
     read: impl Fn() -> Result<Option<Snapshot>, GitError>,
 ) -> Result<Result<Option<Snapshot>, GitError>, MirrorError> {
-    if let Some(url) = url
-        && !path.exists()
-    {
-        mirror::clone_mirror(url, path)?;
-    }
+    mirror::ensure(url, path)?;
     let first = read();
     match (&first, url) {
         (Ok(None) | Err(GitError::Missing { .. }), Some(url)) => {

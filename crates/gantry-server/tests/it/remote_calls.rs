@@ -561,8 +561,10 @@ async fn a_called_ref_a_mirror_lacks_is_fetched_from_its_origin() {
     git(&origin, &["config", "user.email", "test@example.com"]);
     commit_in(&origin, &[(".github/workflows/lint.yml", LIB_LINT)]);
     let url = format!("file://{}", origin.display());
-    set_url(&fx, "lib", Some(url), None).await.unwrap();
+    let source = set_url(&fx, "lib", Some(url), None).await.unwrap();
     git(&origin, &["tag", "v9"]);
+    // This node has lost the mirror (or another replica made it): it is cloned again.
+    std::fs::remove_dir_all(&source.git_path).unwrap();
 
     let calls = "on: push\njobs:\n  call:\n    uses: acme/lib/.github/workflows/lint.yml@v9\n";
     let first = fx.commit(&[("README.md", "hi\n")], "initial");
@@ -571,6 +573,7 @@ async fn a_called_ref_a_mirror_lacks_is_fetched_from_its_origin() {
     let runs = runs_of(&outcome, ".github/workflows/ci.yml");
     assert_eq!(runs.len(), 1, "{outcome:#?}");
     assert!(runs[0].workflow_errors.is_empty(), "{:#?}", runs[0]);
+    assert!(std::path::Path::new(&source.git_path).join("HEAD").exists());
 
     // The origin gone and a ref nobody has: the caller fails, saying the fetch failed.
     std::fs::rename(&origin, fx._dir.path().join("moved")).unwrap();
