@@ -16,11 +16,10 @@ use indexmap::IndexMap;
 
 use super::Machine;
 use crate::call::CallSpec;
-use crate::effect::Effect;
 use crate::reason::WaitReason;
 use crate::setup;
 use crate::spec::{JobSpec, MatrixSource, RunSpec};
-use crate::state::{ClaimState, JobPhase};
+use crate::state::JobPhase;
 use crate::status::Conclusion;
 
 impl Machine<'_> {
@@ -88,26 +87,6 @@ impl Machine<'_> {
         // As for any matrix job, `max-parallel` decides how many calls run at once: the next
         // is opened when one ends (`fill_slots`).
         self.refill.push(job);
-    }
-
-    /// Lets a caller instance past `max-parallel`: on to its own concurrency group, or its
-    /// call starts.
-    pub(super) fn release_call(&mut self, job: usize, index: usize) {
-        let state = &mut self.state.jobs[job];
-        state.active += 1;
-        let instance = &mut state.instances[index];
-        instance.released = true;
-        if let Some(claim) = &mut instance.concurrency {
-            claim.state = ClaimState::Requested { held_by: None };
-            instance.reasons = claim.reason().into_iter().collect();
-            self.effects.push(Effect::AcquireConcurrency {
-                group: claim.group.clone(),
-                job: Some(instance.key.clone()),
-                cancel_in_progress: claim.cancel_in_progress,
-            });
-        } else {
-            self.start_released_call(job, index);
-        }
     }
 
     /// Starts the call of a released caller instance (whose group, if any, was granted).

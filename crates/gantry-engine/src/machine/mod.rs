@@ -221,7 +221,6 @@ impl<'s> Machine<'s> {
 
     /// Releases waiting instances of a decided job while `max-parallel` allows.
     fn fill_slots(&mut self, job: usize) {
-        let is_call = self.spec.jobs[job].call.is_some();
         loop {
             let state = &mut self.state.jobs[job];
             if state.phase != JobPhase::Decided {
@@ -241,16 +240,12 @@ impl<'s> Machine<'s> {
             }
             let index = state.next_release;
             state.next_release += 1;
-            if is_call {
-                // A caller's instances are never queued: their calls start.
-                self.release_call(job, index);
-            } else {
-                self.release(job, index);
-            }
+            self.release(job, index);
         }
     }
 
-    /// Lets an instance past `max-parallel`: on to its concurrency group, or to the queue.
+    /// Lets an instance past `max-parallel`: on to its concurrency group, or to the queue (a
+    /// caller's: its call starts, since a caller is never queued).
     fn release(&mut self, job: usize, index: usize) {
         let state = &mut self.state.jobs[job];
         state.active += 1;
@@ -264,6 +259,8 @@ impl<'s> Machine<'s> {
                 job: Some(instance.key.clone()),
                 cancel_in_progress: claim.cancel_in_progress,
             });
+        } else if self.spec.jobs[job].call.is_some() {
+            self.start_released_call(job, index);
         } else {
             self.queue(job, index);
         }
