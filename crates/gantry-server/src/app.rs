@@ -92,7 +92,7 @@ fn row_of(rows: &mut [Job], job_id: JobId) -> Option<&mut Job> {
 
 /// One run as its last committed transition left it.
 struct CachedRun {
-    /// Shared with the callers of the change that committed it ([`Applied`]).
+    /// Shared with the callers of the change that committed it.
     state: Arc<RunState>,
     version: i64,
     /// The run's job rows by id, when known to match the store.
@@ -110,14 +110,8 @@ struct Indexes {
     groups: HashMap<RepoId, ConcurrencyGroups>,
 }
 
-/// What one committed transition did, for the caller.
-pub(crate) struct Applied {
-    /// The run after the event.
-    pub state: Arc<RunState>,
-}
-
 /// One event of a change of a run, with what proves it or commits with it.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Step {
     pub event: Event,
     /// The fencing token of the runner reporting a `JobCompleted`: the attempt it ends must
@@ -125,6 +119,21 @@ pub(crate) struct Step {
     pub token: Option<FencingToken>,
     /// The runner's claim a `JobStarted` commits with.
     pub claim: Option<RunnerClaim>,
+}
+
+/// `items` grouped by their run: runs in the order they first appear, each run's items in
+/// order (a batch of claims or results becomes one transaction per run).
+pub(crate) fn by_run<T>(items: impl IntoIterator<Item = (RunId, T)>) -> Vec<(RunId, Vec<T>)> {
+    let mut groups: Vec<(RunId, Vec<T>)> = Vec::new();
+    let mut position: HashMap<RunId, usize> = HashMap::new();
+    for (run, item) in items {
+        let index = *position.entry(run).or_insert_with(|| {
+            groups.push((run, Vec::new()));
+            groups.len() - 1
+        });
+        groups[index].1.push(item);
+    }
+    groups
 }
 
 /// What a batch of steps did ([`App::drive_steps`]).
@@ -403,22 +412,23 @@ impl App {
         Ok((state, stored.version))
     }
 
-    /// Applies `event` to a run and everything it causes in other runs (concurrency groups).
-    /// An error is about `event` itself; failures of the consequences are logged.
+    /// Applies `event` to a run and everything it causes in other runs (concurrency groups);
+    /// returns the run after the event. An error is about `event` itself; failures of the
+    /// consequences are logged.
     pub(crate) async fn drive(
         &self,
         run_id: RunId,
         event: Event,
         token: Option<FencingToken>,
-    ) -> Result<Applied, ApiError> {
+    ) -> Result<Arc<RunState>, ApiError> {
         let step = Step {
             event,
             token,
             claim: None,
         };
-        let (applied, deliveries) = self.apply(run_id, step).await?;
+        let (state, deliveries) = self.apply(run_id, &step).await?;
         self.deliver(deliveries).await;
-        Ok(applied)
+        Ok(state)
     }
 
     /// Applies several events to one run in one transaction (claims of several of its jobs,
@@ -446,7 +456,7 @@ impl App {
                 token: None,
                 claim: None,
             };
-            match self.apply(run_id, step.clone()).await {
+            match self.apply(run_id, &step).await {
                 Ok((_, more)) => work.extend(more),
                 Err(error) => {
                     tracing::warn!(run_id = %run_id, event = ?step.event, error = %error, "concurrency event refused");
@@ -455,15 +465,14 @@ impl App {
         }
     }
 
-    /// One step on one run: [`App::apply_steps`] with the step's refusal as the error.
+    /// One step on one run: [`App::apply_steps`] with the step's refusal as the error, and
+    /// the run after it.
     async fn apply(
         &self,
         run_id: RunId,
-        step: Step,
-    ) -> Result<(Applied, Vec<(RunId, Event)>), ApiError> {
-        let (applied, deliveries) = self
-            .apply_steps(run_id, std::slice::from_ref(&step))
-            .await?;
+        step: &Step,
+    ) -> Result<(Arc<RunState>, Vec<(RunId, Event)>), ApiError> {
+        let (applied, deliveries) = self.apply_steps(run_id, std::slice::from_ref(step)).await?;
         let AppliedSteps {
             state,
             mut outcomes,
@@ -471,7 +480,7 @@ impl App {
         } = applied;
         match outcomes.pop() {
             Some(Err(error)) => Err(error),
-            _ => Ok((Applied { state }, deliveries)),
+            _ => Ok((state, deliveries)),
         }
     }
 
@@ -664,7 +673,7 @@ impl App {
                         continue;
                     }
                     if taken.len() > 1 {
-                        return self.apply_one_by_one(run_id, steps).await;
+                        return self.apply_one_by_one(run_id, steps, before).await;
                     }
                     let refused = ApiError::conflict(format!("conflict: {what}"));
                     let outcomes = outcomes
@@ -688,28 +697,25 @@ impl App {
     }
 
     /// A batch the store refused as a whole, applied again one step at a time (the run still
-    /// held), so that only the step at fault fails.
+    /// held), so that only the step at fault fails; `before` is the run before the batch.
     async fn apply_one_by_one(
         &self,
         run_id: RunId,
         steps: &[Step],
+        before: Arc<RunState>,
     ) -> Result<(AppliedSteps, Vec<(RunId, Event)>), ApiError> {
         let mut outcomes = Vec::with_capacity(steps.len());
         let mut claims = Vec::new();
         let mut deliveries = Vec::new();
-        let mut state = None;
+        let mut state = before;
         for step in steps {
             let (applied, more) =
                 Box::pin(self.apply_steps_in_turn(run_id, std::slice::from_ref(step))).await?;
             outcomes.extend(applied.outcomes);
             claims.extend(applied.claims);
             deliveries.extend(more);
-            state = Some(applied.state);
+            state = applied.state;
         }
-        let state = match state {
-            Some(state) => state,
-            None => Arc::new(self.load_state(run_id).await?.0),
-        };
         let applied = AppliedSteps {
             state,
             claims,
@@ -1265,10 +1271,6 @@ fn plan_transition(
         .filter(|row| row.status == gantry_store::JobStatus::InProgress)
     {
         let key = convert::job_key(row);
-        if is_call(state, &key) {
-            // In progress by its call, never claimed: it has no attempt to end.
-            continue;
-        }
         let heard = before
             .instance(&key)
             .is_some_and(|instance| instance.status == EngineJobStatus::InProgress);
@@ -1278,7 +1280,8 @@ fn plan_transition(
         let moved_on = instance.status == EngineJobStatus::Completed
             || (instance.status != EngineJobStatus::InProgress
                 && i64::from(instance.attempt.0) != row.attempt);
-        if !heard && moved_on {
+        // A caller's row is in progress by its call, never claimed: it has no attempt.
+        if !heard && moved_on && !is_call(state, &key) {
             transition.ended_attempts.push(EndedAttempt {
                 job_id: row.id,
                 attempt: row.attempt,

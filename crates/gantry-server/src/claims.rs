@@ -8,7 +8,6 @@
 //! or claimed meanwhile) writes nothing and is dropped; if nothing of a batch could be taken,
 //! the claim looks again.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +15,7 @@ use gantry_engine::{Attempt, Event};
 use gantry_proto::v1 as proto;
 use gantry_store::{JobId, JobStatus, RunId, RunnerId, StoreError};
 
-use crate::app::{App, RunnerClaim, Step};
+use crate::app::{App, RunnerClaim, Step, by_run};
 use crate::convert::{self, now};
 use crate::dispatcher;
 use crate::error::ApiError;
@@ -135,17 +134,8 @@ impl App {
         runner: RunnerId,
         picked: Vec<(JobId, RunId)>,
     ) -> Result<Vec<proto::JobAssignment>, ApiError> {
-        let mut by_run: Vec<(RunId, Vec<JobId>)> = Vec::new();
-        let mut position: HashMap<RunId, usize> = HashMap::new();
-        for (job, run) in picked {
-            let index = *position.entry(run).or_insert_with(|| {
-                by_run.push((run, Vec::new()));
-                by_run.len() - 1
-            });
-            by_run[index].1.push(job);
-        }
         let outcomes = futures_util::future::join_all(
-            by_run
+            by_run(picked.into_iter().map(|(job, run)| (run, job)))
                 .into_iter()
                 .map(|(run, jobs)| self.take_from_run(runner, run, jobs)),
         )

@@ -575,8 +575,8 @@ impl App {
         let event = Event::RerunRequested {
             failed_only: request.failed_only,
         };
-        let applied = self.drive(run.id, event, None).await?;
-        tracing::info!(run_id = %run.id, attempt = %applied.state.attempt, failed_only = request.failed_only, "run re-run");
+        let state = self.drive(run.id, event, None).await?;
+        tracing::info!(run_id = %run.id, attempt = %state.attempt, failed_only = request.failed_only, "run re-run");
         self.run_view(run.id).await
     }
 

@@ -15,7 +15,7 @@ use gantry_store::{
     Claim, FencingToken, JobId, LogAppend, NewLogLine, RunId, RunnerId, StepResult, StoreError,
 };
 
-use crate::app::{App, Step};
+use crate::app::{App, Step, by_run};
 use crate::called::{CalledWorkflows, RunWorkflows};
 use crate::convert::{self, ms, now};
 use crate::dispatcher::LeaseEntry;
@@ -330,20 +330,19 @@ impl App {
         let sha = run.sha.clone();
         let url = source.git_url.clone();
         tokio::task::spawn_blocking(move || {
-            crate::mirror::ensure(url.as_deref(), &path).map_err(|error| {
-                crate::git::GitError::Open {
-                    path: path.clone(),
-                    message: error.to_string(),
-                }
-            })?;
-            crate::git::GitRepo::open(&path)?.archive(&sha, MAX_CHECKOUT_BYTES)
+            // A mirror this node lacks is cloned first; an origin out of reach may come back
+            // (503, as for events).
+            crate::mirror::ensure(url.as_deref(), &path)
+                .map_err(|error| ApiError::new(proto::ErrorCode::Unavailable, error.to_string()))?;
+            crate::git::GitRepo::open(&path)
+                .and_then(|repo| repo.archive(&sha, MAX_CHECKOUT_BYTES))
+                .map_err(|error| match error {
+                    crate::git::GitError::Missing { .. } => ApiError::not_found(error.to_string()),
+                    other => ApiError::new(proto::ErrorCode::InvalidRequest, other.to_string()),
+                })
         })
         .await
         .map_err(|error| ApiError::internal(&error))?
-        .map_err(|error| match error {
-            crate::git::GitError::Missing { .. } => ApiError::not_found(error.to_string()),
-            other => ApiError::new(proto::ErrorCode::InvalidRequest, other.to_string()),
-        })
     }
 
     /// `POST /runner/jobs/{job}/complete`: the attempt's result, through the engine.
@@ -409,7 +408,7 @@ impl App {
         results: Vec<(JobId, proto::CompleteAttempt)>,
     ) -> Vec<Result<(), ApiError>> {
         let mut outcomes: Vec<Result<(), ApiError>> = Vec::with_capacity(results.len());
-        let mut by_run: Vec<RunResults> = Vec::new();
+        let mut taken = Vec::with_capacity(results.len());
         for (index, (job, request)) in results.into_iter().enumerate() {
             let lease = if request.conclusion == proto::Conclusion::Skipped {
                 Err(ApiError::invalid_field(
@@ -440,25 +439,25 @@ impl App {
                 token: Some(lease.token),
                 claim: None,
             };
-            match by_run.iter_mut().find(|run| run.run_id == lease.run_id) {
-                Some(run) => {
-                    run.jobs.push((index, job, lease));
-                    run.steps.push(step);
-                }
-                None => by_run.push(RunResults {
-                    run_id: lease.run_id,
-                    jobs: vec![(index, job, lease)],
-                    steps: vec![step],
-                }),
-            }
+            taken.push((lease.run_id, ((index, job, lease), step)));
         }
+        let runs: Vec<RunResults> = by_run(taken)
+            .into_iter()
+            .map(|(run_id, items)| {
+                let (jobs, steps) = items.into_iter().unzip();
+                RunResults {
+                    run_id,
+                    jobs,
+                    steps,
+                }
+            })
+            .collect();
         let applied = futures_util::future::join_all(
-            by_run
-                .iter()
+            runs.iter()
                 .map(|run| self.drive_steps(run.run_id, &run.steps)),
         )
         .await;
-        for (RunResults { run_id, jobs, .. }, applied) in by_run.into_iter().zip(applied) {
+        for (RunResults { run_id, jobs, .. }, applied) in runs.into_iter().zip(applied) {
             let run_outcomes: Vec<Result<(), ApiError>> = match applied {
                 Ok(applied) => applied.outcomes,
                 Err(error) => vec![Err(error); jobs.len()],

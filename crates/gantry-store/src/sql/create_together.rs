@@ -16,7 +16,7 @@
 //! is rolled back and each is created alone, as before, so each gets the answer it would get
 //! alone; builders may therefore run twice ([`crate::BuildRun`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::{ColumnIndex, Connection, Encode, Executor, IntoArguments, Type};
 
@@ -135,18 +135,25 @@ where
             ));
         }
 
-        // A key some run already has: that creation answers with it, alone.
-        let keys: Vec<&str> = wanted.iter().filter_map(|(_, _, key)| *key).collect();
+        // A key some run of the same repository already has: that creation answers with it,
+        // alone.
+        let keys: HashSet<(i64, &str)> = wanted
+            .iter()
+            .filter_map(|(run, _, key)| key.map(|key| (run.repo_id.0, key)))
+            .collect();
         if !keys.is_empty() {
             let sql = q::existing_keys(keys.len());
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for key in &keys {
+            for (_, key) in &keys {
                 query = query.bind(*key);
             }
-            if !query.fetch_all(&mut *conn).await?.is_empty() {
-                return Err(StoreError::conflict(
-                    "an idempotency key names an earlier run",
-                ));
+            for row in query.fetch_all(&mut *conn).await? {
+                let key = row.text("idempotency_key")?;
+                if keys.contains(&(row.int("repo_id")?, key.as_str())) {
+                    return Err(StoreError::conflict(
+                        "an idempotency key names an earlier run",
+                    ));
+                }
             }
         }
 
