@@ -9,7 +9,7 @@
 //! other runs, driven the same way. So a crash at any moment leaves the store consistent, and
 //! [`App::recover`] rebuilds memory from it.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use gantry_engine::{
@@ -17,9 +17,8 @@ use gantry_engine::{
     JobStatus as EngineJobStatus, Millis, RunState, TimerKind,
 };
 use gantry_store::{
-    Claim, ClaimInTransition, EndedAttempt, FencingToken, Job, JobId, JobUpdate, Lease, NewJob,
-    OrgId, RepoId, RunFilter, RunId, RunStatus, RunUpdate, RunnerId, StateChange, StateDocument,
-    Store, StoreError, Transition,
+    EndedAttempt, FencingToken, Job, JobId, JobUpdate, NewJob, OrgId, RepoId, RunFilter, RunId,
+    RunStatus, RunUpdate, StateChange, StateDocument, Store, Transition,
 };
 use tokio::sync::{Notify, watch};
 
@@ -31,7 +30,7 @@ use crate::error::ApiError;
 use crate::recent::RecentMap;
 
 /// How many times a transition is recomputed after losing a race for the run's state.
-const MAX_TRANSITION_TRIES: usize = 50;
+pub(crate) const MAX_TRANSITION_TRIES: usize = 50;
 
 /// About how many jobs the open runs whose last committed state stays in memory hold
 /// ([`RunCache`], weighed by jobs since a run's state and rows grow with them): room for the
@@ -52,7 +51,7 @@ pub struct App {
     names: Mutex<HashMap<RepoId, String>>,
     runs: Mutex<RunCache>,
     /// One change at a time per run ([`crate::run_locks`]).
-    run_locks: crate::run_locks::RunLocks,
+    pub(crate) run_locks: crate::run_locks::RunLocks,
     /// The fair queue, the runners and the leases.
     pub(crate) dispatch: Dispatcher,
     /// Rung when a lease is added, so the lease watcher looks at the new earliest deadline.
@@ -85,18 +84,18 @@ struct RunCache {
 
 /// The row of `job_id` among a run's rows, which the store lists by id (a wide fan-out updates
 /// a thousand rows in one transition: a scan per update would be quadratic).
-fn row_of(rows: &mut [Job], job_id: JobId) -> Option<&mut Job> {
+pub(crate) fn row_of(rows: &mut [Job], job_id: JobId) -> Option<&mut Job> {
     let index = rows.binary_search_by_key(&job_id, |row| row.id).ok()?;
     rows.get_mut(index)
 }
 
 /// One run as its last committed transition left it.
-struct CachedRun {
+pub(crate) struct CachedRun {
     /// Shared with the callers of the change that committed it.
-    state: Arc<RunState>,
-    version: i64,
+    pub state: Arc<RunState>,
+    pub version: i64,
     /// The run's job rows by id, when known to match the store.
-    rows: Option<Vec<Job>>,
+    pub rows: Option<Vec<Job>>,
 }
 
 /// What is rebuilt from the store on start.
@@ -108,52 +107,6 @@ struct Indexes {
     timers: Timers,
     /// Concurrency groups per repository.
     groups: HashMap<RepoId, ConcurrencyGroups>,
-}
-
-/// One event of a change of a run, with what proves it or commits with it.
-#[derive(Debug)]
-pub(crate) struct Step {
-    pub event: Event,
-    /// The fencing token of the runner reporting a `JobCompleted`: the attempt it ends must
-    /// hold it.
-    pub token: Option<FencingToken>,
-    /// The runner's claim a `JobStarted` commits with.
-    pub claim: Option<RunnerClaim>,
-}
-
-/// `items` grouped by their run: runs in the order they first appear, each run's items in
-/// order (a batch of claims or results becomes one transaction per run).
-pub(crate) fn by_run<T>(items: impl IntoIterator<Item = (RunId, T)>) -> Vec<(RunId, Vec<T>)> {
-    let mut groups: Vec<(RunId, Vec<T>)> = Vec::new();
-    let mut position: HashMap<RunId, usize> = HashMap::new();
-    for (run, item) in items {
-        let index = *position.entry(run).or_insert_with(|| {
-            groups.push((run, Vec::new()));
-            groups.len() - 1
-        });
-        groups[index].1.push(item);
-    }
-    groups
-}
-
-/// What a batch of steps did ([`App::drive_steps`]).
-pub(crate) struct AppliedSteps {
-    /// The run after the steps (as it was, if none was taken).
-    pub state: Arc<RunState>,
-    /// The claims made, in the order of their steps, with their fencing tokens.
-    pub claims: Vec<Claim>,
-    /// Per step, in order: taken, or why the engine or the store refused it.
-    pub outcomes: Vec<Result<(), ApiError>>,
-}
-
-/// A runner's claim of a queued job, made in the same transaction as the engine's "job
-/// started" ([`App::drive_steps`]).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct RunnerClaim {
-    pub job_id: JobId,
-    pub runner: RunnerId,
-    /// When it is claimed; its lease lasts the dispatcher's `lease_ms` from then.
-    pub at: Millis,
 }
 
 /// What [`App::recover`] found.
@@ -412,320 +365,13 @@ impl App {
         Ok((state, stored.version))
     }
 
-    /// Applies `event` to a run and everything it causes in other runs (concurrency groups);
-    /// returns the run after the event. An error is about `event` itself; failures of the
-    /// consequences are logged.
-    pub(crate) async fn drive(
-        &self,
-        run_id: RunId,
-        event: Event,
-        token: Option<FencingToken>,
-    ) -> Result<Arc<RunState>, ApiError> {
-        let step = Step {
-            event,
-            token,
-            claim: None,
-        };
-        let (state, deliveries) = self.apply(run_id, &step).await?;
-        self.deliver(deliveries).await;
-        Ok(state)
-    }
-
-    /// Applies several events to one run in one transaction (claims of several of its jobs,
-    /// which commit with the engine's "job started", so the engine cannot miss a claim and
-    /// the runner holds the lease before the dispatcher hears of the start; results of
-    /// several): each one the engine or the store refuses is left out with its
-    /// error, the others commit together. An error is about the whole batch (nothing was
-    /// written).
-    pub(crate) async fn drive_steps(
-        &self,
-        run_id: RunId,
-        steps: &[Step],
-    ) -> Result<AppliedSteps, ApiError> {
-        let (applied, deliveries) = self.apply_steps(run_id, steps).await?;
-        self.deliver(deliveries).await;
-        Ok(applied)
-    }
-
-    /// Applies events produced by the concurrency groups, and what those cause in turn.
-    pub(crate) async fn deliver(&self, deliveries: Vec<(RunId, Event)>) {
-        let mut work = VecDeque::from(deliveries);
-        while let Some((run_id, event)) = work.pop_front() {
-            let step = Step {
-                event,
-                token: None,
-                claim: None,
-            };
-            match self.apply(run_id, &step).await {
-                Ok((_, more)) => work.extend(more),
-                Err(error) => {
-                    tracing::warn!(run_id = %run_id, event = ?step.event, error = %error, "concurrency event refused");
-                }
-            }
-        }
-    }
-
-    /// One step on one run: [`App::apply_steps`] with the step's refusal as the error, and
-    /// the run after it.
-    async fn apply(
-        &self,
-        run_id: RunId,
-        step: &Step,
-    ) -> Result<(Arc<RunState>, Vec<(RunId, Event)>), ApiError> {
-        let (applied, deliveries) = self.apply_steps(run_id, std::slice::from_ref(step)).await?;
-        let AppliedSteps {
-            state,
-            mut outcomes,
-            ..
-        } = applied;
-        match outcomes.pop() {
-            Some(Err(error)) => Err(error),
-            _ => Ok((state, deliveries)),
-        }
-    }
-
-    /// Steps on one run, in one transaction (with the claims they carry: see
-    /// [`App::drive_steps`]); then the in-memory indexes. A step the engine refuses is left
-    /// out; if the store refuses the transition without the run having moved (a claim of a
-    /// job claimed meanwhile, a stale token), a batch is applied again one step at a time so
-    /// that only the refused step fails.
-    async fn apply_steps(
-        &self,
-        run_id: RunId,
-        steps: &[Step],
-    ) -> Result<(AppliedSteps, Vec<(RunId, Event)>), ApiError> {
-        let _turn = self.run_locks.lock(run_id).await;
-        self.apply_steps_in_turn(run_id, steps).await
-    }
-
-    /// [`App::apply_steps`] once the run is held.
-    async fn apply_steps_in_turn(
-        &self,
-        run_id: RunId,
-        steps: &[Step],
-    ) -> Result<(AppliedSteps, Vec<(RunId, Event)>), ApiError> {
-        for _ in 0..MAX_TRANSITION_TRIES {
-            let cached = self.run_cache().runs.remove(&run_id);
-            let (before, version, cached_rows) = match cached {
-                Some(cached) => (cached.state, cached.version, cached.rows),
-                None => {
-                    let (state, version) = self.load_state(run_id).await?;
-                    (Arc::new(state), version, None)
-                }
-            };
-            // The committed state stays as it is (the rows are compared against it, and it
-            // is what a refused event leaves); the events change a copy: the one deep copy
-            // of the run a change costs.
-            let mut state = RunState::clone(&before);
-            let time = now();
-            let mut effects = Vec::new();
-            let mut outcomes = Vec::with_capacity(steps.len());
-            for step in steps {
-                // A refused event changes nothing, so the next one sees the state as if it
-                // had not been sent.
-                match state.handle(&step.event, time) {
-                    Ok(caused) => {
-                        effects.extend(caused);
-                        outcomes.push(Ok(()));
-                    }
-                    Err(error) => outcomes.push(Err(ApiError::from(error))),
-                }
-            }
-            let taken: Vec<&Step> = steps
-                .iter()
-                .zip(&outcomes)
-                .filter(|(_, outcome)| outcome.is_ok())
-                .map(|(step, _)| step)
-                .collect();
-            if taken.is_empty() {
-                self.remember(
-                    run_id,
-                    CachedRun {
-                        state: Arc::clone(&before),
-                        version,
-                        rows: cached_rows,
-                    },
-                );
-                let applied = AppliedSteps {
-                    state: before,
-                    claims: Vec::new(),
-                    outcomes,
-                };
-                return Ok((applied, Vec::new()));
-            }
-            let rows = match cached_rows {
-                Some(rows) => rows,
-                None => self.store.list_jobs(run_id).await?,
-            };
-            // A token proves the reporter's claim on the attempt it ends, and only that one.
-            let tokens: Vec<(&JobKey, FencingToken)> = taken
-                .iter()
-                .filter_map(|step| match (&step.event, step.token) {
-                    (Event::JobCompleted { job, .. }, Some(token)) => Some((job, token)),
-                    _ => None,
-                })
-                .collect();
-            let mut plan = plan_transition(run_id, version, &before, &state, &rows, &tokens, time)?;
-            let claimed: Vec<(RunnerClaim, &JobKey, Attempt)> = taken
-                .iter()
-                .filter_map(|step| match (step.claim, &step.event) {
-                    (Some(claim), Event::JobStarted { job, attempt }) => {
-                        Some((claim, job, *attempt))
-                    }
-                    _ => None,
-                })
-                .collect();
-            plan.transition.claims = claimed
-                .iter()
-                .map(|(claim, _, attempt)| ClaimInTransition {
-                    job_id: claim.job_id,
-                    attempt: i64::from(attempt.0),
-                    runner_id: claim.runner,
-                    lease: Lease {
-                        now_ms: ms(claim.at),
-                        deadline_ms: ms(self.lease_deadline(claim.at)),
-                    },
-                })
-                .collect();
-            let updates = plan.transition.job_updates.clone();
-            let adds_jobs = !plan.transition.new_jobs.is_empty();
-            let new_keys: Vec<JobKey> = plan
-                .transition
-                .new_jobs
-                .iter()
-                .map(|job| {
-                    JobKey::new(
-                        job.job_key.clone(),
-                        u32::try_from(job.matrix_index).unwrap_or(u32::MAX),
-                    )
-                })
-                .collect();
-            match self.store.apply_transition(plan.transition).await {
-                Ok(applied) => {
-                    let mut rows = rows;
-                    for update in &updates {
-                        if let Some(row) = row_of(&mut rows, update.job_id) {
-                            update.apply_to(row);
-                        }
-                    }
-                    let mut changes: Vec<(JobId, JobKey, gantry_store::JobStatus, i64)> = plan
-                        .statuses
-                        .iter()
-                        .filter_map(|&(id, status)| {
-                            let row = rows.binary_search_by_key(&id, |row| row.id).ok()?;
-                            let row = rows.get(row)?;
-                            Some((id, convert::job_key(row), status, row.priority))
-                        })
-                        .collect();
-                    changes.extend(
-                        applied
-                            .new_job_ids
-                            .iter()
-                            .zip(new_keys.iter().cloned())
-                            .zip(&plan.new_statuses)
-                            .map(|((id, key), status)| (*id, key, *status, 0)),
-                    );
-                    let cancels: Vec<JobId> = effects
-                        .iter()
-                        .filter_map(|effect| match effect {
-                            Effect::CancelJob { job, .. } => rows
-                                .iter()
-                                .find(|row| convert::job_key(row) == *job)
-                                .map(|row| row.id),
-                            _ => None,
-                        })
-                        .collect();
-                    let state = Arc::new(state);
-                    self.remember(
-                        run_id,
-                        CachedRun {
-                            state: Arc::clone(&state),
-                            version: applied.state_version,
-                            // New rows carry columns only the store fills in: read them anew.
-                            rows: (!adds_jobs).then_some(rows),
-                        },
-                    );
-                    let mut statuses = plan.statuses;
-                    statuses.extend(applied.new_job_ids.into_iter().zip(plan.new_statuses));
-                    // The leases first: the dispatcher drops a started job it finds unleased.
-                    // The store made the claims in the order they were asked.
-                    for ((request, key, attempt), made) in claimed.iter().zip(&applied.claims) {
-                        let deadline = self.lease_deadline(request.at);
-                        self.grant_lease(request.runner, made, (*key).clone(), *attempt, deadline);
-                    }
-                    self.feed_dispatcher(run_id, &state, &changes, &cancels)
-                        .await;
-                    let deliveries = self.after_commit(run_id, &state, &statuses, &effects).await;
-                    log_effects(run_id, &effects);
-                    let applied = AppliedSteps {
-                        state,
-                        claims: applied.claims,
-                        outcomes,
-                    };
-                    return Ok((applied, deliveries));
-                }
-                Err(StoreError::Conflict { what }) => {
-                    // Lost a race for the state (retry) or refused for another reason, such as
-                    // a stale fencing token or a job claimed meanwhile (give up on the step).
-                    let current = self.store.get_run(run_id).await?;
-                    if current.state_version != version {
-                        tracing::debug!(run_id = %run_id, "state changed meanwhile; retrying");
-                        continue;
-                    }
-                    if taken.len() > 1 {
-                        return self.apply_one_by_one(run_id, steps, before).await;
-                    }
-                    let refused = ApiError::conflict(format!("conflict: {what}"));
-                    let outcomes = outcomes
-                        .into_iter()
-                        .map(|outcome| outcome.and(Err(refused.clone())))
-                        .collect();
-                    let applied = AppliedSteps {
-                        state: before,
-                        claims: Vec::new(),
-                        outcomes,
-                    };
-                    return Ok((applied, Vec::new()));
-                }
-                Err(error) => return Err(error.into()),
-            }
-        }
-        Err(ApiError::new(
-            gantry_proto::v1::ErrorCode::Unavailable,
-            format!("run {run_id} is changing too fast; retry"),
-        ))
-    }
-
-    /// A batch the store refused as a whole, applied again one step at a time (the run still
-    /// held), so that only the step at fault fails; `before` is the run before the batch.
-    async fn apply_one_by_one(
-        &self,
-        run_id: RunId,
-        steps: &[Step],
-        before: Arc<RunState>,
-    ) -> Result<(AppliedSteps, Vec<(RunId, Event)>), ApiError> {
-        let mut outcomes = Vec::with_capacity(steps.len());
-        let mut claims = Vec::new();
-        let mut deliveries = Vec::new();
-        let mut state = before;
-        for step in steps {
-            let (applied, more) =
-                Box::pin(self.apply_steps_in_turn(run_id, std::slice::from_ref(step))).await?;
-            outcomes.extend(applied.outcomes);
-            claims.extend(applied.claims);
-            deliveries.extend(more);
-            state = applied.state;
-        }
-        let applied = AppliedSteps {
-            state,
-            claims,
-            outcomes,
-        };
-        Ok((applied, deliveries))
+    /// Takes a run's committed state out of the cache for a change (see [`RunCache`]).
+    pub(crate) fn take_cached_run(&self, run_id: RunId) -> Option<CachedRun> {
+        self.run_cache().runs.remove(&run_id)
     }
 
     /// Keeps a run's committed state for its next change; completed runs are let go.
-    fn remember(&self, run_id: RunId, run: CachedRun) {
+    pub(crate) fn remember(&self, run_id: RunId, run: CachedRun) {
         let mut cache = self.run_cache();
         if run.state.conclusion.is_some() {
             cache.runs.remove(&run_id);
@@ -1042,7 +688,7 @@ fn pending_timers(state: &RunState) -> Vec<(Millis, TimerKind)> {
     timers
 }
 
-fn log_effects(run_id: RunId, effects: &[Effect]) {
+pub(crate) fn log_effects(run_id: RunId, effects: &[Effect]) {
     for effect in effects {
         match effect {
             Effect::QueueJob(order) => {
@@ -1120,20 +766,11 @@ fn row_of_key<'a>(rows: &RowsByKey<'a>, key: &'a JobKey) -> Option<&'a Job> {
     rows.get(&(key.job.as_str(), i64::from(key.index))).copied()
 }
 
-/// Runs of at most this many jobs are written whole on every event: their document is
-/// small, and one statement costs less than two (SQLite hands each to its connection's thread).
-const WHOLE_STATE_JOBS: usize = 32;
-
-/// What a transition writes of the engine's state: the run's fields and the `changed` jobs,
-/// or for a small run the whole document (the same choice for every event of a run, since
-/// its number of jobs never changes).
+/// What a transition writes of the engine's state: the run's fields and the `changed` jobs
+/// (the store keeps the others). Small runs were once written whole, one statement instead
+/// of two; transitions stored together write every run's changed jobs in one statement, and
+/// the whole document was most of what a claim wrote and serialized.
 fn state_change(state: &RunState, changed: &[usize]) -> Result<StateChange, serde_json::Error> {
-    if state.jobs.len() <= WHOLE_STATE_JOBS {
-        return Ok(StateChange {
-            run: StateDocument::serialize(state)?,
-            jobs: Vec::new(),
-        });
-    }
     let mut jobs = Vec::with_capacity(changed.len());
     for &index in changed {
         if let (Some(job), Ok(position)) = (state.jobs.get(index), u32::try_from(index)) {
@@ -1164,7 +801,7 @@ fn run_fields_changed(before: &RunState, after: &RunState) -> bool {
 /// event are as they were: only the jobs that changed are compared with their rows (a job
 /// whose need ended changed too: its `waiting_on` lost the need). An event thus costs time
 /// in proportion to the jobs it touched, not to the size of the run.
-fn plan_transition(
+pub(crate) fn plan_transition(
     run_id: RunId,
     expected_state_version: i64,
     before: &RunState,

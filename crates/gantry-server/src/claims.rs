@@ -2,9 +2,9 @@
 //! for one, `POST /runner/claims` for a batch), waiting up to `wait_ms` for the first.
 //!
 //! The jobs are picked from the dispatcher's fair queue under its lock, then claimed in the
-//! store and started in the engine: the picks of one run in one transaction that hands out
-//! their fencing tokens ([`App::drive_steps`]), the runs of a batch side by side (on SQLite
-//! they share a group commit). A pick the store or the engine refuses (the job was cancelled
+//! store and started in the engine: the picks of one run in one transition that hands out
+//! their fencing tokens, the runs' transitions of a batch stored together
+//! ([`App::drive_runs`]). A pick the store or the engine refuses (the job was cancelled
 //! or claimed meanwhile) writes nothing and is dropped; if nothing of a batch could be taken,
 //! the claim looks again.
 
@@ -15,10 +15,11 @@ use gantry_engine::{Attempt, Event};
 use gantry_proto::v1 as proto;
 use gantry_store::{JobId, JobStatus, RunId, RunnerId, StoreError};
 
-use crate::app::{App, RunnerClaim, Step, by_run};
+use crate::app::App;
 use crate::convert::{self, now};
 use crate::dispatcher;
 use crate::error::ApiError;
+use crate::run_changes::{AppliedSteps, RunnerClaim, Step, by_run};
 use crate::runner_registry::unauthorized;
 
 impl App {
@@ -127,23 +128,34 @@ impl App {
         Ok(picked)
     }
 
-    /// Claims and starts picked jobs, each run's in one transaction, the runs side by side.
-    /// Returns the assignments of the jobs taken; jobs that had moved on are dropped.
+    /// Claims and starts picked jobs, each run's in one transaction, the runs' transactions
+    /// stored together ([`App::drive_runs`]). Returns the assignments of the jobs taken; jobs
+    /// that had moved on are dropped.
     async fn take(
         &self,
         runner: RunnerId,
         picked: Vec<(JobId, RunId)>,
     ) -> Result<Vec<proto::JobAssignment>, ApiError> {
-        let outcomes = futures_util::future::join_all(
-            by_run(picked.into_iter().map(|(job, run)| (run, job)))
-                .into_iter()
-                .map(|(run, jobs)| self.take_from_run(runner, run, jobs)),
-        )
-        .await;
-        let mut assignments = Vec::new();
         let mut failure = None;
-        for outcome in outcomes {
-            match outcome {
+        let mut batch = Vec::new();
+        for (run_id, jobs) in by_run(picked.into_iter().map(|(job, run)| (run, job))) {
+            match self.claim_steps(runner, run_id, &jobs).await {
+                Ok(steps) if steps.is_empty() => {}
+                Ok(steps) => batch.push((run_id, steps)),
+                Err(error) => failure = Some(error),
+            }
+        }
+        let applied = self.drive_runs(&batch).await;
+        let mut assignments = Vec::new();
+        for ((run_id, steps), applied) in batch.iter().zip(applied) {
+            let taken = match applied {
+                Ok(applied) => self.assignments(*run_id, steps, applied).await,
+                Err(error) => {
+                    self.release(steps.iter().filter_map(|step| step.claim));
+                    Err(error)
+                }
+            };
+            match taken {
                 Ok(taken) => assignments.extend(taken),
                 Err(error) => failure = Some(error),
             }
@@ -155,27 +167,31 @@ impl App {
         }
     }
 
-    /// Claims and starts picked jobs of one run in one transaction.
-    async fn take_from_run(
+    /// Gives picked jobs back to the fair queue (nothing was written for them).
+    fn release(&self, claims: impl IntoIterator<Item = RunnerClaim>) {
+        let mut state = self.dispatch.lock();
+        for claim in claims {
+            let _ = state.queue.release(dispatcher::job_ref(claim.job_id));
+        }
+    }
+
+    /// The claims of picked jobs of one run as engine steps ("job started" with the claim);
+    /// a job gone, cancelled or ended since it was queued is forgotten by the queue.
+    async fn claim_steps(
         &self,
         runner: RunnerId,
         run_id: RunId,
-        jobs: Vec<JobId>,
-    ) -> Result<Vec<proto::JobAssignment>, ApiError> {
-        let release = |jobs: &[JobId]| {
-            let mut state = self.dispatch.lock();
-            for &job in jobs {
-                let _ = state.queue.release(dispatcher::job_ref(job));
-            }
-        };
-        let rows = match self.job_rows(run_id, &jobs).await {
+        jobs: &[JobId],
+    ) -> Result<Vec<Step>, ApiError> {
+        let at = now();
+        let claim = |job_id| RunnerClaim { job_id, runner, at };
+        let rows = match self.job_rows(run_id, jobs).await {
             Ok(rows) => rows,
             Err(error) => {
-                release(&jobs);
+                self.release(jobs.iter().copied().map(claim));
                 return Err(error);
             }
         };
-        let at = now();
         let mut steps = Vec::with_capacity(rows.len());
         for (job_id, row) in jobs.iter().zip(rows) {
             match row {
@@ -187,32 +203,23 @@ impl App {
                             attempt,
                         },
                         token: None,
-                        claim: Some(RunnerClaim {
-                            job_id: *job_id,
-                            runner,
-                            at,
-                        }),
+                        claim: Some(claim(*job_id)),
                     });
                 }
-                // Gone, cancelled or ended since it was queued: the queue forgets it.
                 _ => self.dispatch.forget(*job_id),
             }
         }
-        if steps.is_empty() {
-            return Ok(Vec::new());
-        }
-        let applied = match self.drive_steps(run_id, &steps).await {
-            Ok(applied) => applied,
-            Err(error) => {
-                let picked: Vec<JobId> = steps
-                    .iter()
-                    .filter_map(|step| step.claim)
-                    .map(|claim| claim.job_id)
-                    .collect();
-                release(&picked);
-                return Err(error);
-            }
-        };
+        Ok(steps)
+    }
+
+    /// The assignments of a run's claims that committed; a step refused (the job cancelled,
+    /// timed out or claimed by another since it was read) wrote nothing and is forgotten.
+    async fn assignments(
+        &self,
+        run_id: RunId,
+        steps: &[Step],
+        applied: AppliedSteps,
+    ) -> Result<Vec<proto::JobAssignment>, ApiError> {
         let mut claims = applied.claims.iter();
         let mut assignments = Vec::with_capacity(applied.claims.len());
         for (step, outcome) in steps.iter().zip(&applied.outcomes) {
@@ -222,8 +229,6 @@ impl App {
                 continue;
             };
             if let Err(error) = outcome {
-                // Cancelled, timed out or claimed by another since it was read: nothing was
-                // written for it.
                 tracing::info!(job_id = %request.job_id, error = %error.message, "picked job no longer claimable");
                 self.dispatch.forget(request.job_id);
                 continue;
@@ -236,7 +241,7 @@ impl App {
             };
             let mut payload = self.payload(run_id, &applied.state, key).await?;
             payload.job_id = Some(claim.job_id.0);
-            tracing::info!(run_id = %run_id, job_id = %claim.job_id, runner_id = %runner, attempt = claim.attempt, "job claimed");
+            tracing::info!(run_id = %run_id, job_id = %claim.job_id, runner_id = %request.runner, attempt = claim.attempt, "job claimed");
             assignments.push(proto::JobAssignment {
                 job_id: claim.job_id.0,
                 run_id: run_id.0,

@@ -45,6 +45,7 @@ mod recent;
 mod remote_calls;
 mod resolve_calls;
 mod routes;
+mod run_changes;
 mod run_locks;
 mod runner_ops;
 mod runner_registry;

@@ -15,23 +15,19 @@ use gantry_store::{
     Claim, FencingToken, JobId, LogAppend, NewLogLine, RunId, RunnerId, StepResult, StoreError,
 };
 
-use crate::app::{App, Step, by_run};
+use crate::app::App;
 use crate::called::{CalledWorkflows, RunWorkflows};
 use crate::convert::{self, ms, now};
 use crate::dispatcher::LeaseEntry;
 use crate::error::ApiError;
+use crate::run_changes::{Step, by_run};
 
 /// The largest checkout served, in bytes of file content.
 const MAX_CHECKOUT_BYTES: u64 = 1024 * 1024 * 1024;
 
-/// The results of a batch that end attempts of one run.
-struct RunResults {
-    run_id: RunId,
-    /// Each result's position in the batch, its job and the lease it ends.
-    jobs: Vec<(usize, JobId, LeaseEntry)>,
-    /// The results as engine events, in the same order.
-    steps: Vec<Step>,
-}
+/// The results of a batch about one run: each one's position in the batch, its job and the
+/// lease it ends.
+type ResultJobs = Vec<(usize, JobId, LeaseEntry)>;
 
 /// A stale-token refusal: the runner must stop the job.
 fn stale(message: impl Into<String>) -> ApiError {
@@ -400,8 +396,8 @@ impl App {
         })
     }
 
-    /// Attempts' results through the engine: each run's in one transaction, the runs side
-    /// by side. One outcome per result, in order.
+    /// Attempts' results through the engine: each run's in one transition, the runs'
+    /// transitions stored together ([`App::drive_runs`]). One outcome per result, in order.
     async fn complete_attempts(
         &self,
         runner: RunnerId,
@@ -441,23 +437,16 @@ impl App {
             };
             taken.push((lease.run_id, ((index, job, lease), step)));
         }
-        let runs: Vec<RunResults> = by_run(taken)
+        // Each run's results as its steps, and the jobs they are about.
+        let (batch, jobs): (Vec<_>, Vec<(RunId, ResultJobs)>) = by_run(taken)
             .into_iter()
             .map(|(run_id, items)| {
-                let (jobs, steps) = items.into_iter().unzip();
-                RunResults {
-                    run_id,
-                    jobs,
-                    steps,
-                }
+                let (jobs, steps): (Vec<_>, Vec<_>) = items.into_iter().unzip();
+                ((run_id, steps), (run_id, jobs))
             })
-            .collect();
-        let applied = futures_util::future::join_all(
-            runs.iter()
-                .map(|run| self.drive_steps(run.run_id, &run.steps)),
-        )
-        .await;
-        for (RunResults { run_id, jobs, .. }, applied) in runs.into_iter().zip(applied) {
+            .unzip();
+        let applied = self.drive_runs(&batch).await;
+        for ((run_id, jobs), applied) in jobs.into_iter().zip(applied) {
             let run_outcomes: Vec<Result<(), ApiError>> = match applied {
                 Ok(applied) => applied.outcomes,
                 Err(error) => vec![Err(error); jobs.len()],
@@ -507,7 +496,7 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::RunnerClaim;
+    use crate::run_changes::RunnerClaim;
     use gantry_store::Job;
 
     /// A claim commits, then the run is cancelled before the claim's "job started": the
@@ -644,5 +633,80 @@ mod tests {
             status(&fixture.jobs[1]),
             gantry_engine::JobStatus::InProgress
         );
+    }
+
+    /// Claims of two runs go to the store together; one run's batch holds a job claimed
+    /// meanwhile: that pick alone fails, and every other claim of both runs is made.
+    #[tokio::test]
+    async fn runs_driven_together_answer_each_step_as_alone() {
+        let fixture = crate::test_support::two_jobs().await;
+        let app = &fixture.app;
+        let first = fixture.job.run_id;
+        let trigger = proto::TriggerRun {
+            workflow_path: ".github/workflows/ci.yml".into(),
+            workflow:
+                "on: push\njobs:\n  only:\n    runs-on: ubuntu-latest\n    steps: [{run: 'true'}]\n"
+                    .into(),
+            event: None,
+            git_ref: None,
+            sha: None,
+            actor: None,
+            payload: None,
+            inputs: None,
+            called_workflows: None,
+        };
+        let (second, _) = app.trigger_run("acme", "app", trigger, None).await.unwrap();
+        let second = RunId(second.id);
+        let second_jobs = app.store.list_jobs(second).await.unwrap();
+        fixture.claim_in_store(60_000).await;
+        let at = now();
+        let start = |job: &Job| Step {
+            event: Event::JobStarted {
+                job: convert::job_key(job),
+                attempt: gantry_engine::Attempt(1),
+            },
+            token: None,
+            claim: Some(RunnerClaim {
+                job_id: job.id,
+                runner: RunnerId(7),
+                at,
+            }),
+        };
+        let batch = vec![
+            (first, fixture.jobs.iter().map(start).collect()),
+            (second, second_jobs.iter().map(start).collect()),
+        ];
+        let answers = app.drive_runs(&batch).await;
+        let codes: Vec<Vec<Option<proto::ErrorCode>>> = answers
+            .iter()
+            .map(|answer| {
+                let applied = answer.as_ref().unwrap();
+                applied
+                    .outcomes
+                    .iter()
+                    .map(|outcome| outcome.as_ref().err().map(|error| error.code))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            codes,
+            [vec![Some(proto::ErrorCode::Conflict), None], vec![None]]
+        );
+        let claimed: Vec<Vec<JobId>> = answers
+            .iter()
+            .map(|answer| {
+                let applied = answer.as_ref().unwrap();
+                applied.claims.iter().map(|claim| claim.job_id).collect()
+            })
+            .collect();
+        assert_eq!(claimed, [vec![fixture.jobs[1].id], vec![second_jobs[0].id]]);
+        for job in [&fixture.jobs[1], &second_jobs[0]] {
+            let (state, _) = app.load_state(job.run_id).await.unwrap();
+            assert_eq!(
+                state.instance(&convert::job_key(job)).unwrap().status,
+                gantry_engine::JobStatus::InProgress
+            );
+            assert!(app.dispatch.lock().leases.contains_key(&job.id));
+        }
     }
 }

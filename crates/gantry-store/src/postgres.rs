@@ -68,6 +68,7 @@ impl Backend for Postgres {
     const LOCK_MIGRATIONS: Option<&'static str> =
         Some("SELECT pg_advisory_xact_lock(113723047524985)");
     const BATCH_RUN_CHANGES: bool = false;
+    const POSITIONAL_PARAMETERS: bool = false;
 }
 
 /// How to connect a [`PostgresStore`].

@@ -71,6 +71,7 @@ impl Backend for Sqlite {
     // Migrations run in a `BEGIN IMMEDIATE` transaction, which already excludes other writers.
     const LOCK_MIGRATIONS: Option<&'static str> = None;
     const BATCH_RUN_CHANGES: bool = true;
+    const POSITIONAL_PARAMETERS: bool = true;
 }
 
 /// How to open a [`SqliteStore`].

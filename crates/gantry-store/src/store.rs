@@ -128,6 +128,16 @@ pub trait Store: Send + Sync {
     /// learn of claims (its "job started" event) before it changes a claimed job.
     fn apply_transition(&self, transition: Transition) -> StoreFuture<'_, AppliedTransition>;
 
+    /// Applies state changes of several runs, each as [`Store::apply_transition`] would apply
+    /// it alone (a stale version or a refused claim changes nothing of that run and is its
+    /// answer), and commits the others together: one transaction, a few statements for the
+    /// whole batch where they can go together. The answers come in order; an error of the
+    /// whole call means nothing was stored.
+    fn apply_transitions(
+        &self,
+        transitions: Vec<Transition>,
+    ) -> StoreFuture<'_, Vec<Result<AppliedTransition, StoreError>>>;
+
     /// Every queued job, oldest first: what the dispatcher's fair queue is rebuilt from.
     fn queued_jobs(&self) -> StoreFuture<'_, Vec<QueuedJob>>;
 

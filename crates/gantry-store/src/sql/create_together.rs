@@ -9,58 +9,24 @@
 //! statement per workflow, are inserted a hundred runs a statement, get their content the same
 //! way, and their jobs go in together.
 //!
-//! Only creations that cannot be refused for a reason of their own are taken together: built
-//! from a workflow (not invalid files), with an idempotency key no run has yet and that no
-//! other creation of the batch carries. If anything still goes wrong (an unknown repository,
-//! a builder's refusal, a job named twice, a key taken meanwhile), the savepoint around them
-//! is rolled back and each is created alone, as before, so each gets the answer it would get
-//! alone; builders may therefore run twice ([`crate::BuildRun`]).
+//! Only creations that cannot be refused for a reason of their own are taken together
+//! (`together.rs`): built from a workflow (not invalid files), with an idempotency key no run
+//! has yet and that no other creation of the batch carries. If anything still goes wrong (an
+//! unknown repository, a builder's refusal, a job named twice, a key taken meanwhile), the
+//! savepoint around them is rolled back and each is created alone, so each gets the answer it
+//! would get alone; builders may therefore run twice ([`crate::BuildRun`]).
 
 use std::collections::{HashMap, HashSet};
 
-use sqlx::{ColumnIndex, Connection, Encode, Executor, IntoArguments, Type};
+use sqlx::{ColumnIndex, Encode, Executor, IntoArguments, Type};
 
-use super::group_commit::{Content, PendingWrite, Performed};
+use super::group_commit::{Content, PendingWrite};
 use super::queries as q;
 use super::rows::{self, StoreRow};
-use super::{Backend, SqlStore, to_json, validate_new_job};
+use super::{Backend, SqlStore, for_backend, to_json, validate_new_job};
 use crate::error::StoreError;
 use crate::ids::{JobId, RunId};
 use crate::model::{AllocatedRun, CreatedRun, NewJob, RunContent};
-
-/// What became of the creations offered to [`SqlStore::create_together`].
-pub(super) enum Together {
-    /// Stored; each is answered once the batch commits.
-    Created(Vec<Performed>),
-    /// Not stored (the savepoint was rolled back): to be created one by one.
-    Apart(Vec<PendingWrite>),
-    /// The transaction is unusable: every write of the batch fails with this cause.
-    Broken(String, Vec<PendingWrite>),
-}
-
-/// Splits a batch into the creations that may be stored together and the other writes.
-pub(super) fn partition(batch: Vec<PendingWrite>) -> (Vec<PendingWrite>, Vec<PendingWrite>) {
-    let mut keys: HashMap<String, usize> = HashMap::new();
-    for pending in &batch {
-        if let PendingWrite::Create {
-            idempotency_key: Some(key),
-            ..
-        } = pending
-        {
-            *keys.entry(key.clone()).or_default() += 1;
-        }
-    }
-    batch.into_iter().partition(|pending| match pending {
-        PendingWrite::Create {
-            content: Content::Build(_),
-            idempotency_key,
-            ..
-        } => idempotency_key
-            .as_ref()
-            .is_none_or(|key| keys.get(key) == Some(&1)),
-        _ => false,
-    })
-}
 
 impl<DB> SqlStore<DB>
 where
@@ -74,46 +40,9 @@ where
     for<'q> Option<&'q str>: Encode<'q, DB>,
     &'static str: ColumnIndex<DB::Row>,
 {
-    /// Stores `creations` (from [`partition`]) together in a savepoint of the batch's
-    /// transaction, or leaves them all to be created one by one.
-    pub(super) async fn create_together(
-        tx: &mut DB::Connection,
-        creations: Vec<PendingWrite>,
-    ) -> Together {
-        let mut savepoint = match Connection::begin(&mut *tx).await {
-            Ok(savepoint) => savepoint,
-            Err(error) => return Together::Broken(format!("savepoint failed: {error}"), creations),
-        };
-        match Self::insert_together(&mut savepoint, &creations).await {
-            Ok(created) => {
-                if let Err(error) = savepoint.commit().await {
-                    return Together::Broken(format!("savepoint failed: {error}"), creations);
-                }
-                let performed = creations
-                    .into_iter()
-                    .zip(created)
-                    .filter_map(|(pending, created)| match pending {
-                        PendingWrite::Create { reply, .. } => {
-                            Some(Performed::new(reply, Ok(created), |_| true))
-                        }
-                        _ => None,
-                    })
-                    .collect();
-                Together::Created(performed)
-            }
-            Err(_) => {
-                // Each will meet the cause again alone and be answered with it.
-                match savepoint.rollback().await {
-                    Ok(()) => Together::Apart(creations),
-                    Err(error) => Together::Broken(format!("savepoint failed: {error}"), creations),
-                }
-            }
-        }
-    }
-
-    /// The statements of [`SqlStore::create_together`]; any error leaves the savepoint to be
-    /// rolled back. Returns each creation's answer, in order.
-    async fn insert_together(
+    /// Stores creations together ([`SqlStore::store_together`]); any error leaves the
+    /// savepoint to be rolled back. Returns each creation's answer, in order.
+    pub(super) async fn insert_together(
         conn: &mut DB::Connection,
         creations: &[PendingWrite],
     ) -> Result<Vec<CreatedRun>, StoreError> {
@@ -143,7 +72,7 @@ where
             .collect();
         if !keys.is_empty() {
             let sql = q::existing_keys(keys.len());
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut query = sqlx::query(for_backend::<DB>(sql));
             for (_, key) in &keys {
                 query = query.bind(*key);
             }
@@ -199,7 +128,7 @@ where
         let rows: Vec<usize> = (0..wanted.len()).collect();
         for chunk in rows.chunks(q::RUNS_CHUNK) {
             let sql = q::insert_runs(chunk.len());
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut query = sqlx::query(for_backend::<DB>(sql));
             for &index in chunk {
                 let (run, _, key) = wanted[index];
                 query = query
@@ -256,7 +185,7 @@ where
         let rows: Vec<usize> = (0..contents.len()).collect();
         for chunk in rows.chunks(q::RUNS_CHUNK) {
             let sql = q::set_runs_content(chunk.len());
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut query = sqlx::query(for_backend::<DB>(sql));
             for &index in chunk {
                 let content = &contents[index];
                 query = query
@@ -306,7 +235,7 @@ where
                 ));
             }
             let sql = q::insert_jobs(chunk.len());
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut query = sqlx::query(for_backend::<DB>(sql));
             for ((run_id, job), (runs_on, waiting_reasons)) in chunk.iter().zip(&encoded) {
                 query = query
                     .bind(run_id.0)

@@ -138,14 +138,21 @@ impl std::fmt::Debug for WriteQueue {
 }
 
 impl WriteQueue {
-    /// Queues a write; its answer arrives on the receiver once a leader has run it.
-    pub fn push<T>(
+    /// Queues several writes at once, so that one batch takes them all (unless one that is
+    /// being formed took them first: then that one); their answers arrive in order.
+    pub fn push_all<T>(
         &self,
-        make: impl FnOnce(Reply<T>) -> PendingWrite,
-    ) -> oneshot::Receiver<Result<T, StoreError>> {
-        let (reply, answer) = oneshot::channel();
-        self.lock_pending().push(make(reply));
-        answer
+        makes: impl IntoIterator<Item = impl FnOnce(Reply<T>) -> PendingWrite>,
+    ) -> Vec<oneshot::Receiver<Result<T, StoreError>>> {
+        let mut pending = self.lock_pending();
+        makes
+            .into_iter()
+            .map(|make| {
+                let (reply, answer) = oneshot::channel();
+                pending.push(make(reply));
+                answer
+            })
+            .collect()
     }
 
     /// Waits to lead: while the guard lives, no other batch is being formed here.

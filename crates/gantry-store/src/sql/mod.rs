@@ -18,6 +18,8 @@ mod rows;
 mod runner_queries;
 mod runners;
 mod sources;
+mod together;
+mod transitions_together;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -67,6 +69,21 @@ pub trait Backend: Database + sealed::Sealed {
     /// on several connections at once, and one batch leader serializing them all measured
     /// slower there (drain 660 → 361 jobs/s in-process), so it keeps them concurrent.
     const BATCH_RUN_CHANGES: bool;
+    /// Whether multi-row statements bind their parameters by position (`?`) rather than by
+    /// number (`$N`). SQLite takes both, but sqlx looks up the name of every numbered
+    /// parameter, which SQLite finds by walking a list: quadratic in the parameters of a
+    /// statement, and a 64-row update has 832 (7 % of the writer thread in `bench drain`).
+    const POSITIONAL_PARAMETERS: bool;
+}
+
+/// A statement built by [`queries`] (its parameters `$1, $2, …` written in the order they
+/// are bound, each once) in the backend's parameter style ([`Backend::POSITIONAL_PARAMETERS`]).
+fn for_backend<DB: Backend>(sql: String) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(if DB::POSITIONAL_PARAMETERS {
+        q::positional(&sql)
+    } else {
+        sql
+    })
 }
 
 /// A [`Store`] over sqlx pools; use it as [`crate::SqliteStore`] or [`crate::PostgresStore`].
@@ -145,6 +162,13 @@ fn validate_new_job(job: &NewJob) -> Result<(), StoreError> {
 }
 
 /// A database error, with unique violations turned into a conflict about `what`.
+/// The answer of a write whose batch stopped (a panic, a dropped task) before answering it.
+fn unanswered() -> StoreError {
+    StoreError::BatchFailed {
+        cause: "the batch holding this write stopped before answering".to_owned(),
+    }
+}
+
 fn unique_is_conflict(error: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
     if StoreError::is_unique_violation(&error) {
         StoreError::conflict(what())
@@ -385,23 +409,35 @@ where
 
     /// Queues a write for group commit ([`group_commit`]) and waits for its answer, leading
     /// the batch that carries it if no earlier leader took it.
-    ///
-    /// The answer is awaited together with the leader's lock: a write that a leader has
-    /// already taken and committed is answered at once, without waiting its turn in the lock's
-    /// queue. Waiting for the turn first held every caller behind every other (32 concurrent
-    /// creations each waited ~33 ms for 1.3 ms batches of one write, `gantry bench ingest`):
-    /// each leader found only the one write queued since the last batch.
     async fn batch<T>(
         &self,
         make: impl FnOnce(tokio::sync::oneshot::Sender<Result<T, StoreError>>) -> PendingWrite,
     ) -> Result<T, StoreError> {
-        let mut answer = self.batched.push(make);
-        let stopped = || StoreError::BatchFailed {
-            cause: "the batch holding this write stopped before answering".to_owned(),
-        };
-        tokio::select! {
+        self.batch_all([make])
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(unanswered()))
+    }
+
+    /// Queues writes for group commit together (one batch takes them all) and waits for their
+    /// answers, in order, leading the batch that carries them if no earlier leader took them.
+    ///
+    /// The answers are awaited together with the leader's lock: writes that a leader has
+    /// already taken and committed are answered at once, without waiting a turn in the lock's
+    /// queue. Waiting for the turn first held every caller behind every other (32 concurrent
+    /// creations each waited ~33 ms for 1.3 ms batches of one write, `gantry bench ingest`):
+    /// each leader found only the one write queued since the last batch.
+    async fn batch_all<T>(
+        &self,
+        makes: impl IntoIterator<
+            Item = impl FnOnce(tokio::sync::oneshot::Sender<Result<T, StoreError>>) -> PendingWrite,
+        >,
+    ) -> Vec<Result<T, StoreError>> {
+        let answers = self.batched.push_all(makes);
+        let mut answered = std::pin::pin!(futures_util::future::join_all(answers));
+        let answers = tokio::select! {
             biased;
-            answered = &mut answer => return answered.unwrap_or_else(|_| Err(stopped())),
+            answers = &mut answered => answers,
             _leader = self.batched.lead() => {
                 let batch = self.batched.take();
                 if !batch.is_empty() {
@@ -412,9 +448,13 @@ where
                     // and rolls its transaction back.
                     let _ = tokio::spawn(async move { store.write_batch(batch).await }).await;
                 }
+                answered.await
             }
-        }
-        answer.await.unwrap_or_else(|_| Err(stopped()))
+        };
+        answers
+            .into_iter()
+            .map(|answer| answer.unwrap_or_else(|_| Err(unanswered())))
+            .collect()
     }
 
     /// A transition or claim: batched where the backend batches them
@@ -423,20 +463,41 @@ where
         &self,
         make: impl FnOnce(tokio::sync::oneshot::Sender<Result<T, StoreError>>) -> PendingWrite,
     ) -> Result<T, StoreError> {
+        self.write_or_batch_all([make])
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(unanswered()))
+    }
+
+    /// Transitions or claims that go in one transaction: queued together for group commit
+    /// where the backend batches them ([`Backend::BATCH_RUN_CHANGES`]), otherwise in a
+    /// transaction of their own (a lone write without a savepoint). Answers in order.
+    async fn write_or_batch_all<T>(
+        &self,
+        makes: impl IntoIterator<
+            Item = impl FnOnce(tokio::sync::oneshot::Sender<Result<T, StoreError>>) -> PendingWrite,
+        >,
+    ) -> Vec<Result<T, StoreError>> {
         if DB::BATCH_RUN_CHANGES {
-            return self.batch(make).await;
+            return self.batch_all(makes).await;
         }
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let pending = make(reply);
-        match self.begin().await {
-            Ok(tx) => Self::write_alone(tx, pending).await,
-            Err(error) => pending.fail(&format!("cannot begin: {error}")),
-        }
-        answer.await.unwrap_or_else(|_| {
-            Err(StoreError::BatchFailed {
-                cause: "the write stopped before answering".to_owned(),
+        let (writes, answers): (Vec<_>, Vec<_>) = makes
+            .into_iter()
+            .map(|make| {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                (make(reply), answer)
             })
-        })
+            .unzip();
+        if !writes.is_empty() {
+            // On a task of its own, as a batch's leader runs it (see `batch_all`).
+            let store = self.clone();
+            let _ = tokio::spawn(async move { store.write_batch(writes).await }).await;
+        }
+        futures_util::future::join_all(answers)
+            .await
+            .into_iter()
+            .map(|answer| answer.unwrap_or_else(|_| Err(unanswered())))
+            .collect()
     }
 
     /// Runs a batch of writes in one transaction, each in a savepoint, and answers each.
@@ -455,27 +516,34 @@ where
             return Self::write_alone(tx, lone).await;
         }
         let mut performed = Vec::with_capacity(batch.len());
-        // Creations that cannot be refused for a reason of their own are stored together.
-        let (together, others) = create_together::partition(batch);
-        let batch = if together.len() < 2 {
-            together.into_iter().chain(others).collect()
-        } else {
-            match Self::create_together(&mut tx, together).await {
-                create_together::Together::Created(done) => {
-                    performed.extend(done);
-                    others
-                }
-                create_together::Together::Apart(apart) => {
-                    apart.into_iter().chain(others).collect()
-                }
-                create_together::Together::Broken(cause, writes) => {
+        // Creations and transitions that cannot be refused for a reason of their own are
+        // stored together; the rest, and any group that could not go together, one by one.
+        let together::Groups {
+            creations,
+            transitions,
+            mut others,
+        } = together::partition(batch);
+        for group in [creations, transitions] {
+            if group.len() < 2 {
+                others.extend(group);
+                continue;
+            }
+            match Self::store_together(&mut tx, group).await {
+                together::Together::Stored(done) => performed.extend(done),
+                together::Together::Apart(apart) => others.extend(apart),
+                together::Together::Broken(cause, writes) => {
+                    let failure = || StoreError::BatchFailed {
+                        cause: cause.clone(),
+                    };
+                    performed.into_iter().for_each(|done| done.fail(failure()));
                     return writes
                         .into_iter()
                         .chain(others)
                         .for_each(|pending| pending.fail(&cause));
                 }
             }
-        };
+        }
+        let batch = others;
         let mut waiting = batch.into_iter();
         while let Some(pending) = waiting.next() {
             match Self::write_in_savepoint(&mut tx, pending).await {
@@ -839,6 +907,35 @@ where
             .await
     }
 
+    async fn apply_transitions(
+        &self,
+        transitions: Vec<Transition>,
+    ) -> Result<Vec<Result<AppliedTransition, StoreError>>, StoreError> {
+        // A transition refused before anything is queued keeps its place among the answers.
+        let mut refused = Vec::with_capacity(transitions.len());
+        let mut valid = Vec::with_capacity(transitions.len());
+        for transition in transitions {
+            match transition.new_jobs.iter().try_for_each(validate_new_job) {
+                Ok(()) => {
+                    refused.push(None);
+                    valid.push(transition);
+                }
+                Err(error) => refused.push(Some(error)),
+            }
+        }
+        let makes = valid
+            .into_iter()
+            .map(|transition| move |reply| PendingWrite::Transition { transition, reply });
+        let mut stored = self.write_or_batch_all(makes).await.into_iter();
+        Ok(refused
+            .into_iter()
+            .map(|refused| match refused {
+                Some(error) => Err(error),
+                None => stored.next().unwrap_or_else(|| Err(unanswered())),
+            })
+            .collect())
+    }
+
     /// One transition inside a batch's transaction (or savepoint), which the caller ends.
     async fn transition_in(
         tx: &mut DB::Connection,
@@ -920,34 +1017,7 @@ where
         // updated (or claimed) are known to be; only the others are looked up, one by one:
         // usually none (a completion updates the job whose attempt it ends), where reading
         // every job id of a 1,000-job run cost each of its completions.
-        let mut of_run: HashSet<JobId> = transition
-            .job_updates
-            .iter()
-            .map(|update| update.job_id)
-            .chain(claims.iter().map(|claim| claim.job_id))
-            .collect();
-        let named = transition
-            .new_attempts
-            .iter()
-            .map(|attempt| attempt.job_id)
-            .chain(transition.ended_attempts.iter().map(|ended| ended.job_id))
-            .chain(transition.step_results.iter().map(|step| step.job_id));
-        for job_id in named {
-            if of_run.contains(&job_id) {
-                continue;
-            }
-            let found = sqlx::query(q::JOB_OF_RUN)
-                .bind(job_id.0)
-                .bind(run_id.0)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if found.is_none() {
-                return Err(StoreError::not_found(format!(
-                    "job {job_id} in run {run_id}"
-                )));
-            }
-            of_run.insert(job_id);
-        }
+        Self::check_jobs_of_run(tx, transition, &claims).await?;
         for attempt in &transition.new_attempts {
             Self::insert_attempt(tx, attempt).await?;
         }
@@ -1094,8 +1164,6 @@ where
         )))
     }
 
-    /// Inserts `jobs` of a run with multi-row statements (one round trip per
-    /// [`q::INSERT_JOBS_CHUNK`] jobs rather than one per job); returns their ids in order.
     /// Writes a transition's changed job states ([`StateChange::jobs`]), a chunk of rows a
     /// statement.
     async fn write_engine_jobs(
@@ -1103,20 +1171,32 @@ where
         run_id: RunId,
         jobs: &[(u32, StateDocument)],
     ) -> Result<(), StoreError> {
+        let jobs: Vec<(RunId, u32, &str)> = jobs
+            .iter()
+            .map(|(index, state)| (run_id, *index, state.as_str()))
+            .collect();
+        Self::write_engine_jobs_of_runs(conn, &jobs).await
+    }
+
+    /// Writes changed job states of one or several runs (run, position, state), a chunk of
+    /// rows a statement.
+    pub(super) async fn write_engine_jobs_of_runs(
+        conn: &mut DB::Connection,
+        jobs: &[(RunId, u32, &str)],
+    ) -> Result<(), StoreError> {
         for chunk in jobs.chunks(q::UPSERT_ENGINE_JOBS_CHUNK) {
             let sql = q::upsert_engine_jobs(chunk.len());
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (index, state) in chunk {
-                query = query
-                    .bind(run_id.0)
-                    .bind(i64::from(*index))
-                    .bind(state.as_str());
+            let mut query = sqlx::query(for_backend::<DB>(sql));
+            for (run_id, index, state) in chunk {
+                query = query.bind(run_id.0).bind(i64::from(*index)).bind(*state);
             }
             query.execute(&mut *conn).await?;
         }
         Ok(())
     }
 
+    /// Inserts `jobs` of a run with multi-row statements (one round trip per
+    /// [`q::INSERT_JOBS_CHUNK`] jobs rather than one per job); returns their ids in order.
     async fn insert_jobs(
         conn: &mut DB::Connection,
         run_id: RunId,
@@ -1126,8 +1206,8 @@ where
         Ok(ids.pop().unwrap_or_default())
     }
 
-    /// Writes a transition's job rows, a chunk of rows a statement; a job not of the run is
-    /// not found. A job named twice takes its last values, as one update after another would.
+    /// Writes a transition's job rows: [`SqlStore::update_jobs_of_runs`] for one run, with a
+    /// statement of its own for a single row.
     async fn update_jobs(
         conn: &mut DB::Connection,
         run_id: RunId,
@@ -1136,30 +1216,45 @@ where
         if let [update] = updates {
             return Self::update_job(conn, run_id, update).await;
         }
-        let mut last = std::collections::HashMap::with_capacity(updates.len());
-        for (index, update) in updates.iter().enumerate() {
+        Self::update_jobs_of_runs(conn, &[(run_id, updates)]).await
+    }
+
+    /// Writes the job rows of one or several runs' transitions, a chunk of rows a statement;
+    /// a job not of its run is not found. A job named twice takes its last values, as one
+    /// update after another would.
+    pub(super) async fn update_jobs_of_runs(
+        conn: &mut DB::Connection,
+        runs: &[(RunId, &[JobUpdate])],
+    ) -> Result<(), StoreError> {
+        let all: Vec<(RunId, &JobUpdate)> = runs
+            .iter()
+            .flat_map(|(run_id, updates)| updates.iter().map(move |update| (*run_id, update)))
+            .collect();
+        let mut last = std::collections::HashMap::with_capacity(all.len());
+        for (index, (_, update)) in all.iter().enumerate() {
             last.insert(update.job_id, index);
         }
         let mut encoded = Vec::with_capacity(last.len());
-        for (index, update) in updates.iter().enumerate() {
+        for (index, &(run_id, update)) in all.iter().enumerate() {
             if last.get(&update.job_id) != Some(&index) {
                 continue;
             }
             require_text("job name", &update.name)?;
             require_at_least("job attempt", update.attempt, 1)?;
             encoded.push((
+                run_id,
                 update,
                 to_json("runs-on labels", &update.runs_on)?,
                 to_json("waiting reasons", &update.waiting_reasons)?,
                 to_json("outputs", &update.outputs)?,
             ));
         }
-        for chunk in encoded.chunks(q::UPDATE_JOBS_CHUNK) {
+        for chunk in encoded.chunks(q::CAST_ROWS_CHUNK) {
             let sql = q::update_jobs(chunk.len());
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(run_id.0);
-            for (update, runs_on, waiting_reasons, outputs) in chunk {
+            let mut query = sqlx::query(for_backend::<DB>(sql));
+            for (run_id, update, runs_on, waiting_reasons, outputs) in chunk {
                 query = Self::bind_job_values(
-                    query.bind(update.job_id.0),
+                    query.bind(run_id.0).bind(update.job_id.0),
                     update,
                     [runs_on, waiting_reasons, outputs],
                 );
@@ -1170,9 +1265,9 @@ where
                 .iter()
                 .map(|row| rows::id(row).map(JobId))
                 .collect::<Result<HashSet<JobId>, _>>()?;
-            if let Some((missing, ..)) = chunk
+            if let Some((run_id, missing, ..)) = chunk
                 .iter()
-                .find(|(update, ..)| !updated.contains(&update.job_id))
+                .find(|(_, update, ..)| !updated.contains(&update.job_id))
             {
                 return Err(StoreError::not_found(format!(
                     "job {} in run {run_id}",
@@ -1424,6 +1519,13 @@ where
 
     fn apply_transition(&self, transition: Transition) -> StoreFuture<'_, AppliedTransition> {
         Box::pin(self.apply_transition(transition))
+    }
+
+    fn apply_transitions(
+        &self,
+        transitions: Vec<Transition>,
+    ) -> StoreFuture<'_, Vec<Result<AppliedTransition, StoreError>>> {
+        Box::pin(self.apply_transitions(transitions))
     }
 
     fn queued_jobs(&self) -> StoreFuture<'_, Vec<QueuedJob>> {

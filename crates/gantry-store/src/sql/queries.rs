@@ -137,6 +137,24 @@ fn value_rows(rows: usize, shape: &str) -> String {
     sql
 }
 
+/// `sql` with each numbered parameter (`$` and digits, written in the order they are bound,
+/// each once) made a positional one (`?`). The statements here carry no `$` in literals.
+pub(crate) fn positional(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            while chars.peek().is_some_and(char::is_ascii_digit) {
+                chars.next();
+            }
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Jobs per multi-row insert: 11 parameters a row stays far below SQLite's limit of 32,766.
 pub(crate) const INSERT_JOBS_CHUNK: usize = 500;
 
@@ -243,19 +261,40 @@ pub(crate) fn upsert_engine_jobs(rows: usize) -> String {
     sql
 }
 
-/// Job rows per multi-row update. Each row is a term of a compound `SELECT`, which SQLite
+/// Rows per multi-row update from [`cast_rows`]. Each row is a term of a compound `SELECT`, which SQLite
 /// limits to 500 terms, and PostgreSQL plans a long `UNION ALL` slowly (998 rows in one
 /// statement took a second; single-row statements a quarter of that).
-pub(crate) const UPDATE_JOBS_CHUNK: usize = 64;
+pub(crate) const CAST_ROWS_CHUNK: usize = 64;
 
-/// Updates `rows` jobs of run `$1` (1 to [`UPDATE_JOBS_CHUNK`]) in one statement; each row
-/// binds id, name, status, conclusion, attempt, runs-on, waiting reasons, outputs, priority
-/// and queued, started and completed times. Returns the ids it updated. The new values come
-/// as a `UNION ALL` of `SELECT`s (SQLite cannot name the columns of a `VALUES` list), cast so
-/// that PostgreSQL knows their types.
+/// `rows` rows of values named and typed by `columns`, as a `UNION ALL` of `SELECT`s of cast
+/// parameters numbered from `$first`, row after row: the source of a multi-row `UPDATE …
+/// FROM`. SQLite cannot name the columns of a `VALUES` list, and the casts tell PostgreSQL
+/// their types.
+fn cast_rows(rows: usize, first: usize, columns: &[(&str, &str)]) -> String {
+    let mut sql = String::with_capacity(rows * columns.len() * 32);
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(" UNION ALL ");
+        }
+        sql.push_str("SELECT ");
+        for (column, (name, sql_type)) in columns.iter().enumerate() {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            let parameter = first + row * columns.len() + column;
+            sql.push_str(&format!("CAST(${parameter} AS {sql_type}) AS {name}"));
+        }
+    }
+    sql
+}
+
+/// Updates `rows` jobs (1 to [`CAST_ROWS_CHUNK`]), of one run or of several, in one
+/// statement; each row binds run id, id, name, status, conclusion, attempt, runs-on, waiting
+/// reasons, outputs, priority and queued, started and completed times. A row updates its job
+/// only if the job is of that run. Returns the ids it updated.
 pub(crate) fn update_jobs(rows: usize) -> String {
-    const COLUMNS: usize = 12;
-    const TYPES: [(&str, &str); COLUMNS] = [
+    const COLUMNS: [(&str, &str); 13] = [
+        ("run_id", "BIGINT"),
         ("id", "BIGINT"),
         ("name", "TEXT"),
         ("status", "TEXT"),
@@ -269,27 +308,14 @@ pub(crate) fn update_jobs(rows: usize) -> String {
         ("started_at_ms", "BIGINT"),
         ("completed_at_ms", "BIGINT"),
     ];
-    let mut sql = String::from(
+    format!(
         "UPDATE jobs SET name = v.name, status = v.status, conclusion = v.conclusion, \
          attempt = v.attempt, runs_on = v.runs_on, waiting_reasons = v.waiting_reasons, \
          outputs = v.outputs, priority = v.priority, queued_at_ms = v.queued_at_ms, \
-         started_at_ms = v.started_at_ms, completed_at_ms = v.completed_at_ms FROM (",
-    );
-    for row in 0..rows {
-        if row > 0 {
-            sql.push_str(" UNION ALL ");
-        }
-        sql.push_str("SELECT ");
-        for (column, (name, sql_type)) in TYPES.iter().enumerate() {
-            if column > 0 {
-                sql.push_str(", ");
-            }
-            let parameter = 2 + row * COLUMNS + column;
-            sql.push_str(&format!("CAST(${parameter} AS {sql_type}) AS {name}"));
-        }
-    }
-    sql.push_str(") AS v WHERE jobs.id = v.id AND jobs.run_id = $1 RETURNING jobs.id");
-    sql
+         started_at_ms = v.started_at_ms, completed_at_ms = v.completed_at_ms FROM ({}) AS v \
+         WHERE jobs.id = v.id AND jobs.run_id = v.run_id RETURNING jobs.id",
+        cast_rows(rows, 1, &COLUMNS)
+    )
 }
 
 pub(crate) const UPDATE_JOB: &str = "UPDATE jobs SET name = $3, status = $4, conclusion = $5, \
@@ -412,26 +438,93 @@ pub(crate) fn insert_runs(rows: usize) -> String {
 /// Sets the content of `rows` runs as [`SET_RUN_CONTENT`] does one (id, status, engine state
 /// and spec a row).
 pub(crate) fn set_runs_content(rows: usize) -> String {
-    let mut sql = String::from(
+    const COLUMNS: [(&str, &str); 4] = [
+        ("id", "BIGINT"),
+        ("status", "TEXT"),
+        ("engine_state", "TEXT"),
+        ("engine_spec", "TEXT"),
+    ];
+    format!(
         "UPDATE workflow_runs SET status = v.status, engine_state = v.engine_state, \
-         engine_spec = v.engine_spec FROM (",
-    );
-    for row in 0..rows {
-        if row > 0 {
-            sql.push_str(" UNION ALL ");
-        }
-        let p = |column: usize| format!("${}", row * 4 + column);
-        sql.push_str(&format!(
-            "SELECT CAST({} AS BIGINT) AS id, CAST({} AS TEXT) AS status, \
-             CAST({} AS TEXT) AS engine_state, CAST({} AS TEXT) AS engine_spec",
-            p(1),
-            p(2),
-            p(3),
-            p(4)
-        ));
-    }
-    sql.push_str(") AS v WHERE workflow_runs.id = v.id");
-    sql
+         engine_spec = v.engine_spec FROM ({}) AS v WHERE workflow_runs.id = v.id",
+        cast_rows(rows, 1, &COLUMNS)
+    )
+}
+
+// Storing the transitions of a batch together (`sql/transitions_together.rs`).
+
+/// [`UPDATE_ENGINE_STATE_AND_RUN`] for `rows` runs at once: each row binds run id, expected
+/// state version, run fields, attempt, status, conclusion, started and completed times. A run
+/// whose version is not the expected one is left alone; returns the runs it updated with
+/// their new versions.
+pub(crate) fn update_runs_state(rows: usize) -> String {
+    const COLUMNS: [(&str, &str); 8] = [
+        ("id", "BIGINT"),
+        ("expected", "BIGINT"),
+        ("engine_run", "TEXT"),
+        ("attempt", "BIGINT"),
+        ("status", "TEXT"),
+        ("conclusion", "TEXT"),
+        ("started_at_ms", "BIGINT"),
+        ("completed_at_ms", "BIGINT"),
+    ];
+    format!(
+        "UPDATE workflow_runs SET engine_run = v.engine_run, \
+         state_version = workflow_runs.state_version + 1, attempt = v.attempt, \
+         status = v.status, conclusion = v.conclusion, started_at_ms = v.started_at_ms, \
+         completed_at_ms = v.completed_at_ms FROM ({}) AS v \
+         WHERE workflow_runs.id = v.id AND workflow_runs.state_version = v.expected \
+         RETURNING workflow_runs.id, workflow_runs.state_version",
+        cast_rows(rows, 1, &COLUMNS)
+    )
+}
+
+/// [`CLAIM_JOB`] for `rows` jobs at once (job id and claim time a row); returns the jobs it
+/// claimed with their run, attempt and new fencing token.
+pub(crate) fn claim_jobs(rows: usize) -> String {
+    const COLUMNS: [(&str, &str); 2] = [("id", "BIGINT"), ("now_ms", "BIGINT")];
+    format!(
+        "UPDATE jobs SET status = 'in_progress', started_at_ms = v.now_ms, \
+         last_fencing_token = jobs.last_fencing_token + 1 FROM ({}) AS v \
+         WHERE jobs.id = v.id AND jobs.status = 'queued' \
+         RETURNING jobs.id, jobs.run_id, jobs.attempt, jobs.last_fencing_token",
+        cast_rows(rows, 1, &COLUMNS)
+    )
+}
+
+/// [`CLAIM_ATTEMPT`] for `rows` attempts at once (the same six values a row); returns the
+/// job of each attempt it recorded.
+pub(crate) fn claim_attempts(rows: usize) -> String {
+    format!(
+        "INSERT INTO job_attempts (job_id, attempt, runner_id, fencing_token, \
+         lease_deadline_ms, started_at_ms) VALUES {} \
+         ON CONFLICT (job_id, attempt) DO UPDATE SET runner_id = excluded.runner_id, \
+         fencing_token = excluded.fencing_token, lease_deadline_ms = excluded.lease_deadline_ms, \
+         started_at_ms = excluded.started_at_ms \
+         WHERE job_attempts.fencing_token IS NULL AND job_attempts.ended_at_ms IS NULL \
+         RETURNING job_id",
+        value_rows(rows, "(#, #, #, #, #, #)")
+    )
+}
+
+/// [`END_ATTEMPT`] for `rows` attempts at once (job id, attempt, end time, result and the
+/// fencing token it must hold, or NULL, a row); returns the job of each attempt it ended.
+pub(crate) fn end_attempts(rows: usize) -> String {
+    const COLUMNS: [(&str, &str); 5] = [
+        ("job_id", "BIGINT"),
+        ("attempt", "BIGINT"),
+        ("ended_at_ms", "BIGINT"),
+        ("result", "TEXT"),
+        ("token", "BIGINT"),
+    ];
+    format!(
+        "UPDATE job_attempts SET ended_at_ms = v.ended_at_ms, result = v.result FROM ({}) AS v \
+         WHERE job_attempts.job_id = v.job_id AND job_attempts.attempt = v.attempt \
+         AND job_attempts.ended_at_ms IS NULL \
+         AND (v.token IS NULL OR job_attempts.fencing_token = v.token) \
+         RETURNING job_attempts.job_id",
+        cast_rows(rows, 1, &COLUMNS)
+    )
 }
 
 #[cfg(test)]
@@ -442,5 +535,51 @@ mod tests {
     fn value_rows_number_the_parameters_across_rows() {
         assert_eq!(value_rows(2, "(#, 1, #)"), "($1, 1, $2), ($3, 1, $4)");
         assert_eq!(value_rows(1, "('{}', #)"), "('{}', $1)");
+    }
+
+    /// The numbers of `sql`'s parameters in the order they are written.
+    fn parameter_order(sql: &str) -> Vec<usize> {
+        sql.split('$')
+            .skip(1)
+            .filter_map(|rest| {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse().ok()
+            })
+            .collect()
+    }
+
+    /// Every multi-row statement writes its parameters 1, 2, 3, … in the order they are
+    /// bound, so that SQLite may bind them by position ([`positional`]).
+    #[test]
+    fn multi_row_statements_number_their_parameters_in_order() {
+        let statements = [
+            existing_keys(3),
+            insert_runs(3),
+            set_runs_content(3),
+            insert_jobs(3),
+            upsert_engine_jobs(3),
+            update_jobs(3),
+            update_runs_state(3),
+            claim_jobs(3),
+            claim_attempts(3),
+            end_attempts(3),
+        ];
+        for sql in statements {
+            let order = parameter_order(&sql);
+            let expected: Vec<usize> = (1..=order.len()).collect();
+            assert_eq!(order, expected, "{sql}");
+            let positional = positional(&sql);
+            assert!(!positional.contains('$'), "{positional}");
+            assert_eq!(positional.matches('?').count(), order.len());
+        }
+    }
+
+    #[test]
+    fn cast_rows_number_the_parameters_across_rows_from_the_first() {
+        assert_eq!(
+            cast_rows(2, 3, &[("a", "BIGINT"), ("b", "TEXT")]),
+            "SELECT CAST($3 AS BIGINT) AS a, CAST($4 AS TEXT) AS b UNION ALL \
+             SELECT CAST($5 AS BIGINT) AS a, CAST($6 AS TEXT) AS b"
+        );
     }
 }

@@ -298,3 +298,231 @@ pub async fn a_claim_in_a_transition_commits_with_it_or_not_at_all(db: &mut Test
         );
     }
 }
+
+/// The run's changes a transition of the engine writes: its columns (in progress from
+/// 2,000), its fields as `document`, and `job` moved to `status`.
+async fn moved(
+    store: &dyn Store,
+    run_id: RunId,
+    version: i64,
+    document: serde_json::Value,
+    job: (gantry_store::JobId, JobStatus),
+) -> Transition {
+    let row = store.get_job(job.0).await.unwrap();
+    let mut transition = Transition::new(run_id, version, document);
+    transition.run = Some(gantry_store::RunUpdate {
+        attempt: 1,
+        status: gantry_store::RunStatus::InProgress,
+        conclusion: None,
+        started_at_ms: Some(2_000),
+        completed_at_ms: None,
+    });
+    transition.job_updates = vec![JobUpdate {
+        status: job.1,
+        started_at_ms: Some(2_000),
+        ..JobUpdate::from_job(&row)
+    }];
+    transition
+}
+
+/// What a refused transition must leave alone: its run's row, state, jobs and attempts.
+async fn run_snapshot(
+    store: &dyn Store,
+    run_id: RunId,
+) -> (
+    gantry_store::WorkflowRun,
+    gantry_store::EngineState,
+    Vec<gantry_store::Job>,
+    Vec<Vec<gantry_store::JobAttempt>>,
+) {
+    let snapshot = snapshot(store, run_id).await;
+    (
+        snapshot.run,
+        snapshot.state,
+        snapshot.jobs,
+        snapshot.attempts,
+    )
+}
+
+/// Transitions of several runs applied in one call (claims, then completions): each is
+/// answered as it would be alone (a stale version, a claim of a job not queued, an attempt
+/// ended with another token are refused with their own errors and change nothing of their
+/// runs), and the others all commit with their claims, rows and ended attempts.
+pub async fn transitions_of_several_runs_apply_together_each_answered_as_alone(db: &mut TestDb) {
+    let store = db.store();
+    let created = runs(store, "acme", 6).await;
+    let claim = |job_id| ClaimInTransition {
+        job_id,
+        attempt: 1,
+        runner_id: RunnerId(3),
+        lease: lease(2_000),
+    };
+    let stale_run = created[2].run_id;
+    let not_queued_run = created[4].run_id;
+    let before_stale = run_snapshot(store, stale_run).await;
+    let before_not_queued = run_snapshot(store, not_queued_run).await;
+    let mut starts = Vec::new();
+    for (index, run) in created.iter().enumerate() {
+        let build = job_id(run, 0);
+        let version = if run.run_id == stale_run { 5 } else { 1 };
+        let mut transition = moved(
+            store,
+            run.run_id,
+            version,
+            json!({"started": index}),
+            (build, JobStatus::InProgress),
+        )
+        .await;
+        // One run claims its waiting `test` job instead.
+        let claimed = if run.run_id == not_queued_run {
+            job_id(run, 1)
+        } else {
+            build
+        };
+        transition.claims = vec![claim(claimed)];
+        starts.push(transition);
+    }
+    let answers = store.apply_transitions(starts).await.unwrap();
+    assert_eq!(answers.len(), created.len());
+    let mut tokens = Vec::new();
+    for ((index, run), answer) in created.iter().enumerate().zip(answers) {
+        match answer {
+            Err(StoreError::Conflict { what }) if run.run_id == stale_run => assert_eq!(
+                what,
+                format!("run {stale_run} is at state version 1, not 5")
+            ),
+            Err(StoreError::Conflict { what }) if run.run_id == not_queued_run => {
+                assert_eq!(
+                    what,
+                    format!("job {} is waiting, not queued", job_id(run, 1))
+                );
+            }
+            Ok(applied) => {
+                assert_eq!(applied.state_version, 2, "run {index}");
+                let [made] = applied.claims[..] else {
+                    panic!("run {index}: {:?}", applied.claims);
+                };
+                assert_eq!(
+                    (made.job_id, made.run_id, made.attempt),
+                    (job_id(run, 0), run.run_id, 1)
+                );
+                let after = snapshot(store, run.run_id).await;
+                assert_eq!(after.state.document, json!({"started": index}));
+                assert_eq!(after.state.version, 2);
+                assert_eq!(after.run.status, gantry_store::RunStatus::InProgress);
+                assert_eq!(after.jobs[0].status, JobStatus::InProgress);
+                assert_eq!(after.attempts[0].len(), 1);
+                assert_eq!(
+                    (
+                        after.attempts[0][0].runner_id,
+                        after.attempts[0][0].fencing_token
+                    ),
+                    (Some(RunnerId(3)), Some(made.fencing_token))
+                );
+                tokens.push((run, made.fencing_token));
+            }
+            other => panic!("run {index}: unexpected {other:?}"),
+        }
+    }
+    assert_eq!(tokens.len(), 4);
+    assert_eq!(run_snapshot(store, stale_run).await, before_stale);
+    assert_eq!(run_snapshot(store, not_queued_run).await, before_not_queued);
+
+    // The claimed jobs complete together; one reports with a token it never held.
+    let forged = tokens[1].0.run_id;
+    let before_forged = run_snapshot(store, forged).await;
+    let mut completions = Vec::new();
+    for (run, token) in &tokens {
+        let build = job_id(run, 0);
+        let mut transition = moved(
+            store,
+            run.run_id,
+            2,
+            json!({"completed": run.run_id.0}),
+            (build, JobStatus::Completed),
+        )
+        .await;
+        let token = if run.run_id == forged {
+            gantry_store::FencingToken(token.0 + 100)
+        } else {
+            *token
+        };
+        transition.ended_attempts = vec![gantry_store::EndedAttempt {
+            job_id: build,
+            attempt: 1,
+            fencing_token: Some(token),
+            ended_at_ms: 3_000,
+            result: gantry_store::Conclusion::Success,
+        }];
+        completions.push(transition);
+    }
+    let answers = store.apply_transitions(completions).await.unwrap();
+    for ((run, _), answer) in tokens.iter().zip(answers) {
+        let after = snapshot(store, run.run_id).await;
+        if run.run_id == forged {
+            assert_conflict(answer);
+            continue;
+        }
+        assert_eq!(answer.unwrap().state_version, 3);
+        assert_eq!(after.jobs[0].status, JobStatus::Completed);
+        assert_eq!(
+            (
+                after.attempts[0][0].ended_at_ms,
+                after.attempts[0][0].result
+            ),
+            (Some(3_000), Some(gantry_store::Conclusion::Success))
+        );
+    }
+    assert_eq!(run_snapshot(store, forged).await, before_forged);
+    assert_eq!(store.running_attempts().await.unwrap().len(), 1);
+
+    // With nothing to refuse, the batch goes together: the two runs refused above start
+    // and the forged one completes with its own token.
+    let mut batch = Vec::new();
+    for run_id in [stale_run, not_queued_run] {
+        let run = created.iter().find(|run| run.run_id == run_id).unwrap();
+        let mut transition = moved(
+            store,
+            run_id,
+            1,
+            json!({"started": "late"}),
+            (job_id(run, 0), JobStatus::InProgress),
+        )
+        .await;
+        transition.claims = vec![claim(job_id(run, 0))];
+        batch.push(transition);
+    }
+    let (forged_run, forged_token) = tokens[1];
+    let mut completion = moved(
+        store,
+        forged,
+        2,
+        json!({"completed": "late"}),
+        (job_id(forged_run, 0), JobStatus::Completed),
+    )
+    .await;
+    completion.ended_attempts = vec![gantry_store::EndedAttempt {
+        job_id: job_id(forged_run, 0),
+        attempt: 1,
+        fencing_token: Some(forged_token),
+        ended_at_ms: 4_000,
+        result: gantry_store::Conclusion::Failure,
+    }];
+    batch.push(completion);
+    let answers = store.apply_transitions(batch).await.unwrap();
+    let versions: Vec<i64> = answers
+        .into_iter()
+        .map(|answer| answer.unwrap().state_version)
+        .collect();
+    assert_eq!(versions, [2, 2, 3]);
+    let running = store.running_attempts().await.unwrap();
+    let mut running: Vec<_> = running.iter().map(|attempt| attempt.run_id).collect();
+    running.sort_unstable();
+    assert_eq!(running, [stale_run, not_queued_run]);
+    let forged_after = snapshot(store, forged).await;
+    assert_eq!(forged_after.state.document, json!({"completed": "late"}));
+    assert_eq!(
+        forged_after.attempts[0][0].result,
+        Some(gantry_store::Conclusion::Failure)
+    );
+}

@@ -60,6 +60,7 @@ mod conformance_of {
 }
 
 conformance_tests!(
+    transitions_of_several_runs_apply_together_each_answered_as_alone,
     an_invalid_workflow_file_is_recorded_as_a_failed_run,
     an_invalid_run_without_errors_is_refused_and_stores_nothing,
     repository_sources_are_set_replaced_and_read,

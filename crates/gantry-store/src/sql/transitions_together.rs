@@ -1,0 +1,487 @@
+//! The transitions of a batch stored together: one statement per kind of change for the whole
+//! batch instead of several for each run.
+//!
+//! A transition alone checks and moves its run's version, writes its engine state, claims its
+//! picked jobs, updates its job rows and ends its attempts: four to six statements, each a
+//! round trip to SQLite's writer thread or to PostgreSQL, made one after another while the
+//! others wait. A runner's batch of claims or results touches one job in each of many runs
+//! (the fair queue spreads its picks over runs), so those statements, not the commit, capped
+//! the drain (`gantry bench drain --batch N`). Here the runs of a batch move with one
+//! version-checked `UPDATE`, their jobs are claimed, their attempts recorded, their rows
+//! updated and their attempts ended with one statement each (per 64 rows).
+//!
+//! `together.rs` picks the transitions that may go together (distinct runs, distinct claimed
+//! jobs, no new jobs). Any refusal (a stale version, a job no longer queued, an attempt at
+//! another number or already ended, a job of another run) makes the whole group fail here;
+//! its savepoint is rolled back and each transition is applied alone, which finds the cause
+//! again and answers with it.
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::{ColumnIndex, Encode, Executor, IntoArguments, Type};
+
+use super::group_commit::PendingWrite;
+use super::queries as q;
+use super::rows::{self, StoreRow};
+use super::{Backend, SqlStore, for_backend};
+use crate::FencingToken;
+use crate::error::StoreError;
+use crate::ids::{JobId, RunId};
+use crate::model::{AppliedTransition, Claim, ClaimInTransition, JobUpdate, RunUpdate, Transition};
+
+impl<DB> SqlStore<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + sqlx::Decode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
+    for<'q> String: sqlx::Decode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    &'static str: ColumnIndex<DB::Row>,
+{
+    /// Applies transitions together ([`SqlStore::store_together`]), in the order a transition
+    /// alone makes its changes; any error leaves the savepoint to be rolled back. Returns each
+    /// transition's answer, in order.
+    pub(super) async fn transition_together(
+        conn: &mut DB::Connection,
+        writes: &[PendingWrite],
+    ) -> Result<Vec<AppliedTransition>, StoreError> {
+        let transitions: Vec<&Transition> = writes
+            .iter()
+            .filter_map(|pending| match pending {
+                PendingWrite::Transition { transition, .. } => Some(transition),
+                _ => None,
+            })
+            .collect();
+        if transitions.len() != writes.len() {
+            return Err(StoreError::invalid("only transitions go together"));
+        }
+        let versions = Self::move_runs(conn, &transitions).await?;
+        let engine_jobs: Vec<(RunId, u32, &str)> = transitions
+            .iter()
+            .flat_map(|transition| {
+                transition
+                    .engine_state
+                    .jobs
+                    .iter()
+                    .map(|(index, state)| (transition.run_id, *index, state.as_str()))
+            })
+            .collect();
+        Self::write_engine_jobs_of_runs(conn, &engine_jobs).await?;
+        let mut claims = Self::claim_together(conn, &transitions).await?;
+        let updates: Vec<(RunId, &[JobUpdate])> = transitions
+            .iter()
+            .map(|transition| (transition.run_id, transition.job_updates.as_slice()))
+            .filter(|(_, updates)| !updates.is_empty())
+            .collect();
+        Self::update_jobs_of_runs(conn, &updates).await?;
+        for transition in &transitions {
+            let run_claims = claims.get(&transition.run_id).map(Vec::as_slice);
+            Self::check_jobs_of_run(conn, transition, run_claims.unwrap_or_default()).await?;
+            for attempt in &transition.new_attempts {
+                Self::insert_attempt(conn, attempt).await?;
+            }
+        }
+        Self::end_attempts_together(conn, &transitions).await?;
+        for transition in &transitions {
+            for step in &transition.step_results {
+                Self::upsert_step_result(conn, step).await?;
+            }
+        }
+        transitions
+            .iter()
+            .zip(versions)
+            .map(|(transition, state_version)| {
+                Ok(AppliedTransition {
+                    state_version,
+                    new_job_ids: Vec::new(),
+                    claims: claims.remove(&transition.run_id).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    /// Checks every run's version and moves it on with its new fields and columns; returns
+    /// each run's new version, in order. A run at another version refuses the group.
+    async fn move_runs(
+        conn: &mut DB::Connection,
+        transitions: &[&Transition],
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut versions: HashMap<RunId, i64> = HashMap::with_capacity(transitions.len());
+        for chunk in transitions.chunks(q::CAST_ROWS_CHUNK) {
+            let sql = q::update_runs_state(chunk.len());
+            let mut query = sqlx::query(for_backend::<DB>(sql));
+            for transition in chunk {
+                let Some(RunUpdate {
+                    attempt,
+                    status,
+                    conclusion,
+                    started_at_ms,
+                    completed_at_ms,
+                }) = &transition.run
+                else {
+                    return Err(StoreError::invalid(
+                        "a transition without run columns goes alone",
+                    ));
+                };
+                query = query
+                    .bind(transition.run_id.0)
+                    .bind(transition.expected_state_version)
+                    .bind(transition.engine_state.run.as_str())
+                    .bind(*attempt)
+                    .bind(status.as_str())
+                    .bind(conclusion.map(|conclusion| conclusion.as_str()))
+                    .bind(*started_at_ms)
+                    .bind(*completed_at_ms);
+            }
+            for row in query.fetch_all(&mut *conn).await? {
+                versions.insert(RunId(rows::id(&row)?), row.int("state_version")?);
+            }
+        }
+        transitions
+            .iter()
+            .map(|transition| {
+                versions.get(&transition.run_id).copied().ok_or_else(|| {
+                    StoreError::conflict(format!(
+                        "run {} is not at state version {}",
+                        transition.run_id, transition.expected_state_version
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// Makes every transition's claims: the jobs, then their attempts. Returns each run's
+    /// claims in the order its transition asked for them; a claim refused as
+    /// [`crate::Store::claim_job`] would refuse it, or of a job of another run or at another
+    /// attempt, refuses the group.
+    async fn claim_together(
+        conn: &mut DB::Connection,
+        transitions: &[&Transition],
+    ) -> Result<HashMap<RunId, Vec<Claim>>, StoreError> {
+        let wanted: Vec<(RunId, &ClaimInTransition)> = transitions
+            .iter()
+            .flat_map(|transition| {
+                transition
+                    .claims
+                    .iter()
+                    .map(|claim| (transition.run_id, claim))
+            })
+            .collect();
+        let mut claimed: HashMap<JobId, (RunId, i64, FencingToken)> =
+            HashMap::with_capacity(wanted.len());
+        for chunk in wanted.chunks(q::CAST_ROWS_CHUNK) {
+            let sql = q::claim_jobs(chunk.len());
+            let mut query = sqlx::query(for_backend::<DB>(sql));
+            for (_, claim) in chunk {
+                query = query.bind(claim.job_id.0).bind(claim.lease.now_ms);
+            }
+            for row in query.fetch_all(&mut *conn).await? {
+                claimed.insert(
+                    JobId(rows::id(&row)?),
+                    (
+                        RunId(row.int("run_id")?),
+                        row.int("attempt")?,
+                        FencingToken(row.int("last_fencing_token")?),
+                    ),
+                );
+            }
+        }
+        let mut claims: HashMap<RunId, Vec<Claim>> = HashMap::new();
+        for (run_id, wanted) in &wanted {
+            let Some(&(job_run, attempt, fencing_token)) = claimed.get(&wanted.job_id) else {
+                return Err(StoreError::conflict(format!(
+                    "job {} is not queued",
+                    wanted.job_id
+                )));
+            };
+            if job_run != *run_id || attempt != wanted.attempt {
+                return Err(StoreError::conflict(format!(
+                    "job {} is not at attempt {} of run {run_id}",
+                    wanted.job_id, wanted.attempt
+                )));
+            }
+            claims.entry(*run_id).or_default().push(Claim {
+                job_id: wanted.job_id,
+                run_id: *run_id,
+                attempt,
+                fencing_token,
+            });
+        }
+        for chunk in wanted.chunks(q::CAST_ROWS_CHUNK) {
+            let sql = q::claim_attempts(chunk.len());
+            let mut query = sqlx::query(for_backend::<DB>(sql));
+            for (_, claim) in chunk {
+                let (_, _, token) = claimed
+                    .get(&claim.job_id)
+                    .ok_or_else(|| StoreError::corrupt("a claimed job was lost"))?;
+                query = query
+                    .bind(claim.job_id.0)
+                    .bind(claim.attempt)
+                    .bind(claim.runner_id.0)
+                    .bind(token.0)
+                    .bind(claim.lease.deadline_ms)
+                    .bind(claim.lease.now_ms);
+            }
+            let recorded = query.fetch_all(&mut *conn).await?.len();
+            if recorded != chunk.len() {
+                return Err(StoreError::conflict(
+                    "an attempt was already claimed or has ended",
+                ));
+            }
+        }
+        Ok(claims)
+    }
+
+    /// Checks that the attempts and steps a transition names are of jobs of its run: those it
+    /// updated or claimed are; the others are looked up one by one (usually there are none).
+    pub(super) async fn check_jobs_of_run(
+        conn: &mut DB::Connection,
+        transition: &Transition,
+        claims: &[Claim],
+    ) -> Result<(), StoreError> {
+        let mut of_run: HashSet<JobId> = transition
+            .job_updates
+            .iter()
+            .map(|update| update.job_id)
+            .chain(claims.iter().map(|claim| claim.job_id))
+            .collect();
+        let named = transition
+            .new_attempts
+            .iter()
+            .map(|attempt| attempt.job_id)
+            .chain(transition.ended_attempts.iter().map(|ended| ended.job_id))
+            .chain(transition.step_results.iter().map(|step| step.job_id));
+        for job_id in named {
+            if of_run.contains(&job_id) {
+                continue;
+            }
+            let found = sqlx::query(q::JOB_OF_RUN)
+                .bind(job_id.0)
+                .bind(transition.run_id.0)
+                .fetch_optional(&mut *conn)
+                .await?;
+            if found.is_none() {
+                return Err(StoreError::not_found(format!(
+                    "job {job_id} in run {}",
+                    transition.run_id
+                )));
+            }
+            of_run.insert(job_id);
+        }
+        Ok(())
+    }
+
+    /// Ends every transition's ended attempts; one not running, or held by another fencing
+    /// token, refuses the group.
+    async fn end_attempts_together(
+        conn: &mut DB::Connection,
+        transitions: &[&Transition],
+    ) -> Result<(), StoreError> {
+        let ended: Vec<_> = transitions
+            .iter()
+            .flat_map(|transition| &transition.ended_attempts)
+            .collect();
+        for chunk in ended.chunks(q::CAST_ROWS_CHUNK) {
+            let sql = q::end_attempts(chunk.len());
+            let mut query = sqlx::query(for_backend::<DB>(sql));
+            for ended in chunk {
+                query = query
+                    .bind(ended.job_id.0)
+                    .bind(ended.attempt)
+                    .bind(ended.ended_at_ms)
+                    .bind(ended.result.as_str())
+                    .bind(ended.fencing_token.map(|token| token.0));
+            }
+            if query.fetch_all(&mut *conn).await?.len() != chunk.len() {
+                return Err(StoreError::conflict(
+                    "an attempt has ended or is held by another fencing token",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::model::{
+        BuildRun, EndedAttempt, Lease, NewJob, NewOrganization, NewRepository, NewRun, RunContent,
+    };
+    use crate::status::{Conclusion, JobStatus, RunStatus};
+    use crate::{CreatedRun, RunnerId, SqliteStore, Store};
+
+    /// A store with `count` runs of one queued job each.
+    async fn store_with_runs(count: usize) -> (SqliteStore, Vec<CreatedRun>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("gantry.sqlite"))
+            .await
+            .unwrap();
+        let org = Store::create_organization(
+            &store,
+            NewOrganization {
+                name: "acme".into(),
+                weight: 1,
+                hosted_concurrency_limit: None,
+            },
+        )
+        .await
+        .unwrap();
+        let repo = Store::create_repository(
+            &store,
+            NewRepository {
+                org_id: org.id,
+                name: "app".into(),
+                default_branch: "main".into(),
+            },
+        )
+        .await
+        .unwrap();
+        let mut created = Vec::new();
+        for _ in 0..count {
+            let run = NewRun {
+                repo_id: repo.id,
+                workflow_path: "ci.yml".to_owned(),
+                workflow_name: "CI".to_owned(),
+                event_name: "push".to_owned(),
+                git_ref: "refs/heads/main".to_owned(),
+                sha: "0".repeat(40),
+                actor: "octocat".to_owned(),
+                created_at_ms: 1_000,
+                workflow_source: "on: push\njobs: {}\n".to_owned(),
+                called_workflows: Default::default(),
+            };
+            let build = BuildRun::new(|_| {
+                Ok(RunContent {
+                    status: RunStatus::Queued,
+                    engine_state: json!({}).into(),
+                    engine_spec: json!({}).into(),
+                    jobs: vec![NewJob {
+                        job_key: "build".to_owned(),
+                        matrix_index: 0,
+                        name: "build".to_owned(),
+                        status: JobStatus::Queued,
+                        attempt: 1,
+                        runs_on: vec!["linux".to_owned()],
+                        waiting_reasons: json!([]),
+                        priority: 0,
+                        queued_at_ms: Some(1),
+                        started_at_ms: None,
+                    }],
+                })
+            });
+            created.push(Store::create_run(&store, run, build, None).await.unwrap());
+        }
+        (store, created, dir)
+    }
+
+    /// A transition of `run` from `version` moving its job to `status`.
+    async fn moving(
+        store: &SqliteStore,
+        run: &CreatedRun,
+        version: i64,
+        status: JobStatus,
+    ) -> Transition {
+        let row = Store::get_job(store, run.job_ids[0]).await.unwrap();
+        let mut transition = Transition::new(run.run_id, version, json!({"v": version}));
+        transition.run = Some(RunUpdate {
+            attempt: 1,
+            status: RunStatus::InProgress,
+            conclusion: None,
+            started_at_ms: Some(2_000),
+            completed_at_ms: None,
+        });
+        transition.job_updates = vec![JobUpdate {
+            status,
+            ..JobUpdate::from_job(&row)
+        }];
+        transition
+    }
+
+    /// Runs [`SqlStore::transition_together`] alone in a transaction it commits on success.
+    async fn together(
+        store: &SqliteStore,
+        transitions: Vec<Transition>,
+    ) -> Result<Vec<AppliedTransition>, StoreError> {
+        let writes: Vec<PendingWrite> = transitions
+            .into_iter()
+            .map(|transition| PendingWrite::Transition {
+                transition,
+                reply: tokio::sync::oneshot::channel().0,
+            })
+            .collect();
+        let mut tx = store.begin().await.unwrap();
+        let result = SqliteStore::transition_together(&mut tx, &writes).await;
+        if result.is_ok() {
+            tx.commit().await.unwrap();
+        }
+        result
+    }
+
+    /// Claims, then completions, of several runs go together through the multi-row
+    /// statements; a stale version among them refuses the whole group.
+    #[tokio::test]
+    async fn claims_and_completions_of_several_runs_go_together() {
+        let (store, runs, _dir) = store_with_runs(3).await;
+        let mut claims = Vec::new();
+        for run in &runs {
+            let mut transition = moving(&store, run, 1, JobStatus::InProgress).await;
+            transition.claims = vec![ClaimInTransition {
+                job_id: run.job_ids[0],
+                attempt: 1,
+                runner_id: RunnerId(1),
+                lease: Lease {
+                    now_ms: 2_000,
+                    deadline_ms: 9_000,
+                },
+            }];
+            claims.push(transition);
+        }
+        let applied = together(&store, claims).await.unwrap();
+        let made: Vec<(i64, JobId)> = applied
+            .iter()
+            .map(|applied| (applied.state_version, applied.claims[0].job_id))
+            .collect();
+        let wanted: Vec<(i64, JobId)> = runs.iter().map(|run| (2, run.job_ids[0])).collect();
+        assert_eq!(made, wanted);
+        assert_eq!(Store::running_attempts(&store).await.unwrap().len(), 3);
+
+        let mut stale = Vec::new();
+        for (index, run) in runs.iter().enumerate() {
+            let version = if index == 1 { 1 } else { 2 };
+            stale.push(moving(&store, run, version, JobStatus::Completed).await);
+        }
+        assert!(matches!(
+            together(&store, stale).await,
+            Err(StoreError::Conflict { .. })
+        ));
+
+        let mut completions = Vec::new();
+        for (run, applied) in runs.iter().zip(&applied) {
+            let mut transition = moving(&store, run, 2, JobStatus::Completed).await;
+            transition.ended_attempts = vec![EndedAttempt {
+                job_id: run.job_ids[0],
+                attempt: 1,
+                fencing_token: Some(applied.claims[0].fencing_token),
+                ended_at_ms: 3_000,
+                result: Conclusion::Success,
+            }];
+            completions.push(transition);
+        }
+        let versions: Vec<i64> = together(&store, completions)
+            .await
+            .unwrap()
+            .iter()
+            .map(|applied| applied.state_version)
+            .collect();
+        assert_eq!(versions, [3, 3, 3]);
+        assert!(Store::running_attempts(&store).await.unwrap().is_empty());
+    }
+}
