@@ -592,6 +592,22 @@ mod tests {
         assert_eq!((lease.runner, lease.token), (RunnerId(7), token));
     }
 
+    /// The engine's "job started" of `job`'s first attempt with runner 7's claim made `at`.
+    fn start(job: &Job, at: Millis) -> Step {
+        Step {
+            event: Event::JobStarted {
+                job: convert::job_key(job),
+                attempt: gantry_engine::Attempt(1),
+            },
+            token: None,
+            claim: Some(RunnerClaim {
+                job_id: job.id,
+                runner: RunnerId(7),
+                at,
+            }),
+        }
+    }
+
     /// The store refuses a batch of two claims as a whole because one of the jobs was
     /// claimed meanwhile: the batch is applied again one claim at a time, so only that one
     /// fails and the other job is claimed and started.
@@ -601,22 +617,7 @@ mod tests {
         let (app, run_id) = (&fixture.app, fixture.job.run_id);
         fixture.claim_in_store(60_000).await;
         let at = now();
-        let steps: Vec<Step> = fixture
-            .jobs
-            .iter()
-            .map(|job| Step {
-                event: Event::JobStarted {
-                    job: convert::job_key(job),
-                    attempt: gantry_engine::Attempt(1),
-                },
-                token: None,
-                claim: Some(RunnerClaim {
-                    job_id: job.id,
-                    runner: RunnerId(7),
-                    at,
-                }),
-            })
-            .collect();
+        let steps: Vec<Step> = fixture.jobs.iter().map(|job| start(job, at)).collect();
         let applied = app.drive_steps(run_id, &steps).await.unwrap();
         let codes: Vec<Option<proto::ErrorCode>> = applied
             .outcomes
@@ -642,36 +643,15 @@ mod tests {
         let fixture = crate::test_support::two_jobs().await;
         let app = &fixture.app;
         let first = fixture.job.run_id;
-        let trigger = proto::TriggerRun {
-            workflow_path: ".github/workflows/ci.yml".into(),
-            workflow:
-                "on: push\njobs:\n  only:\n    runs-on: ubuntu-latest\n    steps: [{run: 'true'}]\n"
-                    .into(),
-            event: None,
-            git_ref: None,
-            sha: None,
-            actor: None,
-            payload: None,
-            inputs: None,
-            called_workflows: None,
-        };
-        let (second, _) = app.trigger_run("acme", "app", trigger, None).await.unwrap();
-        let second = RunId(second.id);
+        let second = crate::test_support::trigger(
+            app,
+            "on: push\njobs:\n  only:\n    runs-on: ubuntu-latest\n    steps: [{run: 'true'}]\n",
+        )
+        .await;
         let second_jobs = app.store.list_jobs(second).await.unwrap();
         fixture.claim_in_store(60_000).await;
         let at = now();
-        let start = |job: &Job| Step {
-            event: Event::JobStarted {
-                job: convert::job_key(job),
-                attempt: gantry_engine::Attempt(1),
-            },
-            token: None,
-            claim: Some(RunnerClaim {
-                job_id: job.id,
-                runner: RunnerId(7),
-                at,
-            }),
-        };
+        let start = |job| start(job, at);
         let batch = vec![
             (first, fixture.jobs.iter().map(start).collect()),
             (second, second_jobs.iter().map(start).collect()),

@@ -59,6 +59,18 @@ async fn run_of(workflow: &str) -> OneJob {
     )
     .await
     .unwrap();
+    let run = trigger(&app, workflow).await;
+    let jobs = app.store.list_jobs(run).await.unwrap();
+    OneJob {
+        app,
+        job: jobs[0].clone(),
+        jobs,
+        _dir: dir,
+    }
+}
+
+/// Triggers a run of `workflow` (as `.github/workflows/ci.yml`) in `acme/app`.
+pub(crate) async fn trigger(app: &App, workflow: &str) -> RunId {
     let trigger = proto::TriggerRun {
         workflow_path: ".github/workflows/ci.yml".into(),
         workflow: workflow.into(),
@@ -71,13 +83,7 @@ async fn run_of(workflow: &str) -> OneJob {
         called_workflows: None,
     };
     let (run, _) = app.trigger_run("acme", "app", trigger, None).await.unwrap();
-    let jobs = app.store.list_jobs(RunId(run.id)).await.unwrap();
-    OneJob {
-        app,
-        job: jobs[0].clone(),
-        jobs,
-        _dir: dir,
-    }
+    RunId(run.id)
 }
 
 impl OneJob {

@@ -284,7 +284,7 @@ where
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use serde_json::json;
@@ -296,7 +296,8 @@ mod tests {
     use crate::status::{JobStatus, RunStatus};
     use crate::{SqliteStore, Store};
 
-    async fn store_with_repo() -> (SqliteStore, RepoId, tempfile::TempDir) {
+    /// A SQLite store with organization `acme` and its repository `app`.
+    pub(in crate::sql) async fn store_with_repo() -> (SqliteStore, RepoId, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("gantry.sqlite"))
             .await
@@ -387,7 +388,7 @@ mod tests {
     }
 
     /// Runs one batch of `creations` and returns their answers in order.
-    async fn batch(
+    pub(in crate::sql) async fn batch(
         store: &SqliteStore,
         creations: Vec<(&str, Option<&str>, bool)>,
         repo_id: RepoId,

@@ -312,73 +312,17 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::model::{
-        BuildRun, EndedAttempt, Lease, NewJob, NewOrganization, NewRepository, NewRun, RunContent,
-    };
+    use crate::model::{EndedAttempt, Lease};
+    use crate::sql::create_together::tests::{batch, store_with_repo};
     use crate::status::{Conclusion, JobStatus, RunStatus};
     use crate::{CreatedRun, RunnerId, SqliteStore, Store};
 
-    /// A store with `count` runs of one queued job each.
+    /// A store with `count` runs whose first job is queued.
     async fn store_with_runs(count: usize) -> (SqliteStore, Vec<CreatedRun>, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path().join("gantry.sqlite"))
-            .await
-            .unwrap();
-        let org = Store::create_organization(
-            &store,
-            NewOrganization {
-                name: "acme".into(),
-                weight: 1,
-                hosted_concurrency_limit: None,
-            },
-        )
-        .await
-        .unwrap();
-        let repo = Store::create_repository(
-            &store,
-            NewRepository {
-                org_id: org.id,
-                name: "app".into(),
-                default_branch: "main".into(),
-            },
-        )
-        .await
-        .unwrap();
-        let mut created = Vec::new();
-        for _ in 0..count {
-            let run = NewRun {
-                repo_id: repo.id,
-                workflow_path: "ci.yml".to_owned(),
-                workflow_name: "CI".to_owned(),
-                event_name: "push".to_owned(),
-                git_ref: "refs/heads/main".to_owned(),
-                sha: "0".repeat(40),
-                actor: "octocat".to_owned(),
-                created_at_ms: 1_000,
-                workflow_source: "on: push\njobs: {}\n".to_owned(),
-                called_workflows: Default::default(),
-            };
-            let build = BuildRun::new(|_| {
-                Ok(RunContent {
-                    status: RunStatus::Queued,
-                    engine_state: json!({}).into(),
-                    engine_spec: json!({}).into(),
-                    jobs: vec![NewJob {
-                        job_key: "build".to_owned(),
-                        matrix_index: 0,
-                        name: "build".to_owned(),
-                        status: JobStatus::Queued,
-                        attempt: 1,
-                        runs_on: vec!["linux".to_owned()],
-                        waiting_reasons: json!([]),
-                        priority: 0,
-                        queued_at_ms: Some(1),
-                        started_at_ms: None,
-                    }],
-                })
-            });
-            created.push(Store::create_run(&store, run, build, None).await.unwrap());
-        }
+        let (store, repo, dir) = store_with_repo().await;
+        let creations = (0..count).map(|_| ("ci.yml", None, false)).collect();
+        let created = batch(&store, creations, repo).await;
+        let created = created.into_iter().map(Result::unwrap).collect();
         (store, created, dir)
     }
 
