@@ -169,37 +169,24 @@ impl App {
                 Err(error) => answers[index] = Some(Err(error)),
             }
         }
-        let stored = match transitions.len() {
-            0 => Vec::new(),
-            1 => match transitions.pop() {
-                Some(transition) => vec![self.store.apply_transition(transition).await],
-                None => Vec::new(),
-            },
-            count => match self.store.apply_transitions(transitions).await {
-                Ok(stored) => stored,
-                Err(error) => {
-                    let error = ApiError::from(error);
-                    for (index, _) in changes.drain(..) {
-                        answers[index] = Some(Err(error.clone()));
-                    }
-                    Vec::with_capacity(count)
+        let stored = match self.store.apply_transitions(transitions).await {
+            Ok(stored) => stored,
+            Err(error) => {
+                let error = ApiError::from(error);
+                for (index, _) in changes.drain(..) {
+                    answers[index] = Some(Err(error.clone()));
                 }
-            },
+                Vec::new()
+            }
         };
         let mut deliveries = Vec::new();
         for ((index, change), stored) in changes.into_iter().zip(stored) {
             let (run_id, steps) = &runs[index];
             let outcome = match stored {
                 Ok(applied) => Ok(self.commit(change, applied).await),
-                Err(refusal) => match self.refused(change, refusal).await {
-                    Ok(Refused::Answered(applied)) => Ok((applied, Vec::new())),
-                    // The run moved meanwhile, or one step sank the batch: as alone.
-                    Ok(Refused::Again) => self.apply_steps_in_turn(*run_id, steps).await,
-                    Ok(Refused::OneByOne(before)) => {
-                        self.apply_one_by_one(*run_id, steps, before).await
-                    }
-                    Err(error) => Err(error),
-                },
+                // The store's answer is what the run gets alone, so the run goes again alone,
+                // which settles the refusal (computed again, one step at a time, or answered).
+                Err(_) => self.apply_steps_in_turn(*run_id, steps).await,
             };
             answers[index] = Some(outcome.map(|(applied, more)| {
                 deliveries.extend(more);
