@@ -381,6 +381,15 @@ impl App {
         cache.runs.insert(run_id, run, weight);
     }
 
+    /// Keeps a run just created for its first change (a runner's claim, usually within
+    /// milliseconds), which would otherwise read back the state and rows the creation wrote.
+    /// A change that got to the run first has cached a later state: that one stays.
+    pub(crate) fn remember_created(&self, run_id: RunId, run: CachedRun) {
+        if self.run_cache().runs.get_mut(&run_id).is_none() {
+            self.remember(run_id, run);
+        }
+    }
+
     /// Updates the indexes after a committed change that left the run at `state`: queued
     /// jobs, timers, concurrency groups. Returns the events the groups answered with.
     pub(crate) async fn after_commit(

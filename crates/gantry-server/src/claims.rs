@@ -14,6 +14,7 @@ use std::time::Duration;
 use gantry_engine::{Attempt, Event};
 use gantry_proto::v1 as proto;
 use gantry_store::{JobId, JobStatus, RunId, RunnerId, StoreError};
+use tokio::sync::Notify;
 
 use crate::app::App;
 use crate::convert::{self, now};
@@ -21,6 +22,7 @@ use crate::dispatcher;
 use crate::error::ApiError;
 use crate::run_changes::{AppliedSteps, RunnerClaim, Step, by_run};
 use crate::runner_registry::unauthorized;
+use crate::waiters::WaiterId;
 
 impl App {
     /// `POST /runner/claim`: a job for the runner, waiting up to `wait_ms` for one.
@@ -60,36 +62,52 @@ impl App {
             ));
         }
         let deadline = tokio::time::Instant::now() + Duration::from_millis(request.wait_ms);
+        let mut may_wait = true;
         loop {
-            // Listen before looking, so a job queued between the look and the wait rings.
-            let bell = self.dispatch.work.notified();
-            tokio::pin!(bell);
-            bell.as_mut().enable();
-            let picked = self.pick_for(runner, request.max_jobs as usize)?;
-            if !picked.is_empty() {
-                // Once a claim has committed, the dispatcher must hold its lease even if the
-                // runner hangs up meanwhile (which drops this request's future): the rest runs
-                // as its own task. An answer nobody reads is then a lease that expires, and the
-                // job is queued again.
-                let app = Arc::clone(self);
-                let taken = tokio::spawn(async move { app.take(runner, picked).await })
-                    .await
-                    .map_err(|error| ApiError::internal(&format!("claim task failed: {error}")))?;
-                let jobs = taken?;
-                if !jobs.is_empty() {
-                    return Ok(proto::JobAssignments { jobs });
+            let picked = match self.pick_for(runner, request.max_jobs as usize, may_wait)? {
+                Picked::Jobs(picked) => picked,
+                Picked::Nothing => return Ok(proto::JobAssignments { jobs: Vec::new() }),
+                Picked::Wait(id, bell) => {
+                    let mut waiting = Waiting {
+                        app: self,
+                        id,
+                        left: false,
+                    };
+                    let woken = tokio::time::timeout_at(deadline, bell.notified()).await;
+                    let still_waiting = waiting.leave();
+                    // Out of time but woken meanwhile: the job that woke it is looked at once
+                    // more rather than left to the next claim.
+                    may_wait = woken.is_ok();
+                    if !may_wait && still_waiting {
+                        return Ok(proto::JobAssignments { jobs: Vec::new() });
+                    }
+                    continue;
                 }
-                continue;
-            }
-            if tokio::time::timeout_at(deadline, bell).await.is_err() {
-                return Ok(proto::JobAssignments { jobs: Vec::new() });
+            };
+            // Once a claim has committed, the dispatcher must hold its lease even if the
+            // runner hangs up meanwhile (which drops this request's future): the rest runs
+            // as its own task. An answer nobody reads is then a lease that expires, and the
+            // job is queued again.
+            let app = Arc::clone(self);
+            let taken = tokio::spawn(async move { app.take(runner, picked).await })
+                .await
+                .map_err(|error| ApiError::internal(&format!("claim task failed: {error}")))?;
+            let jobs = taken?;
+            if !jobs.is_empty() {
+                return Ok(proto::JobAssignments { jobs });
             }
         }
     }
 
     /// Picks up to `wanted` jobs for `runner` from the fair queue (no more than its free
-    /// slots), with their runs.
-    fn pick_for(&self, runner: RunnerId, wanted: usize) -> Result<Vec<(JobId, RunId)>, ApiError> {
+    /// slots), with their runs. Finding none, the claim gets in line for work if it
+    /// `may_wait`: in the same turn of the lock, so no job queued after the look is missed.
+    fn pick_for(
+        &self,
+        runner: RunnerId,
+        wanted: usize,
+        may_wait: bool,
+    ) -> Result<Picked, ApiError> {
         let mut state = self.dispatch.lock();
         let Some(entry) = state.runners.get(&runner) else {
             return Err(unauthorized(format!("runner {runner} is not registered")));
@@ -125,7 +143,14 @@ impl App {
             };
             picked.push((dispatcher::job_id(job), run));
         }
-        Ok(picked)
+        if !picked.is_empty() {
+            return Ok(Picked::Jobs(picked));
+        }
+        if !may_wait {
+            return Ok(Picked::Nothing);
+        }
+        let (id, bell) = state.waiters.add(runner, view);
+        Ok(Picked::Wait(id, bell))
     }
 
     /// Claims and starts picked jobs, each run's in one transaction, the runs' transactions
@@ -171,7 +196,7 @@ impl App {
     fn release(&self, claims: impl IntoIterator<Item = RunnerClaim>) {
         let mut state = self.dispatch.lock();
         for claim in claims {
-            let _ = state.queue.release(dispatcher::job_ref(claim.job_id));
+            state.release(claim.job_id);
         }
     }
 
@@ -274,5 +299,155 @@ impl App {
             }
         }
         Ok(rows)
+    }
+}
+
+/// What a look at the queue found for a claim.
+enum Picked {
+    /// Jobs picked, with their runs.
+    Jobs(Vec<(JobId, RunId)>),
+    /// None, and the claim may not wait.
+    Nothing,
+    /// None: the claim is in line for work and waits on the bell.
+    Wait(WaiterId, Arc<Notify>),
+}
+
+/// A claim's place in line for work while it waits. A claim dropped while waiting (its
+/// runner hung up) leaves the line; if it had been woken, what woke it goes to the others.
+struct Waiting<'a> {
+    app: &'a App,
+    id: WaiterId,
+    left: bool,
+}
+
+impl Waiting<'_> {
+    /// Leaves the line: true if still waiting, false if woken.
+    fn leave(&mut self) -> bool {
+        self.left = true;
+        self.app.dispatch.stop_waiting(self.id)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if !self.left && !self.app.dispatch.stop_waiting(self.id) {
+            self.app.dispatch.wake_all();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support;
+    use gantry_engine::dispatch::{LabelSet, RunnerView};
+
+    /// A hosted runner of `labels` on `app`.
+    async fn runner(app: &App, labels: &[&str]) -> RunnerId {
+        app.allow_hosted_token("hosted").await.unwrap();
+        let registered = app
+            .register_runner(proto::RegisterRunner {
+                token: "hosted".into(),
+                name: "runner".into(),
+                labels: labels.iter().map(|label| label.to_string()).collect(),
+                capacity: 1,
+                ephemeral: false,
+                protocol_version: proto::RUNNER_PROTOCOL_VERSION,
+            })
+            .await
+            .unwrap();
+        app.authenticate_runner(&registered.credential)
+            .await
+            .unwrap()
+    }
+
+    fn waiting(app: &App) -> usize {
+        app.dispatch.lock().waiters.len()
+    }
+
+    /// Waits until `count` claims are in line (the claims run as tasks).
+    async fn until_waiting(app: &App, count: usize) {
+        for _ in 0..200 {
+            if waiting(app) == count {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("{} claims wait, not {count}", waiting(app));
+    }
+
+    /// A queued job wakes one waiting claim, the longest waiting of those whose runner can
+    /// take it: the others stay in line, unbothered.
+    #[tokio::test]
+    async fn a_queued_job_wakes_one_claim_that_can_take_it() {
+        let fixture = test_support::one_job().await;
+        let app = &fixture.app;
+        // The fixture's job goes to a first runner, so the queue is empty.
+        let first = runner(app, &["ubuntu-latest"]).await;
+        let request = proto::ClaimJob { wait_ms: 0 };
+        assert!(app.claim(first, request).await.unwrap().is_some());
+
+        let gpu = runner(app, &["gpu"]).await;
+        let linux: Vec<RunnerId> = [
+            runner(app, &["ubuntu-latest"]).await,
+            runner(app, &["ubuntu-latest"]).await,
+        ]
+        .into();
+        let claim = |runner| {
+            let app = Arc::clone(app);
+            tokio::spawn(async move {
+                app.claim(runner, proto::ClaimJob { wait_ms: 5_000 })
+                    .await
+                    .unwrap()
+            })
+        };
+        let gpu_claim = claim(gpu);
+        until_waiting(app, 1).await;
+        let mut linux_claims = linux.iter().map(|runner| claim(*runner));
+        let longest = linux_claims.next().unwrap();
+        until_waiting(app, 2).await;
+        let other = linux_claims.next().unwrap();
+        until_waiting(app, 3).await;
+
+        test_support::trigger(
+            app,
+            "on: push\njobs:\n  only:\n    runs-on: ubuntu-latest\n    steps: [{run: 'true'}]\n",
+        )
+        .await;
+        let assignment = longest
+            .await
+            .unwrap()
+            .expect("the longest-waiting linux claim");
+        assert_eq!(assignment.attempt, 1);
+        // The gpu claim and the other linux claim were not woken.
+        assert_eq!(waiting(app), 2);
+        other.abort();
+        gpu_claim.abort();
+    }
+
+    /// A claim woken but gone before it looked (its runner hung up) hands its wake-up on to
+    /// the claims still waiting.
+    #[tokio::test]
+    async fn a_claim_gone_after_its_wake_up_passes_it_on() {
+        let fixture = test_support::one_job().await;
+        let app = &fixture.app;
+        let view = RunnerView::hosted(LabelSet::new(["linux"]));
+        let (gone, _) = app.dispatch.lock().waiters.add(RunnerId(1), view.clone());
+        let (_, next) = app.dispatch.lock().waiters.add(RunnerId(2), view);
+        assert!(
+            app.dispatch
+                .lock()
+                .waiters
+                .wake_one(|runner, _| runner == RunnerId(1))
+        );
+        drop(Waiting {
+            app,
+            id: gone,
+            left: false,
+        });
+        tokio::time::timeout(Duration::from_secs(5), next.notified())
+            .await
+            .expect("the next claim is woken");
+        assert_eq!(waiting(app), 0);
     }
 }

@@ -17,7 +17,8 @@ use gantry_engine::dispatch::{
 };
 use gantry_engine::{Attempt, JobKey, Millis};
 use gantry_store::{FencingToken, JobId, OrgId, RunId, RunnerId};
-use tokio::sync::Notify;
+
+use crate::waiters::{WaiterId, Waiters};
 
 /// How often runners heartbeat and how long a lease lasts without one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,13 +73,37 @@ pub(crate) struct DispatchState {
     pub orgs_known: HashSet<OrgId>,
     pub runners: HashMap<RunnerId, RunnerEntry>,
     pub leases: HashMap<JobId, LeaseEntry>,
+    /// Long-polling claims that found nothing: a job queued wakes one that can take it.
+    pub waiters: Waiters,
 }
 
-/// The dispatcher: its state behind one lock, and the bell waiting claims listen to.
+impl DispatchState {
+    /// Wakes a waiting claim whose runner can take `job` now (registered, not spent, with a
+    /// free slot, labels and scope matching).
+    pub(crate) fn wake_for(&mut self, job: QueuedJobRef) {
+        let Some(queued) = self.queue.job(job) else {
+            return;
+        };
+        let runners = &self.runners;
+        self.waiters.wake_one(|runner, view| {
+            runners.get(&runner).is_some_and(|entry| {
+                !entry.spent && entry.held.len() < entry.capacity && view.can_take(queued)
+            })
+        });
+    }
+
+    /// Gives a picked job back to the queue (nothing was written for it) and wakes a claim
+    /// that can take it.
+    pub(crate) fn release(&mut self, job: JobId) {
+        if self.queue.release(job_ref(job)).is_ok() {
+            self.wake_for(job_ref(job));
+        }
+    }
+}
+
+/// The dispatcher: its state behind one lock.
 pub(crate) struct Dispatcher {
     state: Mutex<DispatchState>,
-    /// Rung when a job is queued or a slot frees up, so long-polling claims look again.
-    pub work: Notify,
     pub settings: RunnerSettings,
 }
 
@@ -135,7 +160,6 @@ impl Dispatcher {
                 queue: FairQueue::new(QueueConfig::default()),
                 ..DispatchState::default()
             }),
-            work: Notify::new(),
             settings,
         }
     }
@@ -163,27 +187,35 @@ impl Dispatcher {
                 tracing::error!(job_id = %job, error = %error, "cannot queue job for runners");
                 return;
             }
+            state.wake_for(job_ref(job));
         }
-        self.work.notify_waiters();
     }
 
     /// Forgets a job that no longer waits for a runner (or has ended), with its lease.
     pub(crate) fn forget(&self, job: JobId) {
-        let freed = {
-            let mut state = self.lock();
-            let was_running = state.queue.running(job_ref(job)).is_some();
-            let _ = state.queue.remove(job_ref(job));
-            if let Some(lease) = state.leases.remove(&job)
-                && let Some(runner) = state.runners.get_mut(&lease.runner)
-            {
-                runner.held.remove(&job);
-            }
-            was_running
-        };
-        if freed {
-            // A quota slot came free: a job held back by its organization's limit may go.
-            self.work.notify_waiters();
+        let mut state = self.lock();
+        let was_running = state.queue.running(job_ref(job)).is_some();
+        let _ = state.queue.remove(job_ref(job));
+        if let Some(lease) = state.leases.remove(&job)
+            && let Some(runner) = state.runners.get_mut(&lease.runner)
+        {
+            runner.held.remove(&job);
         }
+        if was_running && state.queue.queued_len() > 0 {
+            // A quota slot came free: a job held back by its organization's limit may go,
+            // to whichever waiting claim can take it.
+            state.waiters.wake_all();
+        }
+    }
+
+    /// Takes a claim out of the line: true if it was still waiting, false if it was woken.
+    pub(crate) fn stop_waiting(&self, id: WaiterId) -> bool {
+        self.lock().waiters.remove(id)
+    }
+
+    /// Wakes every waiting claim to look at the queue again.
+    pub(crate) fn wake_all(&self) {
+        self.lock().waiters.wake_all();
     }
 
     /// Moves a waiting job to its new place among its run's jobs; a job the queue does not

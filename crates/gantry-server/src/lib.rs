@@ -56,6 +56,7 @@ mod test_support;
 mod timers;
 mod triggers;
 mod views;
+mod waiters;
 pub mod webhook;
 
 use std::future::Future;

@@ -7,13 +7,14 @@ use gantry_engine::{Effect, Event, NewRun as EngineRun, TriggerContexts, create_
 use gantry_expr::Value;
 use gantry_proto::v1 as proto;
 use gantry_store::{
-    AllocatedRun, BuildRun, JobId, JobStatus, Lease, NewOrganization, NewRepository, NewRun, OrgId,
-    RepoId, RunContent, RunFilter, RunId, RunnerId, StateDocument, StoreError,
+    AllocatedRun, BuildRun, CREATED_STATE_VERSION, Job, JobId, JobStatus, Lease, NewOrganization,
+    NewRepository, NewRun, OrgId, RepoId, RunContent, RunFilter, RunId, RunnerId, StateDocument,
+    StoreError,
 };
 use gantry_workflow::Limits;
 use proto::{ErrorCode, ErrorDetail};
 
-use crate::app::{App, job_values};
+use crate::app::{App, CachedRun, job_values};
 use crate::called::{CalledWorkflows, RunWorkflows};
 use crate::convert::{self, ms, now};
 use crate::error::ApiError;
@@ -345,6 +346,24 @@ impl App {
             self.set_owner(created.run_id, repo.id, repo.org_id);
             self.remember_workflow(created.run_id, loaded);
             if let Some(Ok(built)) = built {
+                let state = Arc::new(built.state);
+                let mut rows: Vec<Job> = built
+                    .content
+                    .jobs
+                    .iter()
+                    .zip(&created.job_ids)
+                    .map(|(job, id)| job.stored_as(*id, created.run_id))
+                    .collect();
+                rows.sort_by_key(|row| row.id);
+                // Before the dispatcher hears of the jobs: their claims find the run here.
+                self.remember_created(
+                    created.run_id,
+                    CachedRun {
+                        state: Arc::clone(&state),
+                        version: CREATED_STATE_VERSION,
+                        rows: Some(rows),
+                    },
+                );
                 let changes: Vec<_> = created
                     .job_ids
                     .iter()
@@ -358,7 +377,7 @@ impl App {
                         (id, key, job.status, job.priority)
                     })
                     .collect();
-                self.feed_dispatcher(created.run_id, &built.state, &changes, &[])
+                self.feed_dispatcher(created.run_id, &state, &changes, &[])
                     .await;
                 let statuses: Vec<(JobId, JobStatus)> = created
                     .job_ids
@@ -367,7 +386,7 @@ impl App {
                     .zip(built.content.jobs.iter().map(|job| job.status))
                     .collect();
                 let deliveries = self
-                    .after_commit(created.run_id, &built.state, &statuses, &built.effects)
+                    .after_commit(created.run_id, &state, &statuses, &built.effects)
                     .await;
                 self.deliver(deliveries).await;
             }
@@ -452,7 +471,7 @@ impl App {
             // A run of an invalid workflow file has neither jobs nor a state to describe them.
             return Ok(Vec::new());
         }
-        let listed: Vec<(&gantry_store::Job, proto::Job)> = self
+        let listed: Vec<(&Job, proto::Job)> = self
             .with_state(run_id, |state| {
                 rows.iter()
                     // Rows of instances the current attempt does not have (a deferred matrix
@@ -485,7 +504,7 @@ impl App {
     /// organization's quota, its place in the queue. `online` are the runners online now.
     fn with_dispatch_reasons(
         &self,
-        row: &gantry_store::Job,
+        row: &Job,
         mut view: proto::Job,
         online: &[gantry_engine::dispatch::RunnerView],
     ) -> proto::Job {
@@ -510,11 +529,7 @@ impl App {
         })
     }
 
-    pub(crate) async fn job_record(
-        &self,
-        run_id: i64,
-        job_id: i64,
-    ) -> Result<gantry_store::Job, ApiError> {
+    pub(crate) async fn job_record(&self, run_id: i64, job_id: i64) -> Result<Job, ApiError> {
         let not_found = || ApiError::not_found(format!("job {job_id} of run {run_id} not found"));
         match self.store.get_job(JobId(job_id)).await {
             Ok(job) if job.run_id == RunId(run_id) => Ok(job),
@@ -589,10 +604,7 @@ impl App {
     }
 
     /// Claims and starts `job` if it is queued; returns the claim's token when it claimed.
-    async fn start(
-        &self,
-        job: &gantry_store::Job,
-    ) -> Result<Option<gantry_store::FencingToken>, ApiError> {
+    async fn start(&self, job: &Job) -> Result<Option<gantry_store::FencingToken>, ApiError> {
         match job.status {
             JobStatus::Queued => {}
             JobStatus::InProgress => {
@@ -994,5 +1006,25 @@ mod tests {
         assert_eq!(page_size(None).unwrap(), DEFAULT_PAGE);
         assert!(page_size(Some(0)).is_err());
         assert!(page_size(Some(MAX_PAGE + 1)).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_created_run_is_kept_as_stored_for_its_first_change() {
+        let fixture = crate::test_support::two_jobs().await;
+        let app = &fixture.app;
+        let run_id = fixture.job.run_id;
+        let ids: Vec<JobId> = fixture.jobs.iter().map(|job| job.id).collect();
+        let kept = app
+            .cached_rows(run_id, &ids)
+            .expect("the created run is kept with its rows");
+        let stored: Vec<Option<Job>> = fixture.jobs.iter().cloned().map(Some).collect();
+        assert_eq!(kept, stored);
+        let kept = app.take_cached_run(run_id).expect("and its state");
+        let (loaded, version) = app.load_state(run_id).await.unwrap();
+        assert_eq!(kept.version, version);
+        assert_eq!(
+            serde_json::to_value(&*kept.state).unwrap(),
+            serde_json::to_value(&loaded).unwrap()
+        );
     }
 }

@@ -265,7 +265,12 @@ impl App {
         // what a refused event leaves); the events change a copy: the one deep copy of the
         // run a change costs.
         let mut state = RunState::clone(&before);
-        let time = now();
+        // Jobs start when they are claimed: the claim writes that time into the job's row,
+        // and the engine agreeing spares the transition writing the row a second time.
+        let time = steps
+            .iter()
+            .find_map(|step| step.claim.map(|claim| claim.at))
+            .unwrap_or_else(now);
         let mut effects = Vec::new();
         let mut outcomes = Vec::with_capacity(steps.len());
         for step in steps {
@@ -300,7 +305,7 @@ impl App {
                 outcomes,
             }));
         }
-        let rows = match cached_rows {
+        let mut rows = match cached_rows {
             Some(rows) => rows,
             None => self.store.list_jobs(run_id).await?,
         };
@@ -312,7 +317,6 @@ impl App {
                 _ => None,
             })
             .collect();
-        let mut plan = plan_transition(run_id, version, &before, &state, &rows, &tokens, time)?;
         let claimed: Vec<(RunnerClaim, JobKey, Attempt)> = taken
             .iter()
             .filter_map(|step| match (step.claim, &step.event) {
@@ -322,6 +326,20 @@ impl App {
                 _ => None,
             })
             .collect();
+        // The rows as the claims leave them, which the transition only adds to.
+        for (claim, _, _) in &claimed {
+            if let Some(row) = row_of(&mut rows, claim.job_id) {
+                row.claim(ms(claim.at));
+            }
+        }
+        let mut plan = plan_transition(run_id, version, &before, &state, &rows, &tokens, time)?;
+        for (claim, _, _) in &claimed {
+            // Started by its claim even when the transition writes nothing more of its row.
+            if !plan.statuses.iter().any(|(job, _)| *job == claim.job_id) {
+                plan.statuses
+                    .push((claim.job_id, gantry_store::JobStatus::InProgress));
+            }
+        }
         plan.transition.claims = claimed
             .iter()
             .map(|(claim, _, attempt)| ClaimInTransition {
@@ -548,4 +566,49 @@ enum Refused {
     Again,
     /// One of several steps sank the transition: apply them one at a time from this state.
     OneByOne(Arc<RunState>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gantry_store::JobStatus;
+
+    /// A claim's transition writes the job's row through the claim alone (the engine's
+    /// start agrees with it), and the rows kept in memory are the stored ones.
+    #[tokio::test]
+    async fn a_claim_writes_its_job_row_once() {
+        let fixture = crate::test_support::one_job().await;
+        let (app, job) = (&fixture.app, &fixture.job);
+        let at = now();
+        let start = || Step {
+            event: Event::JobStarted {
+                job: convert::job_key(job),
+                attempt: Attempt(1),
+            },
+            token: None,
+            claim: Some(RunnerClaim {
+                job_id: job.id,
+                runner: RunnerId(7),
+                at,
+            }),
+        };
+        let Ok(Prepared::Change(change, transition)) = app.prepare(job.run_id, &[start()]).await
+        else {
+            panic!("the claim changes the run");
+        };
+        assert!(transition.job_updates.is_empty(), "{transition:?}");
+        assert_eq!(transition.claims.len(), 1);
+        assert!(change.statuses.contains(&(job.id, JobStatus::InProgress)));
+
+        app.drive_steps(job.run_id, &[start()]).await.unwrap();
+        let stored = app.store.get_job(job.id).await.unwrap();
+        assert_eq!(
+            (stored.status, stored.started_at_ms),
+            (JobStatus::InProgress, Some(ms(at)))
+        );
+        assert_eq!(
+            app.cached_rows(job.run_id, &[job.id]),
+            Some(vec![Some(stored)])
+        );
+    }
 }

@@ -261,7 +261,7 @@ impl App {
             .runners
             .insert(record.id, entry_of(&record, time));
         tracing::info!(runner_id = %record.id, name, org = ?org, labels = ?labels, "runner registered");
-        self.dispatch.work.notify_waiters();
+        self.dispatch.wake_all();
         Ok(proto::RunnerRegistration {
             runner_id: record.id.0,
             credential: credentials::credential(record.id.0, &secret),

@@ -54,11 +54,11 @@ mod store;
 pub use error::StoreError;
 pub use ids::{JobId, OrgId, RepoId, RunId, RunnerId};
 pub use model::{
-    AllocatedRun, AppliedTransition, BuildRun, Claim, ClaimInTransition, CreatedRun, EndedAttempt,
-    EngineState, FencingToken, Job, JobAttempt, JobUpdate, Lease, NewAttempt, NewJob,
-    NewOrganization, NewRepository, NewRun, Organization, QueuedJob, Repository, RunContent,
-    RunFilter, RunPage, RunUpdate, RunningAttempt, StateChange, StateDocument, StepResult,
-    Transition, WorkflowRun,
+    AllocatedRun, AppliedTransition, BuildRun, CREATED_STATE_VERSION, Claim, ClaimInTransition,
+    CreatedRun, EndedAttempt, EngineState, FencingToken, Job, JobAttempt, JobUpdate, Lease,
+    NewAttempt, NewJob, NewOrganization, NewRepository, NewRun, Organization, QueuedJob,
+    Repository, RunContent, RunFilter, RunPage, RunUpdate, RunningAttempt, StateChange,
+    StateDocument, StepResult, Transition, WorkflowRun,
 };
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use runners::{

@@ -149,6 +149,10 @@ impl fmt::Debug for BuildRun {
     }
 }
 
+/// The state version of a run as [`crate::Store::create_run`] stores it: what its first
+/// transition names.
+pub const CREATED_STATE_VERSION: i64 = 1;
+
 /// What [`crate::Store::create_run`] did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreatedRun {
@@ -305,6 +309,30 @@ pub struct NewJob {
     pub started_at_ms: Option<i64>,
 }
 
+impl NewJob {
+    /// The row the store holds for this job once inserted as `id` of `run_id`: a creation's
+    /// caller keeps these instead of reading its rows back.
+    pub fn stored_as(&self, id: JobId, run_id: RunId) -> Job {
+        Job {
+            id,
+            run_id,
+            job_key: self.job_key.clone(),
+            matrix_index: self.matrix_index,
+            name: self.name.clone(),
+            status: self.status,
+            conclusion: None,
+            attempt: self.attempt,
+            runs_on: self.runs_on.clone(),
+            waiting_reasons: self.waiting_reasons.clone(),
+            outputs: Value::Object(serde_json::Map::new()),
+            priority: self.priority,
+            queued_at_ms: self.queued_at_ms,
+            started_at_ms: self.started_at_ms,
+            completed_at_ms: None,
+        }
+    }
+}
+
 /// A stored job instance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
@@ -338,6 +366,17 @@ pub struct Job {
     pub started_at_ms: Option<i64>,
     /// When it completed.
     pub completed_at_ms: Option<i64>,
+}
+
+impl Job {
+    /// Changes this row as a claim at `at_ms` changes it in the store: in progress, started
+    /// then, waiting on nothing. A transition that claims the job compares its rows as the
+    /// claim leaves them, so it writes the row again only for what the claim did not set.
+    pub fn claim(&mut self, at_ms: i64) {
+        self.status = JobStatus::InProgress;
+        self.started_at_ms = Some(at_ms);
+        self.waiting_reasons = Value::Array(Vec::new());
+    }
 }
 
 /// A job stored as queued, with what the fair queue orders it by.

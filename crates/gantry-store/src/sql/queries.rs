@@ -339,9 +339,10 @@ pub(crate) const UPSERT_STEP_RESULT: &str = "INSERT INTO step_results (job_id, a
 
 // Claims and leases.
 
-/// Moves a queued job to in progress and takes its next fencing token, in one statement.
+/// Moves a queued job to in progress ([`crate::Job::claim`] is the same change in memory)
+/// and takes its next fencing token, in one statement.
 pub(crate) const CLAIM_JOB: &str = "UPDATE jobs SET status = 'in_progress', \
-     started_at_ms = $2, last_fencing_token = last_fencing_token + 1 \
+     started_at_ms = $2, waiting_reasons = '[]', last_fencing_token = last_fencing_token + 1 \
      WHERE id = $1 AND status = 'queued' RETURNING run_id, attempt, last_fencing_token";
 pub(crate) const SELECT_JOB_STATUS: &str = "SELECT status FROM jobs WHERE id = $1";
 /// Records the claim on the job's current attempt, creating the attempt if the engine did
@@ -485,7 +486,8 @@ pub(crate) fn claim_jobs(rows: usize) -> String {
     const COLUMNS: [(&str, &str); 2] = [("id", "BIGINT"), ("now_ms", "BIGINT")];
     format!(
         "UPDATE jobs SET status = 'in_progress', started_at_ms = v.now_ms, \
-         last_fencing_token = jobs.last_fencing_token + 1 FROM ({}) AS v \
+         waiting_reasons = '[]', last_fencing_token = jobs.last_fencing_token + 1 \
+         FROM ({}) AS v \
          WHERE jobs.id = v.id AND jobs.status = 'queued' \
          RETURNING jobs.id, jobs.run_id, jobs.attempt, jobs.last_fencing_token",
         cast_rows(rows, 1, &COLUMNS)

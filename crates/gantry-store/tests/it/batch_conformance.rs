@@ -526,3 +526,47 @@ pub async fn transitions_of_several_runs_apply_together_each_answered_as_alone(d
         Some(gantry_store::Conclusion::Failure)
     );
 }
+
+/// A transition that claims a job and writes no row of its own leaves the job's row as
+/// `Job::claim` says (in progress, started at the claim, waiting on nothing), whether the
+/// runs' transitions go together or one goes alone: callers keep their rows by it instead of
+/// writing the row a second time.
+pub async fn a_claim_in_a_transition_leaves_its_row_as_job_claim_says(db: &mut TestDb) {
+    let store = db.store();
+    let (_, repo) = org_and_repo(store, "acme").await;
+    let mut created = Vec::new();
+    for _ in 0..4 {
+        let mut jobs = two_jobs();
+        jobs[0].waiting_reasons = json!([{"reason": "runner", "labels": ["ubuntu-latest"]}]);
+        created.push(create(store, repo.id, CI, jobs).await);
+    }
+    let claimed_alone = created.pop().expect("four runs");
+    let claim_of = |run: &gantry_store::CreatedRun| {
+        let mut transition = Transition::new(run.run_id, 1, json!({"claimed": true}));
+        transition.claims = vec![ClaimInTransition {
+            job_id: job_id(run, 0),
+            attempt: 1,
+            runner_id: RunnerId(3),
+            lease: lease(2_500),
+        }];
+        transition
+    };
+    let mut expected = Vec::new();
+    for run in created.iter().chain([&claimed_alone]) {
+        let mut row = store.get_job(job_id(run, 0)).await.unwrap();
+        row.claim(2_500);
+        expected.push(row);
+    }
+    let answers = store
+        .apply_transitions(created.iter().map(claim_of).collect())
+        .await
+        .unwrap();
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+    store
+        .apply_transition(claim_of(&claimed_alone))
+        .await
+        .unwrap();
+    for (run, expected) in created.iter().chain([&claimed_alone]).zip(expected) {
+        assert_eq!(store.get_job(job_id(run, 0)).await.unwrap(), expected);
+    }
+}

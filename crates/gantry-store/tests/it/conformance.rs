@@ -6,9 +6,9 @@
 use std::collections::BTreeSet;
 
 use gantry_store::{
-    BuildRun, Conclusion, EndedAttempt, FencingToken, JobId, JobStatus, JobUpdate, Lease,
-    NewAttempt, NewOrganization, NewRepository, OrgId, RepoId, RunFilter, RunId, RunStatus,
-    RunUpdate, RunnerId, StateChange, StepResult, StepStatus, StoreError, Transition,
+    BuildRun, CREATED_STATE_VERSION, Conclusion, EndedAttempt, FencingToken, Job, JobId, JobStatus,
+    JobUpdate, Lease, NewAttempt, NewOrganization, NewRepository, OrgId, RepoId, RunFilter, RunId,
+    RunStatus, RunUpdate, RunnerId, StateChange, StepResult, StepStatus, StoreError, Transition,
 };
 use serde_json::json;
 
@@ -298,7 +298,7 @@ pub async fn creating_a_run_stores_it_with_its_jobs(db: &mut TestDb) {
             build(vec![
                 job("build", 0, JobStatus::Queued),
                 job("test", 0, JobStatus::Waiting),
-                matrix,
+                matrix.clone(),
             ]),
             None,
         )
@@ -328,7 +328,10 @@ pub async fn creating_a_run_stores_it_with_its_jobs(db: &mut TestDb) {
         (run.created_at_ms, run.started_at_ms, run.completed_at_ms),
         (1_000, None, None)
     );
-    assert_eq!((run.state_version, run.idempotency_key), (1, None));
+    assert_eq!(
+        (run.state_version, run.idempotency_key),
+        (CREATED_STATE_VERSION, None)
+    );
 
     // The builder saw the run's id and number inside the creating transaction.
     let state = store.get_engine_state(created.run_id).await.unwrap();
@@ -369,6 +372,15 @@ pub async fn creating_a_run_stores_it_with_its_jobs(db: &mut TestDb) {
     );
     assert_eq!((jobs[2].matrix_index, jobs[2].priority), (1, 5));
     assert_eq!(store.get_job(jobs[2].id).await.unwrap(), jobs[2]);
+    // What a creator keeps in place of reading its rows back.
+    let given = [
+        job("build", 0, JobStatus::Queued),
+        job("test", 0, JobStatus::Waiting),
+        matrix,
+    ];
+    for ((given, stored), id) in given.iter().zip(&jobs).zip(&created.job_ids) {
+        assert_eq!(given.stored_as(*id, created.run_id), *stored);
+    }
 
     let queued = store.queued_jobs().await.unwrap();
     assert_eq!(queued.len(), 1);
@@ -458,7 +470,17 @@ pub async fn concurrent_creators_get_distinct_gapless_run_numbers(db: &mut TestD
         let created = creator.await.unwrap();
         numbers.push(created.run_number);
         runs.insert(created.run_id);
-        assert_eq!(store.list_jobs(created.run_id).await.unwrap().len(), 2);
+        // Created together or alone, the rows are what the creator gave, and the run is at
+        // its first version.
+        let stored = store.list_jobs(created.run_id).await.unwrap();
+        let given: Vec<Job> = two_jobs()
+            .iter()
+            .zip(&created.job_ids)
+            .map(|(job, id)| job.stored_as(*id, created.run_id))
+            .collect();
+        assert_eq!(stored, given);
+        let version = store.get_run(created.run_id).await.unwrap().state_version;
+        assert_eq!(version, CREATED_STATE_VERSION);
     }
     numbers.sort_unstable();
     assert_eq!(numbers, (1..=20).collect::<Vec<i64>>());
@@ -1083,7 +1105,7 @@ pub async fn attempts_and_steps_of_another_runs_job_are_refused(db: &mut TestDb)
     }
     // Rows are updated together: one of another run among them refuses them all.
     let mut transition = Transition::new(mine.run_id, 1, json!({"events": 1}));
-    let renamed = |job: gantry_store::Job, name: &str| JobUpdate {
+    let renamed = |job: Job, name: &str| JobUpdate {
         name: name.to_owned(),
         ..JobUpdate::from_job(&job)
     };
@@ -1277,8 +1299,11 @@ async fn requeue(db: &TestDb, run_id: RunId, job_id: JobId) {
 pub async fn claims_hand_out_increasing_fencing_tokens(db: &mut TestDb) {
     let store = db.store();
     let (org, repo) = org_and_repo(store, "acme").await;
-    let created = create(store, repo.id, CI, two_jobs()).await;
+    let mut jobs = two_jobs();
+    jobs[0].waiting_reasons = json!([{"reason": "runner", "labels": ["ubuntu-latest"]}]);
+    let created = create(store, repo.id, CI, jobs).await;
     let (build_id, test_id) = (job_id(&created, 0), job_id(&created, 1));
+    let queued = store.get_job(build_id).await.unwrap();
 
     let first = store
         .claim_job(build_id, RunnerId(7), lease(2_000))
@@ -1293,6 +1318,10 @@ pub async fn claims_hand_out_increasing_fencing_tokens(db: &mut TestDb) {
         (job.status, job.started_at_ms),
         (JobStatus::InProgress, Some(2_000))
     );
+    // The claim changes the row as `Job::claim` says (callers keep rows by it).
+    let mut claimed = queued;
+    claimed.claim(2_000);
+    assert_eq!(job, claimed);
     let attempts = store.list_attempts(build_id).await.unwrap();
     assert_eq!(attempts.len(), 1);
     assert_eq!(

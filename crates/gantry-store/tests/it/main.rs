@@ -60,6 +60,7 @@ mod conformance_of {
 }
 
 conformance_tests!(
+    a_claim_in_a_transition_leaves_its_row_as_job_claim_says,
     transitions_of_several_runs_apply_together_each_answered_as_alone,
     an_invalid_workflow_file_is_recorded_as_a_failed_run,
     an_invalid_run_without_errors_is_refused_and_stores_nothing,
