@@ -580,18 +580,7 @@ mod tests {
         let fixture = crate::test_support::one_job().await;
         let (app, job) = (&fixture.app, &fixture.job);
         let at = now();
-        let start = || Step {
-            event: Event::JobStarted {
-                job: convert::job_key(job),
-                attempt: Attempt(1),
-            },
-            token: None,
-            claim: Some(RunnerClaim {
-                job_id: job.id,
-                runner: RunnerId(7),
-                at,
-            }),
-        };
+        let start = || crate::test_support::start(job, at);
         let Ok(Prepared::Change(change, transition)) = app.prepare(job.run_id, &[start()]).await
         else {
             panic!("the claim changes the run");

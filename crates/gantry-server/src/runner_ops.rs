@@ -592,22 +592,6 @@ mod tests {
         assert_eq!((lease.runner, lease.token), (RunnerId(7), token));
     }
 
-    /// The engine's "job started" of `job`'s first attempt with runner 7's claim made `at`.
-    fn start(job: &Job, at: Millis) -> Step {
-        Step {
-            event: Event::JobStarted {
-                job: convert::job_key(job),
-                attempt: gantry_engine::Attempt(1),
-            },
-            token: None,
-            claim: Some(RunnerClaim {
-                job_id: job.id,
-                runner: RunnerId(7),
-                at,
-            }),
-        }
-    }
-
     /// The store refuses a batch of two claims as a whole because one of the jobs was
     /// claimed meanwhile: the batch is applied again one claim at a time, so only that one
     /// fails and the other job is claimed and started.
@@ -617,7 +601,11 @@ mod tests {
         let (app, run_id) = (&fixture.app, fixture.job.run_id);
         fixture.claim_in_store(60_000).await;
         let at = now();
-        let steps: Vec<Step> = fixture.jobs.iter().map(|job| start(job, at)).collect();
+        let steps: Vec<Step> = fixture
+            .jobs
+            .iter()
+            .map(|job| crate::test_support::start(job, at))
+            .collect();
         let applied = app.drive_steps(run_id, &steps).await.unwrap();
         let codes: Vec<Option<proto::ErrorCode>> = applied
             .outcomes
@@ -651,7 +639,7 @@ mod tests {
         let second_jobs = app.store.list_jobs(second).await.unwrap();
         fixture.claim_in_store(60_000).await;
         let at = now();
-        let start = |job| start(job, at);
+        let start = |job| crate::test_support::start(job, at);
         let batch = vec![
             (first, fixture.jobs.iter().map(start).collect()),
             (second, second_jobs.iter().map(start).collect()),

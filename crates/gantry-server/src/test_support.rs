@@ -6,7 +6,10 @@ use std::sync::Arc;
 use gantry_proto::v1 as proto;
 use gantry_store::{Claim, Job, Lease, RunId, RunnerId};
 
-use crate::convert::{ms, now};
+use gantry_engine::{Attempt, Event, Millis};
+
+use crate::convert::{self, ms, now};
+use crate::run_changes::{RunnerClaim, Step};
 
 use crate::app::App;
 
@@ -103,5 +106,21 @@ impl OneJob {
             )
             .await
             .unwrap()
+    }
+}
+
+/// The engine's "job started" of `job`'s first attempt with runner 7's claim made `at`.
+pub(crate) fn start(job: &Job, at: Millis) -> Step {
+    Step {
+        event: Event::JobStarted {
+            job: convert::job_key(job),
+            attempt: Attempt(1),
+        },
+        token: None,
+        claim: Some(RunnerClaim {
+            job_id: job.id,
+            runner: RunnerId(7),
+            at,
+        }),
     }
 }
