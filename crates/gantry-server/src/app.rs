@@ -33,12 +33,25 @@ use crate::recent::RecentMap;
 pub(crate) const MAX_TRANSITION_TRIES: usize = 50;
 
 /// About how many jobs the open runs whose last committed state stays in memory hold
-/// ([`RunCache`], weighed by jobs since a run's state and rows grow with them): room for the
-/// 200,000 leased jobs a node is meant to carry, at roughly a kilobyte each.
-const RUN_CACHE_JOBS: usize = 262_144;
+/// ([`RunCache`], weighed by jobs since a run's state and rows grow with them), at roughly a
+/// kilobyte each. Twice the 200,000 leased jobs a node is meant to carry: the map keeps two
+/// generations of half the budget each, and the fair queue visits runs in turn, so only what
+/// fits in one generation stays. At 262,144 (one generation of 131,072) a third of the claims
+/// of 200,000 leased jobs in 2,000 runs read and parsed their run again, and the claim phase
+/// of `gantry bench heartbeats --leased 200000` fell from 3,741 claims/s (100,000 leased) to
+/// 789/s.
+const RUN_CACHE_JOBS: usize = 524_288;
 
-/// About how many jobs the loaded workflows kept for claims hold (see [`RUN_CACHE_JOBS`]).
-const WORKFLOW_CACHE_JOBS: usize = 262_144;
+/// About how many jobs the loaded workflows kept for claims hold (see [`RUN_CACHE_JOBS`]: a
+/// claim's payload is built from its run's loaded workflow, parsed again when it is gone).
+const WORKFLOW_CACHE_JOBS: usize = 524_288;
+
+/// The leased jobs one node is meant to carry (issue 4's scale figure).
+const NODE_LEASED_JOBS: usize = 200_000;
+
+// One generation of each cache holds a node's leased jobs (see [`RUN_CACHE_JOBS`]).
+const _: () = assert!(RUN_CACHE_JOBS / 2 >= NODE_LEASED_JOBS);
+const _: () = assert!(WORKFLOW_CACHE_JOBS / 2 >= NODE_LEASED_JOBS);
 
 /// The store and everything the server keeps in memory about it.
 pub struct App {

@@ -82,6 +82,29 @@ impl<K: Hash + Eq + Copy, V> RecentMap<K, V> {
 mod tests {
     use super::RecentMap;
 
+    /// Visiting entries in turn (as claims visit runs through the fair queue), taking each
+    /// out and putting it back: a round that fits in one generation (half the budget) always
+    /// finds its entries; a larger one loses some every round. The caches' budgets are sized
+    /// by this.
+    #[test]
+    fn entries_visited_in_turn_stay_while_a_round_fits_in_half_the_budget() {
+        let misses = |entries: u32| {
+            let mut map = RecentMap::new(100);
+            let mut missed = 0;
+            for round in 0..5 {
+                for key in 0..entries {
+                    if map.remove(&key).is_none() && round > 0 {
+                        missed += 1;
+                    }
+                    map.insert(key, (), 1);
+                }
+            }
+            missed
+        };
+        assert_eq!(misses(50), 0);
+        assert!(misses(80) > 0);
+    }
+
     #[test]
     fn entries_in_use_survive_filling_the_map_and_unused_ones_go() {
         let mut map = RecentMap::new(100);
