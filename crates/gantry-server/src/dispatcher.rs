@@ -12,8 +12,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use gantry_engine::dispatch::{
-    FairQueue, LabelSet, OrgRef, OrgSettings, QueueConfig, QueuedJob, QueuedJobRef, RepoRef,
-    RunRef, RunnerView,
+    FairQueue, LabelSet, OrgRef, OrgSettings, Placement, QueueConfig, QueuedJob, QueuedJobRef,
+    RepoRef, RunRef, RunnerView,
 };
 use gantry_engine::{Attempt, JobKey, Millis};
 use gantry_store::{FencingToken, JobId, OrgId, RunId, RunnerId};
@@ -79,15 +79,25 @@ pub(crate) struct DispatchState {
 
 impl DispatchState {
     /// Wakes a waiting claim whose runner can take `job` now (registered, not spent, with a
-    /// free slot, labels and scope matching).
+    /// free slot, labels and scope matching, and hosted only while the job's organization is
+    /// below its hosted limit: a hosted claim woken for it would find nothing, and a
+    /// self-hosted runner of the organization further down the line would not hear of it).
     pub(crate) fn wake_for(&mut self, job: QueuedJobRef) {
         let Some(queued) = self.queue.job(job) else {
             return;
         };
+        let hosted_open = self
+            .queue
+            .org_settings(queued.org)
+            .hosted_limit
+            .is_none_or(|limit| self.queue.org_running(queued.org).0 < limit);
         let runners = &self.runners;
         self.waiters.wake_one(|runner, view| {
             runners.get(&runner).is_some_and(|entry| {
-                !entry.spent && entry.held.len() < entry.capacity && view.can_take(queued)
+                !entry.spent
+                    && entry.held.len() < entry.capacity
+                    && view.can_take(queued)
+                    && (hosted_open || view.placement() != Placement::Hosted)
             })
         });
     }
@@ -276,5 +286,66 @@ impl Dispatcher {
             .filter(|runner| !runner.spent && runner.last_seen.after(lease) >= now)
             .map(|runner| runner.view.clone())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runner(view: RunnerView) -> RunnerEntry {
+        RunnerEntry {
+            view,
+            capacity: 1,
+            ephemeral: false,
+            credential_hash: String::new(),
+            last_seen: Millis(0),
+            held: BTreeSet::new(),
+            spent: false,
+        }
+    }
+
+    /// An organization at its hosted limit: its queued job wakes its own self-hosted runner's
+    /// claim, not the hosted one waiting longer, which could not take the job.
+    #[tokio::test]
+    async fn a_job_over_its_hosted_limit_wakes_a_self_hosted_claim() {
+        let dispatcher = Dispatcher::new(RunnerSettings::default());
+        let labels = LabelSet::new(["linux"]);
+        let (hosted, own) = (RunnerId(1), RunnerId(2));
+        let (hosted_bell, own_bell) = {
+            let mut state = dispatcher.lock();
+            let hosted_view = RunnerView::hosted(labels.clone());
+            let own_view = RunnerView::self_hosted(labels.clone(), OrgRef(7));
+            state.runners.insert(hosted, runner(hosted_view.clone()));
+            state.runners.insert(own, runner(own_view.clone()));
+            let (_, hosted_bell) = state.waiters.add(hosted, hosted_view);
+            let (_, own_bell) = state.waiters.add(own, own_view);
+            (hosted_bell, own_bell)
+        };
+        let no_hosted_jobs = OrgSettings {
+            weight: 1,
+            hosted_limit: Some(0),
+        };
+        dispatcher.push(
+            Waiting {
+                job: JobId(1),
+                org: OrgId(7),
+                repo: gantry_store::RepoId(1),
+                run: RunId(1),
+                labels: vec!["linux".to_owned()],
+                group: None,
+                priority: 0,
+                queued_at: Millis(0),
+                front: false,
+            },
+            Some((OrgId(7), no_hosted_jobs)),
+        );
+        tokio::time::timeout(std::time::Duration::from_secs(5), own_bell.notified())
+            .await
+            .expect("the self-hosted claim is woken");
+        let still_waiting =
+            tokio::time::timeout(std::time::Duration::from_millis(50), hosted_bell.notified())
+                .await;
+        assert!(still_waiting.is_err(), "the hosted claim was woken");
     }
 }
