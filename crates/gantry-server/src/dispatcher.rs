@@ -86,11 +86,7 @@ impl DispatchState {
         let Some(queued) = self.queue.job(job) else {
             return;
         };
-        let hosted_open = self
-            .queue
-            .org_settings(queued.org)
-            .hosted_limit
-            .is_none_or(|limit| self.queue.org_running(queued.org).0 < limit);
+        let hosted_open = self.queue.hosted_open(queued.org);
         let runners = &self.runners;
         self.waiters.wake_one(|runner, view| {
             runners.get(&runner).is_some_and(|entry| {

@@ -285,6 +285,18 @@ impl FairQueue {
             .map_or((0, 0), |state| (state.running_hosted, state.running))
     }
 
+    /// Whether hosted runners may give `org` another job now (it is below its hosted limit).
+    pub fn hosted_open(&self, org: OrgRef) -> bool {
+        match self.orgs.get(&org) {
+            Some(state) => state.hosted_open(),
+            // Nothing of it runs.
+            None => self
+                .org_settings(org)
+                .hosted_limit
+                .is_none_or(|limit| limit > 0),
+        }
+    }
+
     /// An organization's settings (the defaults if never set).
     pub fn org_settings(&self, org: OrgRef) -> OrgSettings {
         self.settings.get(&org).copied().unwrap_or_default()

@@ -132,14 +132,25 @@ fn organizations_at_their_hosted_limit_are_skipped_by_hosted_runners_only() {
         )
         .unwrap();
     let runner = hosted(&["linux"]);
+    assert!(queue.hosted_open(OrgRef(1)));
     assert_eq!(pick(&mut queue, &runner), Some(1));
+    assert!(!queue.hosted_open(OrgRef(1)));
     assert_eq!(pick(&mut queue, &runner), Some(4));
     assert_eq!(pick(&mut queue, &runner), None, "org 1 is at its limit");
     // Its own runners are not subject to the hosted limit.
     assert_eq!(pick(&mut queue, &own(&["linux"], 1, None, None)), Some(2));
     assert_eq!(queue.org_running(OrgRef(1)), (1, 2));
     queue.finish(QueuedJobRef(1)).unwrap();
+    assert!(queue.hosted_open(OrgRef(1)));
     assert_eq!(pick(&mut queue, &runner), Some(3));
+    // An organization the queue has never seen runs nothing: open unless its limit is 0.
+    assert!(queue.hosted_open(OrgRef(5)));
+    let closed = OrgSettings {
+        weight: 1,
+        hosted_limit: Some(0),
+    };
+    queue.set_org(OrgRef(6), closed).unwrap();
+    assert!(!queue.hosted_open(OrgRef(6)));
 }
 
 #[test]
