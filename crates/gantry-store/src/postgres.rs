@@ -69,6 +69,7 @@ impl Backend for Postgres {
         Some("SELECT pg_advisory_xact_lock(113723047524985)");
     const BATCH_RUN_CHANGES: bool = false;
     const POSITIONAL_PARAMETERS: bool = false;
+    const OWN_WRITER_THREAD: bool = false;
 }
 
 /// How to connect a [`PostgresStore`].
