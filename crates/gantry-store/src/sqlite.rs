@@ -8,8 +8,9 @@
 //!   [`WRITER_CACHE_KIB`], [`WAL_CHECKPOINT_PAGES`]);
 //! - `temp_store=MEMORY` for the writer: a group-commit batch keeps each write, or group of
 //!   writes, in a savepoint, whose journal SQLite otherwise spills to a temporary file past
-//!   64 KiB; with batches of a few hundred transitions those file writes were a sixth of the
-//!   writer's time (`perf`, `gantry bench drain --batch 16`);
+//!   64 KiB; with batches of a few hundred transitions those file writes took about 7 % of
+//!   the connection thread, twice what its WAL writes took (`perf`, `gantry bench drain
+//!   --batch 16`);
 //! - `foreign_keys=ON` on every connection, and a busy timeout (5 s by default) for the rare
 //!   wait on another process holding the file;
 //! - one writer: the write pool has exactly one connection, so write transactions queue for it
