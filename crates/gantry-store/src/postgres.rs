@@ -62,6 +62,11 @@ impl Backend for Postgres {
             name: "engine_state_parts",
             sql: include_str!("../migrations/postgres/0009_engine_state_parts.sql"),
         },
+        Migration {
+            version: 10,
+            name: "run_documents",
+            sql: include_str!("../migrations/postgres/0010_run_documents.sql"),
+        },
     ];
     const BEGIN_WRITE: &'static str = "BEGIN";
     // The key is arbitrary but fixed: `gantry` in ASCII.

@@ -82,6 +82,11 @@ impl Backend for Sqlite {
             name: "engine_state_parts",
             sql: include_str!("../migrations/sqlite/0009_engine_state_parts.sql"),
         },
+        Migration {
+            version: 10,
+            name: "run_documents",
+            sql: include_str!("../migrations/sqlite/0010_run_documents.sql"),
+        },
     ];
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     // Migrations run in a `BEGIN IMMEDIATE` transaction, which already excludes other writers.

@@ -1,13 +1,13 @@
 //! The creations of a group-commit batch stored together: a few statements for the whole
 //! batch instead of several for each run.
 //!
-//! Each creation alone takes a run number, inserts its run, sets its content once the engine
-//! has built it and inserts its jobs: four statements, each a round trip to SQLite's writer
+//! Each creation alone takes a run number, inserts its run, stores its documents once the
+//! engine has built it and inserts its jobs: four statements, each a round trip to SQLite's writer
 //! thread or to PostgreSQL, made one after another by the batch's leader while every other
 //! writer waits. That serial work, not the commit, capped ingest (about 1 ms a run whatever
 //! the concurrency, `gantry bench ingest`). Here the batch's creations take their numbers one
-//! statement per workflow, are inserted a hundred runs a statement, get their content the same
-//! way, and their jobs go in together.
+//! statement per workflow, are inserted a hundred runs a statement, get their documents the
+//! same way, and their jobs go in together.
 //!
 //! Only creations that cannot be refused for a reason of their own are taken together
 //! (`together.rs`): built from a workflow (not invalid files), with an idempotency key no run
@@ -27,6 +27,7 @@ use super::{Backend, SqlStore, for_backend, to_json, validate_new_job};
 use crate::error::StoreError;
 use crate::ids::{JobId, RunId};
 use crate::model::{AllocatedRun, CreatedRun, NewJob, RunContent};
+use crate::status::RunStatus;
 
 impl<DB> SqlStore<DB>
 where
@@ -116,7 +117,7 @@ where
             *number += 1;
         }
 
-        // The runs, with a placeholder state until they are built.
+        // The runs, queued, without their documents until they are built.
         let called: Vec<String> = wanted
             .iter()
             .map(|(run, ..)| {
@@ -141,9 +142,7 @@ where
                     .bind(run.sha.as_str())
                     .bind(run.actor.as_str())
                     .bind(run.created_at_ms)
-                    .bind(key)
-                    .bind(run.workflow_source.as_str())
-                    .bind(called[index].as_str());
+                    .bind(key);
             }
             // RETURNING promises no order: match the rows back by workflow and number.
             for row in query.fetch_all(&mut *conn).await? {
@@ -184,15 +183,30 @@ where
         }
         let rows: Vec<usize> = (0..contents.len()).collect();
         for chunk in rows.chunks(q::RUNS_CHUNK) {
-            let sql = q::set_runs_content(chunk.len());
+            let sql = q::insert_run_documents(chunk.len());
             let mut query = sqlx::query(for_backend::<DB>(sql));
             for &index in chunk {
                 let content = &contents[index];
                 query = query
                     .bind(allocated[index].run_id.0)
-                    .bind(content.status.as_str())
                     .bind(content.engine_state.as_str())
-                    .bind(content.engine_spec.as_str());
+                    .bind(content.engine_spec.as_str())
+                    .bind(wanted[index].0.workflow_source.as_str())
+                    .bind(called[index].as_str());
+            }
+            query.execute(&mut *conn).await?;
+        }
+        // Built runs start queued, as inserted, unless their builder said otherwise.
+        let unqueued: Vec<usize> = (0..contents.len())
+            .filter(|&index| contents[index].status != RunStatus::Queued)
+            .collect();
+        for chunk in unqueued.chunks(q::RUNS_CHUNK) {
+            let sql = q::set_runs_status(chunk.len());
+            let mut query = sqlx::query(for_backend::<DB>(sql));
+            for &index in chunk {
+                query = query
+                    .bind(allocated[index].run_id.0)
+                    .bind(contents[index].status.as_str());
             }
             query.execute(&mut *conn).await?;
         }
@@ -342,12 +356,17 @@ pub(super) mod tests {
 
     /// A builder recording the run's id and number in its state; `refuse` makes it refuse.
     fn builder(refuse: bool) -> BuildRun {
+        builder_with_status(RunStatus::Queued, refuse)
+    }
+
+    /// [`builder`] of a run that starts with `status`.
+    fn builder_with_status(status: RunStatus, refuse: bool) -> BuildRun {
         BuildRun::new(move |run| {
             if refuse {
                 return Err("refused by the builder".to_owned());
             }
             Ok(RunContent {
-                status: RunStatus::Queued,
+                status,
                 engine_state: json!({"run": run.run_id.0, "number": run.run_number}).into(),
                 engine_spec: json!({}).into(),
                 jobs: vec![new_job("build"), new_job("test")],
@@ -361,6 +380,19 @@ pub(super) mod tests {
         path: &str,
         key: Option<&str>,
         refuse: bool,
+    ) -> (
+        PendingWrite,
+        oneshot::Receiver<Result<CreatedRun, StoreError>>,
+    ) {
+        creation_built_by(repo_id, path, key, builder(refuse))
+    }
+
+    /// [`creation`] with the given builder.
+    fn creation_built_by(
+        repo_id: RepoId,
+        path: &str,
+        key: Option<&str>,
+        build: BuildRun,
     ) -> (
         PendingWrite,
         oneshot::Receiver<Result<CreatedRun, StoreError>>,
@@ -380,7 +412,7 @@ pub(super) mod tests {
         };
         let pending = PendingWrite::Create {
             run,
-            content: Content::Build(builder(refuse)),
+            content: Content::Build(build),
             idempotency_key: key.map(str::to_owned),
             reply,
         };
@@ -420,6 +452,42 @@ pub(super) mod tests {
         assert_eq!(ids, created.job_ids);
         let keys: Vec<&str> = jobs.iter().map(|job| job.job_key.as_str()).collect();
         assert_eq!(keys, ["build", "test"]);
+    }
+
+    /// A run starts with the status its builder gives and keeps its workflow file apart from
+    /// its row, whether created together with others or alone.
+    #[tokio::test]
+    async fn created_runs_keep_their_builders_status_and_their_workflow_file() {
+        let (store, repo, _dir) = store_with_repo().await;
+        let statuses = [
+            RunStatus::Queued,
+            RunStatus::InProgress,
+            RunStatus::Completed,
+        ];
+        let mut created = Vec::new();
+        let (writes, answers): (Vec<_>, Vec<_>) = statuses
+            .iter()
+            .map(|status| {
+                creation_built_by(repo, "a.yml", None, builder_with_status(*status, false))
+            })
+            .unzip();
+        store.write_batch(writes).await;
+        for answer in answers {
+            created.push(answer.await.unwrap().unwrap());
+        }
+        for status in statuses {
+            let (write, answer) =
+                creation_built_by(repo, "b.yml", None, builder_with_status(status, false));
+            store.write_batch(vec![write]).await;
+            created.push(answer.await.unwrap().unwrap());
+        }
+        for (run, status) in created.iter().zip(statuses.iter().chain(&statuses)) {
+            check_run(&store, run).await;
+            let stored = Store::get_run(&store, run.run_id).await.unwrap();
+            assert_eq!(stored.status, *status);
+            let source = Store::workflow_source(&store, run.run_id).await.unwrap();
+            assert_eq!(source, "on: push\njobs: {}\n");
+        }
     }
 
     /// Creations of two workflows in one batch are stored together: each run numbered in its

@@ -39,7 +39,7 @@ use crate::runners::{
     LogAppend, LogLineRecord, NewRegistrationToken, NewRunner, RunnerRecord, StepReported,
 };
 use crate::sources::RepositorySource;
-use crate::status::JobStatus;
+use crate::status::{JobStatus, RunStatus};
 use crate::store::{Store, StoreFuture};
 
 pub use migrate::Migration;
@@ -720,8 +720,6 @@ where
             .bind(run.actor.as_str())
             .bind(run.created_at_ms)
             .bind(idempotency_key)
-            .bind(run.workflow_source.as_str())
-            .bind(called_workflows.as_str())
             .fetch_optional(&mut *conn)
             .await?;
         let Some(inserted) = inserted else {
@@ -737,17 +735,26 @@ where
         };
         let run_id = RunId(rows::id(&inserted)?);
 
+        let documents = |engine_state, engine_spec| {
+            sqlx::query(q::INSERT_RUN_DOCUMENTS)
+                .bind(run_id.0)
+                .bind(engine_state)
+                .bind(engine_spec)
+                .bind(run.workflow_source.as_str())
+                .bind(called_workflows.as_str())
+        };
         let build = match content {
             Content::Build(build) => build,
             Content::Invalid(errors) => {
-                // Nothing to build: the run ends as it is created, and its engine state stays
-                // the JSON null the insert wrote (there is no workflow to run).
+                // Nothing to build: the run ends as it is created, and its engine state is
+                // the JSON null (there is no workflow to run).
                 let errors = to_json("workflow errors", &errors)?;
                 sqlx::query(q::SET_RUN_INVALID)
                     .bind(run_id.0)
                     .bind(errors.as_str())
                     .execute(&mut *conn)
                     .await?;
+                documents("null", None).execute(&mut *conn).await?;
                 return Ok(CreatedRun {
                     run_id,
                     run_number,
@@ -762,13 +769,19 @@ where
         for job in &content.jobs {
             validate_new_job(job)?;
         }
-        sqlx::query(q::SET_RUN_CONTENT)
-            .bind(run_id.0)
-            .bind(content.status.as_str())
-            .bind(content.engine_state.as_str())
-            .bind(content.engine_spec.as_str())
-            .execute(&mut *conn)
-            .await?;
+        documents(
+            content.engine_state.as_str(),
+            Some(content.engine_spec.as_str()),
+        )
+        .execute(&mut *conn)
+        .await?;
+        if content.status != RunStatus::Queued {
+            sqlx::query(q::SET_RUN_STATUS)
+                .bind(run_id.0)
+                .bind(content.status.as_str())
+                .execute(&mut *conn)
+                .await?;
+        }
         let job_ids = Self::insert_jobs(conn, run_id, &content.jobs).await?;
         Ok(CreatedRun {
             run_id,

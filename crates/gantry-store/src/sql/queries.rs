@@ -103,16 +103,20 @@ pub(crate) const NEXT_RUN_NUMBER: &str = "INSERT INTO run_counters (repo_id, wor
      ON CONFLICT (repo_id, workflow_path) \
      DO UPDATE SET last_run_number = run_counters.last_run_number + 1 \
      RETURNING last_run_number";
-/// Inserts the run with a placeholder state (the builder needs the id first). A concurrent
-/// creator that committed the same idempotency key makes this insert nothing.
+/// Inserts the run, queued, without its documents (the builder needs the id first). A
+/// concurrent creator that committed the same idempotency key makes this insert nothing.
 pub(crate) const INSERT_RUN: &str = "INSERT INTO workflow_runs (repo_id, workflow_path, \
      workflow_name, run_number, attempt, event_name, git_ref, sha, actor, status, \
-     created_at_ms, engine_state, state_version, idempotency_key, workflow_source, \
-     called_workflows) \
-     VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, 'queued', $9, 'null', 1, $10, $11, $12) \
+     created_at_ms, state_version, idempotency_key) \
+     VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, 'queued', $9, 1, $10) \
      ON CONFLICT (repo_id, idempotency_key) DO NOTHING RETURNING id";
-pub(crate) const SET_RUN_CONTENT: &str =
-    "UPDATE workflow_runs SET status = $2, engine_state = $3, engine_spec = $4 WHERE id = $1";
+/// What a run is created with and never changes, apart from its row so that the row's many
+/// updates do not rewrite them: run id, engine document, compiled workflow (NULL for an
+/// invalid file), workflow file, called files.
+pub(crate) const INSERT_RUN_DOCUMENTS: &str = "INSERT INTO run_documents (run_id, engine_state, \
+     engine_spec, workflow_source, called_workflows) VALUES ($1, $2, $3, $4, $5)";
+/// A built run that does not start queued (its builder decided otherwise).
+pub(crate) const SET_RUN_STATUS: &str = "UPDATE workflow_runs SET status = $2 WHERE id = $1";
 /// Ends a run of an invalid workflow file as it is created; `$2` is the errors' JSON array.
 pub(crate) const SET_RUN_INVALID: &str = "UPDATE workflow_runs SET status = 'completed', \
      conclusion = 'failure', completed_at_ms = created_at_ms, workflow_errors = $2 WHERE id = $1";
@@ -180,8 +184,9 @@ pub(crate) const SELECT_RUN: &str = concat!(
 /// A run's engine state in its parts ([`crate::StateChange`]): first the run's row (at job
 /// index -1), then the jobs written since it was created. One statement, so one snapshot: the
 /// parts of one version, never a transition's run fields with another's jobs.
-pub(crate) const SELECT_ENGINE_STATE: &str = "SELECT -1 AS job_index, engine_state AS state, \
-     engine_spec, engine_run, state_version FROM workflow_runs WHERE id = $1 \
+pub(crate) const SELECT_ENGINE_STATE: &str = "SELECT -1 AS job_index, d.engine_state AS state, \
+     d.engine_spec, r.engine_run, r.state_version FROM workflow_runs AS r \
+     JOIN run_documents AS d ON d.run_id = r.id WHERE r.id = $1 \
      UNION ALL SELECT job_index, state, NULL, NULL, NULL FROM engine_jobs WHERE run_id = $1 \
      ORDER BY job_index";
 pub(crate) const SELECT_STATE_VERSION: &str =
@@ -419,16 +424,16 @@ pub(crate) const NEXT_RUN_NUMBERS: &str = "INSERT INTO run_counters (repo_id, wo
      RETURNING last_run_number";
 /// Runs per multi-row insert or content update: far below both backends' parameter limits.
 pub(crate) const RUNS_CHUNK: usize = 100;
-/// Inserts `rows` runs as [`INSERT_RUN`] does one (12 parameters a row, in its order).
+/// Inserts `rows` runs as [`INSERT_RUN`] does one (10 parameters a row, in its order).
 pub(crate) fn insert_runs(rows: usize) -> String {
     let mut sql = String::from(
         "INSERT INTO workflow_runs (repo_id, workflow_path, workflow_name, run_number, attempt, \
-         event_name, git_ref, sha, actor, status, created_at_ms, engine_state, state_version, \
-         idempotency_key, workflow_source, called_workflows) VALUES ",
+         event_name, git_ref, sha, actor, status, created_at_ms, state_version, \
+         idempotency_key) VALUES ",
     );
     sql.push_str(&value_rows(
         rows,
-        "(#, #, #, #, 1, #, #, #, #, 'queued', #, 'null', 1, #, #, #)",
+        "(#, #, #, #, 1, #, #, #, #, 'queued', #, 1, #)",
     ));
     sql.push_str(
         " ON CONFLICT (repo_id, idempotency_key) DO NOTHING \
@@ -436,18 +441,21 @@ pub(crate) fn insert_runs(rows: usize) -> String {
     );
     sql
 }
-/// Sets the content of `rows` runs as [`SET_RUN_CONTENT`] does one (id, status, engine state
-/// and spec a row).
-pub(crate) fn set_runs_content(rows: usize) -> String {
-    const COLUMNS: [(&str, &str); 4] = [
-        ("id", "BIGINT"),
-        ("status", "TEXT"),
-        ("engine_state", "TEXT"),
-        ("engine_spec", "TEXT"),
-    ];
+/// Inserts the documents of `rows` runs as [`INSERT_RUN_DOCUMENTS`] does one's (5 parameters
+/// a row, in its order).
+pub(crate) fn insert_run_documents(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO run_documents (run_id, engine_state, engine_spec, workflow_source, \
+         called_workflows) VALUES ",
+    );
+    sql.push_str(&value_rows(rows, "(#, #, #, #, #)"));
+    sql
+}
+/// Sets the status of `rows` runs as [`SET_RUN_STATUS`] does one's (id and status a row).
+pub(crate) fn set_runs_status(rows: usize) -> String {
+    const COLUMNS: [(&str, &str); 2] = [("id", "BIGINT"), ("status", "TEXT")];
     format!(
-        "UPDATE workflow_runs SET status = v.status, engine_state = v.engine_state, \
-         engine_spec = v.engine_spec FROM ({}) AS v WHERE workflow_runs.id = v.id",
+        "UPDATE workflow_runs SET status = v.status FROM ({}) AS v WHERE workflow_runs.id = v.id",
         cast_rows(rows, 1, &COLUMNS)
     )
 }
@@ -557,7 +565,8 @@ mod tests {
         let statements = [
             existing_keys(3),
             insert_runs(3),
-            set_runs_content(3),
+            insert_run_documents(3),
+            set_runs_status(3),
             insert_jobs(3),
             upsert_engine_jobs(3),
             update_jobs(3),

@@ -77,6 +77,7 @@ pub(crate) fn insert_log_lines(rows: usize) -> String {
 pub(crate) const READ_LOG: &str = "SELECT seq, attempt, step_index, line_number, time_ms, text \
      FROM job_log_lines WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
 
-pub(crate) const WORKFLOW_SOURCE: &str = "SELECT workflow_source FROM workflow_runs WHERE id = $1";
+pub(crate) const WORKFLOW_SOURCE: &str =
+    "SELECT workflow_source FROM run_documents WHERE run_id = $1";
 pub(crate) const CALLED_WORKFLOWS: &str =
-    "SELECT called_workflows FROM workflow_runs WHERE id = $1";
+    "SELECT called_workflows FROM run_documents WHERE run_id = $1";

@@ -1560,8 +1560,10 @@ pub async fn migration_8_copies_the_spec_out_of_older_states(db: &mut TestDb) {
     // Keys out of alphabetical order: the copy must keep the text's order.
     let old_state =
         r#"{"status":"queued","spec":{"zeta":1,"alpha":{"b":[1,2],"a":"x"}},"jobs":[]}"#;
+    // Back to the layout before version 8 (and 10, which moved the documents out of the row).
     db.reopen_after(&format!(
-        "UPDATE workflow_runs SET engine_state = '{old_state}' WHERE id = {old};\
+        "{BEFORE_VERSION_10}\
+         UPDATE workflow_runs SET engine_state = '{old_state}' WHERE id = {old};\
          UPDATE workflow_runs SET engine_state = '{{\"status\":\"queued\"}}' WHERE id = {without};\
          ALTER TABLE workflow_runs DROP COLUMN engine_spec;\
          DELETE FROM schema_migrations WHERE version = 8;",
@@ -1579,6 +1581,97 @@ pub async fn migration_8_copies_the_spec_out_of_older_states(db: &mut TestDb) {
     );
     let state = store.get_engine_state(without.run_id).await.unwrap();
     assert_eq!(state.spec, None);
+}
+
+/// Puts a store of the current version back to version 9's layout: a run's documents in its
+/// row, no `run_documents`.
+const BEFORE_VERSION_10: &str = "\
+    ALTER TABLE workflow_runs ADD COLUMN engine_state TEXT NOT NULL DEFAULT 'null';\
+    ALTER TABLE workflow_runs ADD COLUMN engine_spec TEXT;\
+    ALTER TABLE workflow_runs ADD COLUMN workflow_source TEXT NOT NULL DEFAULT '';\
+    ALTER TABLE workflow_runs ADD COLUMN called_workflows TEXT NOT NULL DEFAULT '{}';\
+    UPDATE workflow_runs SET \
+        engine_state = (SELECT d.engine_state FROM run_documents AS d WHERE d.run_id = id), \
+        engine_spec = (SELECT d.engine_spec FROM run_documents AS d WHERE d.run_id = id), \
+        workflow_source = (SELECT d.workflow_source FROM run_documents AS d WHERE d.run_id = id), \
+        called_workflows = \
+            (SELECT d.called_workflows FROM run_documents AS d WHERE d.run_id = id);\
+    DROP TABLE run_documents;\
+    DELETE FROM schema_migrations WHERE version = 10;";
+
+/// Version 10 moves what a run never changes (its creation document, compiled workflow,
+/// workflow file and called files) out of its row: runs stored before it read back the same,
+/// transitions go on from where they were, and new runs are created beside them.
+pub async fn migration_10_moves_the_documents_out_of_the_runs_row(db: &mut TestDb) {
+    let store = db.store();
+    let (_, repo) = org_and_repo(store, "acme").await;
+    let mut with_calls = new_run(repo.id, CI);
+    with_calls.workflow_source = "on: push\njobs:\n  a: {uses: ./b.yml}\n".to_owned();
+    with_calls
+        .called_workflows
+        .insert("./b.yml".to_owned(), "on: workflow_call\n".to_owned());
+    // Documents with jobs, so that a transition's job states join them.
+    let with_jobs = || {
+        BuildRun::new(|run| {
+            Ok(gantry_store::RunContent {
+                status: RunStatus::Queued,
+                engine_state: json!({"run": run.run_id.0, "jobs": [{"job": "a"}, {"job": "b"}]})
+                    .into(),
+                engine_spec: json!({"spec of run": run.run_id.0}).into(),
+                jobs: two_jobs(),
+            })
+        })
+    };
+    let called = store
+        .create_run(with_calls.clone(), with_jobs(), None)
+        .await
+        .unwrap();
+    let moved = store
+        .create_run(new_run(repo.id, CI), with_jobs(), None)
+        .await
+        .unwrap();
+    let change = StateChange {
+        run: json!({"status": "in_progress"}).into(),
+        jobs: vec![(1, json!({"job": "b"}).into())],
+    };
+    store
+        .apply_transition(Transition::new(moved.run_id, 1, change))
+        .await
+        .unwrap();
+    let before = [
+        snapshot(store, called.run_id).await,
+        snapshot(store, moved.run_id).await,
+    ];
+
+    db.reopen_after(BEFORE_VERSION_10).await;
+    let store = db.store();
+    let after = [
+        snapshot(store, called.run_id).await,
+        snapshot(store, moved.run_id).await,
+    ];
+    assert_eq!(after, before);
+    let source = store.workflow_source(called.run_id).await.unwrap();
+    assert_eq!(source, with_calls.workflow_source);
+    let kept = store.called_workflows(called.run_id).await.unwrap();
+    assert_eq!(kept, with_calls.called_workflows);
+
+    let next = StateChange {
+        run: json!({"status": "completed"}).into(),
+        jobs: vec![(0, json!({"job": "a", "done": true}).into())],
+    };
+    store
+        .apply_transition(Transition::new(moved.run_id, 2, next))
+        .await
+        .unwrap();
+    let state = store.get_engine_state(moved.run_id).await.unwrap();
+    assert_eq!(state.version, 3);
+    assert_eq!(
+        state.document,
+        json!({"status": "completed", "jobs": [{"job": "a", "done": true}, {"job": "b"}]})
+    );
+    let later = create(store, repo.id, CI, two_jobs()).await;
+    let state = store.get_engine_state(later.run_id).await.unwrap();
+    assert_eq!(state.document["run"], json!(later.run_id.0));
 }
 
 pub async fn a_priority_change_moves_the_state_version_and_spares_completed_jobs(db: &mut TestDb) {

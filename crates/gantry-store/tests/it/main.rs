@@ -100,4 +100,5 @@ conformance_tests!(
     recovery_reads_back_queued_jobs_and_leases_after_reopening,
     migrations_are_idempotent,
     migration_8_copies_the_spec_out_of_older_states,
+    migration_10_moves_the_documents_out_of_the_runs_row,
 );
