@@ -422,7 +422,8 @@ pub(crate) const NEXT_RUN_NUMBERS: &str = "INSERT INTO run_counters (repo_id, wo
      ON CONFLICT (repo_id, workflow_path) \
      DO UPDATE SET last_run_number = run_counters.last_run_number + excluded.last_run_number \
      RETURNING last_run_number";
-/// Runs per multi-row insert or content update: far below both backends' parameter limits.
+/// Runs per multi-row insert (of runs or their documents) or status update: far below both
+/// backends' parameter limits.
 pub(crate) const RUNS_CHUNK: usize = 100;
 /// Inserts `rows` runs as [`INSERT_RUN`] does one (10 parameters a row, in its order).
 pub(crate) fn insert_runs(rows: usize) -> String {
