@@ -16,17 +16,21 @@
 //! - one writer: the write pool has exactly one connection, so write transactions queue for it
 //!   in this process instead of failing with `SQLITE_BUSY`, and each begins with
 //!   `BEGIN IMMEDIATE`, taking the write lock up front rather than upgrading mid-transaction;
+//!   the writer thread's own connection for batches of transitions
+//!   (`sql/direct_transitions.rs`) writes only while it holds that one connection, with the
+//!   same durability and cache settings;
 //! - reads use a separate pool of read-only connections (4 by default), which see the last
 //!   committed state.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::Sqlite;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::error::StoreError;
-use crate::sql::{Backend, Migration, SqlStore};
+use crate::sql::{Backend, DirectWriter, Migration, SqlStore};
 
 /// The SQLite store.
 pub type SqliteStore = SqlStore<Sqlite>;
@@ -34,11 +38,11 @@ pub type SqliteStore = SqlStore<Sqlite>;
 /// The writer's page cache, in KiB (SQLite takes a negative size as KiB): 64 MiB instead of
 /// the default 2 MiB, so that a busy server's hot pages (its runs, their jobs and engine
 /// states) are not read back from the file for every transition.
-const WRITER_CACHE_KIB: &str = "-65536";
+pub(crate) const WRITER_CACHE_KIB: &str = "-65536";
 /// WAL pages after which a commit copies the WAL into the database file: 10,000 (about
 /// 40 MiB) instead of 1,000, so a page rewritten by many transitions is copied once per
 /// checkpoint rather than ten times as often.
-const WAL_CHECKPOINT_PAGES: &str = "10000";
+pub(crate) const WAL_CHECKPOINT_PAGES: &str = "10000";
 
 impl Backend for Sqlite {
     const MIGRATIONS: &'static [Migration] = &[
@@ -160,7 +164,16 @@ impl SqliteOptions {
             .max_connections(self.readers)
             .connect_with(connect.read_only(true))
             .await?;
-        SqlStore::from_pools(reads, writes).await
+        let mut store = SqlStore::from_pools(reads, writes).await?;
+        let direct = DirectWriter::open(
+            &self.path,
+            self.busy_timeout,
+            WRITER_CACHE_KIB,
+            WAL_CHECKPOINT_PAGES,
+        )
+        .map_err(|error| sqlx::Error::Io(std::io::Error::other(error)))?;
+        store.direct = Some(Arc::new(direct));
+        Ok(store)
     }
 }
 

@@ -11,6 +11,7 @@
 //! the transaction, which rolls it back, so a failed call changes nothing.
 
 mod create_together;
+mod direct_transitions;
 mod group_commit;
 mod migrate;
 mod queries;
@@ -44,6 +45,7 @@ use crate::store::{Store, StoreFuture};
 
 pub use migrate::Migration;
 
+pub(crate) use direct_transitions::DirectWriter;
 use group_commit::{Content, PendingWrite, Performed, WriteQueue};
 use writer_thread::WriterThread;
 
@@ -106,6 +108,9 @@ pub struct SqlStore<DB: Backend> {
     /// Where batches of writes run, if not on the caller's runtime
     /// ([`Backend::OWN_WRITER_THREAD`]).
     pub(crate) writer: Option<WriterThread>,
+    /// Where batches made only of transitions are stored, if not through sqlx (SQLite:
+    /// [`DirectWriter`]).
+    pub(crate) direct: Option<Arc<DirectWriter>>,
 }
 
 impl<DB: Backend> Clone for SqlStore<DB> {
@@ -115,6 +120,7 @@ impl<DB: Backend> Clone for SqlStore<DB> {
             writes: self.writes.clone(),
             batched: Arc::clone(&self.batched),
             writer: self.writer.clone(),
+            direct: self.direct.clone(),
         }
     }
 }
@@ -216,6 +222,7 @@ where
             } else {
                 None
             },
+            direct: None,
         };
         store.apply_migrations().await?;
         Ok(store)
@@ -530,7 +537,11 @@ where
     }
 
     /// Runs a batch of writes in one transaction, each in a savepoint, and answers each.
-    async fn write_batch(&self, mut batch: Vec<PendingWrite>) {
+    async fn write_batch(&self, batch: Vec<PendingWrite>) {
+        let mut batch = match self.store_directly(batch).await {
+            Some(batch) => batch,
+            None => return,
+        };
         let mut tx = match self.begin().await {
             Ok(tx) => tx,
             Err(error) => {
@@ -596,6 +607,38 @@ where
             });
         }
         performed.into_iter().for_each(Performed::answer);
+    }
+
+    /// Stores a batch made only of transitions that may go together on the
+    /// [`DirectWriter`], if the store has one, and answers them; returns the batch when it
+    /// goes the sqlx way instead (other writes in it, no direct writer, or anything refused).
+    async fn store_directly(&self, batch: Vec<PendingWrite>) -> Option<Vec<PendingWrite>> {
+        let Some(direct) = &self.direct else {
+            return Some(batch);
+        };
+        if !together::all_go_together(&batch) {
+            return Some(batch);
+        }
+        // Held, unused, until the batch has committed: no sqlx write runs meanwhile.
+        let Ok(_sole_writer) = self.writes.acquire().await else {
+            return Some(batch);
+        };
+        let transitions: Vec<&Transition> = batch
+            .iter()
+            .filter_map(|pending| match pending {
+                PendingWrite::Transition { transition, .. } => Some(transition),
+                _ => None,
+            })
+            .collect();
+        let Ok(applied) = direct.store(&transitions) else {
+            return Some(batch);
+        };
+        for (pending, applied) in batch.into_iter().zip(applied) {
+            if let PendingWrite::Transition { reply, .. } = pending {
+                let _ = reply.send(Ok(applied));
+            }
+        }
+        None
     }
 
     /// A batch of one: the transaction is the write's own, so it needs no savepoint (two

@@ -40,10 +40,37 @@ pub(super) struct Groups {
 /// if they write the run's columns, add no jobs, and no other transition of the batch is of
 /// their run or claims one of their jobs (so none can see another's changes).
 pub(super) fn partition(batch: Vec<PendingWrite>) -> Groups {
+    let kinds = kinds(&batch);
+    let mut groups = Groups {
+        creations: Vec::new(),
+        transitions: Vec::new(),
+        others: Vec::new(),
+    };
+    for (pending, kind) in batch.into_iter().zip(kinds) {
+        match kind {
+            Kind::Creation => groups.creations.push(pending),
+            Kind::Transition => groups.transitions.push(pending),
+            Kind::Other => groups.others.push(pending),
+        }
+    }
+    groups
+}
+
+/// Whether every write of a non-empty batch is a transition that may go together
+/// ([`partition`]'s rule).
+pub(super) fn all_go_together(batch: &[PendingWrite]) -> bool {
+    !batch.is_empty()
+        && kinds(batch)
+            .into_iter()
+            .all(|kind| matches!(kind, Kind::Transition))
+}
+
+/// The group of each write of a batch, in order.
+fn kinds(batch: &[PendingWrite]) -> Vec<Kind> {
     let mut keys: HashMap<&str, usize> = HashMap::new();
     let mut runs: HashMap<i64, usize> = HashMap::new();
     let mut claimed: HashMap<i64, usize> = HashMap::new();
-    for pending in &batch {
+    for pending in batch {
         match pending {
             PendingWrite::Create {
                 idempotency_key: Some(key),
@@ -59,7 +86,7 @@ pub(super) fn partition(batch: Vec<PendingWrite>) -> Groups {
         }
     }
     let mut kinds = Vec::with_capacity(batch.len());
-    for pending in &batch {
+    for pending in batch {
         let kind = match pending {
             PendingWrite::Create {
                 content: Content::Build(_),
@@ -86,19 +113,7 @@ pub(super) fn partition(batch: Vec<PendingWrite>) -> Groups {
         };
         kinds.push(kind);
     }
-    let mut groups = Groups {
-        creations: Vec::new(),
-        transitions: Vec::new(),
-        others: Vec::new(),
-    };
-    for (pending, kind) in batch.into_iter().zip(kinds) {
-        match kind {
-            Kind::Creation => groups.creations.push(pending),
-            Kind::Transition => groups.transitions.push(pending),
-            Kind::Other => groups.others.push(pending),
-        }
-    }
-    groups
+    kinds
 }
 
 /// Which group a write of a batch falls in.

@@ -306,7 +306,7 @@ where
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use serde_json::json;
@@ -318,7 +318,9 @@ mod tests {
     use crate::{CreatedRun, RunnerId, SqliteStore, Store};
 
     /// A store with `count` runs whose first job is queued.
-    async fn store_with_runs(count: usize) -> (SqliteStore, Vec<CreatedRun>, tempfile::TempDir) {
+    pub(in crate::sql) async fn store_with_runs(
+        count: usize,
+    ) -> (SqliteStore, Vec<CreatedRun>, tempfile::TempDir) {
         let (store, repo, dir) = store_with_repo().await;
         let creations = (0..count).map(|_| ("ci.yml", None, false)).collect();
         let created = batch(&store, creations, repo).await;
@@ -327,7 +329,7 @@ mod tests {
     }
 
     /// A transition of `run` from `version` moving its job to `status`.
-    async fn moving(
+    pub(in crate::sql) async fn moving(
         store: &SqliteStore,
         run: &CreatedRun,
         version: i64,
