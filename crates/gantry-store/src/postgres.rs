@@ -130,7 +130,7 @@ impl PostgresOptions {
             .max_connections(self.max_connections)
             .connect_with(connect)
             .await?;
-        SqlStore::from_pools(pool.clone(), pool).await
+        SqlStore::from_pools(pool.clone(), pool, None).await
     }
 }
 

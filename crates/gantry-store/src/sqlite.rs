@@ -23,7 +23,6 @@
 //!   committed state.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::Sqlite;
@@ -164,7 +163,8 @@ impl SqliteOptions {
             .max_connections(self.readers)
             .connect_with(connect.read_only(true))
             .await?;
-        let mut store = SqlStore::from_pools(reads, writes).await?;
+        // Opened after sqlx's writer has created the file; it prepares nothing until its first
+        // batch, after the migrations.
         let direct = DirectWriter::open(
             &self.path,
             self.busy_timeout,
@@ -172,8 +172,7 @@ impl SqliteOptions {
             WAL_CHECKPOINT_PAGES,
         )
         .map_err(|error| sqlx::Error::Io(std::io::Error::other(error)))?;
-        store.direct = Some(Arc::new(direct));
-        Ok(store)
+        SqlStore::from_pools(reads, writes, Some(direct)).await
     }
 }
 

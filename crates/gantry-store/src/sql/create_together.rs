@@ -387,6 +387,45 @@ pub(super) mod tests {
         creation_built_by(repo_id, path, key, builder(refuse))
     }
 
+    /// A batch whose builder panics loses its own answer only: the writer thread's loop goes
+    /// on with the next batch.
+    #[tokio::test]
+    async fn a_panicking_batch_leaves_the_writer_thread_writing() {
+        let (store, repo, _dir) = store_with_repo().await;
+        let run = new_run(repo, "ci.yml");
+        let broken = Store::create_run(
+            &store,
+            run.clone(),
+            BuildRun::new(|_| panic!("a broken builder")),
+            None,
+        )
+        .await;
+        assert!(matches!(broken, Err(StoreError::BatchFailed { .. })));
+        let next = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            Store::create_run(&store, run, builder(false), None),
+        )
+        .await
+        .expect("the writer thread still writes");
+        assert_eq!(next.unwrap().run_number, 1);
+    }
+
+    /// A run of `path` in repository `repo_id`.
+    fn new_run(repo_id: RepoId, path: &str) -> NewRun {
+        NewRun {
+            repo_id,
+            workflow_path: path.to_owned(),
+            workflow_name: "CI".to_owned(),
+            event_name: "push".to_owned(),
+            git_ref: "refs/heads/main".to_owned(),
+            sha: "0".repeat(40),
+            actor: "octocat".to_owned(),
+            created_at_ms: 1_000,
+            workflow_source: "on: push\njobs: {}\n".to_owned(),
+            called_workflows: Default::default(),
+        }
+    }
+
     /// [`creation`] with the given builder.
     fn creation_built_by(
         repo_id: RepoId,
@@ -398,20 +437,8 @@ pub(super) mod tests {
         oneshot::Receiver<Result<CreatedRun, StoreError>>,
     ) {
         let (reply, answer) = oneshot::channel();
-        let run = NewRun {
-            repo_id,
-            workflow_path: path.to_owned(),
-            workflow_name: "CI".to_owned(),
-            event_name: "push".to_owned(),
-            git_ref: "refs/heads/main".to_owned(),
-            sha: "0".repeat(40),
-            actor: "octocat".to_owned(),
-            created_at_ms: 1_000,
-            workflow_source: "on: push\njobs: {}\n".to_owned(),
-            called_workflows: Default::default(),
-        };
         let pending = PendingWrite::Create {
-            run,
+            run: new_run(repo_id, path),
             content: Content::Build(build),
             idempotency_key: key.map(str::to_owned),
             reply,

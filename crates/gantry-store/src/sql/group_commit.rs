@@ -122,11 +122,13 @@ impl Performed {
     }
 }
 
-/// The queue of writes waiting for a batch, and the lock its leader holds.
+/// The queue of writes waiting for a batch, and the lock its leader holds (PostgreSQL) or the
+/// bell that wakes the writer thread (SQLite).
 #[derive(Default)]
 pub(crate) struct WriteQueue {
     pending: Mutex<Vec<PendingWrite>>,
     leader: tokio::sync::Mutex<()>,
+    bell: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for WriteQueue {
@@ -158,6 +160,17 @@ impl WriteQueue {
     /// Waits to lead: while the guard lives, no other batch is being formed here.
     pub async fn lead(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.leader.lock().await
+    }
+
+    /// Tells the writer thread that writes are queued. Rung while it is busy, it finds them
+    /// when its batch ends (the bell keeps one ring).
+    pub fn ring(&self) {
+        self.bell.notify_one();
+    }
+
+    /// Waits for [`WriteQueue::ring`].
+    pub async fn rung(&self) {
+        self.bell.notified().await;
     }
 
     /// Everything queued so far (empty when an earlier leader took this caller's write).
