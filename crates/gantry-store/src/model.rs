@@ -561,6 +561,24 @@ pub struct ClaimInTransition {
 }
 
 impl Transition {
+    /// The jobs its attempts and steps name that are not known to be of its run, each once:
+    /// those it updates or `claimed` are (usually no job is left to look up).
+    pub(crate) fn jobs_to_check(&self, claimed: &[Claim]) -> Vec<JobId> {
+        let mut known: std::collections::HashSet<JobId> = self
+            .job_updates
+            .iter()
+            .map(|update| update.job_id)
+            .chain(claimed.iter().map(|claim| claim.job_id))
+            .collect();
+        self.new_attempts
+            .iter()
+            .map(|attempt| attempt.job_id)
+            .chain(self.ended_attempts.iter().map(|ended| ended.job_id))
+            .chain(self.step_results.iter().map(|step| step.job_id))
+            .filter(|job_id| known.insert(*job_id))
+            .collect()
+    }
+
     /// A transition that only replaces the engine state.
     pub fn new(
         run_id: RunId,
@@ -729,5 +747,33 @@ mod tests {
             serde_json::from_str::<Value>(from_value.as_str()).unwrap(),
             expected
         );
+    }
+
+    /// Jobs named by attempts and ended attempts but neither updated nor claimed are
+    /// looked up, each once.
+    #[test]
+    fn only_jobs_neither_updated_nor_claimed_are_checked() {
+        use super::{Claim, EndedAttempt, FencingToken, NewAttempt, Transition};
+        use crate::{Conclusion, JobId, RunId};
+        let mut transition = Transition::new(RunId(1), 1, json!({}));
+        let claimed = [Claim {
+            job_id: JobId(7),
+            run_id: RunId(1),
+            attempt: 1,
+            fencing_token: FencingToken(1),
+        }];
+        let attempt = |job| NewAttempt {
+            job_id: JobId(job),
+            attempt: 2,
+        };
+        transition.new_attempts = vec![attempt(7), attempt(8), attempt(8)];
+        transition.ended_attempts = vec![EndedAttempt {
+            job_id: JobId(9),
+            attempt: 1,
+            fencing_token: None,
+            ended_at_ms: 1,
+            result: Conclusion::Failure,
+        }];
+        assert_eq!(transition.jobs_to_check(&claimed), [JobId(8), JobId(9)]);
     }
 }

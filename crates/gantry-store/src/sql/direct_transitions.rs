@@ -28,7 +28,6 @@
 //! here. Any refusal or error rolls the whole batch back and returns it, and the batch then
 //! goes the sqlx way, which finds each refusal again and answers each write with its own.
 
-use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,7 +39,6 @@ use super::queries as q;
 use super::{require_at_least, require_text, to_json};
 use crate::FencingToken;
 use crate::error::StoreError;
-use crate::ids::{JobId, RunId};
 use crate::model::{AppliedTransition, Claim, RunUpdate, Transition};
 
 /// The writer thread's own connection to the SQLite file, for batches of transitions.
@@ -342,36 +340,19 @@ impl DirectWriter {
         })
     }
 
-    /// The jobs a transition's attempts and steps name are of its run: those it updated or
-    /// claimed are; the others are looked up (usually there are none).
+    /// The jobs a transition's attempts and steps name are of its run
+    /// ([`Transition::jobs_to_check`]).
     fn check_jobs_of_run(
         &self,
         tx: &Connection,
         transition: &Transition,
         claims: &[Claim],
     ) -> Result<(), Stop> {
-        let mut of_run: HashSet<JobId> = transition
-            .job_updates
-            .iter()
-            .map(|update| update.job_id)
-            .chain(claims.iter().map(|claim| claim.job_id))
-            .collect();
-        let named = transition
-            .new_attempts
-            .iter()
-            .map(|attempt| attempt.job_id)
-            .chain(transition.ended_attempts.iter().map(|ended| ended.job_id))
-            .chain(transition.step_results.iter().map(|step| step.job_id));
-        for job_id in named {
-            if of_run.contains(&job_id) {
-                continue;
-            }
-            let run_id: RunId = transition.run_id;
+        for job_id in transition.jobs_to_check(claims) {
             tx.prepare_cached(&self.statements.job_of_run)?
-                .query_row(params![job_id.0, run_id.0], |_| Ok(()))
+                .query_row(params![job_id.0, transition.run_id.0], |_| Ok(()))
                 .optional()?
                 .ok_or_else(|| refused("an attempt or step names a job of another run"))?;
-            of_run.insert(job_id);
         }
         Ok(())
     }

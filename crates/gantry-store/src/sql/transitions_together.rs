@@ -16,7 +16,7 @@
 //! its savepoint is rolled back and each transition is applied alone, which finds the cause
 //! again and answers with it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use sqlx::{ColumnIndex, Encode, Executor, IntoArguments, Type};
 
@@ -235,29 +235,14 @@ where
         Ok(claims)
     }
 
-    /// Checks that the attempts and steps a transition names are of jobs of its run: those it
-    /// updated or claimed are; the others are looked up one by one (usually there are none).
+    /// Checks that the attempts and steps a transition names are of jobs of its run
+    /// ([`Transition::jobs_to_check`]), looking them up one by one.
     pub(super) async fn check_jobs_of_run(
         conn: &mut DB::Connection,
         transition: &Transition,
         claims: &[Claim],
     ) -> Result<(), StoreError> {
-        let mut of_run: HashSet<JobId> = transition
-            .job_updates
-            .iter()
-            .map(|update| update.job_id)
-            .chain(claims.iter().map(|claim| claim.job_id))
-            .collect();
-        let named = transition
-            .new_attempts
-            .iter()
-            .map(|attempt| attempt.job_id)
-            .chain(transition.ended_attempts.iter().map(|ended| ended.job_id))
-            .chain(transition.step_results.iter().map(|step| step.job_id));
-        for job_id in named {
-            if of_run.contains(&job_id) {
-                continue;
-            }
+        for job_id in transition.jobs_to_check(claims) {
             let found = sqlx::query(q::JOB_OF_RUN)
                 .bind(job_id.0)
                 .bind(transition.run_id.0)
@@ -269,7 +254,6 @@ where
                     transition.run_id
                 )));
             }
-            of_run.insert(job_id);
         }
         Ok(())
     }
