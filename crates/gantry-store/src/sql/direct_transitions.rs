@@ -94,45 +94,38 @@ fn change_one(
     sql: &str,
     parameters: impl rusqlite::Params,
     refusal: &str,
-) -> Result<(), Stop> {
+) -> Result<(), NotStored> {
     match tx.prepare_cached(sql)?.execute(parameters)? {
         1 => Ok(()),
         _ => Err(refused(refusal)),
     }
 }
 
-/// Why a batch stopped here: SQLite failed, or something was refused.
-enum Stop {
-    Sqlite(rusqlite::Error),
-    Refused(StoreError),
-}
+/// Why a batch was not stored here. It goes the sqlx way, which finds the cause again and
+/// answers each write with its own error, so this one is never a caller's answer.
+#[derive(Debug)]
+pub(crate) struct NotStored(String);
 
-impl From<rusqlite::Error> for Stop {
-    fn from(error: rusqlite::Error) -> Stop {
-        Stop::Sqlite(error)
+impl std::fmt::Display for NotStored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
-impl From<StoreError> for Stop {
-    fn from(error: StoreError) -> Stop {
-        Stop::Refused(error)
+impl From<rusqlite::Error> for NotStored {
+    fn from(error: rusqlite::Error) -> NotStored {
+        NotStored(error.to_string())
     }
 }
 
-impl From<Stop> for StoreError {
-    fn from(stop: Stop) -> StoreError {
-        match stop {
-            Stop::Sqlite(error) => {
-                StoreError::Database(sqlx::Error::Io(std::io::Error::other(error)))
-            }
-            Stop::Refused(error) => error,
-        }
+impl From<StoreError> for NotStored {
+    fn from(error: StoreError) -> NotStored {
+        NotStored(error.to_string())
     }
 }
 
-/// A refusal: the sqlx way will find it again and say it precisely.
-fn refused(what: &str) -> Stop {
-    Stop::Refused(StoreError::conflict(what))
+fn refused(what: &str) -> NotStored {
+    NotStored(what.to_owned())
 }
 
 impl DirectWriter {
@@ -179,11 +172,7 @@ impl DirectWriter {
 
     /// Stores `transitions` in one durable transaction, each as a transition alone would be
     /// stored; returns their answers in order, or changes nothing.
-    pub fn store(&self, transitions: &[&Transition]) -> Result<Vec<AppliedTransition>, StoreError> {
-        Ok(self.store_all(transitions)?)
-    }
-
-    fn store_all(&self, transitions: &[&Transition]) -> Result<Vec<AppliedTransition>, Stop> {
+    pub fn store(&self, transitions: &[&Transition]) -> Result<Vec<AppliedTransition>, NotStored> {
         let mut connection = self
             .connection
             .lock()
@@ -200,7 +189,11 @@ impl DirectWriter {
     }
 
     /// One transition, in the order `transition_in` makes its changes.
-    fn apply(&self, tx: &Connection, transition: &Transition) -> Result<AppliedTransition, Stop> {
+    fn apply(
+        &self,
+        tx: &Connection,
+        transition: &Transition,
+    ) -> Result<AppliedTransition, NotStored> {
         let sql = &self.statements;
         let run_id = transition.run_id;
         let Some(RunUpdate {
@@ -347,7 +340,7 @@ impl DirectWriter {
         tx: &Connection,
         transition: &Transition,
         claims: &[Claim],
-    ) -> Result<(), Stop> {
+    ) -> Result<(), NotStored> {
         for job_id in transition.jobs_to_check(claims) {
             tx.prepare_cached(&self.statements.job_of_run)?
                 .query_row(params![job_id.0, transition.run_id.0], |_| Ok(()))
@@ -514,6 +507,23 @@ mod tests {
         assert_eq!(Store::running_attempts(&store).await.unwrap().len(), 2);
         let refused = Store::get_run(&store, runs[1].run_id).await.unwrap();
         assert_eq!(refused.state_version, 1);
+    }
+
+    /// The direct writer itself refuses a batch with a stale transition whole: the good
+    /// transition before it is rolled back with it.
+    #[tokio::test]
+    async fn a_stale_transition_leaves_the_direct_batch_unwritten() {
+        let (store, runs, _dir) = store_with_runs(2).await;
+        let mut transitions = claims(&store, &runs, 1).await;
+        transitions[1].expected_state_version = 7;
+        let batch: Vec<&Transition> = transitions.iter().collect();
+        let refused = store.direct.as_ref().unwrap().store(&batch).unwrap_err();
+        assert!(refused.to_string().contains("state version"), "{refused}");
+        for run in &runs {
+            let stored = Store::get_run(&store, run.run_id).await.unwrap();
+            assert_eq!(stored.state_version, 1);
+        }
+        assert!(Store::running_attempts(&store).await.unwrap().is_empty());
     }
 
     /// A batch holding anything but transitions that may go together goes the sqlx way.

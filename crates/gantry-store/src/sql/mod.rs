@@ -489,27 +489,24 @@ where
             Item = impl FnOnce(tokio::sync::oneshot::Sender<Result<T, StoreError>>) -> PendingWrite,
         >,
     ) -> Vec<Result<T, StoreError>> {
-        let answers = self.batched.push_all(makes);
-        if self.writer.is_some() {
+        let mut answered =
+            std::pin::pin!(futures_util::future::join_all(self.batched.push_all(makes)));
+        let answers = if self.writer.is_some() {
             self.batched.ring();
-            return futures_util::future::join_all(answers)
-                .await
-                .into_iter()
-                .map(|answer| answer.unwrap_or_else(|_| Err(unanswered())))
-                .collect();
-        }
-        let mut answered = std::pin::pin!(futures_util::future::join_all(answers));
-        let answers = tokio::select! {
-            biased;
-            answers = &mut answered => answers,
-            _leader = self.batched.lead() => {
-                let batch = self.batched.take();
-                if !batch.is_empty() {
-                    // A panicking batch drops its callers' answers (they learn of it below)
-                    // and rolls its transaction back.
-                    self.write_batch_apart(batch).await;
+            answered.await
+        } else {
+            tokio::select! {
+                biased;
+                answers = &mut answered => answers,
+                _leader = self.batched.lead() => {
+                    let batch = self.batched.take();
+                    if !batch.is_empty() {
+                        // A panicking batch drops its callers' answers (they learn of it
+                        // below) and rolls its transaction back.
+                        self.write_batch_apart(batch).await;
+                    }
+                    answered.await
                 }
-                answered.await
             }
         };
         answers
