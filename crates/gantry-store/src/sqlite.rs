@@ -90,6 +90,11 @@ impl Backend for Sqlite {
             name: "run_documents",
             sql: include_str!("../migrations/sqlite/0010_run_documents.sql"),
         },
+        Migration {
+            version: 11,
+            name: "checks_without_lists",
+            sql: include_str!("../migrations/sqlite/0011_checks_without_lists.sql"),
+        },
     ];
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     // Migrations run in a `BEGIN IMMEDIATE` transaction, which already excludes other writers.

@@ -70,6 +70,23 @@ struct Statements {
 }
 
 impl Statements {
+    /// Every statement, for tests that look at each.
+    #[cfg(test)]
+    fn all(&self) -> [&str; 10] {
+        [
+            &self.move_run,
+            &self.upsert_engine_job,
+            &self.claim_job,
+            &self.claimed_job,
+            &self.claim_attempt,
+            &self.update_job,
+            &self.job_of_run,
+            &self.insert_attempt,
+            &self.end_attempt,
+            &self.upsert_step_result,
+        ]
+    }
+
     fn new() -> Statements {
         let sql = |statement: &str| q::numbered(q::without_returning(statement));
         Statements {
@@ -154,6 +171,24 @@ impl DirectWriter {
     #[cfg(test)]
     pub fn stored_batches(&self) -> u64 {
         self.stored_batches.load(Ordering::Relaxed)
+    }
+
+    /// The opcodes SQLite compiles `sql` into on this connection (`EXPLAIN`).
+    #[cfg(test)]
+    fn opcodes(&self, sql: &str) -> Vec<String> {
+        let connection = self.connection.lock().expect("an unpoisoned connection");
+        let mut explain = connection
+            .prepare(&format!("EXPLAIN {sql}"))
+            .expect("a statement to explain");
+        let parameters = explain.parameter_count();
+        explain
+            .query_map(
+                rusqlite::params_from_iter(std::iter::repeat_n(rusqlite::types::Null, parameters)),
+                |row| row.get::<_, String>(1),
+            )
+            .expect("an explanation")
+            .collect::<Result<_, _>>()
+            .expect("opcodes")
     }
 
     /// The value of `PRAGMA name` on this connection, as text.
@@ -461,6 +496,109 @@ mod tests {
             direct.pragma("wal_autocheckpoint"),
             crate::sqlite::WAL_CHECKPOINT_PAGES
         );
+    }
+
+    /// Writing a status, a conclusion or a result builds no temporary b-tree to check the
+    /// value against its list (migration 11): no statement of the writer opens one.
+    #[tokio::test]
+    async fn the_writers_statements_open_no_temporary_tables() {
+        let (store, _runs, _dir) = store_with_runs(1).await;
+        let direct = store.direct.as_ref().expect("a direct writer");
+        for sql in direct.statements.all() {
+            let opcodes = direct.opcodes(sql);
+            assert!(!opcodes.is_empty(), "{sql}");
+            assert!(
+                !opcodes.iter().any(|opcode| opcode == "OpenEphemeral"),
+                "{sql} opens a temporary table: {opcodes:?}"
+            );
+        }
+    }
+
+    /// Puts a store's CHECK constraints back as version 10 wrote them, with lists of values.
+    const BEFORE_VERSION_11: &str = "\
+        PRAGMA writable_schema = ON;\
+        UPDATE sqlite_schema SET sql = \
+            replace(replace(replace(replace(sql, \
+            'status = ''waiting'' OR status = ''queued'' OR status = ''in_progress'' \
+             OR status = ''completed''', \
+            'status IN (''waiting'', ''queued'', ''in_progress'', ''completed'')'), \
+            'status = ''queued'' OR status = ''in_progress'' OR status = ''completed''', \
+            'status IN (''queued'', ''in_progress'', ''completed'')'), \
+            'conclusion = ''success'' OR conclusion = ''failure'' \
+             OR conclusion = ''cancelled'' OR conclusion = ''skipped''', \
+            'conclusion IN (''success'', ''failure'', ''cancelled'', ''skipped'')'), \
+            'result = ''success'' OR result = ''failure'' \
+             OR result = ''cancelled'' OR result = ''skipped''', \
+            'result IN (''success'', ''failure'', ''cancelled'', ''skipped'')') \
+        WHERE type = 'table';\
+        PRAGMA writable_schema = RESET;\
+        DELETE FROM schema_migrations WHERE version = 11;";
+
+    /// The tables' schema texts that still check a value against a list.
+    async fn tables_with_lists(store: &SqliteStore) -> Vec<String> {
+        sqlx::query_scalar(
+            "SELECT name FROM sqlite_schema WHERE type = 'table' AND sql LIKE '% IN (''%' \
+             ORDER BY name",
+        )
+        .fetch_all(&store.writes)
+        .await
+        .unwrap()
+    }
+
+    /// Version 11 rewrites the lists as comparisons in a database of version 10: its rows
+    /// stay as they were, the same values are refused and allowed, and the writer's
+    /// statements then open no temporary table.
+    #[tokio::test]
+    async fn migration_11_checks_the_same_values_without_lists() {
+        let (store, runs, dir) = store_with_runs(2).await;
+        let claimed = apply_all(&store, claims(&store, &runs, 1).await).await;
+        apply_all(&store, completions(&store, &runs[..1], &claimed).await).await;
+        let before = holdings(&store, &runs).await;
+        sqlx::raw_sql(BEFORE_VERSION_11)
+            .execute(&store.writes)
+            .await
+            .unwrap();
+        assert_eq!(
+            tables_with_lists(&store).await,
+            ["job_attempts", "jobs", "step_results", "workflow_runs"]
+        );
+        store.close().await;
+        drop(store);
+
+        let store = SqliteStore::open(dir.path().join("gantry.sqlite"))
+            .await
+            .unwrap();
+        assert!(tables_with_lists(&store).await.is_empty());
+        assert_eq!(holdings(&store, &runs).await, before);
+        let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_one(&store.writes)
+            .await
+            .unwrap();
+        assert_eq!(integrity, "ok");
+        // The writer's connection opened before the migration; its next batch finds the
+        // schema changed and compiles its statements anew.
+        let results = completions(&store, &runs[1..], &claimed[1..]).await;
+        apply_all(&store, results).await;
+        assert_eq!(stored_batches(&store), 1);
+        let direct = store.direct.as_ref().expect("a direct writer");
+        for sql in direct.statements.all() {
+            let opcodes = direct.opcodes(sql);
+            assert!(!opcodes.iter().any(|op| op == "OpenEphemeral"), "{sql}");
+        }
+        let job = runs[1].job_ids[0].0;
+        for (column, value, allowed) in [
+            ("status", "'bogus'", false),
+            ("status", "'waiting'", true),
+            ("conclusion", "'bogus'", false),
+            ("conclusion", "NULL", true),
+            ("conclusion", "'skipped'", true),
+        ] {
+            let update = format!("UPDATE jobs SET {column} = {value} WHERE id = {job}");
+            let outcome = sqlx::raw_sql(sqlx::AssertSqlSafe(update))
+                .execute(&store.writes)
+                .await;
+            assert_eq!(outcome.is_ok(), allowed, "{column} = {value}: {outcome:?}");
+        }
     }
 
     /// The same claims and results leave the same rows whether the writer thread stores them
