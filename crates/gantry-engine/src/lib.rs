@@ -70,6 +70,7 @@ mod spec;
 mod state;
 mod status;
 mod stored;
+mod trigger_json;
 
 pub use call::{CallInput, CallInputKind, CallSecrets, CallSpec};
 pub use concurrency::{ConcurrencyGroups, Delivery, Group, Holder};

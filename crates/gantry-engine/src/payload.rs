@@ -102,8 +102,23 @@ pub fn job_payload_with_calls(
         return Err(unsupported("services"));
     }
 
-    let base = state.job_base_contexts(job_index);
-    let context = |name: &str| base.get(name).map_or(serde_json::json!({}), Value::to_json);
+    let trigger = state.spec.trigger_json();
+    let mut github = trigger.github.clone();
+    if let serde_json::Value::Object(fields) = &mut github {
+        fields.insert(
+            "run_attempt".to_owned(),
+            serde_json::Value::String(state.attempt.0.to_string()),
+        );
+    }
+    // A job of a called workflow sees its call's inputs (as `RunState::job_base_contexts`).
+    let inputs = match job_spec.parent {
+        None => trigger.inputs.clone(),
+        Some(parent) => state.jobs[parent.job]
+            .instances
+            .get(parent.instance)
+            .and_then(|instance| instance.call_inputs.as_ref())
+            .map_or(serde_json::json!({}), Value::to_json),
+    };
     let matrix = instance
         .matrix
         .as_ref()
@@ -154,11 +169,11 @@ pub fn job_payload_with_calls(
         attempt: instance.attempt.0,
         run_attempt: state.attempt.0,
         contexts: JobContexts {
-            github: context("github"),
+            github,
             matrix,
             needs,
-            inputs: context("inputs"),
-            vars: context("vars"),
+            inputs,
+            vars: trigger.vars.clone(),
             strategy,
             secrets,
         },
@@ -417,6 +432,42 @@ jobs:
         assert_eq!(payload.steps[1].uses.as_deref(), Some("./local"));
         assert_eq!(payload.outputs["ok"], "${{ steps.build.outputs.ok }}");
         assert_eq!(payload.timeout_minutes, 5.0);
+    }
+
+    /// The trigger's contexts are converted once per run; each payload still carries the
+    /// run attempt it is built in, and the same contexts the run's expressions see.
+    #[test]
+    fn payloads_carry_the_trigger_contexts_of_their_run_attempt() {
+        let source = "on: push\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: true\n";
+        let workflow = gantry_workflow::load(source, &Default::default()).unwrap();
+        let trigger = TriggerContexts {
+            github: Value::from_json(&serde_json::json!({"event_name": "push", "sha": "abc"})),
+            inputs: Value::from_json(&serde_json::json!({"level": 3})),
+            vars: Value::from_json(&serde_json::json!({"REGION": "eu"})),
+        };
+        let new_run = NewRun {
+            id: RunId(7),
+            workflow: &workflow,
+            trigger,
+            config: EngineConfig::default(),
+        };
+        let mut state = create_run(new_run, Millis(0)).unwrap().state;
+        let key = JobKey::single("a");
+        let none = |_: &str| None;
+        let first = job_payload(&state, &workflow, &key, &none).unwrap();
+        let seen = state.job_base_contexts(0);
+        assert_eq!(first.contexts.github, seen["github"].to_json());
+        assert_eq!(first.contexts.inputs, serde_json::json!({"level": 3}));
+        assert_eq!(first.contexts.vars, serde_json::json!({"REGION": "eu"}));
+
+        state.attempt = crate::RunAttempt(2);
+        let again = job_payload(&state, &workflow, &key, &none).unwrap();
+        assert_eq!(again.contexts.github["run_attempt"], "2");
+        assert_eq!(again.contexts.github["sha"], "abc");
+        assert_eq!(
+            again.contexts.github,
+            state.job_base_contexts(0)["github"].to_json()
+        );
     }
 
     #[test]

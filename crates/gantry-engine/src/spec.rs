@@ -21,6 +21,7 @@ use gantry_workflow::reusable::WorkflowSource;
 use crate::call::CallSpec;
 use crate::config::EngineConfig;
 use crate::error::EngineError;
+use crate::trigger_json::{TriggerJson, TriggerJsonValues};
 use crate::{eval, setup};
 
 /// The contexts the trigger provides, available everywhere in the workflow.
@@ -202,6 +203,9 @@ pub struct RunSpec {
     pub dependents: Vec<Vec<usize>>,
     /// Job index by id.
     index: IndexMap<String, usize>,
+    /// The trigger's contexts as payloads carry them, made once.
+    #[serde(skip)]
+    trigger_json: TriggerJson,
 }
 
 impl RunSpec {
@@ -227,6 +231,12 @@ impl RunSpec {
             waiting_on.insert(self.jobs[parent.job].id.clone());
         }
         waiting_on
+    }
+
+    /// The trigger's contexts as JSON (`github` without `run_attempt`), converted once for
+    /// every payload of the run.
+    pub(crate) fn trigger_json(&self) -> &TriggerJsonValues {
+        self.trigger_json.get(&self.trigger)
     }
 
     /// The contexts every expression of the run sees: `github` (with `run_attempt`), `inputs`
@@ -269,6 +279,7 @@ pub(crate) fn compile(
         jobs: Vec::with_capacity(workflow.jobs.len()),
         dependents: Vec::with_capacity(workflow.jobs.len()),
         index: IndexMap::with_capacity(workflow.jobs.len()),
+        trigger_json: TriggerJson::default(),
     };
     let mut compiler = Compiler {
         contexts: spec.base_contexts(1),
