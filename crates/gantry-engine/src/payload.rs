@@ -102,23 +102,11 @@ pub fn job_payload_with_calls(
         return Err(unsupported("services"));
     }
 
-    let trigger = state.spec.trigger_json();
-    let mut github = trigger.github.clone();
-    if let serde_json::Value::Object(fields) = &mut github {
-        fields.insert(
-            "run_attempt".to_owned(),
-            serde_json::Value::String(state.attempt.0.to_string()),
-        );
+    // As `RunState::job_base_contexts`, but from JSON made once per run.
+    let (github, mut inputs, vars) = state.spec.payload_contexts(state.attempt.0);
+    if let Some(called) = state.called_inputs(job_index) {
+        inputs = called.to_json();
     }
-    // A job of a called workflow sees its call's inputs (as `RunState::job_base_contexts`).
-    let inputs = match job_spec.parent {
-        None => trigger.inputs.clone(),
-        Some(parent) => state.jobs[parent.job]
-            .instances
-            .get(parent.instance)
-            .and_then(|instance| instance.call_inputs.as_ref())
-            .map_or(serde_json::json!({}), Value::to_json),
-    };
     let matrix = instance
         .matrix
         .as_ref()
@@ -173,7 +161,7 @@ pub fn job_payload_with_calls(
             matrix,
             needs,
             inputs,
-            vars: trigger.vars.clone(),
+            vars,
             strategy,
             secrets,
         },

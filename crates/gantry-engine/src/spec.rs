@@ -21,7 +21,7 @@ use gantry_workflow::reusable::WorkflowSource;
 use crate::call::CallSpec;
 use crate::config::EngineConfig;
 use crate::error::EngineError;
-use crate::trigger_json::{TriggerJson, TriggerJsonValues};
+use crate::trigger_json::TriggerJson;
 use crate::{eval, setup};
 
 /// The contexts the trigger provides, available everywhere in the workflow.
@@ -233,10 +233,19 @@ impl RunSpec {
         waiting_on
     }
 
-    /// The trigger's contexts as JSON (`github` without `run_attempt`), converted once for
-    /// every payload of the run.
-    pub(crate) fn trigger_json(&self) -> &TriggerJsonValues {
-        self.trigger_json.get(&self.trigger)
+    /// The payload's `github`, `inputs` and `vars` for a job of the run's own file in run
+    /// attempt `run_attempt`: [`RunSpec::base_contexts`] as JSON, from the trigger's contexts
+    /// converted once for every payload of the run.
+    pub(crate) fn payload_contexts(
+        &self,
+        run_attempt: u32,
+    ) -> (serde_json::Value, serde_json::Value, serde_json::Value) {
+        let trigger = self.trigger_json.get(&self.trigger);
+        let mut github = trigger.github.clone();
+        if let serde_json::Value::Object(fields) = &mut github {
+            fields.insert(RUN_ATTEMPT.to_owned(), run_attempt.to_string().into());
+        }
+        (github, trigger.inputs.clone(), trigger.vars.clone())
     }
 
     /// The contexts every expression of the run sees: `github` (with `run_attempt`), `inputs`
@@ -245,7 +254,7 @@ impl RunSpec {
         let mut github = self.trigger.github.clone();
         if let Value::Object(fields) = &mut github {
             fields.insert(
-                "run_attempt".to_owned(),
+                RUN_ATTEMPT.to_owned(),
                 Value::String(run_attempt.to_string()),
             );
         }
@@ -256,6 +265,9 @@ impl RunSpec {
         contexts
     }
 }
+
+/// The member of `github` the engine keeps up to date: the run attempt, as text.
+const RUN_ATTEMPT: &str = "run_attempt";
 
 /// GitHub's limit on workflows calling each other: the top-level one and nine levels of calls.
 pub const MAX_CALL_DEPTH: usize = 10;

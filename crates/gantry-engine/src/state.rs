@@ -380,15 +380,23 @@ impl RunState {
     /// `inputs` of the trigger, or for a job of a called workflow, of its call.
     pub(crate) fn job_base_contexts(&self, job: usize) -> gantry_expr::Contexts {
         let mut contexts = self.spec.base_contexts(self.attempt.0);
-        if let Some(parent) = self.spec.jobs[job].parent {
-            let inputs = self.jobs[parent.job]
-                .instances
-                .get(parent.instance)
-                .and_then(|instance| instance.call_inputs.clone())
-                .unwrap_or_else(|| Value::Object(IndexMap::new()));
+        if let Some(inputs) = self.called_inputs(job) {
             contexts.insert("inputs".to_owned(), inputs);
         }
         contexts
+    }
+
+    /// `inputs` of job `job` when it is a job of a called workflow: its call's (an empty
+    /// object until the call has them). `None` for a job of the run's own file, which sees
+    /// the trigger's.
+    pub(crate) fn called_inputs(&self, job: usize) -> Option<Value> {
+        let parent = self.spec.jobs[job].parent?;
+        let inputs = self.jobs[parent.job]
+            .instances
+            .get(parent.instance)
+            .and_then(|instance| instance.call_inputs.clone())
+            .unwrap_or_else(|| Value::Object(IndexMap::new()));
+        Some(inputs)
     }
 
     /// The `needs` context of job `id`: for each need, its `result` and `outputs`.

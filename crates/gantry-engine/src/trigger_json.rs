@@ -3,7 +3,8 @@
 //! Each payload ([`crate::payload`]) sends `github`, `inputs` and `vars` as JSON. Made per job,
 //! that meant copying the engine's values and converting the copies for every job of the run,
 //! and a push event's `github` alone is several kilobytes. [`TriggerJson`] keeps them
-//! converted in the run's [`crate::spec::RunSpec`], which every state of the run shares.
+//! converted in the run's [`crate::spec::RunSpec`], which every state of the run shares
+//! (`RunSpec::payload_contexts`).
 
 use std::sync::{Arc, OnceLock};
 
