@@ -3,10 +3,9 @@
 //! Reads and writes share one pool; transactions run at PostgreSQL's default `READ COMMITTED`
 //! level, which is enough because every check-then-write is a single conditional statement
 //! (the state-version check, the claim, the run-number counter) that waits for a concurrent
-//! writer of the same row and re-checks its condition after that writer commits. Every
-//! statement is planned for its own parameters (`plan_cache_mode`, see
-//! [`PostgresOptions::connect`]). Migrations take a transaction-scoped advisory lock so that
-//! replicas starting together migrate once.
+//! writer of the same row and re-checks its condition after that writer commits. Writes
+//! stored together are planned for their parameters (`Backend::PLAN_TOGETHER`). Migrations
+//! take a transaction-scoped advisory lock so that replicas starting together migrate once.
 //!
 //! [`PostgresOptions::with_schema`] puts every table in a schema of its own (created if
 //! missing) through the connections' `search_path`: the tests use one schema per test.
@@ -77,6 +76,8 @@ impl Backend for Postgres {
     const BATCH_RUN_CHANGES: bool = false;
     const POSITIONAL_PARAMETERS: bool = false;
     const OWN_WRITER_THREAD: bool = false;
+    const PLAN_TOGETHER: Option<&'static str> =
+        Some("SET LOCAL plan_cache_mode = force_custom_plan");
 }
 
 /// How to connect a [`PostgresStore`].
@@ -128,13 +129,6 @@ impl PostgresOptions {
             conn.close().await?;
             connect = connect.options([("search_path", schema)]);
         }
-        // Plan every statement for its parameters, never from a plan cached earlier. The
-        // batches' multi-row statements are first prepared while the tables are nearly empty
-        // and have no statistics; a generic plan made then (a hash join over a sequential
-        // scan of `job_attempts`) stays with the connection as the table grows, and a
-        // 200,000-job drain then spent most of PostgreSQL's time scanning it (drain 1,643
-        // jobs/s over HTTP, 3,964 with this; 40,000 jobs: no change).
-        connect = connect.options([("plan_cache_mode", "force_custom_plan")]);
         let pool = PgPoolOptions::new()
             .max_connections(self.max_connections)
             .connect_with(connect)
@@ -160,10 +154,12 @@ fn is_plain_identifier(name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{PostgresOptions, is_plain_identifier};
+    use super::{PostgresOptions, PostgresStore, is_plain_identifier};
 
+    /// Writes stored together plan each statement for its parameters; other statements keep
+    /// PostgreSQL's default, cached plans.
     #[tokio::test]
-    async fn connections_plan_each_statement_for_its_parameters() {
+    async fn writes_stored_together_are_planned_for_their_parameters() {
         let url = std::env::var("GANTRY_TEST_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
         let schema = format!("gantry_unit_plans_{}", std::process::id());
@@ -182,7 +178,13 @@ mod tests {
                 return;
             }
         };
-        let mode: String = sqlx::query_scalar("SHOW plan_cache_mode")
+        let show = "SHOW plan_cache_mode";
+        let mut tx = store.writes.begin().await.unwrap();
+        let before: String = sqlx::query_scalar(show).fetch_one(&mut *tx).await.unwrap();
+        PostgresStore::plan_together(&mut tx).await.unwrap();
+        let together: String = sqlx::query_scalar(show).fetch_one(&mut *tx).await.unwrap();
+        tx.commit().await.unwrap();
+        let after: String = sqlx::query_scalar(show)
             .fetch_one(&store.writes)
             .await
             .unwrap();
@@ -192,7 +194,10 @@ mod tests {
         .execute(&store.writes)
         .await
         .unwrap();
-        assert_eq!(mode, "force_custom_plan");
+        assert_eq!(
+            [before.as_str(), together.as_str(), after.as_str()],
+            ["auto", "force_custom_plan", "auto"]
+        );
     }
 
     #[test]

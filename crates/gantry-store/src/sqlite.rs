@@ -102,6 +102,7 @@ impl Backend for Sqlite {
     const BATCH_RUN_CHANGES: bool = true;
     const POSITIONAL_PARAMETERS: bool = true;
     const OWN_WRITER_THREAD: bool = true;
+    const PLAN_TOGETHER: Option<&'static str> = None;
 }
 
 /// How to open a [`SqliteStore`].

@@ -85,6 +85,15 @@ pub trait Backend: Database + sealed::Sealed {
     /// connections at once, and putting them all on one thread measured slower (start latency
     /// at 200 jobs/s, p99 15 → 29 ms).
     const OWN_WRITER_THREAD: bool;
+    /// A statement that makes the rest of a transaction plan each statement for its
+    /// parameters, run before writes stored together ([`together`]), or `None`. On
+    /// PostgreSQL their multi-row statements are first planned while the tables are nearly
+    /// empty; a generic plan made then (a hash join over a sequential scan of
+    /// `job_attempts`) stayed with the connection as the table grew, and a 200,000-job drain
+    /// spent most of PostgreSQL's time scanning it (1,643 jobs/s over HTTP, 3,964 planned
+    /// per execution). Single-row statements keep their cached plans: planning every
+    /// statement cost start latency at 1,000 jobs/s (achieved 825–869/s → 667–675/s over HTTP).
+    const PLAN_TOGETHER: Option<&'static str>;
 }
 
 /// A statement built by [`queries`] (its parameters `$1, $2, …` written in the order they

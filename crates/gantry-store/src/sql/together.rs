@@ -169,6 +169,14 @@ where
     for<'q> Option<&'q str>: Encode<'q, DB>,
     &'static str: ColumnIndex<DB::Row>,
 {
+    /// Runs [`Backend::PLAN_TOGETHER`], if the backend has one, for the rest of `tx`.
+    pub(crate) async fn plan_together(tx: &mut DB::Connection) -> Result<(), StoreError> {
+        if let Some(statement) = DB::PLAN_TOGETHER {
+            sqlx::raw_sql(statement).execute(&mut *tx).await?;
+        }
+        Ok(())
+    }
+
     /// Stores a group from [`partition`] (all creations or all transitions) together in a
     /// savepoint of the batch's transaction, or leaves them all to be made one by one.
     pub(super) async fn store_together(
@@ -179,6 +187,9 @@ where
             Ok(savepoint) => savepoint,
             Err(error) => return Together::Broken(format!("savepoint failed: {error}"), writes),
         };
+        if let Err(error) = Self::plan_together(&mut savepoint).await {
+            return Together::Broken(format!("planning setting failed: {error}"), writes);
+        }
         let stored = match writes.first() {
             Some(PendingWrite::Create { .. }) => Self::insert_together(&mut savepoint, &writes)
                 .await
