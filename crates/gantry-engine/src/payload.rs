@@ -448,6 +448,14 @@ jobs:
         assert_eq!(first.contexts.inputs, serde_json::json!({"level": 3}));
         assert_eq!(first.contexts.vars, serde_json::json!({"REGION": "eu"}));
 
+        // A copy of the spec with another trigger converts its own.
+        let mut spec = crate::RunSpec::clone(&state.spec);
+        spec.trigger.vars = Value::from_json(&serde_json::json!({"REGION": "us"}));
+        let mut copy = state.clone();
+        copy.spec = std::sync::Arc::new(spec);
+        let copied = job_payload(&copy, &workflow, &key, &none).unwrap();
+        assert_eq!(copied.contexts.vars, serde_json::json!({"REGION": "us"}));
+
         state.attempt = crate::RunAttempt(2);
         let again = job_payload(&state, &workflow, &key, &none).unwrap();
         assert_eq!(again.contexts.github["run_attempt"], "2");

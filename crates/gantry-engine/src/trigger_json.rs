@@ -6,7 +6,7 @@
 //! converted in the run's [`crate::spec::RunSpec`], which every state of the run shares
 //! (`RunSpec::payload_contexts`).
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use crate::spec::TriggerContexts;
 
@@ -19,20 +19,25 @@ pub(crate) struct TriggerJsonValues {
 }
 
 /// [`TriggerJsonValues`], made when first asked for. Not part of what a spec is: never
-/// stored, and two specs compare equal whatever their caches hold.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct TriggerJson(OnceLock<Arc<TriggerJsonValues>>);
+/// stored, never copied (a copy of a spec, whose trigger may then be changed, makes its own),
+/// and two specs compare equal whatever their caches hold.
+#[derive(Debug, Default)]
+pub(crate) struct TriggerJson(OnceLock<TriggerJsonValues>);
 
 impl TriggerJson {
     /// The JSON of `trigger`, converted on the first call.
     pub(crate) fn get(&self, trigger: &TriggerContexts) -> &TriggerJsonValues {
-        self.0.get_or_init(|| {
-            Arc::new(TriggerJsonValues {
-                github: trigger.github.to_json(),
-                inputs: trigger.inputs.to_json(),
-                vars: trigger.vars.to_json(),
-            })
+        self.0.get_or_init(|| TriggerJsonValues {
+            github: trigger.github.to_json(),
+            inputs: trigger.inputs.to_json(),
+            vars: trigger.vars.to_json(),
         })
+    }
+}
+
+impl Clone for TriggerJson {
+    fn clone(&self) -> TriggerJson {
+        TriggerJson::default()
     }
 }
 
