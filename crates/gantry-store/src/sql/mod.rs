@@ -91,8 +91,9 @@ pub trait Backend: Database + sealed::Sealed {
     /// empty; a generic plan made then (a hash join over a sequential scan of
     /// `job_attempts`) stayed with the connection as the table grew, and a 200,000-job drain
     /// spent most of PostgreSQL's time scanning it (1,643 jobs/s over HTTP; 4,008 with the
-    /// writes stored together planned). Single-row statements keep their cached plans: planning every
-    /// statement cost start latency at 1,000 jobs/s (achieved 825–869/s → 667–675/s over HTTP).
+    /// writes stored together planned). Single-row statements keep their cached plans:
+    /// planning every statement cost start latency at 1,000 jobs/s (achieved 825–869/s →
+    /// 667–675/s over HTTP).
     const PLAN_TOGETHER: Option<&'static str>;
 }
 
