@@ -3,8 +3,9 @@
 //! Reads and writes share one pool; transactions run at PostgreSQL's default `READ COMMITTED`
 //! level, which is enough because every check-then-write is a single conditional statement
 //! (the state-version check, the claim, the run-number counter) that waits for a concurrent
-//! writer of the same row and re-checks its condition after that writer commits. Writes
-//! stored together are planned for their parameters (`Backend::PLAN_TOGETHER`). Migrations
+//! writer of the same row and re-checks its condition after that writer commits. Write
+//! transactions are planned as key lookups (`Backend::BEGIN_WRITE`), and writes stored
+//! together take their rows as arrays and keep one plan (`Backend::PLAN_TOGETHER`). Migrations
 //! take a transaction-scoped advisory lock so that replicas starting together migrate once.
 //!
 //! [`PostgresOptions::with_schema`] puts every table in a schema of its own (created if
@@ -16,6 +17,10 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, Postgres};
 
 use crate::error::StoreError;
+use sqlx::postgres::PgArguments;
+use sqlx::query::Query;
+
+use crate::sql::multi_row::{self, Rows, Values};
 use crate::sql::{Backend, Migration, SqlStore};
 
 /// The PostgreSQL store.
@@ -69,7 +74,8 @@ impl Backend for Postgres {
             sql: include_str!("../migrations/postgres/0010_run_documents.sql"),
         },
     ];
-    const BEGIN_WRITE: &'static str = "BEGIN";
+    const BEGIN_WRITE: &'static str = "BEGIN; SET LOCAL enable_seqscan = off; \
+        SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off";
     // The key is arbitrary but fixed: `gantry` in ASCII.
     const LOCK_MIGRATIONS: Option<&'static str> =
         Some("SELECT pg_advisory_xact_lock(113723047524985)");
@@ -77,7 +83,32 @@ impl Backend for Postgres {
     const POSITIONAL_PARAMETERS: bool = false;
     const OWN_WRITER_THREAD: bool = false;
     const PLAN_TOGETHER: Option<&'static str> =
-        Some("SET LOCAL plan_cache_mode = force_custom_plan");
+        Some("SET LOCAL plan_cache_mode = force_generic_plan");
+    // One array per column: the statement is the same for any number of rows.
+    const ROWS_PER_STATEMENT: usize = 10_000;
+
+    fn rows_table(rows: &Rows<'_>) -> String {
+        multi_row::unnest_table(rows)
+    }
+
+    fn rows_to_insert(rows: &Rows<'_>) -> String {
+        multi_row::unnest_select(rows)
+    }
+
+    fn bind_rows<'q>(
+        mut query: Query<'q, Postgres, PgArguments>,
+        rows: &Rows<'_>,
+    ) -> Query<'q, Postgres, PgArguments> {
+        for (_, values) in rows.columns() {
+            query = match values {
+                Values::Int(values) => query.bind(values.as_slice()),
+                Values::MaybeInt(values) => query.bind(values.as_slice()),
+                Values::Text(values) => query.bind(values.as_slice()),
+                Values::MaybeText(values) => query.bind(values.as_slice()),
+            };
+        }
+        query
+    }
 }
 
 /// How to connect a [`PostgresStore`].
@@ -154,12 +185,37 @@ fn is_plain_identifier(name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{PostgresOptions, PostgresStore, is_plain_identifier};
+    use sqlx::{AssertSqlSafe, Postgres};
 
-    /// Writes stored together plan each statement for its parameters; other statements keep
-    /// PostgreSQL's default, cached plans.
+    use super::{PostgresOptions, PostgresStore, is_plain_identifier};
+    use crate::sql::multi_row::{self, Rows};
+    use crate::sql::{Backend, queries as q};
+
+    /// The generic plan of `statement` (prepared as `name`) executed with `arguments`.
+    async fn generic_plan(
+        conn: &mut sqlx::PgConnection,
+        name: &str,
+        statement: &str,
+        arguments: &str,
+    ) -> String {
+        let prepare = format!("PREPARE {name} AS {statement}");
+        sqlx::raw_sql(AssertSqlSafe(prepare))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let explain = format!("EXPLAIN (COSTS OFF) EXECUTE {name}({arguments})");
+        let lines: Vec<String> = sqlx::query_scalar(AssertSqlSafe(explain))
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+        lines.join("\n")
+    }
+
+    /// Writes plan their statements as key lookups, and writes stored together keep one
+    /// generic plan: planned on an empty table (as each connection first plans them), the
+    /// multi-row end of attempts is otherwise a sequential scan kept as the table grows.
     #[tokio::test]
-    async fn writes_stored_together_are_planned_for_their_parameters() {
+    async fn writes_plan_key_lookups_once() {
         let url = std::env::var("GANTRY_TEST_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
         let schema = format!("gantry_unit_plans_{}", std::process::id());
@@ -178,25 +234,58 @@ mod tests {
                 return;
             }
         };
+        let rows = Rows::new()
+            .int("job_id", [1])
+            .int("attempt", [1])
+            .int("ended_at_ms", [1])
+            .text("result", ["success"])
+            .maybe_int("token", [None]);
+        let statement = q::end_attempts(&multi_row::unnest_table(&rows));
+        let arguments = "'{1}', '{1}', '{1}', '{success}', '{NULL}'";
         let show = "SHOW plan_cache_mode";
-        let mut tx = store.writes.begin().await.unwrap();
-        let before: String = sqlx::query_scalar(show).fetch_one(&mut *tx).await.unwrap();
-        PostgresStore::plan_together(&mut tx).await.unwrap();
-        let together: String = sqlx::query_scalar(show).fetch_one(&mut *tx).await.unwrap();
-        tx.commit().await.unwrap();
-        let after: String = sqlx::query_scalar(show)
-            .fetch_one(&store.writes)
+
+        let mut tx = store
+            .writes
+            .begin_with(Postgres::BEGIN_WRITE)
             .await
             .unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DROP SCHEMA \"{schema}\" CASCADE"
-        )))
-        .execute(&store.writes)
-        .await
-        .unwrap();
+        PostgresStore::plan_together(&mut tx).await.unwrap();
+        let together: String = sqlx::query_scalar(show).fetch_one(&mut *tx).await.unwrap();
+        let planned = generic_plan(&mut tx, "ends_in_write", &statement, arguments).await;
+        tx.rollback().await.unwrap();
+
+        let mut conn = store.writes.acquire().await.unwrap();
+        let after: String = sqlx::query_scalar(show)
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        sqlx::raw_sql("SET plan_cache_mode = force_generic_plan")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let unplanned = generic_plan(&mut conn, "ends_alone", &statement, arguments).await;
+        sqlx::raw_sql("RESET plan_cache_mode; DEALLOCATE ALL")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        drop(conn);
+        sqlx::raw_sql(AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
+            .execute(&store.writes)
+            .await
+            .unwrap();
+
         assert_eq!(
-            [before.as_str(), together.as_str(), after.as_str()],
-            ["auto", "force_custom_plan", "auto"]
+            [together.as_str(), after.as_str()],
+            ["force_generic_plan", "auto"]
+        );
+        assert!(
+            planned.contains("Index Scan using job_attempts_pkey"),
+            "{planned}"
+        );
+        assert!(!planned.contains("Seq Scan"), "{planned}");
+        assert!(
+            unplanned.contains("Seq Scan on job_attempts"),
+            "{unplanned}"
         );
     }
 

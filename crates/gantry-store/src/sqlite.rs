@@ -26,9 +26,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sqlx::Sqlite;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::query::Query;
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
 
 use crate::error::StoreError;
+use crate::sql::multi_row::{self, Rows, Values};
 use crate::sql::{Backend, DirectWriter, Migration, SqlStore};
 
 /// The SQLite store.
@@ -103,6 +107,33 @@ impl Backend for Sqlite {
     const POSITIONAL_PARAMETERS: bool = true;
     const OWN_WRITER_THREAD: bool = true;
     const PLAN_TOGETHER: Option<&'static str> = None;
+    // A compound `SELECT` is limited to 500 terms, and a row is a term of the rows' table.
+    const ROWS_PER_STATEMENT: usize = 64;
+
+    fn rows_table(rows: &Rows<'_>) -> String {
+        multi_row::cast_rows_table(rows)
+    }
+
+    fn rows_to_insert(rows: &Rows<'_>) -> String {
+        multi_row::values_list(rows)
+    }
+
+    fn bind_rows<'q>(
+        mut query: Query<'q, Sqlite, SqliteArguments>,
+        rows: &Rows<'_>,
+    ) -> Query<'q, Sqlite, SqliteArguments> {
+        for row in 0..rows.len() {
+            for (_, values) in rows.columns() {
+                query = match values {
+                    Values::Int(values) => query.bind(values[row]),
+                    Values::MaybeInt(values) => query.bind(values[row]),
+                    Values::Text(values) => query.bind(values[row]),
+                    Values::MaybeText(values) => query.bind(values[row]),
+                };
+            }
+        }
+        query
+    }
 }
 
 /// How to open a [`SqliteStore`].

@@ -21,6 +21,7 @@ use std::collections::{HashMap, HashSet};
 use sqlx::{ColumnIndex, Encode, Executor, IntoArguments, Type};
 
 use super::group_commit::{Content, PendingWrite};
+use super::multi_row::Rows;
 use super::queries as q;
 use super::rows::{self, StoreRow};
 use super::{Backend, SqlStore, for_backend, to_json, validate_new_job};
@@ -200,15 +201,14 @@ where
         let unqueued: Vec<usize> = (0..contents.len())
             .filter(|&index| contents[index].status != RunStatus::Queued)
             .collect();
-        for chunk in unqueued.chunks(q::RUNS_CHUNK) {
-            let sql = q::set_runs_status(chunk.len());
-            let mut query = sqlx::query(for_backend::<DB>(sql));
-            for &index in chunk {
-                query = query
-                    .bind(allocated[index].run_id.0)
-                    .bind(contents[index].status.as_str());
-            }
-            query.execute(&mut *conn).await?;
+        for chunk in unqueued.chunks(q::RUNS_CHUNK.min(DB::ROWS_PER_STATEMENT)) {
+            let rows = Rows::new()
+                .int("id", chunk.iter().map(|&index| allocated[index].run_id.0))
+                .text(
+                    "status",
+                    chunk.iter().map(|&index| contents[index].status.as_str()),
+                );
+            Self::fetch_rows(conn, q::set_runs_status(&DB::rows_table(&rows)), &rows).await?;
         }
 
         let runs: Vec<(RunId, &[NewJob])> = allocated

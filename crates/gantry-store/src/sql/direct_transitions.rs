@@ -91,7 +91,7 @@ impl Statements {
         let sql = |statement: &str| q::numbered(q::without_returning(statement));
         Statements {
             move_run: sql(q::UPDATE_ENGINE_STATE_AND_RUN),
-            upsert_engine_job: sql(&q::upsert_engine_jobs(1)),
+            upsert_engine_job: sql(&q::upsert_engine_jobs(q::ENGINE_JOB_ROW)),
             claim_job: sql(q::CLAIM_JOB),
             claimed_job: sql(q::SELECT_CLAIMED_JOB),
             claim_attempt: sql(q::CLAIM_ATTEMPT),

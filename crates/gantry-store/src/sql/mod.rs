@@ -14,7 +14,8 @@ mod create_together;
 mod direct_transitions;
 mod group_commit;
 mod migrate;
-mod queries;
+pub(crate) mod multi_row;
+pub(crate) mod queries;
 mod rows;
 mod runner_queries;
 mod runners;
@@ -44,6 +45,7 @@ use crate::status::{JobStatus, RunStatus};
 use crate::store::{Store, StoreFuture};
 
 pub use migrate::Migration;
+use multi_row::Rows;
 
 pub(crate) use direct_transitions::DirectWriter;
 use group_commit::{Content, PendingWrite, Performed, WriteQueue};
@@ -63,7 +65,10 @@ mod sealed {
 pub trait Backend: Database + sealed::Sealed {
     /// The backend's numbered migrations, in order.
     const MIGRATIONS: &'static [Migration];
-    /// The statement that begins a write transaction.
+    /// The statement that begins a write transaction. On PostgreSQL it also plans the rest of
+    /// the transaction without sequential scans, hash or merge joins: every write reads and
+    /// changes rows by key, but a plan made while a table is small (and kept, see
+    /// [`Backend::PLAN_TOGETHER`]) may scan it whole.
     const BEGIN_WRITE: &'static str;
     /// A statement run first in the migration transaction to keep two processes from
     /// migrating at once, if the backend needs one.
@@ -85,16 +90,28 @@ pub trait Backend: Database + sealed::Sealed {
     /// connections at once, and putting them all on one thread measured slower (start latency
     /// at 200 jobs/s, p99 15 → 29 ms).
     const OWN_WRITER_THREAD: bool;
-    /// A statement that makes the rest of a transaction plan each statement for its
-    /// parameters, run before writes stored together ([`together`]), or `None`. On
-    /// PostgreSQL their multi-row statements are first planned while the tables are nearly
-    /// empty; a generic plan made then (a hash join over a sequential scan of
-    /// `job_attempts`) stayed with the connection as the table grew, and a 200,000-job drain
-    /// spent most of PostgreSQL's time scanning it (1,643 jobs/s over HTTP; 4,008 with the
-    /// writes stored together planned). Single-row statements keep their cached plans:
-    /// planning every statement cost start latency at 1,000 jobs/s (achieved 825–869/s →
-    /// 667–675/s over HTTP).
+    /// A statement run before writes stored together ([`together`]) that makes the rest of
+    /// the transaction keep one plan for each statement, or `None`. On PostgreSQL their
+    /// multi-row statements ([`multi_row`]) are the same text for any number of rows; planned
+    /// for each batch's parameters, planning was 15 % of the server's time in a drain
+    /// (`perf`), and PostgreSQL's own choice between custom and generic plans kept a generic
+    /// plan made while the tables were nearly empty (a hash join over a sequential scan of
+    /// `job_attempts`, 3,268 jobs/s at 100,000 jobs against 5,599 planned each time). With
+    /// [`Backend::BEGIN_WRITE`] planning every write as key lookups, the one generic plan is
+    /// the right one whatever the tables hold.
     const PLAN_TOGETHER: Option<&'static str>;
+    /// At most how many rows one multi-row statement ([`multi_row`]) writes or matches.
+    const ROWS_PER_STATEMENT: usize;
+    /// `rows` as the table `v` of an `UPDATE … FROM`, with their columns' names.
+    fn rows_table(rows: &Rows<'_>) -> String;
+    /// `rows` as the rows of an `INSERT INTO t (their columns) …`.
+    fn rows_to_insert(rows: &Rows<'_>) -> String;
+    /// Binds `rows`' values to `query` in the order [`Backend::rows_table`] and
+    /// [`Backend::rows_to_insert`] number them.
+    fn bind_rows<'q>(
+        query: sqlx::query::Query<'q, Self, Self::Arguments>,
+        rows: &Rows<'_>,
+    ) -> sqlx::query::Query<'q, Self, Self::Arguments>;
 }
 
 /// A statement built by [`queries`] (its parameters `$1, $2, …` written in the order they
@@ -1308,15 +1325,29 @@ where
         conn: &mut DB::Connection,
         jobs: &[(RunId, u32, &str)],
     ) -> Result<(), StoreError> {
-        for chunk in jobs.chunks(q::UPSERT_ENGINE_JOBS_CHUNK) {
-            let sql = q::upsert_engine_jobs(chunk.len());
-            let mut query = sqlx::query(for_backend::<DB>(sql));
-            for (run_id, index, state) in chunk {
-                query = query.bind(run_id.0).bind(i64::from(*index)).bind(*state);
-            }
-            query.execute(&mut *conn).await?;
+        for chunk in jobs.chunks(q::UPSERT_ENGINE_JOBS_CHUNK.min(DB::ROWS_PER_STATEMENT)) {
+            let rows = Rows::new()
+                .int("run_id", chunk.iter().map(|(run_id, ..)| run_id.0))
+                .int(
+                    "job_index",
+                    chunk.iter().map(|(_, index, _)| i64::from(*index)),
+                )
+                .text("state", chunk.iter().map(|(.., state)| *state));
+            let sql = q::upsert_engine_jobs(&DB::rows_to_insert(&rows));
+            Self::fetch_rows(conn, sql, &rows).await?;
         }
         Ok(())
+    }
+
+    /// Runs a multi-row statement ([`multi_row`]) built around `rows`, binding their values;
+    /// returns the rows it returns.
+    pub(super) async fn fetch_rows(
+        conn: &mut DB::Connection,
+        sql: String,
+        rows: &Rows<'_>,
+    ) -> Result<Vec<DB::Row>, StoreError> {
+        let query = DB::bind_rows(sqlx::query(for_backend::<DB>(sql)), rows);
+        Ok(query.fetch_all(&mut *conn).await?)
     }
 
     /// Inserts `jobs` of a run with multi-row statements (one round trip per
@@ -1373,18 +1404,41 @@ where
                 to_json("outputs", &update.outputs)?,
             ));
         }
-        for chunk in encoded.chunks(q::CAST_ROWS_CHUNK) {
-            let sql = q::update_jobs(chunk.len());
-            let mut query = sqlx::query(for_backend::<DB>(sql));
-            for (run_id, update, runs_on, waiting_reasons, outputs) in chunk {
-                query = Self::bind_job_values(
-                    query.bind(run_id.0).bind(update.job_id.0),
-                    update,
-                    [runs_on, waiting_reasons, outputs],
+        for chunk in multi_row::chunks::<DB, _>(&encoded) {
+            let updates = || chunk.iter().map(|(_, update, ..)| *update);
+            let rows = Rows::new()
+                .int("run_id", chunk.iter().map(|(run_id, ..)| run_id.0))
+                .int("id", updates().map(|update| update.job_id.0))
+                .text("name", updates().map(|update| update.name.as_str()))
+                .text("status", updates().map(|update| update.status.as_str()))
+                .maybe_text(
+                    "conclusion",
+                    updates().map(|update| update.conclusion.map(|conclusion| conclusion.as_str())),
+                )
+                .int("attempt", updates().map(|update| update.attempt))
+                .text(
+                    "runs_on",
+                    chunk.iter().map(|(_, _, runs_on, ..)| runs_on.as_str()),
+                )
+                .text(
+                    "waiting_reasons",
+                    chunk.iter().map(|(.., reasons, _)| reasons.as_str()),
+                )
+                .text(
+                    "outputs",
+                    chunk.iter().map(|(.., outputs)| outputs.as_str()),
+                )
+                .int("priority", updates().map(|update| update.priority))
+                .maybe_int("queued_at_ms", updates().map(|update| update.queued_at_ms))
+                .maybe_int(
+                    "started_at_ms",
+                    updates().map(|update| update.started_at_ms),
+                )
+                .maybe_int(
+                    "completed_at_ms",
+                    updates().map(|update| update.completed_at_ms),
                 );
-            }
-            let updated = query
-                .fetch_all(&mut *conn)
+            let updated = Self::fetch_rows(conn, q::update_jobs(&DB::rows_table(&rows)), &rows)
                 .await?
                 .iter()
                 .map(|row| rows::id(row).map(JobId))

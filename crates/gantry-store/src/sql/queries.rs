@@ -273,75 +273,29 @@ pub(crate) const UPDATE_ENGINE_STATE_AND_RUN: &str = "UPDATE workflow_runs \
 /// Job states per multi-row upsert: 3 parameters a row.
 pub(crate) const UPSERT_ENGINE_JOBS_CHUNK: usize = 1000;
 
-/// Writes `rows` job states (1 to [`UPSERT_ENGINE_JOBS_CHUNK`]) of one run; each row binds run
-/// id, job index and state.
-pub(crate) fn upsert_engine_jobs(rows: usize) -> String {
-    let mut sql = String::from("INSERT INTO engine_jobs (run_id, job_index, state) VALUES ");
-    for row in 0..rows {
-        if row > 0 {
-            sql.push_str(", ");
-        }
-        let first = row * 3;
-        sql.push_str(&format!("(${}, ${}, ${})", first + 1, first + 2, first + 3));
-    }
-    sql.push_str(" ON CONFLICT (run_id, job_index) DO UPDATE SET state = excluded.state");
-    sql
+/// Writes job states of one run or of several: `rows` binds run id, job index and state a row
+/// ([`super::Backend::rows_to_insert`]).
+pub(crate) fn upsert_engine_jobs(rows: &str) -> String {
+    format!(
+        "INSERT INTO engine_jobs (run_id, job_index, state) {rows} \
+         ON CONFLICT (run_id, job_index) DO UPDATE SET state = excluded.state"
+    )
 }
 
-/// Rows per multi-row update from [`cast_rows`]. Each row is a term of a compound `SELECT`, which SQLite
-/// limits to 500 terms, and PostgreSQL plans a long `UNION ALL` slowly (998 rows in one
-/// statement took a second; single-row statements a quarter of that).
-pub(crate) const CAST_ROWS_CHUNK: usize = 64;
+/// One job state's row for [`upsert_engine_jobs`].
+pub(crate) const ENGINE_JOB_ROW: &str = "VALUES ($1, $2, $3)";
 
-/// `rows` rows of values named and typed by `columns`, as a `UNION ALL` of `SELECT`s of cast
-/// parameters numbered from `$first`, row after row: the source of a multi-row `UPDATE …
-/// FROM`. SQLite cannot name the columns of a `VALUES` list, and the casts tell PostgreSQL
-/// their types.
-fn cast_rows(rows: usize, first: usize, columns: &[(&str, &str)]) -> String {
-    let mut sql = String::with_capacity(rows * columns.len() * 32);
-    for row in 0..rows {
-        if row > 0 {
-            sql.push_str(" UNION ALL ");
-        }
-        sql.push_str("SELECT ");
-        for (column, (name, sql_type)) in columns.iter().enumerate() {
-            if column > 0 {
-                sql.push_str(", ");
-            }
-            let parameter = first + row * columns.len() + column;
-            sql.push_str(&format!("CAST(${parameter} AS {sql_type}) AS {name}"));
-        }
-    }
-    sql
-}
-
-/// Updates `rows` jobs (1 to [`CAST_ROWS_CHUNK`]), of one run or of several, in one
-/// statement; each row binds run id, id, name, status, conclusion, attempt, runs-on, waiting
-/// reasons, outputs, priority and queued, started and completed times. A row updates its job
-/// only if the job is of that run. Returns the ids it updated.
-pub(crate) fn update_jobs(rows: usize) -> String {
-    const COLUMNS: [(&str, &str); 13] = [
-        ("run_id", "BIGINT"),
-        ("id", "BIGINT"),
-        ("name", "TEXT"),
-        ("status", "TEXT"),
-        ("conclusion", "TEXT"),
-        ("attempt", "BIGINT"),
-        ("runs_on", "TEXT"),
-        ("waiting_reasons", "TEXT"),
-        ("outputs", "TEXT"),
-        ("priority", "BIGINT"),
-        ("queued_at_ms", "BIGINT"),
-        ("started_at_ms", "BIGINT"),
-        ("completed_at_ms", "BIGINT"),
-    ];
+/// Updates jobs of one run or of several in one statement: the table `v`
+/// ([`super::Backend::rows_table`]) binds run id, id, name, status, conclusion, attempt,
+/// runs-on, waiting reasons, outputs, priority and queued, started and completed times a row.
+/// A row updates its job only if the job is of that run. Returns the ids it updated.
+pub(crate) fn update_jobs(table: &str) -> String {
     format!(
         "UPDATE jobs SET name = v.name, status = v.status, conclusion = v.conclusion, \
          attempt = v.attempt, runs_on = v.runs_on, waiting_reasons = v.waiting_reasons, \
          outputs = v.outputs, priority = v.priority, queued_at_ms = v.queued_at_ms, \
-         started_at_ms = v.started_at_ms, completed_at_ms = v.completed_at_ms FROM ({}) AS v \
-         WHERE jobs.id = v.id AND jobs.run_id = v.run_id RETURNING jobs.id",
-        cast_rows(rows, 1, &COLUMNS)
+         started_at_ms = v.started_at_ms, completed_at_ms = v.completed_at_ms FROM {table} \
+         WHERE jobs.id = v.id AND jobs.run_id = v.run_id RETURNING jobs.id"
     )
 }
 
@@ -477,94 +431,71 @@ pub(crate) fn insert_run_documents(rows: usize) -> String {
     sql.push_str(&value_rows(rows, "(#, #, #, #, #)"));
     sql
 }
-/// Sets the status of `rows` runs as [`SET_RUN_STATUS`] does one's (id and status a row).
-pub(crate) fn set_runs_status(rows: usize) -> String {
-    const COLUMNS: [(&str, &str); 2] = [("id", "BIGINT"), ("status", "TEXT")];
-    format!(
-        "UPDATE workflow_runs SET status = v.status FROM ({}) AS v WHERE workflow_runs.id = v.id",
-        cast_rows(rows, 1, &COLUMNS)
-    )
+/// Sets the status of many runs as [`SET_RUN_STATUS`] does one's (the table `v` binds id and
+/// status a row).
+pub(crate) fn set_runs_status(table: &str) -> String {
+    format!("UPDATE workflow_runs SET status = v.status FROM {table} WHERE workflow_runs.id = v.id")
 }
 
 // Storing the transitions of a batch together (`sql/transitions_together.rs`).
 
-/// [`UPDATE_ENGINE_STATE_AND_RUN`] for `rows` runs at once: each row binds run id, expected
-/// state version, run fields, attempt, status, conclusion, started and completed times. A run
-/// whose version is not the expected one is left alone; returns the runs it updated with
-/// their new versions.
-pub(crate) fn update_runs_state(rows: usize) -> String {
-    const COLUMNS: [(&str, &str); 8] = [
-        ("id", "BIGINT"),
-        ("expected", "BIGINT"),
-        ("engine_run", "TEXT"),
-        ("attempt", "BIGINT"),
-        ("status", "TEXT"),
-        ("conclusion", "TEXT"),
-        ("started_at_ms", "BIGINT"),
-        ("completed_at_ms", "BIGINT"),
-    ];
+/// [`UPDATE_ENGINE_STATE_AND_RUN`] for many runs at once: the table `v` binds run id, expected
+/// state version, run fields, attempt, status, conclusion, started and completed times a row.
+/// A run whose version is not the expected one is left alone; returns the runs it updated
+/// with their new versions.
+pub(crate) fn update_runs_state(table: &str) -> String {
     format!(
         "UPDATE workflow_runs SET engine_run = v.engine_run, \
          state_version = workflow_runs.state_version + 1, attempt = v.attempt, \
          status = v.status, conclusion = v.conclusion, started_at_ms = v.started_at_ms, \
-         completed_at_ms = v.completed_at_ms FROM ({}) AS v \
+         completed_at_ms = v.completed_at_ms FROM {table} \
          WHERE workflow_runs.id = v.id AND workflow_runs.state_version = v.expected \
-         RETURNING workflow_runs.id, workflow_runs.state_version",
-        cast_rows(rows, 1, &COLUMNS)
+         RETURNING workflow_runs.id, workflow_runs.state_version"
     )
 }
 
-/// [`CLAIM_JOB`] for `rows` jobs at once (job id and claim time a row); returns the jobs it
-/// claimed with their run, attempt and new fencing token.
-pub(crate) fn claim_jobs(rows: usize) -> String {
-    const COLUMNS: [(&str, &str); 2] = [("id", "BIGINT"), ("now_ms", "BIGINT")];
+/// [`CLAIM_JOB`] for many jobs at once (the table `v` binds job id and claim time a row);
+/// returns the jobs it claimed with their run, attempt and new fencing token.
+pub(crate) fn claim_jobs(table: &str) -> String {
     format!(
         "UPDATE jobs SET status = 'in_progress', started_at_ms = v.now_ms, \
          waiting_reasons = '[]', last_fencing_token = jobs.last_fencing_token + 1 \
-         FROM ({}) AS v \
+         FROM {table} \
          WHERE jobs.id = v.id AND jobs.status = 'queued' \
-         RETURNING jobs.id, jobs.run_id, jobs.attempt, jobs.last_fencing_token",
-        cast_rows(rows, 1, &COLUMNS)
+         RETURNING jobs.id, jobs.run_id, jobs.attempt, jobs.last_fencing_token"
     )
 }
 
-/// [`CLAIM_ATTEMPT`] for `rows` attempts at once (the same six values a row); returns the
-/// job of each attempt it recorded.
-pub(crate) fn claim_attempts(rows: usize) -> String {
+/// [`CLAIM_ATTEMPT`] for many attempts at once (`rows` binds its six values a row); returns
+/// the job of each attempt it recorded.
+pub(crate) fn claim_attempts(rows: &str) -> String {
     format!(
         "INSERT INTO job_attempts (job_id, attempt, runner_id, fencing_token, \
-         lease_deadline_ms, started_at_ms) VALUES {} \
+         lease_deadline_ms, started_at_ms) {rows} \
          ON CONFLICT (job_id, attempt) DO UPDATE SET runner_id = excluded.runner_id, \
          fencing_token = excluded.fencing_token, lease_deadline_ms = excluded.lease_deadline_ms, \
          started_at_ms = excluded.started_at_ms \
          WHERE job_attempts.fencing_token IS NULL AND job_attempts.ended_at_ms IS NULL \
-         RETURNING job_id",
-        value_rows(rows, "(#, #, #, #, #, #)")
+         RETURNING job_id"
     )
 }
 
-/// [`END_ATTEMPT`] for `rows` attempts at once (job id, attempt, end time, result and the
-/// fencing token it must hold, or NULL, a row); returns the job of each attempt it ended.
-pub(crate) fn end_attempts(rows: usize) -> String {
-    const COLUMNS: [(&str, &str); 5] = [
-        ("job_id", "BIGINT"),
-        ("attempt", "BIGINT"),
-        ("ended_at_ms", "BIGINT"),
-        ("result", "TEXT"),
-        ("token", "BIGINT"),
-    ];
+/// [`END_ATTEMPT`] for many attempts at once (the table `v` binds job id, attempt, end time,
+/// result and the fencing token it must hold, or NULL, a row); returns the job of each
+/// attempt it ended.
+pub(crate) fn end_attempts(table: &str) -> String {
     format!(
-        "UPDATE job_attempts SET ended_at_ms = v.ended_at_ms, result = v.result FROM ({}) AS v \
+        "UPDATE job_attempts SET ended_at_ms = v.ended_at_ms, result = v.result FROM {table} \
          WHERE job_attempts.job_id = v.job_id AND job_attempts.attempt = v.attempt \
          AND job_attempts.ended_at_ms IS NULL \
          AND (v.token IS NULL OR job_attempts.fencing_token = v.token) \
-         RETURNING job_attempts.job_id",
-        cast_rows(rows, 1, &COLUMNS)
+         RETURNING job_attempts.job_id"
     )
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::multi_row::{Rows, cast_rows_table, values_list};
     use super::*;
 
     #[test]
@@ -606,18 +537,22 @@ mod tests {
     /// bound, so that SQLite may bind them by position ([`positional`]).
     #[test]
     fn multi_row_statements_number_their_parameters_in_order() {
+        let rows = Rows::new()
+            .int("a", [1, 2, 3])
+            .maybe_text("b", [None, None, None]);
+        let (table, values) = (cast_rows_table(&rows), values_list(&rows));
         let statements = [
             existing_keys(3),
             insert_runs(3),
             insert_run_documents(3),
-            set_runs_status(3),
+            set_runs_status(&table),
             insert_jobs(3),
-            upsert_engine_jobs(3),
-            update_jobs(3),
-            update_runs_state(3),
-            claim_jobs(3),
-            claim_attempts(3),
-            end_attempts(3),
+            upsert_engine_jobs(&values),
+            update_jobs(&table),
+            update_runs_state(&table),
+            claim_jobs(&table),
+            claim_attempts(&values),
+            end_attempts(&table),
         ];
         for sql in statements {
             let order = parameter_order(&sql);
@@ -627,14 +562,5 @@ mod tests {
             assert!(!positional.contains('$'), "{positional}");
             assert_eq!(positional.matches('?').count(), order.len());
         }
-    }
-
-    #[test]
-    fn cast_rows_number_the_parameters_across_rows_from_the_first() {
-        assert_eq!(
-            cast_rows(2, 3, &[("a", "BIGINT"), ("b", "TEXT")]),
-            "SELECT CAST($3 AS BIGINT) AS a, CAST($4 AS TEXT) AS b UNION ALL \
-             SELECT CAST($5 AS BIGINT) AS a, CAST($6 AS TEXT) AS b"
-        );
     }
 }

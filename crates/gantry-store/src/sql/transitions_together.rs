@@ -21,13 +21,14 @@ use std::collections::HashMap;
 use sqlx::{ColumnIndex, Encode, Executor, IntoArguments, Type};
 
 use super::group_commit::PendingWrite;
+use super::multi_row::{self, Rows};
 use super::queries as q;
 use super::rows::{self, StoreRow};
-use super::{Backend, SqlStore, for_backend};
+use super::{Backend, SqlStore};
 use crate::FencingToken;
 use crate::error::StoreError;
 use crate::ids::{JobId, RunId};
-use crate::model::{AppliedTransition, Claim, ClaimInTransition, JobUpdate, RunUpdate, Transition};
+use crate::model::{AppliedTransition, Claim, ClaimInTransition, JobUpdate, Transition};
 
 impl<DB> SqlStore<DB>
 where
@@ -109,34 +110,46 @@ where
         conn: &mut DB::Connection,
         transitions: &[&Transition],
     ) -> Result<Vec<i64>, StoreError> {
+        let mut columns = Vec::with_capacity(transitions.len());
+        for transition in transitions {
+            let Some(run) = &transition.run else {
+                return Err(StoreError::invalid(
+                    "a transition without run columns goes alone",
+                ));
+            };
+            columns.push((*transition, run));
+        }
         let mut versions: HashMap<RunId, i64> = HashMap::with_capacity(transitions.len());
-        for chunk in transitions.chunks(q::CAST_ROWS_CHUNK) {
-            let sql = q::update_runs_state(chunk.len());
-            let mut query = sqlx::query(for_backend::<DB>(sql));
-            for transition in chunk {
-                let Some(RunUpdate {
-                    attempt,
-                    status,
-                    conclusion,
-                    started_at_ms,
-                    completed_at_ms,
-                }) = &transition.run
-                else {
-                    return Err(StoreError::invalid(
-                        "a transition without run columns goes alone",
-                    ));
-                };
-                query = query
-                    .bind(transition.run_id.0)
-                    .bind(transition.expected_state_version)
-                    .bind(transition.engine_state.run.as_str())
-                    .bind(*attempt)
-                    .bind(status.as_str())
-                    .bind(conclusion.map(|conclusion| conclusion.as_str()))
-                    .bind(*started_at_ms)
-                    .bind(*completed_at_ms);
-            }
-            for row in query.fetch_all(&mut *conn).await? {
+        for chunk in multi_row::chunks::<DB, _>(&columns) {
+            let runs = || chunk.iter().map(|(_, run)| *run);
+            let rows = Rows::new()
+                .int(
+                    "id",
+                    chunk.iter().map(|(transition, _)| transition.run_id.0),
+                )
+                .int(
+                    "expected",
+                    chunk
+                        .iter()
+                        .map(|(transition, _)| transition.expected_state_version),
+                )
+                .text(
+                    "engine_run",
+                    chunk
+                        .iter()
+                        .map(|(transition, _)| transition.engine_state.run.as_str()),
+                )
+                .int("attempt", runs().map(|run| run.attempt))
+                .text("status", runs().map(|run| run.status.as_str()))
+                .maybe_text(
+                    "conclusion",
+                    runs().map(|run| run.conclusion.map(|conclusion| conclusion.as_str())),
+                )
+                .maybe_int("started_at_ms", runs().map(|run| run.started_at_ms))
+                .maybe_int("completed_at_ms", runs().map(|run| run.completed_at_ms));
+            for row in
+                Self::fetch_rows(conn, q::update_runs_state(&DB::rows_table(&rows)), &rows).await?
+            {
                 versions.insert(RunId(rows::id(&row)?), row.int("state_version")?);
             }
         }
@@ -172,13 +185,11 @@ where
             .collect();
         let mut claimed: HashMap<JobId, (RunId, i64, FencingToken)> =
             HashMap::with_capacity(wanted.len());
-        for chunk in wanted.chunks(q::CAST_ROWS_CHUNK) {
-            let sql = q::claim_jobs(chunk.len());
-            let mut query = sqlx::query(for_backend::<DB>(sql));
-            for (_, claim) in chunk {
-                query = query.bind(claim.job_id.0).bind(claim.lease.now_ms);
-            }
-            for row in query.fetch_all(&mut *conn).await? {
+        for chunk in multi_row::chunks::<DB, _>(&wanted) {
+            let rows = Rows::new()
+                .int("id", chunk.iter().map(|(_, claim)| claim.job_id.0))
+                .int("now_ms", chunk.iter().map(|(_, claim)| claim.lease.now_ms));
+            for row in Self::fetch_rows(conn, q::claim_jobs(&DB::rows_table(&rows)), &rows).await? {
                 claimed.insert(
                     JobId(rows::id(&row)?),
                     (
@@ -210,22 +221,34 @@ where
                 fencing_token,
             });
         }
-        for chunk in wanted.chunks(q::CAST_ROWS_CHUNK) {
-            let sql = q::claim_attempts(chunk.len());
-            let mut query = sqlx::query(for_backend::<DB>(sql));
-            for (_, claim) in chunk {
-                let (_, _, token) = claimed
-                    .get(&claim.job_id)
-                    .ok_or_else(|| StoreError::corrupt("a claimed job was lost"))?;
-                query = query
-                    .bind(claim.job_id.0)
-                    .bind(claim.attempt)
-                    .bind(claim.runner_id.0)
-                    .bind(token.0)
-                    .bind(claim.lease.deadline_ms)
-                    .bind(claim.lease.now_ms);
-            }
-            let recorded = query.fetch_all(&mut *conn).await?.len();
+        for chunk in multi_row::chunks::<DB, _>(&wanted) {
+            let tokens = chunk
+                .iter()
+                .map(|(_, claim)| {
+                    claimed
+                        .get(&claim.job_id)
+                        .map(|(_, _, token)| token.0)
+                        .ok_or_else(|| StoreError::corrupt("a claimed job was lost"))
+                })
+                .collect::<Result<Vec<i64>, _>>()?;
+            let rows = Rows::new()
+                .int("job_id", chunk.iter().map(|(_, claim)| claim.job_id.0))
+                .int("attempt", chunk.iter().map(|(_, claim)| claim.attempt))
+                .int(
+                    "runner_id",
+                    chunk.iter().map(|(_, claim)| claim.runner_id.0),
+                )
+                .int("fencing_token", tokens)
+                .int(
+                    "lease_deadline_ms",
+                    chunk.iter().map(|(_, claim)| claim.lease.deadline_ms),
+                )
+                .int(
+                    "started_at_ms",
+                    chunk.iter().map(|(_, claim)| claim.lease.now_ms),
+                );
+            let sql = q::claim_attempts(&DB::rows_to_insert(&rows));
+            let recorded = Self::fetch_rows(conn, sql, &rows).await?.len();
             if recorded != chunk.len() {
                 return Err(StoreError::conflict(
                     "an attempt was already claimed or has ended",
@@ -268,18 +291,20 @@ where
             .iter()
             .flat_map(|transition| &transition.ended_attempts)
             .collect();
-        for chunk in ended.chunks(q::CAST_ROWS_CHUNK) {
-            let sql = q::end_attempts(chunk.len());
-            let mut query = sqlx::query(for_backend::<DB>(sql));
-            for ended in chunk {
-                query = query
-                    .bind(ended.job_id.0)
-                    .bind(ended.attempt)
-                    .bind(ended.ended_at_ms)
-                    .bind(ended.result.as_str())
-                    .bind(ended.fencing_token.map(|token| token.0));
-            }
-            if query.fetch_all(&mut *conn).await?.len() != chunk.len() {
+        for chunk in multi_row::chunks::<DB, _>(&ended) {
+            let rows = Rows::new()
+                .int("job_id", chunk.iter().map(|ended| ended.job_id.0))
+                .int("attempt", chunk.iter().map(|ended| ended.attempt))
+                .int("ended_at_ms", chunk.iter().map(|ended| ended.ended_at_ms))
+                .text("result", chunk.iter().map(|ended| ended.result.as_str()))
+                .maybe_int(
+                    "token",
+                    chunk
+                        .iter()
+                        .map(|ended| ended.fencing_token.map(|token| token.0)),
+                );
+            let sql = q::end_attempts(&DB::rows_table(&rows));
+            if Self::fetch_rows(conn, sql, &rows).await?.len() != chunk.len() {
                 return Err(StoreError::conflict(
                     "an attempt has ended or is held by another fencing token",
                 ));
@@ -296,7 +321,7 @@ pub(super) mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::model::{EndedAttempt, Lease};
+    use crate::model::{EndedAttempt, Lease, RunUpdate};
     use crate::sql::create_together::tests::{batch, store_with_repo};
     use crate::status::{Conclusion, JobStatus, RunStatus};
     use crate::{CreatedRun, RunnerId, SqliteStore, Store};
