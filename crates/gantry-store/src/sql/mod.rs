@@ -594,9 +594,14 @@ where
 
     /// Runs a batch of writes in one transaction, each in a savepoint, and answers each.
     async fn write_batch(&self, batch: Vec<PendingWrite>) {
-        let mut batch = match self.store_directly(batch).await {
+        let batch = match self.store_directly(batch).await {
             Some(batch) => batch,
             None => return,
+        };
+        let (mut batch, refused_together) = match self.store_batch_together(batch).await {
+            together::WholeBatch::Done => return,
+            together::WholeBatch::NotTried(batch) => (batch, false),
+            together::WholeBatch::Refused(batch) => (batch, true),
         };
         let mut tx = match self.begin().await {
             Ok(tx) => tx,
@@ -613,14 +618,15 @@ where
         }
         let mut performed = Vec::with_capacity(batch.len());
         // Creations and transitions that cannot be refused for a reason of their own are
-        // stored together; the rest, and any group that could not go together, one by one.
+        // stored together; the rest, and any group that could not go together (or was just
+        // refused as a whole batch), one by one.
         let together::Groups {
             creations,
             transitions,
             mut others,
         } = together::partition(batch);
         for group in [creations, transitions] {
-            if group.len() < 2 {
+            if group.len() < 2 || refused_together {
                 others.extend(group);
                 continue;
             }
