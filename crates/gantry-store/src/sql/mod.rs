@@ -1331,7 +1331,8 @@ where
         conn: &mut DB::Connection,
         jobs: &[(RunId, u32, &str)],
     ) -> Result<(), StoreError> {
-        for chunk in jobs.chunks(q::UPSERT_ENGINE_JOBS_CHUNK.min(DB::ROWS_PER_STATEMENT)) {
+        // A `VALUES` list is not a compound `SELECT`: SQLite takes 1,000 rows of it.
+        for chunk in jobs.chunks(q::UPSERT_ENGINE_JOBS_CHUNK) {
             let rows = Rows::new()
                 .int("run_id", chunk.iter().map(|(run_id, ..)| run_id.0))
                 .int(

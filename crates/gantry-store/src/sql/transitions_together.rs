@@ -8,7 +8,8 @@
 //! (the fair queue spreads its picks over runs), so those statements, not the commit, capped
 //! the drain (`gantry bench drain --batch N`). Here the runs of a batch move with one
 //! version-checked `UPDATE`, their jobs are claimed, their attempts recorded, their rows
-//! updated and their attempts ended with one statement each (per 64 rows).
+//! updated and their attempts ended with one statement each (per 64 rows on SQLite; see
+//! `multi_row.rs`).
 //!
 //! `together.rs` picks the transitions that may go together (distinct runs, distinct claimed
 //! jobs, no new jobs). Any refusal (a stale version, a job no longer queued, an attempt at
