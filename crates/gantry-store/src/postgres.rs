@@ -4,7 +4,7 @@
 //! level, which is enough because every check-then-write is a single conditional statement
 //! (the state-version check, the claim, the run-number counter) that waits for a concurrent
 //! writer of the same row and re-checks its condition after that writer commits. Write
-//! transactions are planned as key lookups (`Backend::BEGIN_WRITE`), and writes stored
+//! transactions are planned as key lookups (`Backend::PLAN_WRITES`), and writes stored
 //! together take their rows as arrays and keep one plan (`Backend::PLAN_TOGETHER`). Migrations
 //! take a transaction-scoped advisory lock so that replicas starting together migrate once.
 //!
@@ -74,8 +74,11 @@ impl Backend for Postgres {
             sql: include_str!("../migrations/postgres/0010_run_documents.sql"),
         },
     ];
-    const BEGIN_WRITE: &'static str = "BEGIN; SET LOCAL enable_seqscan = off; \
-        SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off";
+    const BEGIN_WRITE: &'static str = "BEGIN";
+    const PLAN_WRITES: Option<&'static str> = Some(
+        "SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; \
+         SET LOCAL enable_mergejoin = off",
+    );
     // The key is arbitrary but fixed: `gantry` in ASCII.
     const LOCK_MIGRATIONS: Option<&'static str> =
         Some("SELECT pg_advisory_xact_lock(113723047524985)");
@@ -189,7 +192,7 @@ mod tests {
 
     use super::{PostgresOptions, PostgresStore, is_plain_identifier};
     use crate::sql::multi_row::{self, Rows};
-    use crate::sql::{Backend, queries as q};
+    use crate::sql::{begin_write, queries as q};
 
     /// The generic plan of `statement` (prepared as `name`) executed with `arguments`.
     async fn generic_plan(
@@ -246,7 +249,12 @@ mod tests {
 
         let mut tx = store
             .writes
-            .begin_with(Postgres::BEGIN_WRITE)
+            .begin_with(begin_write::<Postgres>(None))
+            .await
+            .unwrap();
+        let seqscan = "SHOW enable_seqscan";
+        let seqscan_in_write: String = sqlx::query_scalar(seqscan)
+            .fetch_one(&mut *tx)
             .await
             .unwrap();
         PostgresStore::plan_together(&mut tx).await.unwrap();
@@ -256,6 +264,10 @@ mod tests {
 
         let mut conn = store.writes.acquire().await.unwrap();
         let after: String = sqlx::query_scalar(show)
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        let seqscan_after: String = sqlx::query_scalar(seqscan)
             .fetch_one(&mut *conn)
             .await
             .unwrap();
@@ -274,6 +286,8 @@ mod tests {
             .await
             .unwrap();
 
+        // The planner settings hold for the write transaction and end with it.
+        assert_eq!([seqscan_in_write, seqscan_after], ["off", "on"]);
         assert_eq!(
             [together.as_str(), after.as_str()],
             ["force_generic_plan", "auto"]

@@ -101,6 +101,7 @@ impl Backend for Sqlite {
         },
     ];
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+    const PLAN_WRITES: Option<&'static str> = None;
     // Migrations run in a `BEGIN IMMEDIATE` transaction, which already excludes other writers.
     const LOCK_MIGRATIONS: Option<&'static str> = None;
     const BATCH_RUN_CHANGES: bool = true;

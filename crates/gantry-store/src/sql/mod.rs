@@ -65,11 +65,14 @@ mod sealed {
 pub trait Backend: Database + sealed::Sealed {
     /// The backend's numbered migrations, in order.
     const MIGRATIONS: &'static [Migration];
-    /// The statement that begins a write transaction. On PostgreSQL it also plans the rest of
-    /// the transaction without sequential scans, hash or merge joins: every write reads and
-    /// changes rows by key, but a plan made while a table is small (and kept, see
-    /// [`Backend::PLAN_TOGETHER`]) may scan it whole.
+    /// The statement that begins a write transaction (and the migrations' transaction).
     const BEGIN_WRITE: &'static str;
+    /// Settings sent with the `BEGIN` of every write transaction but the migrations', or
+    /// `None`. On PostgreSQL they plan the transaction without sequential scans, hash or merge
+    /// joins: every write reads and changes rows by key, but a plan made while a table is
+    /// small (and kept, see [`Backend::PLAN_TOGETHER`]) may scan it whole. Migrations, which
+    /// may read whole tables, keep the planner's defaults.
+    const PLAN_WRITES: Option<&'static str>;
     /// A statement run first in the migration transaction to keep two processes from
     /// migrating at once, if the backend needs one.
     const LOCK_MIGRATIONS: Option<&'static str>;
@@ -97,7 +100,7 @@ pub trait Backend: Database + sealed::Sealed {
     /// (`perf`), and PostgreSQL's own choice between custom and generic plans kept a generic
     /// plan made while the tables were nearly empty (a hash join over a sequential scan of
     /// `job_attempts`, 3,268 jobs/s at 100,000 jobs against 5,599 planned each time). With
-    /// [`Backend::BEGIN_WRITE`] planning every write as key lookups, the one generic plan is
+    /// [`Backend::PLAN_WRITES`] planning every write as key lookups, the one generic plan is
     /// the right one whatever the tables hold.
     const PLAN_TOGETHER: Option<&'static str>;
     /// At most how many rows one multi-row statement ([`multi_row`]) writes or matches.
@@ -112,6 +115,17 @@ pub trait Backend: Database + sealed::Sealed {
         query: sqlx::query::Query<'q, Self, Self::Arguments>,
         rows: &Rows<'_>,
     ) -> sqlx::query::Query<'q, Self, Self::Arguments>;
+}
+
+/// What begins a write transaction: [`Backend::BEGIN_WRITE`] with [`Backend::PLAN_WRITES`]
+/// and `then` (more settings for the transaction), in one round trip.
+pub(crate) fn begin_write<DB: Backend>(then: Option<&str>) -> sqlx::AssertSqlSafe<String> {
+    let mut statement = DB::BEGIN_WRITE.to_owned();
+    for settings in [DB::PLAN_WRITES, then].into_iter().flatten() {
+        statement.push_str("; ");
+        statement.push_str(settings);
+    }
+    sqlx::AssertSqlSafe(statement)
 }
 
 /// A statement built by [`queries`] (its parameters `$1, $2, …` written in the order they
@@ -286,7 +300,7 @@ where
     }
 
     async fn begin(&self) -> Result<sqlx::Transaction<'static, DB>, StoreError> {
-        Ok(self.writes.begin_with(DB::BEGIN_WRITE).await?)
+        Ok(self.writes.begin_with(begin_write::<DB>(None)).await?)
     }
 
     async fn create_organization(&self, org: NewOrganization) -> Result<Organization, StoreError> {

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use sqlx::{AssertSqlSafe, ColumnIndex, Connection, Encode, Executor, IntoArguments, Type};
+use sqlx::{ColumnIndex, Connection, Encode, Executor, IntoArguments, Type};
 
 use super::group_commit::{Content, PendingWrite, Performed};
 use super::{Backend, SqlStore};
@@ -197,11 +197,8 @@ where
         if self.direct.is_some() || batch.len() < 2 || !all_go_together(&batch) {
             return WholeBatch::NotTried(batch);
         }
-        let begin = match DB::PLAN_TOGETHER {
-            Some(plan) => format!("{}; {plan}", DB::BEGIN_WRITE),
-            None => DB::BEGIN_WRITE.to_owned(),
-        };
-        let Ok(mut tx) = self.writes.begin_with(AssertSqlSafe(begin)).await else {
+        let begin = super::begin_write::<DB>(DB::PLAN_TOGETHER);
+        let Ok(mut tx) = self.writes.begin_with(begin).await else {
             // The usual way meets the same failure and answers with it.
             return WholeBatch::NotTried(batch);
         };
