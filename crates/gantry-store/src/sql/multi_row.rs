@@ -3,7 +3,8 @@
 //! Writes stored together (`transitions_together.rs`) change many rows of a table with one
 //! statement. SQLite gets the rows as parameters written out row after row (a compound
 //! `SELECT` of cast parameters, or a `VALUES` list), so the statement's text grows with the
-//! rows and at most [`Backend::ROWS_PER_STATEMENT`] go in one. PostgreSQL gets one array per
+//! rows; a compound `SELECT` holds at most [`Backend::ROWS_PER_STATEMENT`] (a `VALUES` list is
+//! not one, and callers may put more rows in it). PostgreSQL gets one array per
 //! column and reads them back as rows with `unnest`: the statement's text is the same for any
 //! number of rows, so it is prepared once per connection and not planned again for each batch
 //! size. Planning the row-after-row form was 44 % of PostgreSQL's time in a drain (`perf`,
