@@ -73,6 +73,11 @@ impl Backend for Postgres {
             name: "run_documents",
             sql: include_str!("../migrations/postgres/0010_run_documents.sql"),
         },
+        Migration {
+            version: 12,
+            name: "idempotency_key_index",
+            sql: include_str!("../migrations/postgres/0012_idempotency_key_index.sql"),
+        },
     ];
     const BEGIN_WRITE: &'static str = "BEGIN";
     const PLAN_WRITES: Option<&'static str> = Some(
@@ -214,28 +219,69 @@ mod tests {
         lines.join("\n")
     }
 
-    /// Writes plan their statements as key lookups, and writes stored together keep one
-    /// generic plan: planned on an empty table (as each connection first plans them), the
-    /// multi-row end of attempts is otherwise a sequential scan kept as the table grows.
-    #[tokio::test]
-    async fn writes_plan_key_lookups_once() {
+    /// A store of one connection in a fresh schema `schema`, or `None` (with a loud message)
+    /// when PostgreSQL is not reachable outside CI.
+    async fn test_store(schema: &str) -> Option<PostgresStore> {
         let url = std::env::var("GANTRY_TEST_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-        let schema = format!("gantry_unit_plans_{}", std::process::id());
-        let store = match PostgresOptions::new(&url)
-            .with_schema(&schema)
+        match PostgresOptions::new(&url)
+            .with_schema(schema)
             .max_connections(1)
             .connect()
             .await
         {
-            Ok(store) => store,
+            Ok(store) => Some(store),
             Err(error) if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
                 panic!("PostgreSQL not reachable at {url} and CI=true: {error}")
             }
             Err(error) => {
                 eprintln!("!!!! SKIPPED: PostgreSQL not reachable at {url} ({error}) !!!!");
-                return;
+                None
             }
+        }
+    }
+
+    /// Drops the schema of a [`test_store`].
+    async fn drop_schema(store: &PostgresStore, schema: &str) {
+        sqlx::raw_sql(AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
+            .execute(&store.writes)
+            .await
+            .unwrap();
+    }
+
+    /// A batch of creations looks its idempotency keys up through their own index, not by
+    /// reading every run (the keys of a batch may be of several repositories, so the unique
+    /// constraint on repository and key cannot serve it).
+    #[tokio::test]
+    async fn creations_find_idempotency_keys_by_index() {
+        let schema = format!("gantry_unit_keys_{}", std::process::id());
+        let Some(store) = test_store(&schema).await else {
+            return;
+        };
+        let mut tx = store
+            .writes
+            .begin_with(begin_write::<Postgres>(None))
+            .await
+            .unwrap();
+        PostgresStore::plan_together(&mut tx).await.unwrap();
+        let planned = generic_plan(&mut tx, "keys", &q::existing_keys(2), "'a', 'b'").await;
+        tx.rollback().await.unwrap();
+        drop_schema(&store, &schema).await;
+        assert!(
+            planned.contains("workflow_runs_by_idempotency_key"),
+            "{planned}"
+        );
+        assert!(!planned.contains("Seq Scan"), "{planned}");
+    }
+
+    /// Writes plan their statements as key lookups, and writes stored together keep one
+    /// generic plan: planned on an empty table (as each connection first plans them), the
+    /// multi-row end of attempts is otherwise a sequential scan kept as the table grows.
+    #[tokio::test]
+    async fn writes_plan_key_lookups_once() {
+        let schema = format!("gantry_unit_plans_{}", std::process::id());
+        let Some(store) = test_store(&schema).await else {
+            return;
         };
         let rows = Rows::new()
             .int("job_id", [1])
@@ -281,10 +327,7 @@ mod tests {
             .await
             .unwrap();
         drop(conn);
-        sqlx::raw_sql(AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
-            .execute(&store.writes)
-            .await
-            .unwrap();
+        drop_schema(&store, &schema).await;
 
         // The planner settings hold for the write transaction and end with it.
         assert_eq!([seqscan_in_write, seqscan_after], ["off", "on"]);

@@ -99,6 +99,11 @@ impl Backend for Sqlite {
             name: "checks_without_lists",
             sql: include_str!("../migrations/sqlite/0011_checks_without_lists.sql"),
         },
+        Migration {
+            version: 12,
+            name: "idempotency_key_index",
+            sql: include_str!("../migrations/sqlite/0012_idempotency_key_index.sql"),
+        },
     ];
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const PLAN_WRITES: Option<&'static str> = None;
@@ -236,6 +241,35 @@ mod tests {
         row.try_get::<String, _>(0)
             .or_else(|_| row.try_get::<i64, _>(0).map(|value| value.to_string()))
             .unwrap()
+    }
+
+    /// A batch of creations looks its idempotency keys up through their own index, not by
+    /// reading every run.
+    #[tokio::test]
+    async fn creations_find_idempotency_keys_by_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("gantry.db"))
+            .await
+            .unwrap();
+        let explain = format!(
+            "EXPLAIN QUERY PLAN {}",
+            crate::sql::queries::positional(&crate::sql::queries::existing_keys(2))
+        );
+        let plan: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(explain))
+            .bind("a")
+            .bind("b")
+            .fetch_all(&store.writes)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get::<String, _>("detail"))
+            .collect();
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains("USING INDEX workflow_runs_by_idempotency_key"),
+            "{plan}"
+        );
+        assert!(!plan.contains("SCAN workflow_runs"), "{plan}");
     }
 
     #[tokio::test]
