@@ -33,11 +33,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, ToSql, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::job_writes::{ClaimWrites, EncodedUpdate};
 use super::queries as q;
-use super::{require_at_least, require_text};
+use super::{require_at_least, require_text, to_json};
 use crate::FencingToken;
 use crate::error::StoreError;
 use crate::model::{AppliedTransition, Claim, RunUpdate, Transition};
@@ -64,7 +63,6 @@ struct Statements {
     claimed_job: String,
     claim_attempt: String,
     update_job: String,
-    claim_and_update_job: String,
     job_of_run: String,
     insert_attempt: String,
     end_attempt: String,
@@ -74,7 +72,7 @@ struct Statements {
 impl Statements {
     /// Every statement, for tests that look at each.
     #[cfg(test)]
-    fn all(&self) -> [&str; 11] {
+    fn all(&self) -> [&str; 10] {
         [
             &self.move_run,
             &self.upsert_engine_job,
@@ -82,7 +80,6 @@ impl Statements {
             &self.claimed_job,
             &self.claim_attempt,
             &self.update_job,
-            &self.claim_and_update_job,
             &self.job_of_run,
             &self.insert_attempt,
             &self.end_attempt,
@@ -99,7 +96,6 @@ impl Statements {
             claimed_job: sql(q::SELECT_CLAIMED_JOB),
             claim_attempt: sql(q::CLAIM_ATTEMPT),
             update_job: sql(q::UPDATE_JOB),
-            claim_and_update_job: sql(q::CLAIM_AND_UPDATE_JOB),
             job_of_run: sql(q::JOB_OF_RUN),
             insert_attempt: sql(q::INSERT_ATTEMPT),
             end_attempt: sql(q::END_ATTEMPT),
@@ -120,40 +116,6 @@ fn change_one(
         1 => Ok(()),
         _ => Err(refused(refusal)),
     }
-}
-
-/// Writes a job update with [`q::UPDATE_JOB`]'s parameters, and `claimed_attempt` after them
-/// for [`q::CLAIM_AND_UPDATE_JOB`]; it must change the job's row.
-fn write_job(
-    tx: &Connection,
-    sql: &str,
-    encoded: &EncodedUpdate,
-    claimed_attempt: Option<i64>,
-    refusal: &str,
-) -> Result<(), NotStored> {
-    let update = encoded.update;
-    let [runs_on, waiting_reasons, outputs] = encoded.json();
-    let status = update.status.as_str();
-    let conclusion = update.conclusion.map(|conclusion| conclusion.as_str());
-    let mut values: Vec<&dyn ToSql> = vec![
-        &update.job_id.0,
-        &encoded.run_id.0,
-        &update.name,
-        &status,
-        &conclusion,
-        &update.attempt,
-        runs_on,
-        waiting_reasons,
-        outputs,
-        &update.priority,
-        &update.queued_at_ms,
-        &update.started_at_ms,
-        &update.completed_at_ms,
-    ];
-    if let Some(attempt) = &claimed_attempt {
-        values.push(attempt);
-    }
-    change_one(tx, sql, values.as_slice(), refusal)
 }
 
 /// Why a batch was not stored here. It goes the sqlx way, which finds the cause again and
@@ -243,13 +205,6 @@ impl DirectWriter {
         }
     }
 
-    /// Rows this connection has written, deleted or replaced since it opened.
-    #[cfg(test)]
-    fn total_changes(&self) -> u64 {
-        let connection = self.connection.lock().expect("an unpoisoned connection");
-        connection.total_changes()
-    }
-
     /// Stores `transitions` in one durable transaction, each as a transition alone would be
     /// stored; returns their answers in order, or changes nothing.
     pub fn store(&self, transitions: &[&Transition]) -> Result<Vec<AppliedTransition>, NotStored> {
@@ -309,24 +264,14 @@ impl DirectWriter {
             upsert.execute(params![run_id.0, i64::from(*index), state.as_str()])?;
         }
 
-        let writes = ClaimWrites::of(transition);
-        let mut claims = Vec::with_capacity(writes.claims.len());
-        for &(wanted, update) in &writes.claims {
-            match update {
-                None => change_one(
-                    tx,
-                    &sql.claim_job,
-                    params![wanted.job_id.0, wanted.lease.now_ms],
-                    "a claimed job is not queued",
-                )?,
-                Some(update) => write_job(
-                    tx,
-                    &sql.claim_and_update_job,
-                    &EncodedUpdate::new(run_id, update)?,
-                    Some(wanted.attempt),
-                    "a claimed job is not queued at its attempt in its run",
-                )?,
-            }
+        let mut claims = Vec::with_capacity(transition.claims.len());
+        for wanted in &transition.claims {
+            change_one(
+                tx,
+                &sql.claim_job,
+                params![wanted.job_id.0, wanted.lease.now_ms],
+                "a claimed job is not queued",
+            )?;
             let (job_run, attempt, token): (i64, i64, i64) =
                 tx.prepare_cached(&sql.claimed_job)?
                     .query_row(params![wanted.job_id.0], |row| {
@@ -356,12 +301,27 @@ impl DirectWriter {
             });
         }
 
-        for update in writes.updates {
-            write_job(
+        for update in &transition.job_updates {
+            require_text("job name", &update.name)?;
+            require_at_least("job attempt", update.attempt, 1)?;
+            change_one(
                 tx,
                 &sql.update_job,
-                &EncodedUpdate::new(run_id, update)?,
-                None,
+                params![
+                    update.job_id.0,
+                    run_id.0,
+                    update.name.as_str(),
+                    update.status.as_str(),
+                    update.conclusion.map(|conclusion| conclusion.as_str()),
+                    update.attempt,
+                    to_json("runs-on labels", &update.runs_on)?,
+                    to_json("waiting reasons", &update.waiting_reasons)?,
+                    to_json("outputs", &update.outputs)?,
+                    update.priority,
+                    update.queued_at_ms,
+                    update.started_at_ms,
+                    update.completed_at_ms,
+                ],
                 "an updated job is not of its run",
             )?;
         }
@@ -427,7 +387,7 @@ impl DirectWriter {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
@@ -665,34 +625,6 @@ pub(super) mod tests {
             holdings(&through_sqlx, &runs).await
         );
         assert!(Store::running_attempts(&direct).await.unwrap().is_empty());
-    }
-
-    /// Row writes a batch of `transitions` makes when each claims one job: the run's row, its
-    /// engine job states, the job's row once (claim and update in one statement) and the
-    /// attempt.
-    pub(in crate::sql) fn writes_of_claims(transitions: &[Transition]) -> u64 {
-        transitions
-            .iter()
-            .map(|transition| 3 + transition.engine_state.jobs.len() as u64)
-            .sum()
-    }
-
-    /// A claim and the update of the claimed job's row are one row write.
-    #[tokio::test]
-    async fn a_claimed_job_is_claimed_and_updated_by_one_write() {
-        let (store, runs, _dir) = store_with_runs(3).await;
-        let direct = store.direct.as_ref().expect("a direct writer");
-        let transitions = claims(&store, &runs, 1).await;
-        let expected = writes_of_claims(&transitions);
-        let before = direct.total_changes();
-        let claimed = apply_all(&store, transitions).await;
-        assert_eq!(stored_batches(&store), 1);
-        assert_eq!(direct.total_changes() - before, expected);
-        for (run, applied) in runs.iter().zip(&claimed) {
-            let job = Store::get_job(&store, run.job_ids[0]).await.unwrap();
-            assert_eq!(job.status, JobStatus::InProgress);
-            assert_eq!(applied.claims[0].fencing_token, FencingToken(1));
-        }
     }
 
     /// A refused transition rolls the direct batch back; the sqlx way then stores the others

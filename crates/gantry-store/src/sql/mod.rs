@@ -13,7 +13,6 @@
 mod create_together;
 mod direct_transitions;
 mod group_commit;
-mod job_writes;
 mod migrate;
 pub(crate) mod multi_row;
 pub(crate) mod queries;
@@ -45,7 +44,6 @@ use crate::sources::RepositorySource;
 use crate::status::{JobStatus, RunStatus};
 use crate::store::{Store, StoreFuture};
 
-use job_writes::EncodedUpdate;
 pub use migrate::Migration;
 use multi_row::Rows;
 
@@ -1394,41 +1392,85 @@ where
         if let [update] = updates {
             return Self::update_job(conn, run_id, update).await;
         }
-        let all: Vec<(RunId, &JobUpdate)> = updates.iter().map(|update| (run_id, update)).collect();
-        Self::update_jobs_of_runs(conn, &all).await
+        Self::update_jobs_of_runs(conn, &[(run_id, updates)]).await
     }
 
-    /// Writes the job rows of one or several runs' transitions (each update with its run), a
-    /// chunk of rows a statement; a job not of its run is not found. A job named twice takes
-    /// its last values, as one update after another would.
+    /// Writes the job rows of one or several runs' transitions, a chunk of rows a statement;
+    /// a job not of its run is not found. A job named twice takes its last values, as one
+    /// update after another would.
     pub(super) async fn update_jobs_of_runs(
         conn: &mut DB::Connection,
-        all: &[(RunId, &JobUpdate)],
+        runs: &[(RunId, &[JobUpdate])],
     ) -> Result<(), StoreError> {
+        let all: Vec<(RunId, &JobUpdate)> = runs
+            .iter()
+            .flat_map(|(run_id, updates)| updates.iter().map(move |update| (*run_id, update)))
+            .collect();
         let mut last = std::collections::HashMap::with_capacity(all.len());
         for (index, (_, update)) in all.iter().enumerate() {
             last.insert(update.job_id, index);
         }
         let mut encoded = Vec::with_capacity(last.len());
         for (index, &(run_id, update)) in all.iter().enumerate() {
-            if last.get(&update.job_id) == Some(&index) {
-                encoded.push(EncodedUpdate::new(run_id, update)?);
+            if last.get(&update.job_id) != Some(&index) {
+                continue;
             }
+            require_text("job name", &update.name)?;
+            require_at_least("job attempt", update.attempt, 1)?;
+            encoded.push((
+                run_id,
+                update,
+                to_json("runs-on labels", &update.runs_on)?,
+                to_json("waiting reasons", &update.waiting_reasons)?,
+                to_json("outputs", &update.outputs)?,
+            ));
         }
         for chunk in multi_row::chunks::<DB, _>(&encoded) {
-            let rows = EncodedUpdate::rows(chunk);
+            let updates = || chunk.iter().map(|(_, update, ..)| *update);
+            let rows = Rows::new()
+                .int("run_id", chunk.iter().map(|(run_id, ..)| run_id.0))
+                .int("id", updates().map(|update| update.job_id.0))
+                .text("name", updates().map(|update| update.name.as_str()))
+                .text("status", updates().map(|update| update.status.as_str()))
+                .maybe_text(
+                    "conclusion",
+                    updates().map(|update| update.conclusion.map(|conclusion| conclusion.as_str())),
+                )
+                .int("attempt", updates().map(|update| update.attempt))
+                .text(
+                    "runs_on",
+                    chunk.iter().map(|(_, _, runs_on, ..)| runs_on.as_str()),
+                )
+                .text(
+                    "waiting_reasons",
+                    chunk.iter().map(|(.., reasons, _)| reasons.as_str()),
+                )
+                .text(
+                    "outputs",
+                    chunk.iter().map(|(.., outputs)| outputs.as_str()),
+                )
+                .int("priority", updates().map(|update| update.priority))
+                .maybe_int("queued_at_ms", updates().map(|update| update.queued_at_ms))
+                .maybe_int(
+                    "started_at_ms",
+                    updates().map(|update| update.started_at_ms),
+                )
+                .maybe_int(
+                    "completed_at_ms",
+                    updates().map(|update| update.completed_at_ms),
+                );
             let updated = Self::fetch_rows(conn, q::update_jobs(&DB::rows_table(&rows)), &rows)
                 .await?
                 .iter()
                 .map(|row| rows::id(row).map(JobId))
                 .collect::<Result<HashSet<JobId>, _>>()?;
-            if let Some(missing) = chunk
+            if let Some((run_id, missing, ..)) = chunk
                 .iter()
-                .find(|encoded| !updated.contains(&encoded.update.job_id))
+                .find(|(_, update, ..)| !updated.contains(&update.job_id))
             {
                 return Err(StoreError::not_found(format!(
-                    "job {} in run {}",
-                    missing.update.job_id, missing.run_id
+                    "job {} in run {run_id}",
+                    missing.job_id
                 )));
             }
         }
@@ -1462,11 +1504,15 @@ where
         run_id: RunId,
         update: &JobUpdate,
     ) -> Result<(), StoreError> {
-        let encoded = EncodedUpdate::new(run_id, update)?;
+        require_text("job name", &update.name)?;
+        require_at_least("job attempt", update.attempt, 1)?;
+        let runs_on = to_json("runs-on labels", &update.runs_on)?;
+        let waiting_reasons = to_json("waiting reasons", &update.waiting_reasons)?;
+        let outputs = to_json("outputs", &update.outputs)?;
         let query = sqlx::query(q::UPDATE_JOB)
             .bind(update.job_id.0)
             .bind(run_id.0);
-        let updated = Self::bind_job_values(query, update, encoded.json())
+        let updated = Self::bind_job_values(query, update, [&runs_on, &waiting_reasons, &outputs])
             .fetch_optional(&mut *conn)
             .await?;
         match updated {

@@ -291,53 +291,18 @@ pub(crate) const ENGINE_JOB_ROW: &str = "VALUES ($1, $2, $3)";
 /// A row updates its job only if the job is of that run. Returns the ids it updated.
 pub(crate) fn update_jobs(table: &str) -> String {
     format!(
-        "UPDATE jobs SET {JOB_VALUES_FROM_V} FROM {table} \
+        "UPDATE jobs SET name = v.name, status = v.status, conclusion = v.conclusion, \
+         attempt = v.attempt, runs_on = v.runs_on, waiting_reasons = v.waiting_reasons, \
+         outputs = v.outputs, priority = v.priority, queued_at_ms = v.queued_at_ms, \
+         started_at_ms = v.started_at_ms, completed_at_ms = v.completed_at_ms FROM {table} \
          WHERE jobs.id = v.id AND jobs.run_id = v.run_id RETURNING jobs.id"
     )
 }
 
-/// Claims queued jobs and writes their updates in one statement (`claim_writes.rs`): the
-/// table `v` binds [`update_jobs`]'s columns and the attempt claimed a row. A row changes its
-/// job only if the job is of that run, queued and at that attempt (as [`claim_jobs`] then
-/// [`update_jobs`] would); returns what [`claim_jobs`] returns.
-pub(crate) fn claim_and_update_jobs(table: &str) -> String {
-    format!(
-        "UPDATE jobs SET {JOB_VALUES_FROM_V}, last_fencing_token = jobs.last_fencing_token + 1 \
-         FROM {table} WHERE jobs.id = v.id AND jobs.run_id = v.run_id \
-         AND jobs.status = 'queued' AND jobs.attempt = v.claimed_attempt \
-         RETURNING jobs.id, jobs.run_id, jobs.attempt, jobs.last_fencing_token"
-    )
-}
-
-/// What a job update writes, from the table `v` of a multi-row statement.
-const JOB_VALUES_FROM_V: &str = "name = v.name, status = v.status, \
-     conclusion = v.conclusion, attempt = v.attempt, runs_on = v.runs_on, \
-     waiting_reasons = v.waiting_reasons, outputs = v.outputs, priority = v.priority, \
-     queued_at_ms = v.queued_at_ms, started_at_ms = v.started_at_ms, \
-     completed_at_ms = v.completed_at_ms";
-
-/// What a job update writes, from the parameters after the job's id and run (`$3` to `$13`).
-macro_rules! job_values {
-    () => {
-        "name = $3, status = $4, conclusion = $5, attempt = $6, runs_on = $7, \
-         waiting_reasons = $8, outputs = $9, priority = $10, queued_at_ms = $11, \
-         started_at_ms = $12, completed_at_ms = $13"
-    };
-}
-
-pub(crate) const UPDATE_JOB: &str = concat!(
-    "UPDATE jobs SET ",
-    job_values!(),
-    " WHERE id = $1 AND run_id = $2 RETURNING id"
-);
-/// [`claim_and_update_jobs`] for one job: [`UPDATE_JOB`]'s parameters, then the attempt
-/// claimed (`$14`); returns the job's id if it claimed it.
-pub(crate) const CLAIM_AND_UPDATE_JOB: &str = concat!(
-    "UPDATE jobs SET ",
-    job_values!(),
-    ", last_fencing_token = last_fencing_token + 1 WHERE id = $1 AND run_id = $2 \
-     AND status = 'queued' AND attempt = $14 RETURNING id"
-);
+pub(crate) const UPDATE_JOB: &str = "UPDATE jobs SET name = $3, status = $4, conclusion = $5, \
+     attempt = $6, runs_on = $7, waiting_reasons = $8, outputs = $9, priority = $10, \
+     queued_at_ms = $11, started_at_ms = $12, completed_at_ms = $13 \
+     WHERE id = $1 AND run_id = $2 RETURNING id";
 pub(crate) const INSERT_ATTEMPT: &str =
     "INSERT INTO job_attempts (job_id, attempt) VALUES ($1, $2) RETURNING job_id";
 /// Ends an attempt that has not ended; with `$5` set, only if it holds that fencing token.

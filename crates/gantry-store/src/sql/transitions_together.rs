@@ -9,8 +9,7 @@
 //! the drain (`gantry bench drain --batch N`). Here the runs of a batch move with one
 //! version-checked `UPDATE`, their jobs are claimed, their attempts recorded, their rows
 //! updated and their attempts ended with one statement each (per 64 rows on SQLite; see
-//! `multi_row.rs`); a claimed job's row is claimed and updated by the same statement
-//! (`job_writes.rs`).
+//! `multi_row.rs`).
 //!
 //! `together.rs` picks the transitions that may go together (distinct runs, distinct claimed
 //! jobs, no new jobs). Any refusal (a stale version, a job no longer queued, an attempt at
@@ -23,7 +22,6 @@ use std::collections::HashMap;
 use sqlx::{ColumnIndex, Encode, Executor, IntoArguments, Type};
 
 use super::group_commit::PendingWrite;
-use super::job_writes::{ClaimWrites, EncodedUpdate};
 use super::multi_row::{self, Rows};
 use super::queries as q;
 use super::rows::{self, StoreRow};
@@ -74,14 +72,11 @@ where
             })
             .collect();
         Self::write_engine_jobs_of_runs(conn, &engine_jobs).await?;
-        let writes: Vec<(RunId, ClaimWrites)> = transitions
+        let mut claims = Self::claim_together(conn, &transitions).await?;
+        let updates: Vec<(RunId, &[JobUpdate])> = transitions
             .iter()
-            .map(|transition| (transition.run_id, ClaimWrites::of(transition)))
-            .collect();
-        let mut claims = Self::claim_together(conn, &writes).await?;
-        let updates: Vec<(RunId, &JobUpdate)> = writes
-            .iter()
-            .flat_map(|(run_id, writes)| writes.updates.iter().map(|update| (*run_id, *update)))
+            .map(|transition| (transition.run_id, transition.job_updates.as_slice()))
+            .filter(|(_, updates)| !updates.is_empty())
             .collect();
         Self::update_jobs_of_runs(conn, &updates).await?;
         for transition in &transitions {
@@ -172,40 +167,30 @@ where
             .collect()
     }
 
-    /// Makes every transition's claims: the jobs (with the update of their row where
-    /// [`ClaimWrites`] pairs one), then their attempts. Returns each run's claims in the order
-    /// its transition asked for them; a claim refused as [`crate::Store::claim_job`] would
-    /// refuse it, or of a job of another run or at another attempt, refuses the group.
+    /// Makes every transition's claims: the jobs, then their attempts. Returns each run's
+    /// claims in the order its transition asked for them; a claim refused as
+    /// [`crate::Store::claim_job`] would refuse it, or of a job of another run or at another
+    /// attempt, refuses the group.
     async fn claim_together(
         conn: &mut DB::Connection,
-        writes: &[(RunId, ClaimWrites<'_>)],
+        transitions: &[&Transition],
     ) -> Result<HashMap<RunId, Vec<Claim>>, StoreError> {
-        let all = || {
-            writes.iter().flat_map(|(run_id, writes)| {
-                writes
+        let wanted: Vec<(RunId, &ClaimInTransition)> = transitions
+            .iter()
+            .flat_map(|transition| {
+                transition
                     .claims
                     .iter()
-                    .map(move |(claim, update)| (*run_id, *claim, *update))
+                    .map(|claim| (transition.run_id, claim))
             })
-        };
-        let wanted: Vec<(RunId, &ClaimInTransition)> =
-            all().map(|(run_id, claim, _)| (run_id, claim)).collect();
-        let alone: Vec<&ClaimInTransition> = all()
-            .filter(|(.., update)| update.is_none())
-            .map(|(_, claim, _)| claim)
             .collect();
-        let mut with_update = Vec::new();
-        let mut claimed_attempts = Vec::new();
-        for (run_id, claim, update) in all() {
-            if let Some(update) = update {
-                with_update.push(EncodedUpdate::new(run_id, update)?);
-                claimed_attempts.push(claim.attempt);
-            }
-        }
         let mut claimed: HashMap<JobId, (RunId, i64, FencingToken)> =
             HashMap::with_capacity(wanted.len());
-        let mut take = |returned: Vec<DB::Row>| -> Result<(), StoreError> {
-            for row in returned {
+        for chunk in multi_row::chunks::<DB, _>(&wanted) {
+            let rows = Rows::new()
+                .int("id", chunk.iter().map(|(_, claim)| claim.job_id.0))
+                .int("now_ms", chunk.iter().map(|(_, claim)| claim.lease.now_ms));
+            for row in Self::fetch_rows(conn, q::claim_jobs(&DB::rows_table(&rows)), &rows).await? {
                 claimed.insert(
                     JobId(rows::id(&row)?),
                     (
@@ -215,19 +200,6 @@ where
                     ),
                 );
             }
-            Ok(())
-        };
-        for chunk in multi_row::chunks::<DB, _>(&alone) {
-            let rows = Rows::new()
-                .int("id", chunk.iter().map(|claim| claim.job_id.0))
-                .int("now_ms", chunk.iter().map(|claim| claim.lease.now_ms));
-            take(Self::fetch_rows(conn, q::claim_jobs(&DB::rows_table(&rows)), &rows).await?)?;
-        }
-        let attempt_chunks = multi_row::chunks::<DB, _>(&claimed_attempts);
-        for (chunk, attempts) in multi_row::chunks::<DB, _>(&with_update).zip(attempt_chunks) {
-            let rows = EncodedUpdate::rows(chunk).int("claimed_attempt", attempts.iter().copied());
-            let sql = q::claim_and_update_jobs(&DB::rows_table(&rows));
-            take(Self::fetch_rows(conn, sql, &rows).await?)?;
         }
         let mut claims: HashMap<RunId, Vec<Claim>> = HashMap::new();
         for (run_id, wanted) in &wanted {
@@ -407,57 +379,6 @@ pub(super) mod tests {
             tx.commit().await.unwrap();
         }
         result
-    }
-
-    /// Claims stored together write a claimed job's row once when the transition updates it
-    /// (claim and update in one statement), and claim a job it does not update on its own.
-    #[tokio::test]
-    async fn claims_together_write_each_claimed_job_once() {
-        let (store, runs, _dir) = store_with_runs(3).await;
-        let mut transitions = Vec::new();
-        for run in &runs {
-            let mut transition = moving(&store, run, 1, JobStatus::InProgress).await;
-            transition.claims = vec![ClaimInTransition {
-                job_id: run.job_ids[0],
-                attempt: 1,
-                runner_id: RunnerId(1),
-                lease: Lease {
-                    now_ms: 2_000,
-                    deadline_ms: 9_000,
-                },
-            }];
-            transitions.push(transition);
-        }
-        // The last run's claim comes without an update of its job: one write too.
-        transitions[2].job_updates.clear();
-        let expected = crate::sql::direct_transitions::tests::writes_of_claims(&transitions);
-        let writes: Vec<PendingWrite> = transitions
-            .into_iter()
-            .map(|transition| PendingWrite::Transition {
-                transition,
-                reply: tokio::sync::oneshot::channel().0,
-            })
-            .collect();
-        let mut tx = store.begin().await.unwrap();
-        let changes = "SELECT total_changes()";
-        let before: i64 = sqlx::query_scalar(changes)
-            .fetch_one(&mut *tx)
-            .await
-            .unwrap();
-        let applied = SqliteStore::transition_together(&mut tx, &writes)
-            .await
-            .unwrap();
-        let after: i64 = sqlx::query_scalar(changes)
-            .fetch_one(&mut *tx)
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
-        assert_eq!((after - before) as u64, expected);
-        for (run, applied) in runs.iter().zip(&applied) {
-            assert_eq!(applied.claims[0].fencing_token, FencingToken(1));
-            let job = Store::get_job(&store, run.job_ids[0]).await.unwrap();
-            assert_eq!(job.status, JobStatus::InProgress);
-        }
     }
 
     /// Claims, then completions, of several runs go together through the multi-row
