@@ -260,7 +260,7 @@ fn simulated_runner(
         }
         let outcomes = match client.post::<proto::JobResultOutcomes>(
             "/runner/results",
-            &results(&assignments),
+            &results(assignments.iter().copied()),
             &auth,
         )? {
             Reply::Ok(outcomes, _) => outcomes.outcomes,
@@ -276,7 +276,7 @@ fn simulated_runner(
 /// skipped rather than built: a real runner parses it on its own machine, while the simulated
 /// ones share the server's two cores, where building every payload's contexts took CPU time
 /// from the server being measured.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
 struct Taken {
     job_id: i64,
     fencing_token: i64,
@@ -308,7 +308,7 @@ fn success(assignment: &Taken) -> proto::CompleteAttempt {
 }
 
 /// The successful results of a batch of no-op jobs.
-fn results<'a>(assignments: impl IntoIterator<Item = &'a Taken>) -> proto::JobResults {
+fn results(assignments: impl IntoIterator<Item = Taken>) -> proto::JobResults {
     proto::JobResults {
         results: assignments
             .into_iter()
@@ -321,11 +321,6 @@ fn results<'a>(assignments: impl IntoIterator<Item = &'a Taken>) -> proto::JobRe
             })
             .collect(),
     }
-}
-
-/// What the simulated runners read of in-process assignments.
-fn taken(assignments: &[proto::JobAssignment]) -> Vec<Taken> {
-    assignments.iter().map(Taken::from).collect()
 }
 
 /// Counts a batch's results as done; a refused one is a failure of the benchmark.
@@ -394,7 +389,7 @@ fn drain_in_process(
                         continue;
                     }
                     let outcomes = app
-                        .report_results(runner, results(&taken(&assignments)))
+                        .report_results(runner, results(assignments.iter().map(Taken::from)))
                         .await
                         .map_err(anyhow::Error::msg)?;
                     count_taken(&outcomes.outcomes, &done)?;
