@@ -221,7 +221,22 @@ fn validate_new_job(job: &NewJob) -> Result<(), StoreError> {
     require_at_least("job attempt", job.attempt, 1)
 }
 
-/// A database error, with unique violations turned into a conflict about `what`.
+/// Answers the writes of a batch once its commit is known: each with its own answer, or all
+/// with the commit's failure.
+fn answer_committed(committed: Result<(), sqlx::Error>, performed: Vec<Performed>) {
+    match committed {
+        Ok(()) => performed.into_iter().for_each(Performed::answer),
+        Err(error) => {
+            let cause = format!("commit failed: {error}");
+            performed.into_iter().for_each(|done| {
+                done.fail(StoreError::BatchFailed {
+                    cause: cause.clone(),
+                })
+            });
+        }
+    }
+}
+
 /// The answer of a write whose batch stopped (a panic, a dropped task) before answering it.
 fn unanswered() -> StoreError {
     StoreError::BatchFailed {
@@ -229,6 +244,7 @@ fn unanswered() -> StoreError {
     }
 }
 
+/// A database error, with unique violations turned into a conflict about `what`.
 fn unique_is_conflict(error: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
     if StoreError::is_unique_violation(&error) {
         StoreError::conflict(what())
@@ -674,15 +690,7 @@ where
                 }
             }
         }
-        if let Err(error) = tx.commit().await {
-            let cause = format!("commit failed: {error}");
-            return performed.into_iter().for_each(|done| {
-                done.fail(StoreError::BatchFailed {
-                    cause: cause.clone(),
-                });
-            });
-        }
-        performed.into_iter().for_each(Performed::answer);
+        answer_committed(tx.commit().await, performed);
     }
 
     /// Stores a batch made only of transitions that may go together on the

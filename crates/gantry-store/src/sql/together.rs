@@ -211,17 +211,7 @@ where
             }
         };
         let performed = Stored::Transitions(applied).performed(batch);
-        match tx.commit().await {
-            Ok(()) => performed.into_iter().for_each(Performed::answer),
-            Err(error) => {
-                let cause = format!("commit failed: {error}");
-                performed.into_iter().for_each(|done| {
-                    done.fail(StoreError::BatchFailed {
-                        cause: cause.clone(),
-                    })
-                });
-            }
-        }
+        super::answer_committed(tx.commit().await, performed);
         WholeBatch::Done
     }
 
