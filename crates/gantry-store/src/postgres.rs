@@ -78,6 +78,11 @@ impl Backend for Postgres {
             name: "idempotency_key_index",
             sql: include_str!("../migrations/postgres/0012_idempotency_key_index.sql"),
         },
+        Migration {
+            version: 13,
+            name: "updates_in_place",
+            sql: include_str!("../migrations/postgres/0013_updates_in_place.sql"),
+        },
     ];
     const BEGIN_WRITE: &'static str = "BEGIN";
     const PLAN_WRITES: Option<&'static str> = Some(
@@ -343,6 +348,102 @@ mod tests {
         assert!(
             unplanned.contains("Seq Scan on job_attempts"),
             "{unplanned}"
+        );
+    }
+
+    /// A transition's updates leave every index alone ("heap-only tuple" updates, counted by
+    /// PostgreSQL per transaction): a job's claim and its attempt's end change no indexed
+    /// column, and the pages that inserts filled keep room for a row's next version
+    /// (migration 13).
+    #[tokio::test]
+    async fn transitions_update_rows_in_place() {
+        let schema = format!("gantry_unit_in_place_{}", std::process::id());
+        let Some(store) = test_store(&schema).await else {
+            return;
+        };
+        // Enough runs, each with a job, an attempt and an engine state, to fill the first
+        // pages of every table the way creations and claims fill them.
+        sqlx::raw_sql(
+            "INSERT INTO organizations (name, weight) VALUES ('acme', 1); \
+             INSERT INTO repositories (org_id, name, default_branch) VALUES (1, 'app', 'main'); \
+             INSERT INTO workflow_runs (repo_id, workflow_path, workflow_name, run_number, \
+                 attempt, event_name, git_ref, sha, actor, status, created_at_ms, \
+                 state_version, engine_run) \
+                 SELECT 1, '.github/workflows/ci.yml', 'ci', n, 1, 'push', 'refs/heads/main', \
+                 repeat('a', 40), 'octocat', 'in_progress', 0, 0, repeat('r', 120) \
+                 FROM generate_series(1, 400) AS n; \
+             INSERT INTO jobs (run_id, job_key, matrix_index, name, status, attempt, runs_on, \
+                 waiting_reasons, outputs, priority) \
+                 SELECT id, 'build', 0, 'build', 'queued', 1, '[\"linux\"]', '[]', '{}', 0 \
+                 FROM workflow_runs ORDER BY id; \
+             INSERT INTO job_attempts (job_id, attempt, fencing_token, started_at_ms) \
+                 SELECT id, 1, 1, 0 FROM jobs ORDER BY id; \
+             INSERT INTO engine_jobs (run_id, job_index, state) \
+                 SELECT id, 0, repeat('s', 300) FROM workflow_runs ORDER BY id;",
+        )
+        .execute(&store.writes)
+        .await
+        .unwrap();
+
+        let mut tx = store.writes.begin().await.unwrap();
+        let (first_run, first_job): (i64, i64) =
+            sqlx::query_as("SELECT min(run_id), min(id) FROM jobs")
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap();
+        sqlx::query(q::UPDATE_ENGINE_STATE)
+            .bind(first_run)
+            .bind(0_i64)
+            .bind("r".repeat(120))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let upsert = q::upsert_engine_jobs(q::ENGINE_JOB_ROW);
+        sqlx::query(AssertSqlSafe(upsert))
+            .bind(first_run)
+            .bind(0_i64)
+            .bind("t".repeat(300))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        sqlx::query(q::CLAIM_JOB)
+            .bind(first_job)
+            .bind(1_i64)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        sqlx::query(q::END_ATTEMPT)
+            .bind(first_job)
+            .bind(1_i64)
+            .bind(2_i64)
+            .bind("success")
+            .bind(1_i64)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let mut counts = Vec::new();
+        for table in ["workflow_runs", "engine_jobs", "jobs", "job_attempts"] {
+            let (updated, in_place): (i64, i64) = sqlx::query_as(
+                "SELECT pg_stat_get_xact_tuples_updated($1::regclass), \
+                 pg_stat_get_xact_tuples_hot_updated($1::regclass)",
+            )
+            .bind(table)
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+            counts.push((table, updated, in_place));
+        }
+        tx.rollback().await.unwrap();
+        drop_schema(&store, &schema).await;
+
+        assert_eq!(
+            counts,
+            [
+                ("workflow_runs", 1, 1),
+                ("engine_jobs", 1, 1),
+                ("jobs", 1, 1),
+                ("job_attempts", 1, 1)
+            ]
         );
     }
 

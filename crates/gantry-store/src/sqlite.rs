@@ -104,6 +104,11 @@ impl Backend for Sqlite {
             name: "idempotency_key_index",
             sql: include_str!("../migrations/sqlite/0012_idempotency_key_index.sql"),
         },
+        Migration {
+            version: 13,
+            name: "recovery_by_unfinished_runs",
+            sql: include_str!("../migrations/sqlite/0013_recovery_by_unfinished_runs.sql"),
+        },
     ];
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const PLAN_WRITES: Option<&'static str> = None;
@@ -251,25 +256,52 @@ mod tests {
         let store = SqliteStore::open(dir.path().join("gantry.db"))
             .await
             .unwrap();
-        let explain = format!(
-            "EXPLAIN QUERY PLAN {}",
-            crate::sql::queries::positional(&crate::sql::queries::existing_keys(2))
+        let keys = crate::sql::queries::positional(&crate::sql::queries::existing_keys(2));
+        let plan = query_plan(&store, &keys, &["a", "b"]).await;
+        assert!(
+            plan.contains("USING INDEX workflow_runs_by_idempotency_key"),
+            "{plan}"
         );
-        let plan: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(explain))
-            .bind("a")
-            .bind("b")
+        assert!(!plan.contains("SCAN workflow_runs"), "{plan}");
+    }
+
+    /// What SQLite's planner does with `statement` bound to `arguments`, a step a line.
+    async fn query_plan(store: &SqliteStore, statement: &str, arguments: &[&str]) -> String {
+        let explain = format!("EXPLAIN QUERY PLAN {statement}");
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(explain));
+        for argument in arguments {
+            query = query.bind(*argument);
+        }
+        let steps: Vec<String> = query
             .fetch_all(&store.writes)
             .await
             .unwrap()
             .iter()
             .map(|row| row.get::<String, _>("detail"))
             .collect();
-        let plan = plan.join("\n");
-        assert!(
-            plan.contains("USING INDEX workflow_runs_by_idempotency_key"),
-            "{plan}"
-        );
-        assert!(!plan.contains("SCAN workflow_runs"), "{plan}");
+        steps.join("\n")
+    }
+
+    /// Recovery after a restart reads the runs that have not completed and their jobs, not
+    /// every job ever run (no index names a job's status or an attempt's end: migration 13).
+    #[tokio::test]
+    async fn recovery_reads_only_unfinished_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("gantry.db"))
+            .await
+            .unwrap();
+        for (statement, table) in [
+            (crate::sql::queries::QUEUED_JOBS, "jobs"),
+            (crate::sql::queries::RUNNING_ATTEMPTS, "job_attempts"),
+        ] {
+            let plan = query_plan(&store, statement, &[]).await;
+            assert!(
+                plan.contains("USING INDEX workflow_runs_by_status"),
+                "{plan}"
+            );
+            assert!(!plan.contains(&format!("SCAN {table}")), "{plan}");
+            assert!(!plan.contains("SCAN jobs"), "{plan}");
+        }
     }
 
     #[tokio::test]

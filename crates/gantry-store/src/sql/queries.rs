@@ -356,23 +356,30 @@ pub(crate) const BUMP_STATE_VERSION: &str =
 
 // Recovery.
 
+/// The queued jobs to queue again after a restart, found through the runs that have not
+/// completed (a run completes only once all its jobs have ended): no index names a job's
+/// status, so that PostgreSQL can update job rows in place (migration 13).
 pub(crate) const QUEUED_JOBS: &str = concat!(
     "SELECT ",
     "jobs.id, jobs.run_id, jobs.job_key, jobs.matrix_index, jobs.name, jobs.status, \
      jobs.conclusion, jobs.attempt, jobs.runs_on, jobs.waiting_reasons, jobs.outputs, \
      jobs.priority, jobs.queued_at_ms, jobs.started_at_ms, jobs.completed_at_ms, \
      workflow_runs.repo_id, repositories.org_id \
-     FROM jobs JOIN workflow_runs ON workflow_runs.id = jobs.run_id \
+     FROM workflow_runs JOIN jobs ON jobs.run_id = workflow_runs.id \
      JOIN repositories ON repositories.id = workflow_runs.repo_id \
-     WHERE jobs.status = 'queued' ORDER BY jobs.id"
+     WHERE workflow_runs.status IN ('queued', 'in_progress') AND jobs.status = 'queued' \
+     ORDER BY jobs.id"
 );
+/// The claimed attempts that have not ended (the leases to watch after a restart), found as
+/// [`QUEUED_JOBS`] finds its jobs.
 pub(crate) const RUNNING_ATTEMPTS: &str = "SELECT job_attempts.job_id, jobs.run_id, \
      workflow_runs.repo_id, repositories.org_id, job_attempts.attempt, job_attempts.runner_id, \
      job_attempts.fencing_token, job_attempts.lease_deadline_ms, job_attempts.started_at_ms \
-     FROM job_attempts JOIN jobs ON jobs.id = job_attempts.job_id \
-     JOIN workflow_runs ON workflow_runs.id = jobs.run_id \
+     FROM workflow_runs JOIN jobs ON jobs.run_id = workflow_runs.id \
+     JOIN job_attempts ON job_attempts.job_id = jobs.id \
      JOIN repositories ON repositories.id = workflow_runs.repo_id \
-     WHERE job_attempts.fencing_token IS NOT NULL AND job_attempts.ended_at_ms IS NULL \
+     WHERE workflow_runs.status IN ('queued', 'in_progress') \
+     AND job_attempts.fencing_token IS NOT NULL AND job_attempts.ended_at_ms IS NULL \
      ORDER BY job_attempts.job_id, job_attempts.attempt";
 
 // Migrations.
