@@ -444,7 +444,13 @@ jobs:
         let none = |_: &str| None;
         let first = job_payload(&state, &workflow, &key, &none).unwrap();
         let seen = state.job_base_contexts(0);
-        assert_eq!(first.contexts.github, seen["github"].to_json());
+        assert_eq!(*first.contexts.github, seen["github"].to_json());
+        // Every payload of the attempt shares its `github` (a push's event is kilobytes).
+        let second = job_payload(&state, &workflow, &key, &none).unwrap();
+        assert!(std::sync::Arc::ptr_eq(
+            &first.contexts.github,
+            &second.contexts.github
+        ));
         assert_eq!(first.contexts.inputs, serde_json::json!({"level": 3}));
         assert_eq!(first.contexts.vars, serde_json::json!({"REGION": "eu"}));
 
@@ -461,9 +467,10 @@ jobs:
         assert_eq!(again.contexts.github["run_attempt"], "2");
         assert_eq!(again.contexts.github["sha"], "abc");
         assert_eq!(
-            again.contexts.github,
+            *again.contexts.github,
             state.job_base_contexts(0)["github"].to_json()
         );
+        assert_eq!(first.contexts.github["run_attempt"], "1");
     }
 
     #[test]

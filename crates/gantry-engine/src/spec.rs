@@ -239,13 +239,17 @@ impl RunSpec {
     pub(crate) fn payload_contexts(
         &self,
         run_attempt: u32,
-    ) -> (serde_json::Value, serde_json::Value, serde_json::Value) {
+    ) -> (
+        std::sync::Arc<serde_json::Value>,
+        serde_json::Value,
+        serde_json::Value,
+    ) {
         let trigger = self.trigger_json.get(&self.trigger);
-        let mut github = trigger.github.clone();
-        if let serde_json::Value::Object(fields) = &mut github {
-            fields.insert(RUN_ATTEMPT.to_owned(), run_attempt.to_string().into());
-        }
-        (github, trigger.inputs.clone(), trigger.vars.clone())
+        (
+            trigger.github(RUN_ATTEMPT, run_attempt),
+            trigger.inputs.clone(),
+            trigger.vars.clone(),
+        )
     }
 
     /// The contexts every expression of the run sees: `github` (with `run_attempt`), `inputs`

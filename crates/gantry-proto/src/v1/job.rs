@@ -59,8 +59,10 @@ pub struct JobPayload {
 #[serde(deny_unknown_fields)]
 pub struct JobContexts {
     /// `github`: the event, repository, ref, sha, actor, run ids, ...
+    // Shared: the server gives every job of a run attempt the same one, event included
+    // (kilobytes for a push), rather than a copy each.
     #[schema(value_type = Object)]
-    pub github: serde_json::Value,
+    pub github: std::sync::Arc<serde_json::Value>,
     /// `matrix`: this instance's combination (`{}` without a matrix).
     #[schema(value_type = Object)]
     pub matrix: serde_json::Value,

@@ -456,7 +456,7 @@ fn job_payload() {
         attempt: 1,
         run_attempt: 1,
         contexts: JobContexts {
-            github: json!({"event_name": "push", "ref": "refs/heads/main", "sha": "0123456789abcdef0123456789abcdef01234567", "repository": "acme/app"}),
+            github: json!({"event_name": "push", "ref": "refs/heads/main", "sha": "0123456789abcdef0123456789abcdef01234567", "repository": "acme/app"}).into(),
             matrix: json!({"lang": "python"}),
             needs: json!({"setup": {"result": "success", "outputs": {"version": "1.42"}}}),
             inputs: json!({}),
