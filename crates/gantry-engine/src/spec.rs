@@ -201,8 +201,9 @@ pub struct RunSpec {
     pub jobs: Vec<JobSpec>,
     /// For each job, the jobs that need it.
     pub dependents: Vec<Vec<usize>>,
-    /// Job index by id.
-    index: IndexMap<String, usize>,
+    /// Job index by id, looked up for every event and payload: hashed with foldhash, which
+    /// keeps a per-process seed against crafted ids at a fraction of SipHash's cost.
+    index: IndexMap<String, usize, foldhash::fast::RandomState>,
     /// The trigger's contexts as payloads carry them, made once.
     #[serde(skip)]
     trigger_json: TriggerJson,
@@ -294,7 +295,7 @@ pub(crate) fn compile(
         concurrency: workflow.concurrency.as_ref().map(concurrency),
         jobs: Vec::with_capacity(workflow.jobs.len()),
         dependents: Vec::with_capacity(workflow.jobs.len()),
-        index: IndexMap::with_capacity(workflow.jobs.len()),
+        index: IndexMap::with_capacity_and_hasher(workflow.jobs.len(), Default::default()),
         trigger_json: TriggerJson::default(),
     };
     let mut compiler = Compiler {

@@ -9,9 +9,10 @@
 //! other runs, driven the same way. So a crash at any moment leaves the store consistent, and
 //! [`App::recover`] rebuilds memory from it.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use foldhash::{HashMap, HashMapExt};
 use gantry_engine::{
     Attempt, ClaimState, ConcurrencyGroups, Effect, EngineConfig, Event, Holder, JobKey,
     JobStatus as EngineJobStatus, Millis, RunState, TimerKind,
@@ -781,11 +782,38 @@ pub(crate) fn job_values(state: &RunState, key: &JobKey) -> Option<NewJob> {
 }
 
 /// A run's rows by job key and matrix index (built per transition without copying the keys).
-type RowsByKey<'a> = HashMap<(&'a str, i64), &'a Job>;
+/// A run's job rows found by instance key: among a few rows by looking at each (most runs
+/// have a handful of jobs, and a transition looks up one or two), among many through a map
+/// built once.
+struct RowsByKey<'a> {
+    rows: &'a [Job],
+    map: Option<HashMap<(&'a str, i64), &'a Job>>,
+}
 
-/// The row of the instance `key`.
-fn row_of_key<'a>(rows: &RowsByKey<'a>, key: &'a JobKey) -> Option<&'a Job> {
-    rows.get(&(key.job.as_str(), i64::from(key.index))).copied()
+impl<'a> RowsByKey<'a> {
+    /// Runs with more rows than this get a map.
+    const SCANNED: usize = 16;
+
+    fn new(rows: &'a [Job]) -> RowsByKey<'a> {
+        let map = (rows.len() > Self::SCANNED).then(|| {
+            rows.iter()
+                .map(|row| ((row.job_key.as_str(), row.matrix_index), row))
+                .collect()
+        });
+        RowsByKey { rows, map }
+    }
+
+    /// The row of the instance `key`.
+    fn get(&self, key: &JobKey) -> Option<&'a Job> {
+        let index = i64::from(key.index);
+        match &self.map {
+            Some(map) => map.get(&(key.job.as_str(), index)).copied(),
+            None => self
+                .rows
+                .iter()
+                .find(|row| row.matrix_index == index && row.job_key == key.job),
+        }
+    }
 }
 
 /// What a transition writes of the engine's state: the run's fields and the `changed` jobs
@@ -853,11 +881,8 @@ pub(crate) fn plan_transition(
     } else {
         changed_states
     };
-    let by_key: RowsByKey<'_> = rows
-        .iter()
-        .map(|row| ((row.job_key.as_str(), row.matrix_index), row))
-        .collect();
-    let row_of_key = |key| row_of_key(&by_key, key);
+    let by_key = RowsByKey::new(rows);
+    let row_of_key = |key| by_key.get(key);
     let mut statuses = Vec::new();
     let mut new_statuses = Vec::new();
     for instance in changed.iter().flat_map(|&job| &state.jobs[job].instances) {
@@ -884,7 +909,7 @@ pub(crate) fn plan_transition(
             started_at_ms: instance.started_at.map(ms),
             completed_at_ms: instance.completed_at.map(ms),
         };
-        if desired != JobUpdate::from_job(row) {
+        if !desired.leaves_unchanged(row) {
             statuses.push((row.id, desired.status));
             transition.job_updates.push(desired);
         }
@@ -958,4 +983,52 @@ pub(crate) fn plan_transition(
         statuses,
         new_statuses,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A row of instance `index` of job `key`, with id `id`.
+    fn row(id: i64, key: &str, index: i64) -> Job {
+        Job {
+            id: JobId(id),
+            run_id: RunId(1),
+            job_key: key.to_owned(),
+            matrix_index: index,
+            name: key.to_owned(),
+            status: gantry_store::JobStatus::Queued,
+            conclusion: None,
+            attempt: 1,
+            runs_on: Vec::new(),
+            waiting_reasons: serde_json::json!([]),
+            outputs: serde_json::json!({}),
+            priority: 0,
+            queued_at_ms: None,
+            started_at_ms: None,
+            completed_at_ms: None,
+        }
+    }
+
+    /// Rows are found by job and matrix index alike whether they are looked at one by one
+    /// (few rows) or through the map (many).
+    #[test]
+    fn rows_are_found_by_key_among_few_and_many() {
+        for count in [3_i64, 40] {
+            let rows: Vec<Job> = (0..count)
+                .map(|id| row(id, if id % 2 == 0 { "build" } else { "test" }, id / 2))
+                .collect();
+            let by_key = RowsByKey::new(&rows);
+            assert_eq!(by_key.map.is_some(), count > 16);
+            for wanted in &rows {
+                let key = JobKey::new(
+                    wanted.job_key.clone(),
+                    u32::try_from(wanted.matrix_index).unwrap(),
+                );
+                assert_eq!(by_key.get(&key).map(|found| found.id), Some(wanted.id));
+            }
+            assert!(by_key.get(&JobKey::new("lint".to_owned(), 0)).is_none());
+            assert!(by_key.get(&JobKey::new("build".to_owned(), 99)).is_none());
+        }
+    }
 }

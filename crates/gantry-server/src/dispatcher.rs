@@ -8,9 +8,10 @@
 //! map update, not a database write, which is what lets one node carry hundreds of thousands
 //! of leased jobs. After a restart every running attempt gets a fresh full lease.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
 use std::sync::{Mutex, MutexGuard};
 
+use foldhash::{HashMap, HashSet};
 use gantry_engine::dispatch::{
     FairQueue, LabelSet, OrgRef, OrgSettings, Placement, QueueConfig, QueuedJob, QueuedJobRef,
     RepoRef, RunRef, RunnerView,

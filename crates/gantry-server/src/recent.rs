@@ -14,8 +14,9 @@
 //! weighed, taken out and changed in place, and a use costs no ordering index: two maps are
 //! all it takes.
 
-use std::collections::HashMap;
 use std::hash::Hash;
+
+use foldhash::{HashMap, HashMapExt};
 
 /// A map of recently used entries within a weight budget (see the module docs).
 pub(crate) struct RecentMap<K, V> {

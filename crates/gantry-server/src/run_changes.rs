@@ -10,9 +10,10 @@
 //! statements for the whole batch). A run the store refuses (its version moved, a job
 //! claimed meanwhile) is computed again alone, as a lone change would be.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
+use foldhash::{HashMap, HashMapExt};
 use gantry_engine::{Attempt, Effect, Event, JobKey, Millis, RunState};
 use gantry_store::{
     AppliedTransition, Claim, ClaimInTransition, FencingToken, Job, JobId, JobUpdate, Lease, RunId,

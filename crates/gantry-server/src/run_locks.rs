@@ -8,9 +8,9 @@
 //! the same runs made that common: eight claimers of 256 jobs each hit every run of a
 //! 100-job workflow about ten times at once.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use foldhash::HashMap;
 use gantry_store::RunId;
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 

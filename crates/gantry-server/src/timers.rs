@@ -9,8 +9,9 @@
 //! status the timer guards (queued for a queue timeout, running for a job timeout or a
 //! cancel deadline); [`Timers::prune`] checks that for the jobs a transition touched.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
+use foldhash::HashMap;
 use gantry_engine::{JobKey, JobStatus, Millis, RunState, TimerKind};
 use gantry_store::RunId;
 

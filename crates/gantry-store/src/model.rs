@@ -663,6 +663,39 @@ impl JobUpdate {
         }
     }
 
+    /// Whether storing this update would leave `job`'s row as it is: what comparing it with
+    /// [`JobUpdate::from_job`] says, without copying the row's text and lists (every
+    /// transition asks this of each job it looks at).
+    pub fn leaves_unchanged(&self, job: &Job) -> bool {
+        // Every field named, so that a field added to the update cannot be left out here.
+        let JobUpdate {
+            job_id,
+            name,
+            status,
+            conclusion,
+            attempt,
+            runs_on,
+            waiting_reasons,
+            outputs,
+            priority,
+            queued_at_ms,
+            started_at_ms,
+            completed_at_ms,
+        } = self;
+        *job_id == job.id
+            && *name == job.name
+            && *status == job.status
+            && *conclusion == job.conclusion
+            && *attempt == job.attempt
+            && *runs_on == job.runs_on
+            && *waiting_reasons == job.waiting_reasons
+            && *outputs == job.outputs
+            && *priority == job.priority
+            && *queued_at_ms == job.queued_at_ms
+            && *started_at_ms == job.started_at_ms
+            && *completed_at_ms == job.completed_at_ms
+    }
+
     /// Changes `job` as storing this update changes its row (the inverse of
     /// [`JobUpdate::from_job`]), for callers that keep rows in memory.
     pub fn apply_to(&self, job: &mut Job) {
@@ -747,6 +780,53 @@ mod tests {
             serde_json::from_str::<Value>(from_value.as_str()).unwrap(),
             expected
         );
+    }
+
+    /// An update leaves a row unchanged exactly when it equals the row's own update: each
+    /// field changed alone is noticed.
+    #[test]
+    fn an_update_leaves_a_row_unchanged_only_when_every_field_agrees() {
+        use super::{Job, JobUpdate};
+        use crate::{Conclusion, JobId, JobStatus, RunId};
+        let row = Job {
+            id: JobId(3),
+            run_id: RunId(1),
+            job_key: "build".to_owned(),
+            matrix_index: 0,
+            name: "build".to_owned(),
+            status: JobStatus::InProgress,
+            conclusion: None,
+            attempt: 1,
+            runs_on: vec!["linux".to_owned()],
+            waiting_reasons: json!([]),
+            outputs: json!({}),
+            priority: 0,
+            queued_at_ms: Some(1),
+            started_at_ms: Some(2),
+            completed_at_ms: None,
+        };
+        let same = JobUpdate::from_job(&row);
+        assert!(same.leaves_unchanged(&row));
+        let changes: [fn(&mut JobUpdate); 12] = [
+            |update| update.job_id = JobId(4),
+            |update| update.name.push('!'),
+            |update| update.status = JobStatus::Completed,
+            |update| update.conclusion = Some(Conclusion::Success),
+            |update| update.attempt = 2,
+            |update| update.runs_on.push("gpu".to_owned()),
+            |update| update.waiting_reasons = json!(["needs"]),
+            |update| update.outputs = json!({"a": "1"}),
+            |update| update.priority = 5,
+            |update| update.queued_at_ms = None,
+            |update| update.started_at_ms = Some(9),
+            |update| update.completed_at_ms = Some(9),
+        ];
+        for change in changes {
+            let mut update = same.clone();
+            change(&mut update);
+            assert_ne!(update, same);
+            assert!(!update.leaves_unchanged(&row), "{update:?}");
+        }
     }
 
     /// Jobs named by attempts and ended attempts but neither updated nor claimed are
