@@ -252,13 +252,26 @@ impl App {
     }
 
     /// The cached rows of `jobs` of a run (`None` for one not of the run), when the cache
-    /// holds the run's rows.
+    /// holds the run's rows (tests look at them; claims read theirs with
+    /// [`App::cached_rows_as`]).
+    #[cfg(test)]
     pub(crate) fn cached_rows(&self, run_id: RunId, jobs: &[JobId]) -> Option<Vec<Option<Job>>> {
+        self.cached_rows_as(run_id, jobs, Job::clone)
+    }
+
+    /// What `read` takes from each of `jobs`' cached rows ([`App::cached_rows`]), without
+    /// copying the rows.
+    pub(crate) fn cached_rows_as<T>(
+        &self,
+        run_id: RunId,
+        jobs: &[JobId],
+        read: impl Fn(&Job) -> T,
+    ) -> Option<Vec<Option<T>>> {
         let mut cache = self.run_cache();
         let rows = cache.runs.get_mut(&run_id)?.rows.as_mut()?;
         Some(
             jobs.iter()
-                .map(|&job| row_of(rows, job).map(|row| row.clone()))
+                .map(|&job| row_of(rows, job).map(|row| read(row)))
                 .collect(),
         )
     }

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use gantry_engine::{Attempt, Event};
+use gantry_engine::{Attempt, Event, JobKey};
 use gantry_proto::v1 as proto;
 use gantry_store::{JobId, JobStatus, RunId, RunnerId, StoreError};
 use tokio::sync::Notify;
@@ -210,7 +210,7 @@ impl App {
     ) -> Result<Vec<Step>, ApiError> {
         let at = now();
         let claim = |job_id| RunnerClaim { job_id, runner, at };
-        let rows = match self.job_rows(run_id, jobs).await {
+        let rows = match self.claimable(run_id, jobs).await {
             Ok(rows) => rows,
             Err(error) => {
                 self.release(jobs.iter().copied().map(claim));
@@ -220,13 +220,10 @@ impl App {
         let mut steps = Vec::with_capacity(rows.len());
         for (job_id, row) in jobs.iter().zip(rows) {
             match row {
-                Some(row) if row.status == JobStatus::Queued => {
-                    let attempt = Attempt(u32::try_from(row.attempt).unwrap_or(u32::MAX));
+                Some(Queued { key, attempt }) => {
+                    let attempt = Attempt(u32::try_from(attempt).unwrap_or(u32::MAX));
                     steps.push(Step {
-                        event: Event::JobStarted {
-                            job: convert::job_key(&row),
-                            attempt,
-                        },
+                        event: Event::JobStarted { job: key, attempt },
                         token: None,
                         claim: Some(claim(*job_id)),
                     });
@@ -280,25 +277,42 @@ impl App {
         Ok(assignments)
     }
 
-    /// The rows of `jobs` of a run, `None` for one not found: from the run cache when it
-    /// holds the run's rows, else from the store.
-    async fn job_rows(
+    /// Which of `jobs` of a run are still queued, with their instance and attempt (`None`
+    /// for one not found or not queued): from the run cache when it holds the run's rows,
+    /// else from the store.
+    async fn claimable(
         &self,
         run_id: RunId,
         jobs: &[JobId],
-    ) -> Result<Vec<Option<gantry_store::Job>>, ApiError> {
-        if let Some(rows) = self.cached_rows(run_id, jobs) {
-            return Ok(rows);
+    ) -> Result<Vec<Option<Queued>>, ApiError> {
+        if let Some(rows) = self.cached_rows_as(run_id, jobs, Queued::of) {
+            return Ok(rows.into_iter().map(Option::flatten).collect());
         }
         let mut rows = Vec::with_capacity(jobs.len());
         for &job in jobs {
             match self.store.get_job(job).await {
-                Ok(row) if row.run_id == run_id => rows.push(Some(row)),
+                Ok(row) if row.run_id == run_id => rows.push(Queued::of(&row)),
                 Ok(_) | Err(StoreError::NotFound { .. }) => rows.push(None),
                 Err(error) => return Err(error.into()),
             }
         }
         Ok(rows)
+    }
+}
+
+/// What a claim needs of a queued job's row: the rest is not copied.
+struct Queued {
+    key: JobKey,
+    attempt: i64,
+}
+
+impl Queued {
+    /// The instance and attempt of a row still queued.
+    fn of(row: &gantry_store::Job) -> Option<Queued> {
+        (row.status == JobStatus::Queued).then(|| Queued {
+            key: convert::job_key(row),
+            attempt: row.attempt,
+        })
     }
 }
 
