@@ -104,6 +104,7 @@ impl Backend for Postgres {
         Some("SET LOCAL plan_cache_mode = force_generic_plan");
     // One array per column: the statement is the same for any number of rows.
     const ROWS_PER_STATEMENT: usize = 10_000;
+    const DATA_MODIFYING_CTES: bool = true;
 
     fn rows_table(rows: &Rows<'_>) -> String {
         multi_row::unnest_table(rows)

@@ -120,6 +120,7 @@ impl Backend for Sqlite {
     const PLAN_TOGETHER: Option<&'static str> = None;
     // A compound `SELECT` is limited to 500 terms, and a row is a term of the rows' table.
     const ROWS_PER_STATEMENT: usize = 64;
+    const DATA_MODIFYING_CTES: bool = false;
 
     fn rows_table(rows: &Rows<'_>) -> String {
         multi_row::cast_rows_table(rows)

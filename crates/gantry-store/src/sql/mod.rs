@@ -105,6 +105,13 @@ pub trait Backend: Database + sealed::Sealed {
     const PLAN_TOGETHER: Option<&'static str>;
     /// At most how many rows one multi-row statement ([`multi_row`]) writes or matches.
     const ROWS_PER_STATEMENT: usize;
+    /// Whether one statement may change several tables through data-modifying `WITH`
+    /// clauses (PostgreSQL; SQLite has none). A transition alone then moves its run and
+    /// writes its job states in one statement, and a claim changes its job and records its
+    /// attempt in one: each statement on PostgreSQL is a round trip with the server's own
+    /// per-statement work, and a run of one job (`bench start-latency`) spends most of its
+    /// time in those.
+    const DATA_MODIFYING_CTES: bool;
     /// `rows` as the table `v` of an `UPDATE … FROM`, with their columns' names.
     fn rows_table(rows: &Rows<'_>) -> String;
     /// `rows` as the rows of an `INSERT INTO t (their columns) …`.
@@ -1112,9 +1119,11 @@ where
     ) -> Result<AppliedTransition, StoreError> {
         let run_id = transition.run_id;
         let engine_state = transition.engine_state.run.as_str();
+        let states_with_run = DB::DATA_MODIFYING_CTES && !transition.engine_state.jobs.is_empty();
         // The version check and the new state in one statement: on PostgreSQL a concurrent
         // writer waits for this row and then finds the version changed.
         let updated = match &transition.run {
+            _ if states_with_run => Self::move_run_with_engine_jobs(tx, transition).await?,
             None => {
                 sqlx::query(q::UPDATE_ENGINE_STATE)
                     .bind(run_id.0)
@@ -1158,7 +1167,9 @@ where
             });
         };
         let state_version = updated.int("state_version")?;
-        Self::write_engine_jobs(tx, run_id, &transition.engine_state.jobs).await?;
+        if !states_with_run {
+            Self::write_engine_jobs(tx, run_id, &transition.engine_state.jobs).await?;
+        }
         // After the run's row (the order every transition takes its locks in) and before the
         // job rows, which the engine's "job started" sets as the claim left them.
         let mut claims = Vec::with_capacity(transition.claims.len());
@@ -1237,23 +1248,16 @@ where
         runner_id: RunnerId,
         lease: Lease,
     ) -> Result<Claim, StoreError> {
+        if DB::DATA_MODIFYING_CTES {
+            return Self::claim_in_one_statement(tx, job_id, runner_id, lease).await;
+        }
         let claimed = sqlx::query(q::CLAIM_JOB)
             .bind(job_id.0)
             .bind(lease.now_ms)
             .fetch_optional(&mut *tx)
             .await?;
         let Some(claimed) = claimed else {
-            let status = sqlx::query(q::SELECT_JOB_STATUS)
-                .bind(job_id.0)
-                .fetch_optional(&mut *tx)
-                .await?;
-            return Err(match status {
-                None => StoreError::not_found(format!("job {job_id}")),
-                Some(row) => StoreError::conflict(format!(
-                    "job {job_id} is {}, not queued",
-                    JobStatus::parse(&row.text("status")?)?
-                )),
-            });
+            return Err(Self::not_claimable(tx, job_id).await);
         };
         let run_id = RunId(claimed.int("run_id")?);
         let attempt = claimed.int("attempt")?;
@@ -1277,6 +1281,58 @@ where
             run_id,
             attempt,
             fencing_token,
+        })
+    }
+
+    /// Why a job the claim did not change is not claimable: unknown, or not queued.
+    async fn not_claimable(tx: &mut DB::Connection, job_id: JobId) -> StoreError {
+        let status = sqlx::query(q::SELECT_JOB_STATUS)
+            .bind(job_id.0)
+            .fetch_optional(&mut *tx)
+            .await;
+        let row = match status {
+            Ok(Some(row)) => row,
+            Ok(None) => return StoreError::not_found(format!("job {job_id}")),
+            Err(error) => return error.into(),
+        };
+        match row
+            .text("status")
+            .and_then(|status| JobStatus::parse(&status))
+        {
+            Ok(status) => StoreError::conflict(format!("job {job_id} is {status}, not queued")),
+            Err(error) => error,
+        }
+    }
+
+    /// [`SqlStore::claim_in`] as one statement ([`q::CLAIM_JOB_AND_ATTEMPT`]), refused as
+    /// it refuses.
+    async fn claim_in_one_statement(
+        tx: &mut DB::Connection,
+        job_id: JobId,
+        runner_id: RunnerId,
+        lease: Lease,
+    ) -> Result<Claim, StoreError> {
+        let claimed = sqlx::query(q::CLAIM_JOB_AND_ATTEMPT)
+            .bind(job_id.0)
+            .bind(lease.now_ms)
+            .bind(runner_id.0)
+            .bind(lease.deadline_ms)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(claimed) = claimed else {
+            return Err(Self::not_claimable(tx, job_id).await);
+        };
+        let attempt = claimed.int("attempt")?;
+        if claimed.int("recorded")? != 1 {
+            return Err(StoreError::conflict(format!(
+                "attempt {attempt} of job {job_id} was already claimed or has ended"
+            )));
+        }
+        Ok(Claim {
+            job_id,
+            run_id: RunId(claimed.int("run_id")?),
+            attempt,
+            fencing_token: FencingToken(claimed.int("last_fencing_token")?),
         })
     }
 
@@ -1331,6 +1387,36 @@ where
         Err(StoreError::conflict(format!(
             "fencing token {token} of job {job_id} is stale or its attempt has ended"
         )))
+    }
+
+    /// Checks and moves a transition's run and writes its changed job states in one statement
+    /// ([`q::move_run_with_engine_jobs`]); returns the run's new version, or `None` when the
+    /// run is not at the expected one (nothing written).
+    async fn move_run_with_engine_jobs(
+        tx: &mut DB::Connection,
+        transition: &Transition,
+    ) -> Result<Option<DB::Row>, StoreError> {
+        let run_id = transition.run_id;
+        let jobs = &transition.engine_state.jobs;
+        let rows = Rows::new()
+            .int("run_id", jobs.iter().map(|_| run_id.0))
+            .int("job_index", jobs.iter().map(|(index, _)| i64::from(*index)))
+            .text("state", jobs.iter().map(|(_, state)| state.as_str()));
+        let sql = q::move_run_with_engine_jobs(transition.run.is_some());
+        let query = DB::bind_rows(sqlx::query(sqlx::AssertSqlSafe(sql)), &rows)
+            .bind(run_id.0)
+            .bind(transition.expected_state_version)
+            .bind(transition.engine_state.run.as_str());
+        let query = match &transition.run {
+            None => query,
+            Some(run) => query
+                .bind(run.attempt)
+                .bind(run.status.as_str())
+                .bind(run.conclusion.map(|conclusion| conclusion.as_str()))
+                .bind(run.started_at_ms)
+                .bind(run.completed_at_ms),
+        };
+        Ok(query.fetch_optional(&mut *tx).await?)
     }
 
     /// Writes a transition's changed job states ([`StateChange::jobs`]), a chunk of rows a

@@ -270,6 +270,32 @@ pub(crate) const UPDATE_ENGINE_STATE_AND_RUN: &str = "UPDATE workflow_runs \
      SET engine_run = $3, state_version = state_version + 1, attempt = $4, status = $5, \
      conclusion = $6, started_at_ms = $7, completed_at_ms = $8 \
      WHERE id = $1 AND state_version = $2 RETURNING state_version";
+/// [`UPDATE_ENGINE_STATE`] (or, with `run_columns`, [`UPDATE_ENGINE_STATE_AND_RUN`]) and the
+/// upsert of the run's changed job states in one statement, for backends that take
+/// data-modifying `WITH` clauses ([`super::Backend::DATA_MODIFYING_CTES`]): one round trip
+/// instead of two. The job states come first, as three arrays (run id, job index, state:
+/// `$1`–`$3`), then the run's parameters from `$4` in their usual order. The states are
+/// written only if the run moved (its version matched), after it (so the run's row is locked
+/// first, as every transition locks it); returns the new version, or no row.
+pub(crate) fn move_run_with_engine_jobs(run_columns: bool) -> String {
+    let columns = if run_columns {
+        ", attempt = $7, status = $8, conclusion = $9, started_at_ms = $10, \
+         completed_at_ms = $11"
+    } else {
+        ""
+    };
+    format!(
+        "WITH run AS (UPDATE workflow_runs \
+         SET engine_run = $6, state_version = state_version + 1{columns} \
+         WHERE id = $4 AND state_version = $5 RETURNING state_version), \
+         states AS (INSERT INTO engine_jobs (run_id, job_index, state) \
+         SELECT v.run_id, v.job_index, v.state \
+         FROM unnest($1::BIGINT[], $2::BIGINT[], $3::TEXT[]) AS v(run_id, job_index, state) \
+         WHERE EXISTS (SELECT 1 FROM run) \
+         ON CONFLICT (run_id, job_index) DO UPDATE SET state = excluded.state) \
+         SELECT state_version FROM run"
+    )
+}
 /// Job states per multi-row upsert: 3 parameters a row.
 pub(crate) const UPSERT_ENGINE_JOBS_CHUNK: usize = 1000;
 
@@ -326,6 +352,25 @@ pub(crate) const CLAIM_JOB: &str = "UPDATE jobs SET status = 'in_progress', \
      started_at_ms = $2, waiting_reasons = '[]', last_fencing_token = last_fencing_token + 1 \
      WHERE id = $1 AND status = 'queued' RETURNING run_id, attempt, last_fencing_token";
 pub(crate) const SELECT_JOB_STATUS: &str = "SELECT status FROM jobs WHERE id = $1";
+/// [`CLAIM_JOB`] and [`CLAIM_ATTEMPT`] in one statement, for backends that take
+/// data-modifying `WITH` clauses ([`super::Backend::DATA_MODIFYING_CTES`]): the job (`$1`)
+/// claimed at `$2`, then its attempt recorded for runner `$3` with lease deadline `$4`.
+/// Returns what [`CLAIM_JOB`] returns and how many attempts were recorded (0 when the attempt
+/// was already claimed or has ended), or no row when the job is not queued.
+pub(crate) const CLAIM_JOB_AND_ATTEMPT: &str = "WITH claimed AS (UPDATE jobs \
+     SET status = 'in_progress', started_at_ms = $2, waiting_reasons = '[]', \
+     last_fencing_token = last_fencing_token + 1 \
+     WHERE id = $1 AND status = 'queued' RETURNING id, run_id, attempt, last_fencing_token), \
+     recorded AS (INSERT INTO job_attempts (job_id, attempt, runner_id, fencing_token, \
+     lease_deadline_ms, started_at_ms) \
+     SELECT id, attempt, $3, last_fencing_token, $4, $2 FROM claimed \
+     ON CONFLICT (job_id, attempt) DO UPDATE SET runner_id = excluded.runner_id, \
+     fencing_token = excluded.fencing_token, lease_deadline_ms = excluded.lease_deadline_ms, \
+     started_at_ms = excluded.started_at_ms \
+     WHERE job_attempts.fencing_token IS NULL AND job_attempts.ended_at_ms IS NULL \
+     RETURNING job_id) \
+     SELECT run_id, attempt, last_fencing_token, (SELECT count(*) FROM recorded) AS recorded \
+     FROM claimed";
 /// What [`CLAIM_JOB`] returns, read after it.
 pub(crate) const SELECT_CLAIMED_JOB: &str =
     "SELECT run_id, attempt, last_fencing_token FROM jobs WHERE id = $1";

@@ -1042,10 +1042,35 @@ pub async fn a_transition_writes_the_run_fields_and_only_the_jobs_it_changed(db:
     assert_conflict(db.store().apply_transition(stale).await);
     assert_eq!(stored_state(db.store(), run_id).await.document, expected);
 
+    // With the run's columns too: written with the jobs, or neither when stale.
+    let columns = |status| RunUpdate {
+        attempt: 1,
+        status,
+        conclusion: None,
+        started_at_ms: Some(10),
+        completed_at_ms: None,
+    };
+    let mut third = Transition::new(run_id, 3, change("in_progress", vec![(0, job("a", 2))]));
+    third.run = Some(columns(RunStatus::InProgress));
+    db.store().apply_transition(third).await.unwrap();
+    let expected =
+        json!({"status": "in_progress", "jobs": [job("a", 2), job("b", 1), job("c", 1)]});
+    assert_eq!(stored_state(db.store(), run_id).await.document, expected);
+    let run = db.store().get_run(run_id).await.unwrap();
+    assert_eq!(
+        (run.status, run.started_at_ms),
+        (RunStatus::InProgress, Some(10))
+    );
+    let mut stale = Transition::new(run_id, 3, change("completed", vec![(1, job("b", 9))]));
+    stale.run = Some(columns(RunStatus::Completed));
+    assert_conflict(db.store().apply_transition(stale).await);
+    assert_eq!(stored_state(db.store(), run_id).await.document, expected);
+    assert_eq!(db.store().get_run(run_id).await.unwrap(), run);
+
     // The parts are joined the same way after a restart.
     db.reopen().await;
     let state = stored_state(db.store(), run_id).await;
-    assert_eq!((state.document, state.version), (expected, 3));
+    assert_eq!((state.document, state.version), (expected, 4));
 
     // A run written whole on every change (what the server does for small runs).
     let created = db
