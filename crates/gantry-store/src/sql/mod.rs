@@ -1118,39 +1118,13 @@ where
         transition: &Transition,
     ) -> Result<AppliedTransition, StoreError> {
         let run_id = transition.run_id;
-        let engine_state = transition.engine_state.run.as_str();
         let states_with_run = DB::DATA_MODIFYING_CTES && !transition.engine_state.jobs.is_empty();
         // The version check and the new state in one statement: on PostgreSQL a concurrent
         // writer waits for this row and then finds the version changed.
-        let updated = match &transition.run {
-            _ if states_with_run => Self::move_run_with_engine_jobs(tx, transition).await?,
-            None => {
-                sqlx::query(q::UPDATE_ENGINE_STATE)
-                    .bind(run_id.0)
-                    .bind(transition.expected_state_version)
-                    .bind(engine_state)
-                    .fetch_optional(&mut *tx)
-                    .await?
-            }
-            Some(RunUpdate {
-                attempt,
-                status,
-                conclusion,
-                started_at_ms,
-                completed_at_ms,
-            }) => {
-                sqlx::query(q::UPDATE_ENGINE_STATE_AND_RUN)
-                    .bind(run_id.0)
-                    .bind(transition.expected_state_version)
-                    .bind(engine_state)
-                    .bind(*attempt)
-                    .bind(status.as_str())
-                    .bind(conclusion.map(|conclusion| conclusion.as_str()))
-                    .bind(*started_at_ms)
-                    .bind(*completed_at_ms)
-                    .fetch_optional(&mut *tx)
-                    .await?
-            }
+        let updated = if states_with_run {
+            Self::move_run_with_engine_jobs(tx, transition).await?
+        } else {
+            Self::move_run(tx, transition).await?
         };
         let Some(updated) = updated else {
             let stored = sqlx::query(q::SELECT_STATE_VERSION)
@@ -1387,6 +1361,46 @@ where
         Err(StoreError::conflict(format!(
             "fencing token {token} of job {job_id} is stale or its attempt has ended"
         )))
+    }
+
+    /// Checks and moves a transition's run (its engine fields, and its columns when the
+    /// transition has them); returns the run's new version, or `None` when the run is not at
+    /// the expected one (nothing written).
+    async fn move_run(
+        tx: &mut DB::Connection,
+        transition: &Transition,
+    ) -> Result<Option<DB::Row>, StoreError> {
+        let (run_id, engine_state) = (transition.run_id, transition.engine_state.run.as_str());
+        let updated = match &transition.run {
+            None => {
+                sqlx::query(q::UPDATE_ENGINE_STATE)
+                    .bind(run_id.0)
+                    .bind(transition.expected_state_version)
+                    .bind(engine_state)
+                    .fetch_optional(&mut *tx)
+                    .await?
+            }
+            Some(RunUpdate {
+                attempt,
+                status,
+                conclusion,
+                started_at_ms,
+                completed_at_ms,
+            }) => {
+                sqlx::query(q::UPDATE_ENGINE_STATE_AND_RUN)
+                    .bind(run_id.0)
+                    .bind(transition.expected_state_version)
+                    .bind(engine_state)
+                    .bind(*attempt)
+                    .bind(status.as_str())
+                    .bind(conclusion.map(|conclusion| conclusion.as_str()))
+                    .bind(*started_at_ms)
+                    .bind(*completed_at_ms)
+                    .fetch_optional(&mut *tx)
+                    .await?
+            }
+        };
+        Ok(updated)
     }
 
     /// Checks and moves a transition's run and writes its changed job states in one statement
