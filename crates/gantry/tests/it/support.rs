@@ -261,6 +261,49 @@ impl Drop for Server {
                 self.log()
             );
         }
+        self.drop_schema();
+    }
+}
+
+impl Server {
+    /// The value the server was started with for `flag`, if any.
+    fn argument(&self, flag: &str) -> Option<&str> {
+        let at = self.extra.iter().position(|argument| argument == flag)?;
+        self.extra.get(at + 1).map(String::as_str)
+    }
+
+    /// Drops the PostgreSQL schema of a server started with [`postgres_server_args`] (each
+    /// such server has a schema of its own), so that test runs leave none behind. Failing to
+    /// drop it is said, not a test failure: the test's outcome is already decided.
+    fn drop_schema(&self) {
+        let (Some(url), Some(schema)) = (
+            self.argument("--database-url"),
+            self.argument("--database-schema"),
+        ) else {
+            return;
+        };
+        let dropped = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|error| error.to_string())
+            .and_then(|runtime| {
+                runtime.block_on(async {
+                    use sqlx::Connection;
+                    let mut connection = sqlx::PgConnection::connect(url)
+                        .await
+                        .map_err(|error| error.to_string())?;
+                    // The schema name is this file's own (`gantry_scenario_…`), never input.
+                    let statement = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+                        .execute(&mut connection)
+                        .await
+                        .map_err(|error| error.to_string())?;
+                    connection.close().await.map_err(|error| error.to_string())
+                })
+            });
+        if let Err(error) = dropped {
+            eprintln!("could not drop the test schema {schema}: {error}");
+        }
     }
 }
 
