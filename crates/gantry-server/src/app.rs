@@ -794,7 +794,6 @@ pub(crate) fn job_values(state: &RunState, key: &JobKey) -> Option<NewJob> {
     })
 }
 
-/// A run's rows by job key and matrix index (built per transition without copying the keys).
 /// A run's job rows found by instance key: among a few rows by looking at each (most runs
 /// have a handful of jobs, and a transition looks up one or two), among many through a map
 /// built once.
