@@ -1413,7 +1413,6 @@ where
         let run_id = transition.run_id;
         let jobs = &transition.engine_state.jobs;
         let rows = Rows::new()
-            .int("run_id", jobs.iter().map(|_| run_id.0))
             .int("job_index", jobs.iter().map(|(index, _)| i64::from(*index)))
             .text("state", jobs.iter().map(|(_, state)| state.as_str()));
         let sql = q::move_run_with_engine_jobs(transition.run.is_some());

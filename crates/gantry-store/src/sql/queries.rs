@@ -273,24 +273,25 @@ pub(crate) const UPDATE_ENGINE_STATE_AND_RUN: &str = "UPDATE workflow_runs \
 /// [`UPDATE_ENGINE_STATE`] (or, with `run_columns`, [`UPDATE_ENGINE_STATE_AND_RUN`]) and the
 /// upsert of the run's changed job states in one statement, for backends that take
 /// data-modifying `WITH` clauses ([`super::Backend::DATA_MODIFYING_CTES`]): one round trip
-/// instead of two. The job states come first, as three arrays (run id, job index, state:
-/// `$1`–`$3`), then the run's parameters from `$4` in their usual order. The states are
-/// written only if the run moved (its version matched), after it (so the run's row is locked
-/// first, as every transition locks it); returns the new version, or no row.
+/// instead of two. The job states come first, as two arrays (job index, state: `$1`, `$2`),
+/// then the run's parameters from `$3` in their usual order (the run's id, `$3`, is also the
+/// states' run). The states are written only if the run moved (its version matched), after
+/// it (so the run's row is locked first, as every transition locks it); returns the new
+/// version, or no row.
 pub(crate) fn move_run_with_engine_jobs(run_columns: bool) -> String {
     let columns = if run_columns {
-        ", attempt = $7, status = $8, conclusion = $9, started_at_ms = $10, \
-         completed_at_ms = $11"
+        ", attempt = $6, status = $7, conclusion = $8, started_at_ms = $9, \
+         completed_at_ms = $10"
     } else {
         ""
     };
     format!(
         "WITH run AS (UPDATE workflow_runs \
-         SET engine_run = $6, state_version = state_version + 1{columns} \
-         WHERE id = $4 AND state_version = $5 RETURNING state_version), \
+         SET engine_run = $5, state_version = state_version + 1{columns} \
+         WHERE id = $3 AND state_version = $4 RETURNING state_version), \
          states AS (INSERT INTO engine_jobs (run_id, job_index, state) \
-         SELECT v.run_id, v.job_index, v.state \
-         FROM unnest($1::BIGINT[], $2::BIGINT[], $3::TEXT[]) AS v(run_id, job_index, state) \
+         SELECT $3, v.job_index, v.state \
+         FROM unnest($1::BIGINT[], $2::TEXT[]) AS v(job_index, state) \
          WHERE EXISTS (SELECT 1 FROM run) \
          ON CONFLICT (run_id, job_index) DO UPDATE SET state = excluded.state) \
          SELECT state_version FROM run"
