@@ -9,6 +9,11 @@
 //! runner has capacity N, claims up to N jobs per request (`POST /runner/claims`) and reports
 //! their results in one request (`POST /runner/results`), as graphile-worker's local queue
 //! fetches and completes jobs in batches.
+//!
+//! With `--rounds N` the drains are repeated, each round gantry's two ways and the peer's
+//! local queue back to back, and the medians are reported (`drain_rounds.rs`);
+//! graphile-worker's default configuration, far slower and not the goal's yardstick, is
+//! drained once after the rounds.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -21,6 +26,7 @@ use gantry_proto::v1 as proto;
 use serde_json::json;
 
 use super::BenchStorage;
+use super::drain_rounds::{self, Drained, Round};
 use super::ingest::{BENCH_RUNNER_TOKEN, BenchServer};
 use crate::commands::client::{Client, Reply};
 use crate::output;
@@ -50,17 +56,13 @@ pub struct DrainArgs {
     /// database-wide.
     #[arg(long, requires = "database_url")]
     graphile: bool,
+    /// Rounds of the drains (gantry over HTTP, in-process and, with `--graphile`, the peer's
+    /// local queue, back to back); the medians are reported.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
     /// Print the figures as JSON on stdout.
     #[arg(long)]
     json: bool,
-}
-
-/// The figures of one way of draining.
-#[derive(Debug, Clone, serde::Serialize)]
-struct Drained {
-    jobs: usize,
-    seconds: f64,
-    jobs_per_sec: f64,
 }
 
 /// The workflow of every run: `count` independent no-op jobs.
@@ -90,75 +92,117 @@ fn trigger(workflow: &str) -> proto::TriggerRun {
 
 /// Runs the benchmark.
 pub fn run(args: &DrainArgs) -> anyhow::Result<ExitCode> {
-    if args.jobs == 0 || args.jobs_per_run == 0 || args.runners == 0 {
-        bail!("--jobs, --jobs-per-run and --runners must be at least 1");
+    if args.jobs == 0 || args.jobs_per_run == 0 || args.runners == 0 || args.rounds == 0 {
+        bail!("--jobs, --jobs-per-run, --runners and --rounds must be at least 1");
     }
     let runs = args.jobs.div_ceil(args.jobs_per_run);
     let jobs = runs * args.jobs_per_run;
     let workflow = workflow(args.jobs_per_run);
 
-    let storage = BenchStorage::new(args.database_url.as_deref(), "drain_http")?;
-    let backend = storage.backend;
-    let over_http = drain_over_http(&storage, &workflow, runs, jobs, args.runners, args.batch)?;
-    storage.finish()?;
-
-    let storage = BenchStorage::new(args.database_url.as_deref(), "drain_lib")?;
-    let in_process = drain_in_process(&storage, &workflow, runs, jobs, args.runners, args.batch)?;
-    storage.finish()?;
-
-    let graphile = match (&args.database_url, args.graphile) {
-        (Some(url), true) => {
-            let mut peers = Vec::new();
-            for mode in [
-                super::graphile::Mode::Default,
-                super::graphile::Mode::LocalQueue,
-            ] {
-                let options = super::graphile::Options {
-                    database_url: url.clone(),
-                    mode,
-                    jobs: jobs as u64,
-                    ..Default::default()
-                };
-                peers.push(super::graphile::drain(&options)?);
-            }
-            Some(peers)
-        }
-        _ => None,
+    let backend = BenchStorage::backend_of(args.database_url.as_deref());
+    let peer_options = |mode| {
+        let url = args.database_url.clone().filter(|_| args.graphile)?;
+        Some(super::graphile::Options {
+            database_url: url,
+            mode,
+            jobs: jobs as u64,
+            ..Default::default()
+        })
     };
-    let figures = json!({
-        "benchmark": "drain",
-        "backend": backend,
-        "jobs": jobs,
-        "jobs_per_run": args.jobs_per_run,
-        "runners": args.runners,
-        "batch": args.batch,
-        "http": over_http,
-        "in_process": in_process,
-        "graphile_worker": graphile,
-    });
+    let mut rounds = Vec::with_capacity(args.rounds);
+    for number in 1..=args.rounds {
+        let round = drain_round(args, &workflow, runs, jobs, peer_options)?;
+        output::message(&round_line(number, args.rounds, &round));
+        rounds.push(round);
+    }
+    let peer_defaults = match peer_options(super::graphile::Mode::Default) {
+        Some(options) => Some(super::graphile::drain(&options)?),
+        None => None,
+    };
+    let medians = drain_rounds::medians(&rounds);
     if args.json {
-        output::json_line(&figures);
+        output::json_line(&json!({
+            "benchmark": "drain",
+            "backend": backend,
+            "jobs": jobs,
+            "jobs_per_run": args.jobs_per_run,
+            "runners": args.runners,
+            "batch": args.batch,
+            "medians": medians,
+            "rounds": rounds,
+            "graphile_worker_defaults": peer_defaults,
+        }));
     } else {
         output::line(&format!(
-            "drain ({backend}, {jobs} jobs, {} per run, {} runners, batch {}): HTTP {:.0} jobs/s, in-process {:.0} jobs/s",
+            "drain ({backend}, {jobs} jobs, {} per run, {} runners, batch {}, {} round(s), medians): HTTP {:.0} jobs/s, in-process {:.0} jobs/s",
             args.jobs_per_run,
             args.runners,
             args.batch,
-            over_http.jobs_per_sec,
-            in_process.jobs_per_sec
+            medians.rounds,
+            medians.http_jobs_per_sec,
+            medians.in_process_jobs_per_sec
         ));
-        for peer in graphile.iter().flatten() {
+        if let Some(peer) = &peer_defaults {
             output::line(&format!(
-                "graphile-worker {} ({:?}, concurrency {}): {:.0} jobs/s; gantry over HTTP / peer = {:.3}",
+                "graphile-worker {} (default, concurrency {}, one round): {:.0} jobs/s; gantry over HTTP (median) / peer = {:.3}",
                 peer.version,
-                peer.mode,
                 peer.concurrency,
                 peer.jobs_per_sec,
-                over_http.jobs_per_sec / peer.jobs_per_sec
+                medians.http_jobs_per_sec / peer.jobs_per_sec
+            ));
+        }
+        if let (Some(rate), Some(http), Some(in_process)) = (
+            medians.peer_jobs_per_sec,
+            medians.http_over_peer,
+            medians.in_process_over_peer,
+        ) {
+            output::line(&format!(
+                "graphile-worker (local queue): {rate:.0} jobs/s; gantry / peer within each round, median: HTTP {http:.3}, in-process {in_process:.3}"
             ));
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One round: gantry over HTTP, then in-process, each on fresh storage, then (when
+/// `peer_options` gives options) graphile-worker's local queue, back to back.
+fn drain_round(
+    args: &DrainArgs,
+    workflow: &str,
+    runs: usize,
+    jobs: usize,
+    peer_options: impl Fn(super::graphile::Mode) -> Option<super::graphile::Options>,
+) -> anyhow::Result<Round> {
+    let storage = BenchStorage::new(args.database_url.as_deref(), "drain_http")?;
+    let http = drain_over_http(&storage, workflow, runs, jobs, args.runners, args.batch)?;
+    storage.finish()?;
+    let storage = BenchStorage::new(args.database_url.as_deref(), "drain_lib")?;
+    let in_process = drain_in_process(&storage, workflow, runs, jobs, args.runners, args.batch)?;
+    storage.finish()?;
+    let peer = match peer_options(super::graphile::Mode::LocalQueue) {
+        Some(options) => Some(super::graphile::drain(&options)?),
+        None => None,
+    };
+    Ok(Round {
+        http,
+        in_process,
+        peer,
+    })
+}
+
+/// A round's progress line: its rates and, with a peer, its own ratios.
+fn round_line(number: usize, rounds: usize, round: &Round) -> String {
+    let mut line = format!(
+        "round {number}/{rounds}: HTTP {:.0} jobs/s, in-process {:.0} jobs/s",
+        round.http.jobs_per_sec, round.in_process.jobs_per_sec
+    );
+    if let (Some(peer), Some((http, in_process))) = (&round.peer, round.ratios()) {
+        line.push_str(&format!(
+            ", graphile-worker local queue {:.0} jobs/s: {http:.3} / {in_process:.3}",
+            peer.jobs_per_sec
+        ));
+    }
+    line
 }
 
 /// Simulated runners over HTTP, one thread and one keep-alive connection each.

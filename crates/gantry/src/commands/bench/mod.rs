@@ -10,6 +10,7 @@ use clap::Subcommand;
 
 mod dag;
 mod drain;
+mod drain_rounds;
 mod fairness;
 mod graphile;
 mod heartbeats;
@@ -93,27 +94,29 @@ struct BenchStorage {
 }
 
 impl BenchStorage {
+    /// The backend's name as the figures print it: SQLite unless a PostgreSQL URL is given.
+    fn backend_of(database_url: Option<&str>) -> &'static str {
+        match database_url {
+            Some(_) => "postgres",
+            None => "sqlite",
+        }
+    }
+
     /// SQLite unless `database_url` names a PostgreSQL database; `tag` names the schema.
     fn new(database_url: Option<&str>, tag: &str) -> anyhow::Result<BenchStorage> {
         let data_dir = tempfile::tempdir().context("cannot create a temporary directory")?;
-        let (storage, backend) = match database_url {
-            Some(url) => (
-                gantry_server::Storage::Postgres {
-                    url: url.to_owned(),
-                    schema: Some(format!("gantry_bench_{tag}_{}", std::process::id())),
-                },
-                "postgres",
-            ),
-            None => (
-                gantry_server::Storage::Sqlite {
-                    path: data_dir.path().join("gantry.sqlite"),
-                },
-                "sqlite",
-            ),
+        let storage = match database_url {
+            Some(url) => gantry_server::Storage::Postgres {
+                url: url.to_owned(),
+                schema: Some(format!("gantry_bench_{tag}_{}", std::process::id())),
+            },
+            None => gantry_server::Storage::Sqlite {
+                path: data_dir.path().join("gantry.sqlite"),
+            },
         };
         Ok(BenchStorage {
             storage,
-            backend,
+            backend: Self::backend_of(database_url),
             _data_dir: data_dir,
         })
     }
