@@ -221,8 +221,21 @@ pub struct StateDocument(String);
 impl StateDocument {
     /// The JSON text of `value`.
     pub fn serialize<T: Serialize + ?Sized>(value: &T) -> Result<StateDocument, serde_json::Error> {
-        serde_json::to_string(value).map(StateDocument)
+        // Every transition serializes its run's fields (~330 bytes) and each changed job's
+        // state (~500 bytes for a one-step job): from an empty buffer that is seven or eight
+        // reallocations, each copying the text so far (3.7 % of a PostgreSQL drain's samples
+        // were growing buffers, a third of them here). Larger documents grow from here.
+        let mut text = Vec::with_capacity(Self::STARTING_CAPACITY);
+        serde_json::to_writer(&mut text, value)?;
+        let text = String::from_utf8(text).map_err(|_| {
+            <serde_json::Error as serde::ser::Error>::custom("the JSON text is not UTF-8")
+        })?;
+        Ok(StateDocument(text))
     }
+
+    /// The buffer a document is serialized into at first: a run's fields or a small job's
+    /// state fit.
+    const STARTING_CAPACITY: usize = 1024;
 
     /// The JSON text.
     pub fn as_str(&self) -> &str {
@@ -780,6 +793,22 @@ mod tests {
             serde_json::from_str::<Value>(from_value.as_str()).unwrap(),
             expected
         );
+    }
+
+    /// Documents shorter and longer than the starting buffer, with text to escape, come out
+    /// as serde_json prints them.
+    #[test]
+    fn a_state_document_of_any_length_is_serde_jsons_text() {
+        for length in [
+            0,
+            10,
+            StateDocument::STARTING_CAPACITY,
+            5 * StateDocument::STARTING_CAPACITY,
+        ] {
+            let value = json!({"name": format!("\"é\n{}", "x".repeat(length)), "n": length});
+            let made = StateDocument::serialize(&value).unwrap();
+            assert_eq!(made.as_str(), serde_json::to_string(&value).unwrap());
+        }
     }
 
     /// An update leaves a row unchanged exactly when it equals the row's own update: each

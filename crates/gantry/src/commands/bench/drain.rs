@@ -2,7 +2,9 @@
 //! two ways in the same run: simulated runners speaking the runner protocol over loopback
 //! HTTP, and the same runners calling the dispatcher's in-process API (`App::claim`,
 //! `App::complete_attempt`), which shows what HTTP costs. With `--graphile`, graphile-worker
-//! drains the same number of no-op jobs on the same PostgreSQL as the peer.
+//! drains the same number of no-op jobs as the peer, on the same PostgreSQL when gantry uses
+//! one (on the local development database, or `--graphile-database-url`, when gantry uses
+//! SQLite).
 //!
 //! The jobs are made first (not timed): runs of a workflow with `--jobs-per-run` independent
 //! jobs, so the drain measures the dispatcher, not run creation. With `--batch N` each
@@ -50,12 +52,17 @@ pub struct DrainArgs {
     /// Use this PostgreSQL database (fresh schemas, dropped afterwards) instead of SQLite.
     #[arg(long, value_name = "URL")]
     database_url: Option<String>,
-    /// Also drain the same number of no-op jobs with graphile-worker on `--database-url`, in
-    /// its default configuration and in its fastest one (needs Node.js; see
-    /// `scripts/bench/graphile-worker`). Run one at a time: its notifications are
-    /// database-wide.
-    #[arg(long, requires = "database_url")]
+    /// Also drain the same number of no-op jobs with graphile-worker, in its default
+    /// configuration and in its fastest one (needs Node.js; see
+    /// `scripts/bench/graphile-worker`), on `--graphile-database-url`. Run one at a time:
+    /// its notifications are database-wide.
+    #[arg(long)]
     graphile: bool,
+    /// The PostgreSQL database of graphile-worker's drains (fresh schemas, dropped
+    /// afterwards): `--database-url` if given, else the local development database (so a
+    /// drain of gantry on SQLite has its peer in the same rounds too).
+    #[arg(long, value_name = "URL", requires = "graphile")]
+    graphile_database_url: Option<String>,
     /// Rounds of the drains (gantry over HTTP, in-process and, with `--graphile`, the peer's
     /// local queue, back to back); the medians are reported.
     #[arg(long, default_value_t = 1)]
@@ -100,10 +107,14 @@ pub fn run(args: &DrainArgs) -> anyhow::Result<ExitCode> {
     let workflow = workflow(args.jobs_per_run);
 
     let backend = BenchStorage::backend_of(args.database_url.as_deref());
+    let peer_database_url = args
+        .graphile_database_url
+        .as_ref()
+        .or(args.database_url.as_ref())
+        .map_or(super::graphile::DEFAULT_DATABASE_URL, String::as_str);
     let peer_options = |mode| {
-        let url = args.database_url.clone().filter(|_| args.graphile)?;
-        Some(super::graphile::Options {
-            database_url: url,
+        args.graphile.then(|| super::graphile::Options {
+            database_url: peer_database_url.to_owned(),
             mode,
             jobs: jobs as u64,
             ..Default::default()
