@@ -58,22 +58,18 @@ pub(super) struct Medians {
 /// every round measured it.
 pub(super) fn medians(rounds: &[Round]) -> Medians {
     let of = |field: fn(&Round) -> f64| median(&mut rounds.iter().map(field).collect::<Vec<_>>());
-    let ratios: Option<Vec<(f64, f64)>> = rounds.iter().map(Round::ratios).collect();
-    let peers: Option<Vec<f64>> = rounds
-        .iter()
-        .map(|round| round.peer.as_ref().map(|peer| peer.jobs_per_sec))
-        .collect();
+    // A figure that some round lacks (no peer) has no median.
+    let of_every = |field: fn(&Round) -> Option<f64>| {
+        let values: Option<Vec<f64>> = rounds.iter().map(field).collect();
+        values.map(|mut values| median(&mut values))
+    };
     Medians {
         rounds: rounds.len(),
         http_jobs_per_sec: of(|round| round.http.jobs_per_sec),
         in_process_jobs_per_sec: of(|round| round.in_process.jobs_per_sec),
-        peer_jobs_per_sec: peers.map(|mut rates| median(&mut rates)),
-        http_over_peer: ratios
-            .as_ref()
-            .map(|ratios| median(&mut ratios.iter().map(|r| r.0).collect::<Vec<_>>())),
-        in_process_over_peer: ratios
-            .as_ref()
-            .map(|ratios| median(&mut ratios.iter().map(|r| r.1).collect::<Vec<_>>())),
+        peer_jobs_per_sec: of_every(|round| round.peer.as_ref().map(|peer| peer.jobs_per_sec)),
+        http_over_peer: of_every(|round| round.ratios().map(|(http, _)| http)),
+        in_process_over_peer: of_every(|round| round.ratios().map(|(_, in_process)| in_process)),
     }
 }
 
