@@ -155,12 +155,13 @@ pub struct ProtocolClient {
 impl ProtocolClient {
     /// A client of the server at `server` (e.g. `http://127.0.0.1:8080`), not registered yet.
     pub fn new(server: &str) -> ProtocolClient {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(10)))
-            .timeout_global(Some(CALL_TIMEOUT))
-            .build()
-            .into();
+        let agent = super::http_agent::agent(
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_connect(Some(Duration::from_secs(10)))
+                .timeout_global(Some(CALL_TIMEOUT))
+                .build(),
+        );
         ProtocolClient {
             base: server.trim_end_matches('/').to_owned(),
             agent,

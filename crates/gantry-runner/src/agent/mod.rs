@@ -30,6 +30,7 @@
 
 pub mod client;
 pub mod heartbeat;
+pub mod http_agent;
 pub mod labels;
 pub mod reporter;
 pub mod source;

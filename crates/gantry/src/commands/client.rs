@@ -32,11 +32,12 @@ impl Client {
             .map(str::to_owned)
             .or_else(|| std::env::var("GANTRY_SERVER").ok())
             .unwrap_or_else(|| DEFAULT_SERVER.to_owned());
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build()
-            .into();
+        let agent = gantry_runner::agent::http_agent::agent(
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(60)))
+                .build(),
+        );
         Client {
             base: base.trim_end_matches('/').to_owned(),
             agent,
