@@ -70,6 +70,7 @@ mod spec;
 mod state;
 mod status;
 mod stored;
+mod stored_starts;
 mod trigger_json;
 
 pub use call::{CallInput, CallInputKind, CallSecrets, CallSpec};
@@ -92,6 +93,7 @@ pub use state::{
 };
 pub use status::{Conclusion, JobStatus, RunStatus};
 pub use stored::{RunFields, StoredStateError};
+pub use stored_starts::changed_only_by_starts;
 
 /// Applies `event` to `state` at `now`: the new state and what to do. A refused event (stale
 /// attempt, ended or unknown job, early timer, ...) is an error and `state` is not changed.

@@ -373,8 +373,29 @@ impl App {
         Ok(view(&state))
     }
 
-    /// Loads a run's engine state.
+    /// Loads a run's engine state: its stored document, with the starts its job rows show
+    /// and the document does not (a job whose only change was a start keeps its document,
+    /// see `gantry_engine::changed_only_by_starts`). The rows are read after the document: a
+    /// start committed in between shows too, and a change computed from the state is refused
+    /// all the same, the claim having moved the run's version.
     pub(crate) async fn load_state(&self, run_id: RunId) -> Result<(RunState, i64), ApiError> {
+        let (mut state, version) = self.load_document(run_id).await?;
+        for row in self.store.list_jobs(run_id).await? {
+            if row.status != gantry_store::JobStatus::InProgress {
+                continue;
+            }
+            let (Ok(attempt), Some(started_at)) = (u32::try_from(row.attempt), row.started_at_ms)
+            else {
+                continue;
+            };
+            let at = Millis(u64::try_from(started_at).unwrap_or_default());
+            state.restore_start(&convert::job_key(&row), Attempt(attempt), at);
+        }
+        Ok((state, version))
+    }
+
+    /// Reads a run's stored state document as it is.
+    pub(crate) async fn load_document(&self, run_id: RunId) -> Result<(RunState, i64), ApiError> {
         let stored = self.store.get_engine_state(run_id).await?;
         if stored.document.is_null() {
             // Only runs of invalid workflow files have no state: there is nothing to drive.
@@ -877,7 +898,17 @@ pub(crate) fn plan_transition(
     let changed_states: Vec<usize> = (0..state.jobs.len())
         .filter(|&job| !state.jobs.same_job(&before.jobs, job))
         .collect();
-    let engine_state = state_change(state, &changed_states).map_err(|error| {
+    // A job that only started keeps its stored document: its rows have the starts (see
+    // `gantry_engine::changed_only_by_starts`; `load_state` puts them back).
+    let documents: Vec<usize> = changed_states
+        .iter()
+        .copied()
+        .filter(|&job| match (before.jobs.get(job), state.jobs.get(job)) {
+            (Some(was), Some(now)) => !gantry_engine::changed_only_by_starts(was, now),
+            _ => true,
+        })
+        .collect();
+    let engine_state = state_change(state, &documents).map_err(|error| {
         ApiError::internal(&format!("engine state does not serialize: {error}"))
     })?;
     let mut transition = Transition::new(run_id, expected_state_version, engine_state);

@@ -561,7 +561,7 @@ mod tests {
             panic!("{:?}", refused.outcomes);
         };
         assert_eq!(error.code, proto::ErrorCode::Conflict);
-        let (state, after) = app.load_state(job.run_id).await.unwrap();
+        let (state, after) = app.load_document(job.run_id).await.unwrap();
         assert!(queued(&state));
         assert_eq!(after, version);
 
@@ -592,9 +592,63 @@ mod tests {
         assert_eq!((lease.runner, lease.token), (RunnerId(7), token));
     }
 
+    /// A claim leaves its job's stored document as it was (the job's row has the start, see
+    /// `gantry_engine::changed_only_by_starts`); the state read back from the store has the
+    /// start all the same, at the claim's time, and the job completes from it.
+    #[tokio::test]
+    async fn a_claims_start_is_read_back_from_its_row() {
+        let fixture = crate::test_support::one_job().await;
+        let (app, job) = (&fixture.app, &fixture.job);
+        let key = convert::job_key(job);
+        let claim = RunnerClaim {
+            job_id: job.id,
+            runner: RunnerId(7),
+            at: now(),
+        };
+        let start = Step {
+            event: Event::JobStarted {
+                job: key.clone(),
+                attempt: gantry_engine::Attempt(1),
+            },
+            token: None,
+            claim: Some(claim),
+        };
+        let applied = app.drive_steps(job.run_id, &[start]).await.unwrap();
+        let token = applied.claims[0].fencing_token;
+
+        let (document, _) = app.load_document(job.run_id).await.unwrap();
+        let stored = document.instance(&key).unwrap();
+        assert_eq!(stored.status, gantry_engine::JobStatus::Queued);
+        app.forget_cached_run(job.run_id);
+        let (state, _) = app.load_state(job.run_id).await.unwrap();
+        let row = app.store.get_job(job.id).await.unwrap();
+        let instance = state.instance(&key).unwrap();
+        assert_eq!(instance.status, gantry_engine::JobStatus::InProgress);
+        let claimed_at = u64::try_from(row.started_at_ms.unwrap()).unwrap();
+        assert_eq!(instance.started_at, Some(Millis(claimed_at)));
+        assert_eq!(state.status, gantry_engine::RunStatus::InProgress);
+
+        let done = proto::CompleteAttempt {
+            fencing_token: token.0,
+            conclusion: proto::Conclusion::Success,
+            outputs: Default::default(),
+            message: None,
+        };
+        app.complete_attempt(RunnerId(7), job.id, done)
+            .await
+            .unwrap();
+        let row = app.store.get_job(job.id).await.unwrap();
+        assert_eq!(row.status, gantry_store::JobStatus::Completed);
+        let (document, _) = app.load_document(job.run_id).await.unwrap();
+        assert_eq!(
+            document.conclusion,
+            Some(gantry_engine::Conclusion::Success)
+        );
+    }
+
     /// The store refuses a batch of two claims as a whole because one of the jobs was
     /// claimed meanwhile: the batch is applied again one claim at a time, so only that one
-    /// fails and the other job is claimed and started.
+    /// fails and the other job is claimed and started by this batch.
     #[tokio::test]
     async fn a_batch_with_a_claim_the_store_refuses_takes_the_others() {
         let fixture = crate::test_support::two_jobs().await;
@@ -615,12 +669,21 @@ mod tests {
         assert_eq!(codes, [Some(proto::ErrorCode::Conflict), None]);
         let claimed: Vec<JobId> = applied.claims.iter().map(|claim| claim.job_id).collect();
         assert_eq!(claimed, [fixture.jobs[1].id]);
-        let (state, _) = app.load_state(run_id).await.unwrap();
-        let status = |job: &Job| state.instance(&convert::job_key(job)).unwrap().status;
-        assert_eq!(status(&fixture.jobs[0]), gantry_engine::JobStatus::Queued);
+        // Job 0 was claimed meanwhile: the engine, reading the run again after the refusal,
+        // has that claim's start from the job's row; job 1 started with its own claim.
+        let statuses = app
+            .with_state(run_id, |state| {
+                let status = |job: &Job| state.instance(&convert::job_key(job)).unwrap().status;
+                [status(&fixture.jobs[0]), status(&fixture.jobs[1])]
+            })
+            .await
+            .unwrap();
         assert_eq!(
-            status(&fixture.jobs[1]),
-            gantry_engine::JobStatus::InProgress
+            statuses,
+            [
+                gantry_engine::JobStatus::InProgress,
+                gantry_engine::JobStatus::InProgress
+            ]
         );
     }
 

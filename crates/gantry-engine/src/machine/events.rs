@@ -7,7 +7,7 @@ use crate::error::EngineError;
 use crate::event::{Event, TimerKind};
 use crate::ids::{Attempt, JobKey, Millis, RunId};
 use crate::state::{ClaimState, JobPhase};
-use crate::status::{Conclusion, JobStatus, RunStatus};
+use crate::status::{Conclusion, JobStatus};
 
 impl Machine<'_> {
     /// Applies one event.
@@ -78,9 +78,7 @@ impl Machine<'_> {
             self.checked_instance(key, Some(attempt), &[JobStatus::Queued], "started")?;
         let now = self.now;
         let instance = &mut self.state.jobs[job].instances[index];
-        instance.status = JobStatus::InProgress;
-        instance.started_at = Some(now);
-        instance.reasons.clear();
+        instance.start(now);
         let fallback = crate::setup::fallback_setup(&self.state.config);
         let timeout = instance.setup.as_ref().unwrap_or(&fallback).timeout;
         self.effects.push(crate::Effect::SetTimer {
@@ -90,10 +88,7 @@ impl Machine<'_> {
                 attempt,
             },
         });
-        if self.state.status == RunStatus::Queued {
-            self.state.status = RunStatus::InProgress;
-        }
-        self.state.started_at.get_or_insert(now);
+        self.state.note_start(now);
         Ok(())
     }
 
