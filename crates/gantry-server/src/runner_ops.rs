@@ -600,19 +600,7 @@ mod tests {
         let fixture = crate::test_support::one_job().await;
         let (app, job) = (&fixture.app, &fixture.job);
         let key = convert::job_key(job);
-        let claim = RunnerClaim {
-            job_id: job.id,
-            runner: RunnerId(7),
-            at: now(),
-        };
-        let start = Step {
-            event: Event::JobStarted {
-                job: key.clone(),
-                attempt: gantry_engine::Attempt(1),
-            },
-            token: None,
-            claim: Some(claim),
-        };
+        let start = crate::test_support::start(job, now());
         let applied = app.drive_steps(job.run_id, &[start]).await.unwrap();
         let token = applied.claims[0].fencing_token;
 
