@@ -69,23 +69,31 @@ impl RunState {
 /// before, running after, at the same attempt): then its stored document may stay `before`,
 /// the starts being in the job rows.
 pub fn changed_only_by_starts(before: &JobState, after: &JobState) -> bool {
-    if before.instances.len() != after.instances.len() {
+    let started = |was: &JobInstance, now: &JobInstance| {
+        was.status == JobStatus::Queued
+            && now.status == JobStatus::InProgress
+            && now.attempt == was.attempt
+    };
+    // Most changes (a completion, a loss) start nothing: they are told apart without the
+    // copy below.
+    if before.instances.len() != after.instances.len()
+        || !before
+            .instances
+            .iter()
+            .zip(&after.instances)
+            .any(|(was, now)| started(was, now))
+    {
         return false;
     }
     let mut undone = after.clone();
-    let mut started = false;
     for (was, now) in before.instances.iter().zip(undone.instances.iter_mut()) {
-        if was.status == JobStatus::Queued
-            && now.status == JobStatus::InProgress
-            && now.attempt == was.attempt
-        {
+        if started(was, now) {
             now.status = was.status;
             now.started_at = was.started_at;
             now.reasons.clone_from(&was.reasons);
-            started = true;
         }
     }
-    started && undone == *before
+    undone == *before
 }
 
 #[cfg(test)]
