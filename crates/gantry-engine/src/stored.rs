@@ -106,16 +106,14 @@ impl RunState {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
     use crate::{Conclusion, EngineConfig, Event, JobKey, Millis, NewRun, RunId, create_run};
 
-    /// A run of `a` then `b`, with `a` completed (so the state is not the initial one).
-    fn run_with_a_done() -> RunState {
-        let source = "on: push\njobs:\n  a:\n    runs-on: x\n    steps: [{run: make}]\n  \
-                      b:\n    needs: a\n    runs-on: x\n    steps: [{run: test}]\n";
+    /// A new run (id 7, created at 0) of the workflow file `source`.
+    pub(crate) fn new_run(source: &str) -> RunState {
         let workflow = gantry_workflow::load(source, &Default::default()).unwrap();
         let new = NewRun {
             id: RunId(7),
@@ -123,7 +121,15 @@ mod tests {
             trigger: Default::default(),
             config: EngineConfig::default(),
         };
-        let mut state = create_run(new, Millis(0)).unwrap().state;
+        create_run(new, Millis(0)).unwrap().state
+    }
+
+    /// A run of `a` then `b`, with `a` completed (so the state is not the initial one).
+    fn run_with_a_done() -> RunState {
+        let mut state = new_run(
+            "on: push\njobs:\n  a:\n    runs-on: x\n    steps: [{run: make}]\n  \
+             b:\n    needs: a\n    runs-on: x\n    steps: [{run: test}]\n",
+        );
         let a = JobKey::single("a");
         let attempt = crate::Attempt(1);
         let started = Event::JobStarted {

@@ -101,20 +101,24 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::{Conclusion, EngineConfig, Event, NewRun, RunId, create_run};
+    use crate::stored::tests::new_run;
+    use crate::{Conclusion, Event};
 
     /// A new run of two independent jobs, both queued.
     fn queued_run() -> RunState {
-        let source = "on: push\njobs:\n  a:\n    runs-on: x\n    steps: [{run: make}]\n  \
-                      b:\n    runs-on: x\n    steps: [{run: test}]\n";
-        let workflow = gantry_workflow::load(source, &Default::default()).unwrap();
-        let new = NewRun {
-            id: RunId(7),
-            workflow: &workflow,
-            trigger: Default::default(),
-            config: EngineConfig::default(),
-        };
-        create_run(new, Millis(0)).unwrap().state
+        new_run(
+            "on: push\njobs:\n  a:\n    runs-on: x\n    steps: [{run: make}]\n  \
+             b:\n    runs-on: x\n    steps: [{run: test}]\n",
+        )
+    }
+
+    fn completed(job: &str) -> Event {
+        Event::JobCompleted {
+            job: JobKey::single(job),
+            attempt: Attempt(1),
+            conclusion: Conclusion::Success,
+            outputs: Default::default(),
+        }
     }
 
     fn started(job: &str) -> Event {
@@ -155,13 +159,7 @@ mod tests {
         let running = state.clone();
         assert!(!state.restore_start(&a, Attempt(1), Millis(6)));
         assert_eq!(state, running);
-        let completed = Event::JobCompleted {
-            job: a.clone(),
-            attempt: Attempt(1),
-            conclusion: Conclusion::Success,
-            outputs: Default::default(),
-        };
-        state.handle(&completed, Millis(7)).unwrap();
+        state.handle(&completed("a"), Millis(7)).unwrap();
         let ended = state.clone();
         assert!(!state.restore_start(&a, Attempt(1), Millis(8)));
         assert_eq!(state, ended);
@@ -195,13 +193,7 @@ mod tests {
         assert!(!changed_only_by_starts(&before.jobs[0], &restarted.jobs[0]));
 
         let mut done = state.clone();
-        let completed = Event::JobCompleted {
-            job: JobKey::single("a"),
-            attempt: Attempt(1),
-            conclusion: Conclusion::Success,
-            outputs: Default::default(),
-        };
-        done.handle(&completed, Millis(8)).unwrap();
+        done.handle(&completed("a"), Millis(8)).unwrap();
         assert!(!changed_only_by_starts(&state.jobs[0], &done.jobs[0]));
     }
 }

@@ -379,8 +379,19 @@ impl App {
     /// start committed in between shows too, and a change computed from the state is refused
     /// all the same, the claim having moved the run's version.
     pub(crate) async fn load_state(&self, run_id: RunId) -> Result<(RunState, i64), ApiError> {
+        let (state, version, _) = self.load_state_and_rows(run_id).await?;
+        Ok((state, version))
+    }
+
+    /// [`App::load_state`], with the job rows it read (a change compares its state with
+    /// them: reading them again cost a change of an uncached run a second query).
+    pub(crate) async fn load_state_and_rows(
+        &self,
+        run_id: RunId,
+    ) -> Result<(RunState, i64, Vec<Job>), ApiError> {
         let (mut state, version) = self.load_document(run_id).await?;
-        for row in self.store.list_jobs(run_id).await? {
+        let rows = self.store.list_jobs(run_id).await?;
+        for row in &rows {
             if row.status != gantry_store::JobStatus::InProgress {
                 continue;
             }
@@ -389,9 +400,9 @@ impl App {
                 continue;
             };
             let at = Millis(u64::try_from(started_at).unwrap_or_default());
-            state.restore_start(&convert::job_key(&row), Attempt(attempt), at);
+            state.restore_start(&convert::job_key(row), Attempt(attempt), at);
         }
-        Ok((state, version))
+        Ok((state, version, rows))
     }
 
     /// Reads a run's stored state document as it is.

@@ -258,8 +258,8 @@ impl App {
         let (before, version, cached_rows) = match cached {
             Some(cached) => (cached.state, cached.version, cached.rows),
             None => {
-                let (state, version) = self.load_state(run_id).await?;
-                (Arc::new(state), version, None)
+                let (state, version, rows) = self.load_state_and_rows(run_id).await?;
+                (Arc::new(state), version, Some(rows))
             }
         };
         // The committed state stays as it is (the rows are compared against it, and it is
