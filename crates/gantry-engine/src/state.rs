@@ -50,7 +50,10 @@ pub struct RunState {
     /// and given back when a state is read ([`RunState::from_stored`]).
     #[serde(skip_serializing)]
     pub spec: Arc<RunSpec>,
-    /// Jobs not ended yet.
+    /// Jobs not ended yet: a count of what `jobs` shows, kept so that no event has to
+    /// count. Not stored (a completion would then change the run's own fields and rewrite
+    /// them); [`RunState::from_stored`] counts it again.
+    #[serde(skip)]
     pub(crate) unended: usize,
 }
 

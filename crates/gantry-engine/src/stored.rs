@@ -34,8 +34,9 @@ pub enum StoredStateError {
 }
 
 /// A run's state without its jobs and spec: serializes as the state's document does, minus
-/// its `jobs` member.
-#[derive(Debug, Serialize)]
+/// its `jobs` member. Two are equal when their documents would be: a transition whose run
+/// fields equal those before it need not write them.
+#[derive(Debug, PartialEq, Serialize)]
 pub struct RunFields<'a> {
     id: &'a RunId,
     attempt: &'a RunAttempt,
@@ -47,7 +48,6 @@ pub struct RunFields<'a> {
     cancel_requested: &'a bool,
     concurrency: &'a Option<GroupClaim>,
     config: &'a EngineConfig,
-    unended: &'a usize,
 }
 
 impl RunState {
@@ -67,7 +67,7 @@ impl RunState {
             jobs: _,
             config,
             spec: _,
-            unended,
+            unended: _,
         } = self;
         RunFields {
             id,
@@ -80,7 +80,6 @@ impl RunState {
             cancel_requested,
             concurrency,
             config,
-            unended,
         }
     }
 
@@ -101,7 +100,9 @@ impl RunState {
                 spec.ok_or(StoredStateError::MissingSpec)?,
             );
         }
-        Ok(serde_json::from_value(document)?)
+        let mut state: RunState = serde_json::from_value(document)?;
+        state.unended = state.jobs.iter().filter(|job| !job.is_ended()).count();
+        Ok(state)
     }
 }
 
@@ -203,5 +204,54 @@ pub(crate) mod tests {
         let bad_spec = serde_json::json!({"jobs": "not a list"});
         let error = RunState::from_stored(document, Some(bad_spec)).unwrap_err();
         assert!(matches!(error, StoredStateError::Invalid(_)), "{error}");
+    }
+
+    #[test]
+    fn the_jobs_not_ended_are_counted_again_when_a_state_is_read_back() {
+        let state = run_with_a_done();
+        let spec = serde_json::to_value(&*state.spec).unwrap();
+        let mut document = serde_json::to_value(&state).unwrap();
+        assert!(document.get("unended").is_none(), "{document}");
+        let back = RunState::from_stored(document.clone(), Some(spec.clone())).unwrap();
+        assert_eq!(back.unended, 1);
+        // A document written when the count was stored: its count is not the one used.
+        document
+            .as_object_mut()
+            .unwrap()
+            .insert("unended".to_owned(), serde_json::json!(5));
+        let back = RunState::from_stored(document, Some(spec)).unwrap();
+        assert_eq!(back.unended, 1);
+        assert_eq!(back, state);
+    }
+
+    #[test]
+    fn only_the_first_start_and_the_last_end_change_the_run_fields() {
+        let mut state = new_run(
+            "on: push\njobs:\n  a:\n    runs-on: x\n    steps: [{run: make}]\n  \
+             b:\n    runs-on: x\n    steps: [{run: test}]\n",
+        );
+        let attempt = crate::Attempt(1);
+        let mut events = Vec::new();
+        for job in ["a", "b"] {
+            let job = JobKey::single(job);
+            events.push(Event::JobStarted {
+                job: job.clone(),
+                attempt,
+            });
+            events.push(Event::JobCompleted {
+                job,
+                attempt,
+                conclusion: Conclusion::Success,
+                outputs: Default::default(),
+            });
+        }
+        // a starts, a ends, b starts, b ends.
+        let mut changed = Vec::new();
+        for (at, event) in (1..).zip(&events) {
+            let before = state.clone();
+            state.handle(event, Millis(at)).unwrap();
+            changed.push(before.run_fields() != state.run_fields());
+        }
+        assert_eq!(changed, [true, false, false, true]);
     }
 }

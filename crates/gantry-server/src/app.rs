@@ -864,17 +864,24 @@ impl<'a> RowsByKey<'a> {
 /// (the store keeps the others). Small runs were once written whole, one statement instead
 /// of two; transitions stored together write every run's changed jobs in one statement, and
 /// the whole document was most of what a claim wrote and serialized.
-fn state_change(state: &RunState, changed: &[usize]) -> Result<StateChange, serde_json::Error> {
+/// What a transition writes of the engine's state: the run's own fields when they changed
+/// (`run_changed`), and the job states of `changed`.
+fn state_change(
+    state: &RunState,
+    run_changed: bool,
+    changed: &[usize],
+) -> Result<StateChange, serde_json::Error> {
     let mut jobs = Vec::with_capacity(changed.len());
     for &index in changed {
         if let (Some(job), Ok(position)) = (state.jobs.get(index), u32::try_from(index)) {
             jobs.push((position, StateDocument::serialize(job)?));
         }
     }
-    Ok(StateChange {
-        run: StateDocument::serialize(&state.run_fields())?,
-        jobs,
-    })
+    let run = match run_changed {
+        true => Some(StateDocument::serialize(&state.run_fields())?),
+        false => None,
+    };
+    Ok(StateChange { run, jobs })
 }
 
 /// Whether a field of the run itself changed that the rows of jobs which did not change may
@@ -919,17 +926,22 @@ pub(crate) fn plan_transition(
             _ => true,
         })
         .collect();
-    let engine_state = state_change(state, &documents).map_err(|error| {
+    // Most events (a job's start or end other than the first and the last) leave the run's
+    // own fields as they were: its row, with its fields and columns, is then not written.
+    let run_changed = before.run_fields() != state.run_fields();
+    let engine_state = state_change(state, run_changed, &documents).map_err(|error| {
         ApiError::internal(&format!("engine state does not serialize: {error}"))
     })?;
     let mut transition = Transition::new(run_id, expected_state_version, engine_state);
-    transition.run = Some(RunUpdate {
-        attempt: i64::from(state.attempt.0),
-        status: convert::store_run_status(state.status),
-        conclusion: state.conclusion.map(convert::store_conclusion),
-        started_at_ms: state.started_at.map(ms),
-        completed_at_ms: state.completed_at.map(ms),
-    });
+    if run_changed {
+        transition.run = Some(RunUpdate {
+            attempt: i64::from(state.attempt.0),
+            status: convert::store_run_status(state.status),
+            conclusion: state.conclusion.map(convert::store_conclusion),
+            started_at_ms: state.started_at.map(ms),
+            completed_at_ms: state.completed_at.map(ms),
+        });
+    }
     let changed: Vec<usize> = if run_fields_changed(before, state) {
         (0..state.jobs.len()).collect()
     } else {
@@ -1084,5 +1096,56 @@ mod tests {
             assert!(by_key.get(&JobKey::new("lint".to_owned(), 0)).is_none());
             assert!(by_key.get(&JobKey::new("build".to_owned(), 99)).is_none());
         }
+    }
+
+    /// A transition writes the run's own fields and columns only when they changed: of two
+    /// independent jobs' starts and ends, the first start and the last end do; the others
+    /// do not.
+    #[test]
+    fn the_runs_fields_are_written_only_when_they_change() {
+        let source = "on: push\njobs:\n  a: {runs-on: x, steps: [{run: a}]}\n  \
+                      b: {runs-on: x, steps: [{run: b}]}\n";
+        let workflow = gantry_workflow::load(source, &Default::default()).unwrap();
+        let new = gantry_engine::NewRun {
+            id: gantry_engine::RunId(1),
+            workflow: &workflow,
+            trigger: Default::default(),
+            config: EngineConfig::default(),
+        };
+        let mut state = gantry_engine::create_run(new, Millis(0)).unwrap().state;
+        let rows = [row(1, "a", 0), row(2, "b", 0)];
+        let (a, b) = (JobKey::single("a"), JobKey::single("b"));
+        let started = |job: &JobKey| Event::JobStarted {
+            job: job.clone(),
+            attempt: Attempt(1),
+        };
+        let completed = |job: &JobKey| Event::JobCompleted {
+            job: job.clone(),
+            attempt: Attempt(1),
+            conclusion: gantry_engine::Conclusion::Success,
+            outputs: Default::default(),
+        };
+        let events = [started(&a), started(&b), completed(&a), completed(&b)];
+        let mut written = Vec::new();
+        for (at, event) in (1..).zip(&events) {
+            let before = state.clone();
+            state.handle(event, Millis(at)).unwrap();
+            let plan =
+                plan_transition(RunId(1), 1, &before, &state, &rows, &[], Millis(at)).unwrap();
+            let change = plan.transition;
+            let fields = change.engine_state.run.is_some();
+            written.push((fields, change.run.is_some(), change.engine_state.jobs.len()));
+        }
+        // (run's fields, run's columns, job states): a start writes no job state (its row
+        // has it), an end writes its job's.
+        assert_eq!(
+            written,
+            [
+                (true, true, 0),
+                (false, false, 0),
+                (false, false, 1),
+                (true, true, 1)
+            ]
+        );
     }
 }

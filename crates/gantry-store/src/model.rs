@@ -258,23 +258,45 @@ impl From<Value> for StateDocument {
 /// every time cost in proportion to the size of the run (a leaf of a 1,000-job fan-out
 /// rewrote ~450 KB). Reading the state joins the parts back into one document.
 ///
-/// A writer may instead give the whole document as `run` (with its `jobs`, and no `jobs`
-/// here): for a small run one statement costs less than two. It must then do so for every
-/// transition of that run, since job states written apart are not read beside a whole one.
+/// A whole document converts into its parts (`From<Value>`): its fields as `run`, and each
+/// of its `jobs` at its position.
+///
+/// Most events change no field of the run itself (a job's start or end, other than the
+/// first and the last): such a transition gives no `run`, and the run's row, the widest a
+/// transition would write, is left alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateChange {
-    /// The document without its `jobs` member, or the whole document.
-    pub run: StateDocument,
+    /// The document without its `jobs` member; `None` when the run's own fields are as
+    /// stored. (Reading joins the stored jobs to it: a `jobs` member here is not read.)
+    pub run: Option<StateDocument>,
     /// New job states, by position in `jobs`; the others stay as they are.
     pub jobs: Vec<(u32, StateDocument)>,
 }
 
 impl From<Value> for StateChange {
-    /// A whole document, written as one.
-    fn from(document: Value) -> StateChange {
+    /// A whole document, written as its parts: every job of its `jobs` array, at its
+    /// position, and the rest as the run's fields.
+    fn from(mut document: Value) -> StateChange {
+        let jobs = match document
+            .as_object_mut()
+            .and_then(|fields| fields.remove(JOBS_MEMBER))
+        {
+            Some(Value::Array(jobs)) => (0..)
+                .zip(jobs)
+                .map(|(index, job)| (index, job.into()))
+                .collect(),
+            Some(other) => {
+                // Not an array of jobs: a field like any other.
+                if let Some(fields) = document.as_object_mut() {
+                    fields.insert(JOBS_MEMBER.to_owned(), other);
+                }
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
         StateChange {
-            run: document.into(),
-            jobs: Vec::new(),
+            run: Some(document.into()),
+            jobs,
         }
     }
 }
@@ -884,5 +906,27 @@ mod tests {
             result: Conclusion::Failure,
         }];
         assert_eq!(transition.jobs_to_check(&claimed), [JobId(8), JobId(9)]);
+    }
+
+    #[test]
+    fn a_whole_document_is_written_as_its_parts() {
+        let change =
+            super::StateChange::from(json!({"status": "queued", "jobs": [{"a": 1}, {"b": 2}]}));
+        let jobs: Vec<(u32, &str)> = change
+            .jobs
+            .iter()
+            .map(|(index, job)| (*index, job.as_str()))
+            .collect();
+        assert_eq!(jobs, [(0, r#"{"a":1}"#), (1, r#"{"b":2}"#)]);
+        assert_eq!(
+            change.run.as_ref().map(StateDocument::as_str),
+            Some(r#"{"status":"queued"}"#)
+        );
+        // Without a list of jobs, the document is the run's fields.
+        for document in [json!({"jobs": 3}), json!({"v": 1}), json!(null)] {
+            let change = super::StateChange::from(document.clone());
+            assert!(change.jobs.is_empty());
+            assert_eq!(change.run, Some(document.into()));
+        }
     }
 }

@@ -88,6 +88,11 @@ impl Backend for Postgres {
             name: "no_parent_checks_on_hot_rows",
             sql: include_str!("../migrations/postgres/0014_no_parent_checks_on_hot_rows.sql"),
         },
+        Migration {
+            version: 15,
+            name: "run_versions",
+            sql: include_str!("../migrations/postgres/0015_run_versions.sql"),
+        },
     ];
     const BEGIN_WRITE: &'static str = "BEGIN";
     const PLAN_WRITES: Option<&'static str> = Some(
@@ -373,11 +378,12 @@ mod tests {
             "INSERT INTO organizations (name, weight) VALUES ('acme', 1); \
              INSERT INTO repositories (org_id, name, default_branch) VALUES (1, 'app', 'main'); \
              INSERT INTO workflow_runs (repo_id, workflow_path, workflow_name, run_number, \
-                 attempt, event_name, git_ref, sha, actor, status, created_at_ms, \
-                 state_version, engine_run) \
+                 attempt, event_name, git_ref, sha, actor, status, created_at_ms, engine_run) \
                  SELECT 1, '.github/workflows/ci.yml', 'ci', n, 1, 'push', 'refs/heads/main', \
-                 repeat('a', 40), 'octocat', 'in_progress', 0, 0, repeat('r', 120) \
+                 repeat('a', 40), 'octocat', 'in_progress', 0, repeat('r', 120) \
                  FROM generate_series(1, 400) AS n; \
+             INSERT INTO run_versions (run_id, state_version) \
+                 SELECT id, 0 FROM workflow_runs ORDER BY id; \
              INSERT INTO jobs (run_id, job_key, matrix_index, name, status, attempt, runs_on, \
                  waiting_reasons, outputs, priority) \
                  SELECT id, 'build', 0, 'build', 'queued', 1, '[\"linux\"]', '[]', '{}', 0 \
@@ -397,9 +403,14 @@ mod tests {
                 .fetch_one(&mut *tx)
                 .await
                 .unwrap();
-        sqlx::query(q::UPDATE_ENGINE_STATE)
+        sqlx::query(q::MOVE_RUN_VERSION)
             .bind(first_run)
             .bind(0_i64)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        sqlx::query(q::UPDATE_RUN_FIELDS)
+            .bind(first_run)
             .bind("r".repeat(120))
             .execute(&mut *tx)
             .await
@@ -428,7 +439,14 @@ mod tests {
             .await
             .unwrap();
         let mut counts = Vec::new();
-        for table in ["workflow_runs", "engine_jobs", "jobs", "job_attempts"] {
+        let tables = [
+            "run_versions",
+            "workflow_runs",
+            "engine_jobs",
+            "jobs",
+            "job_attempts",
+        ];
+        for table in tables {
             let (updated, in_place): (i64, i64) = sqlx::query_as(
                 "SELECT pg_stat_get_xact_tuples_updated($1::regclass), \
                  pg_stat_get_xact_tuples_hot_updated($1::regclass)",
@@ -445,6 +463,7 @@ mod tests {
         assert_eq!(
             counts,
             [
+                ("run_versions", 1, 1),
                 ("workflow_runs", 1, 1),
                 ("engine_jobs", 1, 1),
                 ("jobs", 1, 1),
@@ -471,7 +490,14 @@ mod tests {
         .await
         .unwrap();
         drop_schema(&store, &schema).await;
-        for table in ["job_attempts", "jobs", "engine_jobs", "run_documents"] {
+        let unchecked = [
+            "job_attempts",
+            "jobs",
+            "engine_jobs",
+            "run_documents",
+            "run_versions",
+        ];
+        for table in unchecked {
             assert!(!checked.iter().any(|name| name == table), "{checked:?}");
         }
         for table in ["step_results", "job_log_lines", "workflow_runs"] {

@@ -109,6 +109,11 @@ impl Backend for Sqlite {
             name: "recovery_by_unfinished_runs",
             sql: include_str!("../migrations/sqlite/0013_recovery_by_unfinished_runs.sql"),
         },
+        Migration {
+            version: 14,
+            name: "run_versions",
+            sql: include_str!("../migrations/sqlite/0014_run_versions.sql"),
+        },
     ];
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const PLAN_WRITES: Option<&'static str> = None;

@@ -170,6 +170,13 @@ where
                 run_number: *number,
             });
         }
+        for chunk in allocated.chunks(q::RUNS_CHUNK) {
+            let mut query = sqlx::query(for_backend::<DB>(q::insert_run_versions(chunk.len())));
+            for run in chunk {
+                query = query.bind(run.run_id.0);
+            }
+            query.execute(&mut *conn).await?;
+        }
 
         // Built now that their ids and numbers are known.
         let mut contents: Vec<RunContent> = Vec::with_capacity(wanted.len());

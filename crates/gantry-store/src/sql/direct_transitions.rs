@@ -58,6 +58,7 @@ pub(crate) struct DirectWriter {
 #[derive(Debug)]
 struct Statements {
     move_run: String,
+    update_run: String,
     upsert_engine_job: String,
     claim_job: String,
     claimed_job: String,
@@ -72,9 +73,10 @@ struct Statements {
 impl Statements {
     /// Every statement, for tests that look at each.
     #[cfg(test)]
-    fn all(&self) -> [&str; 10] {
+    fn all(&self) -> [&str; 11] {
         [
             &self.move_run,
+            &self.update_run,
             &self.upsert_engine_job,
             &self.claim_job,
             &self.claimed_job,
@@ -90,7 +92,8 @@ impl Statements {
     fn new() -> Statements {
         let sql = |statement: &str| q::numbered(q::without_returning(statement));
         Statements {
-            move_run: sql(q::UPDATE_ENGINE_STATE_AND_RUN),
+            move_run: sql(q::MOVE_RUN_VERSION),
+            update_run: sql(q::UPDATE_RUN_FIELDS_AND_COLUMNS),
             upsert_engine_job: sql(&q::upsert_engine_jobs(q::ENGINE_JOB_ROW)),
             claim_job: sql(q::CLAIM_JOB),
             claimed_job: sql(q::SELECT_CLAIMED_JOB),
@@ -231,33 +234,45 @@ impl DirectWriter {
     ) -> Result<AppliedTransition, NotStored> {
         let sql = &self.statements;
         let run_id = transition.run_id;
-        let Some(RunUpdate {
-            attempt,
-            status,
-            conclusion,
-            started_at_ms,
-            completed_at_ms,
-        }) = &transition.run
-        else {
-            return Err(refused("a transition without run columns goes alone"));
-        };
         change_one(
             tx,
             &sql.move_run,
-            params![
-                run_id.0,
-                transition.expected_state_version,
-                transition.engine_state.run.as_str(),
-                attempt,
-                status.as_str(),
-                conclusion.map(|conclusion| conclusion.as_str()),
-                started_at_ms,
-                completed_at_ms,
-            ],
+            params![run_id.0, transition.expected_state_version],
             "the run is at another state version",
         )?;
         // The statement moved the version on by one from the expected one.
         let state_version = transition.expected_state_version + 1;
+        match (&transition.engine_state.run, &transition.run) {
+            (Some(fields), Some(run)) => {
+                let RunUpdate {
+                    attempt,
+                    status,
+                    conclusion,
+                    started_at_ms,
+                    completed_at_ms,
+                } = run;
+                change_one(
+                    tx,
+                    &sql.update_run,
+                    params![
+                        run_id.0,
+                        fields.as_str(),
+                        attempt,
+                        status.as_str(),
+                        conclusion.map(|conclusion| conclusion.as_str()),
+                        started_at_ms,
+                        completed_at_ms,
+                    ],
+                    "the run has no row",
+                )?;
+            }
+            (None, None) => {}
+            _ => {
+                return Err(refused(
+                    "a transition writing only a run's fields or only its columns goes alone",
+                ));
+            }
+        }
 
         let mut upsert = tx.prepare_cached(&sql.upsert_engine_job)?;
         for (index, state) in &transition.engine_state.jobs {
@@ -395,6 +410,7 @@ mod tests {
     use crate::sql::transitions_together::tests::{moving, store_with_runs};
     use crate::status::{Conclusion, JobStatus};
     use crate::{CreatedRun, RunnerId, SqliteStore, Store};
+    use serde_json::json;
 
     /// Claims of each run's first job, from state version `version`.
     async fn claims(store: &SqliteStore, runs: &[CreatedRun], version: i64) -> Vec<Transition> {
@@ -602,7 +618,7 @@ mod tests {
     }
 
     /// The same claims and results leave the same rows whether the writer thread stores them
-    /// itself or through sqlx.
+    /// itself or through sqlx, a result that leaves its run's fields alone among them.
     #[tokio::test]
     async fn transitions_stored_directly_leave_what_sqlx_leaves() {
         let (direct, runs, _direct_dir) = store_with_runs(3).await;
@@ -616,8 +632,15 @@ mod tests {
                 .map(|applied| applied.claims[0].fencing_token.0)
                 .collect();
             assert_eq!(tokens, [1, 1, 1]);
-            let completed = apply_all(store, completions(store, &runs, &claimed).await).await;
+            let mut results = completions(store, &runs, &claimed).await;
+            results[1].engine_state.run = None;
+            results[1].run = None;
+            let completed = apply_all(store, results).await;
             assert!(completed.iter().all(|applied| applied.state_version == 3));
+            let kept = Store::get_engine_state(store, runs[1].run_id)
+                .await
+                .unwrap();
+            assert_eq!(kept.document["v"], json!(1), "the claim's fields");
         }
         assert_eq!(stored_batches(&direct), 2, "both batches went directly");
         assert_eq!(

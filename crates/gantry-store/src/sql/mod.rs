@@ -34,8 +34,8 @@ use crate::ids::{JobId, OrgId, RepoId, RunId, RunnerId};
 use crate::model::{
     AllocatedRun, AppliedTransition, BuildRun, Claim, CreatedRun, EndedAttempt, EngineState,
     FencingToken, Job, JobAttempt, JobUpdate, Lease, NewAttempt, NewJob, NewOrganization,
-    NewRepository, NewRun, Organization, QueuedJob, Repository, RunFilter, RunPage, RunUpdate,
-    RunningAttempt, StateDocument, StepResult, Transition, WorkflowRun,
+    NewRepository, NewRun, Organization, QueuedJob, Repository, RunFilter, RunPage, RunningAttempt,
+    StateDocument, StepResult, Transition, WorkflowRun,
 };
 use crate::runners::{
     LogAppend, LogLineRecord, NewRegistrationToken, NewRunner, RunnerRecord, StepReported,
@@ -868,6 +868,10 @@ where
             return Self::existing_run(conn, rows::run(&existing)?, &run, key).await;
         };
         let run_id = RunId(rows::id(&inserted)?);
+        sqlx::query(q::INSERT_RUN_VERSION)
+            .bind(run_id.0)
+            .execute(&mut *conn)
+            .await?;
 
         let documents = |engine_state, engine_spec| {
             sqlx::query(q::INSERT_RUN_DOCUMENTS)
@@ -1118,9 +1122,11 @@ where
         transition: &Transition,
     ) -> Result<AppliedTransition, StoreError> {
         let run_id = transition.run_id;
-        let states_with_run = DB::DATA_MODIFYING_CTES && !transition.engine_state.jobs.is_empty();
+        let writes_run_row = transition.engine_state.run.is_some() || transition.run.is_some();
+        let states_with_run =
+            DB::DATA_MODIFYING_CTES && (writes_run_row || !transition.engine_state.jobs.is_empty());
         // The version check and the new state in one statement: on PostgreSQL a concurrent
-        // writer waits for this row and then finds the version changed.
+        // writer waits for the version's row and then finds the version changed.
         let updated = if states_with_run {
             Self::move_run_with_engine_jobs(tx, transition).await?
         } else {
@@ -1363,64 +1369,42 @@ where
         )))
     }
 
-    /// Checks and moves a transition's run (its engine fields, and its columns when the
-    /// transition has them); returns the run's new version, or `None` when the run is not at
-    /// the expected one (nothing written).
+    /// Checks and moves a transition's run version, then writes what it changes of the run's
+    /// row (its engine fields, its columns; [`q::update_run`]); returns the run's new version,
+    /// or `None` when the run is not at the expected one (nothing written).
     async fn move_run(
         tx: &mut DB::Connection,
         transition: &Transition,
     ) -> Result<Option<DB::Row>, StoreError> {
-        let (run_id, engine_state) = (transition.run_id, transition.engine_state.run.as_str());
-        let updated = match &transition.run {
-            None => {
-                sqlx::query(q::UPDATE_ENGINE_STATE)
-                    .bind(run_id.0)
-                    .bind(transition.expected_state_version)
-                    .bind(engine_state)
-                    .fetch_optional(&mut *tx)
-                    .await?
-            }
-            Some(RunUpdate {
-                attempt,
-                status,
-                conclusion,
-                started_at_ms,
-                completed_at_ms,
-            }) => {
-                sqlx::query(q::UPDATE_ENGINE_STATE_AND_RUN)
-                    .bind(run_id.0)
-                    .bind(transition.expected_state_version)
-                    .bind(engine_state)
-                    .bind(*attempt)
-                    .bind(status.as_str())
-                    .bind(conclusion.map(|conclusion| conclusion.as_str()))
-                    .bind(*started_at_ms)
-                    .bind(*completed_at_ms)
-                    .fetch_optional(&mut *tx)
-                    .await?
-            }
-        };
-        Ok(updated)
+        let moved = sqlx::query(q::MOVE_RUN_VERSION)
+            .bind(transition.run_id.0)
+            .bind(transition.expected_state_version)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if moved.is_none() {
+            return Ok(None);
+        }
+        let document = transition.engine_state.run.as_ref();
+        if let Some(sql) = q::update_run(document.is_some(), transition.run.is_some()) {
+            let query = sqlx::query(sql).bind(transition.run_id.0);
+            Self::bind_run_row(query, transition)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(moved)
     }
 
-    /// Checks and moves a transition's run and writes its changed job states in one statement
-    /// ([`q::move_run_with_engine_jobs`]); returns the run's new version, or `None` when the
-    /// run is not at the expected one (nothing written).
-    async fn move_run_with_engine_jobs(
-        tx: &mut DB::Connection,
-        transition: &Transition,
-    ) -> Result<Option<DB::Row>, StoreError> {
-        let run_id = transition.run_id;
-        let jobs = &transition.engine_state.jobs;
-        let rows = Rows::new()
-            .int("job_index", jobs.iter().map(|(index, _)| i64::from(*index)))
-            .text("state", jobs.iter().map(|(_, state)| state.as_str()));
-        let sql = q::move_run_with_engine_jobs(transition.run.is_some());
-        let query = DB::bind_rows(sqlx::query(sqlx::AssertSqlSafe(sql)), &rows)
-            .bind(run_id.0)
-            .bind(transition.expected_state_version)
-            .bind(transition.engine_state.run.as_str());
-        let query = match &transition.run {
+    /// Binds the values of the run's row a transition writes, in [`q::update_run`]'s order:
+    /// its engine fields, then its columns.
+    fn bind_run_row<'q>(
+        query: sqlx::query::Query<'q, DB, DB::Arguments>,
+        transition: &'q Transition,
+    ) -> sqlx::query::Query<'q, DB, DB::Arguments> {
+        let query = match &transition.engine_state.run {
+            Some(document) => query.bind(document.as_str()),
+            None => query,
+        };
+        match &transition.run {
             None => query,
             Some(run) => query
                 .bind(run.attempt)
@@ -1428,8 +1412,30 @@ where
                 .bind(run.conclusion.map(|conclusion| conclusion.as_str()))
                 .bind(run.started_at_ms)
                 .bind(run.completed_at_ms),
-        };
-        Ok(query.fetch_optional(&mut *tx).await?)
+        }
+    }
+
+    /// Checks and moves a transition's run version, writes the run's row and its changed job
+    /// states, in one statement ([`q::move_run_with_engine_jobs`]); returns the run's new
+    /// version, or `None` when the run is not at the expected one (nothing written).
+    async fn move_run_with_engine_jobs(
+        tx: &mut DB::Connection,
+        transition: &Transition,
+    ) -> Result<Option<DB::Row>, StoreError> {
+        let jobs = &transition.engine_state.jobs;
+        let rows = Rows::new()
+            .int("job_index", jobs.iter().map(|(index, _)| i64::from(*index)))
+            .text("state", jobs.iter().map(|(_, state)| state.as_str()));
+        let sql = q::move_run_with_engine_jobs(
+            transition.engine_state.run.is_some(),
+            transition.run.is_some(),
+        );
+        let query = DB::bind_rows(sqlx::query(sqlx::AssertSqlSafe(sql)), &rows)
+            .bind(transition.run_id.0)
+            .bind(transition.expected_state_version);
+        Ok(Self::bind_run_row(query, transition)
+            .fetch_optional(&mut *tx)
+            .await?)
     }
 
     /// Writes a transition's changed job states ([`StateChange::jobs`]), a chunk of rows a

@@ -21,7 +21,8 @@ macro_rules! run_columns {
     () => {
         "id, repo_id, workflow_path, workflow_name, run_number, attempt, event_name, git_ref, \
          sha, actor, status, conclusion, created_at_ms, started_at_ms, completed_at_ms, \
-         state_version, idempotency_key, workflow_errors"
+         (SELECT state_version FROM run_versions WHERE run_versions.run_id = workflow_runs.id) \
+         AS state_version, idempotency_key, workflow_errors"
     };
 }
 
@@ -107,9 +108,12 @@ pub(crate) const NEXT_RUN_NUMBER: &str = "INSERT INTO run_counters (repo_id, wor
 /// concurrent creator that committed the same idempotency key makes this insert nothing.
 pub(crate) const INSERT_RUN: &str = "INSERT INTO workflow_runs (repo_id, workflow_path, \
      workflow_name, run_number, attempt, event_name, git_ref, sha, actor, status, \
-     created_at_ms, state_version, idempotency_key) \
-     VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, 'queued', $9, 1, $10) \
+     created_at_ms, idempotency_key) \
+     VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, 'queued', $9, $10) \
      ON CONFLICT (repo_id, idempotency_key) DO NOTHING RETURNING id";
+/// A new run's state version (1), in its own narrow row (`run_versions`).
+pub(crate) const INSERT_RUN_VERSION: &str =
+    "INSERT INTO run_versions (run_id, state_version) VALUES ($1, 1)";
 /// What a run is created with and never changes, apart from its row so that the row's many
 /// updates do not rewrite them: run id, engine document, compiled workflow (NULL for an
 /// invalid file), workflow file, called files.
@@ -207,12 +211,13 @@ pub(crate) const SELECT_RUN: &str = concat!(
 /// index -1), then the jobs written since it was created. One statement, so one snapshot: the
 /// parts of one version, never a transition's run fields with another's jobs.
 pub(crate) const SELECT_ENGINE_STATE: &str = "SELECT -1 AS job_index, d.engine_state AS state, \
-     d.engine_spec, r.engine_run, r.state_version FROM workflow_runs AS r \
-     JOIN run_documents AS d ON d.run_id = r.id WHERE r.id = $1 \
+     d.engine_spec, r.engine_run, v.state_version FROM workflow_runs AS r \
+     JOIN run_documents AS d ON d.run_id = r.id JOIN run_versions AS v ON v.run_id = r.id \
+     WHERE r.id = $1 \
      UNION ALL SELECT job_index, state, NULL, NULL, NULL FROM engine_jobs WHERE run_id = $1 \
      ORDER BY job_index";
 pub(crate) const SELECT_STATE_VERSION: &str =
-    "SELECT state_version FROM workflow_runs WHERE id = $1";
+    "SELECT state_version FROM run_versions WHERE run_id = $1";
 /// Newest first, before the cursor `$1` (`i64::MAX` for the first page), `$2` rows. One
 /// statement per filter combination so that each can use its index.
 pub(crate) const LIST_RUNS: &str = concat!(
@@ -261,40 +266,83 @@ pub(crate) const LIST_STEP_RESULTS: &str = concat!(
 
 // Transitions.
 
-/// Replaces the engine state if, and only if, the stored version is the expected one.
-pub(crate) const UPDATE_ENGINE_STATE: &str = "UPDATE workflow_runs \
-     SET engine_run = $3, state_version = state_version + 1 \
-     WHERE id = $1 AND state_version = $2 RETURNING state_version";
-/// The same, also replacing the run's queryable columns.
-pub(crate) const UPDATE_ENGINE_STATE_AND_RUN: &str = "UPDATE workflow_runs \
-     SET engine_run = $3, state_version = state_version + 1, attempt = $4, status = $5, \
-     conclusion = $6, started_at_ms = $7, completed_at_ms = $8 \
-     WHERE id = $1 AND state_version = $2 RETURNING state_version";
-/// [`UPDATE_ENGINE_STATE`] (or, with `run_columns`, [`UPDATE_ENGINE_STATE_AND_RUN`]) and the
-/// upsert of the run's changed job states in one statement, for backends that take
-/// data-modifying `WITH` clauses ([`super::Backend::DATA_MODIFYING_CTES`]): one round trip
-/// instead of two. The job states come first, as two arrays (job index, state: `$1`, `$2`),
-/// then the run's parameters from `$3` in their usual order (the run's id, `$3`, is also the
-/// states' run). The states are written only if the run moved (its version matched), after
-/// it (so the run's row is locked first, as every transition locks it); returns the new
-/// version, or no row.
-pub(crate) fn move_run_with_engine_jobs(run_columns: bool) -> String {
-    let columns = if run_columns {
-        ", attempt = $6, status = $7, conclusion = $8, started_at_ms = $9, \
-         completed_at_ms = $10"
+/// Moves a run's state version on by one if, and only if, it is the expected one; returns
+/// the new version. Every transition does this first: the version's row is the lock that
+/// orders a run's writers. It is a narrow row of its own (`run_versions`) because every claim
+/// and every job's end moves it, while the run's wide row changes only with the run's own
+/// fields.
+pub(crate) const MOVE_RUN_VERSION: &str = "UPDATE run_versions \
+     SET state_version = state_version + 1 \
+     WHERE run_id = $1 AND state_version = $2 RETURNING state_version";
+/// Writes a run's own engine fields (`$2`; see [`crate::StateChange`]).
+pub(crate) const UPDATE_RUN_FIELDS: &str = "UPDATE workflow_runs SET engine_run = $2 WHERE id = $1";
+/// [`UPDATE_RUN_FIELDS`] and the run's queryable columns.
+pub(crate) const UPDATE_RUN_FIELDS_AND_COLUMNS: &str = "UPDATE workflow_runs \
+     SET engine_run = $2, attempt = $3, status = $4, conclusion = $5, started_at_ms = $6, \
+     completed_at_ms = $7 WHERE id = $1";
+/// The run's queryable columns alone.
+pub(crate) const UPDATE_RUN_COLUMNS: &str = "UPDATE workflow_runs \
+     SET attempt = $2, status = $3, conclusion = $4, started_at_ms = $5, completed_at_ms = $6 \
+     WHERE id = $1";
+
+/// The statement writing what a transition changes of a run's row: its engine fields
+/// (`document`) and its queryable columns (`columns`), with the run's id as `$1` and the
+/// values in that order from `$2`; `None` when it changes neither.
+pub(crate) fn update_run(document: bool, columns: bool) -> Option<&'static str> {
+    match (document, columns) {
+        (true, true) => Some(UPDATE_RUN_FIELDS_AND_COLUMNS),
+        (true, false) => Some(UPDATE_RUN_FIELDS),
+        (false, true) => Some(UPDATE_RUN_COLUMNS),
+        (false, false) => None,
+    }
+}
+
+/// [`MOVE_RUN_VERSION`], the write of the run's row ([`update_run`]) and the upsert of the
+/// run's changed job states in one statement, for backends that take data-modifying `WITH`
+/// clauses ([`super::Backend::DATA_MODIFYING_CTES`]): one round trip instead of up to three.
+/// The job states come first, as two arrays (job index, state: `$1`, `$2`), then the run's
+/// id (`$3`, also the states' run) and expected version (`$4`), then the run row's values
+/// in [`update_run`]'s order from `$5`. The run's row and states are written only if the
+/// version moved; returns the new version, or no row.
+pub(crate) fn move_run_with_engine_jobs(document: bool, columns: bool) -> String {
+    let mut sets = Vec::new();
+    let mut parameter = 4;
+    let mut next = || {
+        parameter += 1;
+        parameter
+    };
+    if document {
+        sets.push(format!("engine_run = ${}", next()));
+    }
+    if columns {
+        for column in [
+            "attempt",
+            "status",
+            "conclusion",
+            "started_at_ms",
+            "completed_at_ms",
+        ] {
+            sets.push(format!("{column} = ${}", next()));
+        }
+    }
+    let run = if sets.is_empty() {
+        String::new()
     } else {
-        ""
+        format!(
+            "run AS (UPDATE workflow_runs SET {} \
+             WHERE id = $3 AND EXISTS (SELECT 1 FROM moved)), ",
+            sets.join(", ")
+        )
     };
     format!(
-        "WITH run AS (UPDATE workflow_runs \
-         SET engine_run = $5, state_version = state_version + 1{columns} \
-         WHERE id = $3 AND state_version = $4 RETURNING state_version), \
+        "WITH moved AS (UPDATE run_versions SET state_version = state_version + 1 \
+         WHERE run_id = $3 AND state_version = $4 RETURNING state_version), {run}\
          states AS (INSERT INTO engine_jobs (run_id, job_index, state) \
          SELECT $3, v.job_index, v.state \
          FROM unnest($1::BIGINT[], $2::TEXT[]) AS v(job_index, state) \
-         WHERE EXISTS (SELECT 1 FROM run) \
+         WHERE EXISTS (SELECT 1 FROM moved) \
          ON CONFLICT (run_id, job_index) DO UPDATE SET state = excluded.state) \
-         SELECT state_version FROM run"
+         SELECT state_version FROM moved"
     )
 }
 /// Job states per multi-row upsert: 3 parameters a row.
@@ -398,7 +446,7 @@ pub(crate) const SET_JOB_PRIORITY: &str = "UPDATE jobs SET priority = $2 \
 /// rows read before a change made outside the engine (a job's priority) is refused and
 /// recomputed instead of writing the old value back.
 pub(crate) const BUMP_STATE_VERSION: &str =
-    "UPDATE workflow_runs SET state_version = state_version + 1 WHERE id = $1";
+    "UPDATE run_versions SET state_version = state_version + 1 WHERE run_id = $1";
 
 // Recovery.
 
@@ -461,12 +509,11 @@ pub(crate) const RUNS_CHUNK: usize = 100;
 pub(crate) fn insert_runs(rows: usize) -> String {
     let mut sql = String::from(
         "INSERT INTO workflow_runs (repo_id, workflow_path, workflow_name, run_number, attempt, \
-         event_name, git_ref, sha, actor, status, created_at_ms, state_version, \
-         idempotency_key) VALUES ",
+         event_name, git_ref, sha, actor, status, created_at_ms, idempotency_key) VALUES ",
     );
     sql.push_str(&value_rows(
         rows,
-        "(#, #, #, #, 1, #, #, #, #, 'queued', #, 1, #)",
+        "(#, #, #, #, 1, #, #, #, #, 'queued', #, #)",
     ));
     sql.push_str(
         " ON CONFLICT (repo_id, idempotency_key) DO NOTHING \
@@ -484,6 +531,13 @@ pub(crate) fn insert_run_documents(rows: usize) -> String {
     sql.push_str(&value_rows(rows, "(#, #, #, #, #)"));
     sql
 }
+/// Gives `rows` new runs their state version as [`INSERT_RUN_VERSION`] does one (the run's id
+/// a row).
+pub(crate) fn insert_run_versions(rows: usize) -> String {
+    let mut sql = String::from("INSERT INTO run_versions (run_id, state_version) VALUES ");
+    sql.push_str(&value_rows(rows, "(#, 1)"));
+    sql
+}
 /// Sets the status of many runs as [`SET_RUN_STATUS`] does one's (the table `v` binds id and
 /// status a row).
 pub(crate) fn set_runs_status(table: &str) -> String {
@@ -492,18 +546,24 @@ pub(crate) fn set_runs_status(table: &str) -> String {
 
 // Storing the transitions of a batch together (`sql/transitions_together.rs`).
 
-/// [`UPDATE_ENGINE_STATE_AND_RUN`] for many runs at once: the table `v` binds run id, expected
-/// state version, run fields, attempt, status, conclusion, started and completed times a row.
-/// A run whose version is not the expected one is left alone; returns the runs it updated
-/// with their new versions.
-pub(crate) fn update_runs_state(table: &str) -> String {
+/// [`MOVE_RUN_VERSION`] for many runs at once: the table `v` binds run id and expected state
+/// version a row. A run whose version is not the expected one is left alone; returns the
+/// runs it moved (as `id`) with their new versions.
+pub(crate) fn move_run_versions(table: &str) -> String {
     format!(
-        "UPDATE workflow_runs SET engine_run = v.engine_run, \
-         state_version = workflow_runs.state_version + 1, attempt = v.attempt, \
+        "UPDATE run_versions SET state_version = run_versions.state_version + 1 FROM {table} \
+         WHERE run_versions.run_id = v.id AND run_versions.state_version = v.expected \
+         RETURNING run_versions.run_id AS id, run_versions.state_version"
+    )
+}
+
+/// [`UPDATE_RUN_FIELDS_AND_COLUMNS`] for many runs at once: the table `v` binds run id, run
+/// fields, attempt, status, conclusion, started and completed times a row.
+pub(crate) fn update_runs_fields(table: &str) -> String {
+    format!(
+        "UPDATE workflow_runs SET engine_run = v.engine_run, attempt = v.attempt, \
          status = v.status, conclusion = v.conclusion, started_at_ms = v.started_at_ms, \
-         completed_at_ms = v.completed_at_ms FROM {table} \
-         WHERE workflow_runs.id = v.id AND workflow_runs.state_version = v.expected \
-         RETURNING workflow_runs.id, workflow_runs.state_version"
+         completed_at_ms = v.completed_at_ms FROM {table} WHERE workflow_runs.id = v.id"
     )
 }
 
@@ -598,11 +658,13 @@ mod tests {
             existing_keys(3),
             insert_runs(3),
             insert_run_documents(3),
+            insert_run_versions(3),
             set_runs_status(&table),
             insert_jobs(3),
             upsert_engine_jobs(&values),
             update_jobs(&table),
-            update_runs_state(&table),
+            move_run_versions(&table),
+            update_runs_fields(&table),
             claim_jobs(&table),
             claim_attempts(&values),
             end_attempts(&table),

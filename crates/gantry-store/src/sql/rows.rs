@@ -132,9 +132,8 @@ pub(super) fn run(row: &impl StoreRow) -> Result<WorkflowRun, StoreError> {
 /// its jobs' by index); `None` when the run does not exist.
 ///
 /// The document is the one the run was created with, its run fields replaced by the last
-/// transition's (`engine_run`) and each job by its last written state (see
-/// [`crate::StateChange`]); a last transition whose run document carries `jobs` wrote the
-/// whole state.
+/// transition that wrote them (`engine_run`) and each job by its last written state (see
+/// [`crate::StateChange`]).
 ///
 /// [`q::SELECT_ENGINE_STATE`]: super::queries::SELECT_ENGINE_STATE
 pub(super) fn engine_state(
@@ -149,20 +148,18 @@ pub(super) fn engine_state(
         return Ok(None);
     }
     let created: Value = json(run, "state")?;
-    let (mut document, whole) = match opt_json::<Value>(run, "engine_run")? {
-        None => (created, false),
-        // A run document with its own jobs is the whole state.
-        Some(whole) if whole.get(JOBS_MEMBER).is_some() => (whole, true),
+    let mut document = match opt_json::<Value>(run, "engine_run")? {
+        None => created,
         Some(mut fields) => {
             if let (Value::Object(fields), Value::Object(mut created)) = (&mut fields, created)
                 && let Some(jobs) = created.remove(JOBS_MEMBER)
             {
                 fields.insert(JOBS_MEMBER.to_owned(), jobs);
             }
-            (fields, false)
+            fields
         }
     };
-    if !jobs.is_empty() && !whole {
+    if !jobs.is_empty() {
         let Some(Value::Array(states)) = document.get_mut(JOBS_MEMBER) else {
             return Err(StoreError::corrupt(format!(
                 "run {run_id} has job states but its document has no `{JOBS_MEMBER}` array"

@@ -47,8 +47,9 @@ pub(super) struct Groups {
 
 /// Splits a batch. Creations go together if built from a workflow (not invalid files) with
 /// no idempotency key or one no other creation of the batch carries. Transitions go together
-/// if they write the run's columns, add no jobs, and no other transition of the batch is of
-/// their run or claims one of their jobs (so none can see another's changes).
+/// if they write the run's fields and columns both or neither, add no jobs, and no other
+/// transition of the batch is of their run or claims one of their jobs (so none can see
+/// another's changes).
 pub(super) fn partition(batch: Vec<PendingWrite>) -> Groups {
     let kinds = kinds(&batch);
     let mut groups = Groups {
@@ -109,7 +110,7 @@ fn kinds(batch: &[PendingWrite]) -> Vec<Kind> {
                 Kind::Creation
             }
             PendingWrite::Transition { transition, .. }
-                if transition.run.is_some()
+                if transition.run.is_some() == transition.engine_state.run.is_some()
                     && transition.new_jobs.is_empty()
                     && runs.get(&transition.run_id.0) == Some(&1)
                     && transition

@@ -7,9 +7,9 @@
 //! others wait. A runner's batch of claims or results touches one job in each of many runs
 //! (the fair queue spreads its picks over runs), so those statements, not the commit, capped
 //! the drain (`gantry bench drain --batch N`). Here the runs of a batch move with one
-//! version-checked `UPDATE`, their jobs are claimed, their attempts recorded, their rows
-//! updated and their attempts ended with one statement each (per 64 rows on SQLite; see
-//! `multi_row.rs`).
+//! version-checked `UPDATE` of their versions (and one more of the rows of the runs whose own
+//! fields changed), their jobs are claimed, their attempts recorded, their rows updated and
+//! their attempts ended with one statement each (per 64 rows on SQLite; see `multi_row.rs`).
 //!
 //! `together.rs` picks the transitions that may go together (distinct runs, distinct claimed
 //! jobs, no new jobs). Any refusal (a stale version, a job no longer queued, an attempt at
@@ -105,56 +105,29 @@ where
             .collect()
     }
 
-    /// Checks every run's version and moves it on with its new fields and columns; returns
-    /// each run's new version, in order. A run at another version refuses the group.
+    /// Checks every run's version and moves it on, then writes the runs' fields and columns
+    /// where they changed; returns each run's new version, in order. A run at another version
+    /// refuses the group.
     async fn move_runs(
         conn: &mut DB::Connection,
         transitions: &[&Transition],
     ) -> Result<Vec<i64>, StoreError> {
-        let mut columns = Vec::with_capacity(transitions.len());
-        for transition in transitions {
-            let Some(run) = &transition.run else {
-                return Err(StoreError::invalid(
-                    "a transition without run columns goes alone",
-                ));
-            };
-            columns.push((*transition, run));
-        }
         let mut versions: HashMap<RunId, i64> = HashMap::with_capacity(transitions.len());
-        for chunk in multi_row::chunks::<DB, _>(&columns) {
-            let runs = || chunk.iter().map(|(_, run)| *run);
+        for chunk in multi_row::chunks::<DB, _>(transitions) {
             let rows = Rows::new()
-                .int(
-                    "id",
-                    chunk.iter().map(|(transition, _)| transition.run_id.0),
-                )
+                .int("id", chunk.iter().map(|transition| transition.run_id.0))
                 .int(
                     "expected",
                     chunk
                         .iter()
-                        .map(|(transition, _)| transition.expected_state_version),
-                )
-                .text(
-                    "engine_run",
-                    chunk
-                        .iter()
-                        .map(|(transition, _)| transition.engine_state.run.as_str()),
-                )
-                .int("attempt", runs().map(|run| run.attempt))
-                .text("status", runs().map(|run| run.status.as_str()))
-                .maybe_text(
-                    "conclusion",
-                    runs().map(|run| run.conclusion.map(|conclusion| conclusion.as_str())),
-                )
-                .maybe_int("started_at_ms", runs().map(|run| run.started_at_ms))
-                .maybe_int("completed_at_ms", runs().map(|run| run.completed_at_ms));
-            for row in
-                Self::fetch_rows(conn, q::update_runs_state(&DB::rows_table(&rows)), &rows).await?
-            {
+                        .map(|transition| transition.expected_state_version),
+                );
+            let sql = q::move_run_versions(&DB::rows_table(&rows));
+            for row in Self::fetch_rows(conn, sql, &rows).await? {
                 versions.insert(RunId(rows::id(&row)?), row.int("state_version")?);
             }
         }
-        transitions
+        let versions = transitions
             .iter()
             .map(|transition| {
                 versions.get(&transition.run_id).copied().ok_or_else(|| {
@@ -164,7 +137,38 @@ where
                     ))
                 })
             })
-            .collect()
+            .collect::<Result<Vec<i64>, _>>()?;
+
+        let mut changed = Vec::new();
+        for transition in transitions {
+            match (&transition.engine_state.run, &transition.run) {
+                (Some(fields), Some(columns)) => {
+                    changed.push((transition.run_id, fields.as_str(), columns));
+                }
+                (None, None) => {}
+                _ => {
+                    return Err(StoreError::invalid(
+                        "a transition writing only a run's fields or only its columns goes alone",
+                    ));
+                }
+            }
+        }
+        for chunk in multi_row::chunks::<DB, _>(&changed) {
+            let runs = || chunk.iter().map(|(_, _, run)| *run);
+            let rows = Rows::new()
+                .int("id", chunk.iter().map(|(run_id, ..)| run_id.0))
+                .text("engine_run", chunk.iter().map(|(_, fields, _)| *fields))
+                .int("attempt", runs().map(|run| run.attempt))
+                .text("status", runs().map(|run| run.status.as_str()))
+                .maybe_text(
+                    "conclusion",
+                    runs().map(|run| run.conclusion.map(|conclusion| conclusion.as_str())),
+                )
+                .maybe_int("started_at_ms", runs().map(|run| run.started_at_ms))
+                .maybe_int("completed_at_ms", runs().map(|run| run.completed_at_ms));
+            Self::fetch_rows(conn, q::update_runs_fields(&DB::rows_table(&rows)), &rows).await?;
+        }
+        Ok(versions)
     }
 
     /// Makes every transition's claims: the jobs, then their attempts. Returns each run's
@@ -439,5 +443,44 @@ pub(super) mod tests {
             .collect();
         assert_eq!(versions, [3, 3, 3]);
         assert!(Store::running_attempts(&store).await.unwrap().is_empty());
+    }
+
+    /// Transitions that leave their run's fields and columns alone go together with those
+    /// that write them: every version moves, only the latter's rows change. One that writes
+    /// the columns without the fields does not go together.
+    #[tokio::test]
+    async fn runs_whose_fields_stay_go_together_with_runs_whose_fields_change() {
+        let (store, runs, _dir) = store_with_runs(2).await;
+        let changing = moving(&store, &runs[0], 1, JobStatus::InProgress).await;
+        let mut staying = moving(&store, &runs[1], 1, JobStatus::InProgress).await;
+        staying.engine_state.run = None;
+        staying.run = None;
+        let before = Store::get_run(&store, runs[1].run_id).await.unwrap();
+        let applied = together(&store, vec![changing, staying]).await.unwrap();
+        let versions: Vec<i64> = applied
+            .iter()
+            .map(|applied| applied.state_version)
+            .collect();
+        assert_eq!(versions, [2, 2]);
+        let changed = Store::get_run(&store, runs[0].run_id).await.unwrap();
+        assert_eq!(
+            (changed.status, changed.started_at_ms),
+            (RunStatus::InProgress, Some(2_000))
+        );
+        let stayed = Store::get_run(&store, runs[1].run_id).await.unwrap();
+        assert_eq!(
+            stayed,
+            crate::WorkflowRun {
+                state_version: 2,
+                ..before
+            }
+        );
+
+        let mut columns_only = moving(&store, &runs[1], 2, JobStatus::Completed).await;
+        columns_only.engine_state.run = None;
+        assert!(matches!(
+            together(&store, vec![columns_only]).await,
+            Err(StoreError::Invalid { .. })
+        ));
     }
 }

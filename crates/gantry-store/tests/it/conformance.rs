@@ -9,6 +9,7 @@ use gantry_store::{
     BuildRun, CREATED_STATE_VERSION, Conclusion, EndedAttempt, FencingToken, Job, JobId, JobStatus,
     JobUpdate, Lease, NewAttempt, NewOrganization, NewRepository, OrgId, RepoId, RunFilter, RunId,
     RunStatus, RunUpdate, RunnerId, StateChange, StepResult, StepStatus, StoreError, Transition,
+    WorkflowRun,
 };
 use serde_json::json;
 
@@ -998,23 +999,25 @@ pub async fn a_transition_writes_the_run_fields_and_only_the_jobs_it_changed(db:
     let job = |id: &str, events: u32| json!({"id": id, "events": events});
     let created_state =
         json!({"status": "queued", "jobs": [job("a", 0), job("b", 0), job("c", 0)]});
-    let initial = created_state.clone();
-    let builder = BuildRun::new(move |_| {
-        Ok(gantry_store::RunContent {
-            status: RunStatus::Queued,
-            engine_state: initial.clone().into(),
-            engine_spec: json!({}).into(),
-            jobs: two_jobs(),
+    let builder = || {
+        let initial = created_state.clone();
+        BuildRun::new(move |_| {
+            Ok(gantry_store::RunContent {
+                status: RunStatus::Queued,
+                engine_state: initial.clone().into(),
+                engine_spec: json!({}).into(),
+                jobs: two_jobs(),
+            })
         })
-    });
+    };
     let created = db
         .store()
-        .create_run(new_run(repo.id, CI), builder, None)
+        .create_run(new_run(repo.id, CI), builder(), None)
         .await
         .unwrap();
     let run_id = created.run_id;
     let change = |status: &str, jobs: Vec<(u32, serde_json::Value)>| StateChange {
-        run: json!({ "status": status }).into(),
+        run: Some(json!({ "status": status }).into()),
         jobs: jobs
             .into_iter()
             .map(|(index, job)| (index, job.into()))
@@ -1067,18 +1070,48 @@ pub async fn a_transition_writes_the_run_fields_and_only_the_jobs_it_changed(db:
     assert_eq!(stored_state(db.store(), run_id).await.document, expected);
     assert_eq!(db.store().get_run(run_id).await.unwrap(), run);
 
+    // Without the run's fields and columns: the version moves, the job is written, the
+    // run's fields and columns stay as the last transition that wrote them left them.
+    let only_jobs = |version, jobs: Vec<(u32, serde_json::Value)>| {
+        let mut change = change("unused", jobs);
+        change.run = None;
+        Transition::new(run_id, version, change)
+    };
+    db.store()
+        .apply_transition(only_jobs(4, vec![(1, job("b", 2))]))
+        .await
+        .unwrap();
+    let expected =
+        json!({"status": "in_progress", "jobs": [job("a", 2), job("b", 2), job("c", 1)]});
+    let state = stored_state(db.store(), run_id).await;
+    assert_eq!((state.document, state.version), (expected.clone(), 5));
+    let moved = db.store().get_run(run_id).await.unwrap();
+    assert_eq!(
+        moved,
+        WorkflowRun {
+            state_version: 5,
+            ..run
+        }
+    );
+    assert_conflict(
+        db.store()
+            .apply_transition(only_jobs(4, vec![(1, job("b", 9))]))
+            .await,
+    );
+    assert_eq!(stored_state(db.store(), run_id).await.document, expected);
+
     // The parts are joined the same way after a restart.
     db.reopen().await;
     let state = stored_state(db.store(), run_id).await;
-    assert_eq!((state.document, state.version), (expected, 4));
+    assert_eq!((state.document, state.version), (expected, 5));
 
-    // A run written whole on every change (what the server does for small runs).
+    // A whole document is written as its parts: the run's fields and every job it lists.
     let created = db
         .store()
-        .create_run(new_run(repo.id, CI), build(two_jobs()), None)
+        .create_run(new_run(repo.id, CI), builder(), None)
         .await
         .unwrap();
-    let whole = json!({"status": "in_progress", "jobs": [job("a", 5)]});
+    let whole = json!({"status": "in_progress", "jobs": [job("a", 5), job("b", 5), job("c", 5)]});
     let transition = Transition::new(created.run_id, 1, whole.clone());
     db.store().apply_transition(transition).await.unwrap();
     let state = stored_state(db.store(), created.run_id).await;
@@ -1656,7 +1689,7 @@ pub async fn migration_10_moves_the_documents_out_of_the_runs_row(db: &mut TestD
         .await
         .unwrap();
     let change = StateChange {
-        run: json!({"status": "in_progress"}).into(),
+        run: Some(json!({"status": "in_progress"}).into()),
         jobs: vec![(1, json!({"job": "b"}).into())],
     };
     store
@@ -1681,7 +1714,7 @@ pub async fn migration_10_moves_the_documents_out_of_the_runs_row(db: &mut TestD
     assert_eq!(kept, with_calls.called_workflows);
 
     let next = StateChange {
-        run: json!({"status": "completed"}).into(),
+        run: Some(json!({"status": "completed"}).into()),
         jobs: vec![(0, json!({"job": "a", "done": true}).into())],
     };
     store
@@ -1697,6 +1730,85 @@ pub async fn migration_10_moves_the_documents_out_of_the_runs_row(db: &mut TestD
     let later = create(store, repo.id, CI, two_jobs()).await;
     let state = store.get_engine_state(later.run_id).await.unwrap();
     assert_eq!(state.document["run"], json!(later.run_id.0));
+}
+
+/// The version that moved a run's state version into `run_versions` (PostgreSQL 15, SQLite
+/// 14) keeps every run's version, and splits a whole document (fields and `jobs`) that a run's
+/// last transition wrote into its parts, so that the job states written beside it later are
+/// read: its jobs win over older job states stored beside it.
+pub async fn migration_to_run_versions_keeps_versions_and_splits_whole_documents(db: &mut TestDb) {
+    let job = |id: &str, events: u32| json!({"id": id, "events": events});
+    let store = db.store();
+    let (_, repo) = org_and_repo(store, "acme").await;
+    let created = json!({"status": "queued", "jobs": [job("a", 0), job("b", 0)]});
+    let with_jobs = || {
+        let created = created.clone();
+        BuildRun::new(move |_| {
+            Ok(gantry_store::RunContent {
+                status: RunStatus::Queued,
+                engine_state: created.clone().into(),
+                engine_spec: json!({}).into(),
+                jobs: two_jobs(),
+            })
+        })
+    };
+    let parts = store
+        .create_run(new_run(repo.id, CI), with_jobs(), None)
+        .await
+        .unwrap();
+    let whole = store
+        .create_run(new_run(repo.id, CI), with_jobs(), None)
+        .await
+        .unwrap();
+    let change = StateChange {
+        run: Some(json!({"status": "in_progress"}).into()),
+        jobs: vec![(1, job("b", 1).into())],
+    };
+    store
+        .apply_transition(Transition::new(parts.run_id, 1, change))
+        .await
+        .unwrap();
+    let before = snapshot(store, parts.run_id).await;
+    let whole_document = json!({"status": "in_progress", "jobs": [job("a", 3), job("b", 3)]});
+
+    // Back to the layout before: the version in the run's row, and a whole document beside an
+    // older job state, as a writer of whole documents left them.
+    db.reopen_after(&format!(
+        "ALTER TABLE workflow_runs ADD COLUMN state_version BIGINT NOT NULL DEFAULT 0;\
+         UPDATE workflow_runs SET state_version = \
+             (SELECT v.state_version FROM run_versions AS v WHERE v.run_id = id);\
+         DROP TABLE run_versions;\
+         UPDATE workflow_runs SET engine_run = '{whole_document}' WHERE id = {whole};\
+         INSERT INTO engine_jobs (run_id, job_index, state) VALUES ({whole}, 0, '{older}');\
+         DELETE FROM schema_migrations WHERE name = 'run_versions';",
+        whole = whole.run_id.0,
+        older = job("a", 1),
+    ))
+    .await;
+    let store = db.store();
+    assert_eq!(snapshot(store, parts.run_id).await, before);
+    let state = stored_state(store, whole.run_id).await;
+    assert_eq!((&state.document, state.version), (&whole_document, 1));
+
+    // A transition writing a job and not the run's fields: the rest of the document stays.
+    let change = StateChange {
+        run: None,
+        jobs: vec![(1, job("b", 4).into())],
+    };
+    store
+        .apply_transition(Transition::new(whole.run_id, 1, change))
+        .await
+        .unwrap();
+    let state = stored_state(store, whole.run_id).await;
+    assert_eq!(
+        (state.document, state.version),
+        (
+            json!({"status": "in_progress", "jobs": [job("a", 3), job("b", 4)]}),
+            2
+        )
+    );
+    let later = create(store, repo.id, CI, two_jobs()).await;
+    assert_eq!(stored_state(store, later.run_id).await.version, 1);
 }
 
 pub async fn a_priority_change_moves_the_state_version_and_spares_completed_jobs(db: &mut TestDb) {

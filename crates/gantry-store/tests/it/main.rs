@@ -101,4 +101,5 @@ conformance_tests!(
     migrations_are_idempotent,
     migration_8_copies_the_spec_out_of_older_states,
     migration_10_moves_the_documents_out_of_the_runs_row,
+    migration_to_run_versions_keeps_versions_and_splits_whole_documents,
 );
