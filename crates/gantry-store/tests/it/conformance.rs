@@ -14,8 +14,8 @@ use gantry_store::{
 use serde_json::json;
 
 use crate::fixtures::{
-    assert_conflict, assert_invalid, assert_not_found, build, create, job, job_id, new_run,
-    org_and_repo, snapshot, two_jobs,
+    assert_conflict, assert_invalid, assert_not_found, build, build_with_document, create, job,
+    job_id, new_run, org_and_repo, snapshot, two_jobs,
 };
 use crate::harness::TestDb;
 
@@ -999,17 +999,7 @@ pub async fn a_transition_writes_the_run_fields_and_only_the_jobs_it_changed(db:
     let job = |id: &str, events: u32| json!({"id": id, "events": events});
     let created_state =
         json!({"status": "queued", "jobs": [job("a", 0), job("b", 0), job("c", 0)]});
-    let builder = || {
-        let initial = created_state.clone();
-        BuildRun::new(move |_| {
-            Ok(gantry_store::RunContent {
-                status: RunStatus::Queued,
-                engine_state: initial.clone().into(),
-                engine_spec: json!({}).into(),
-                jobs: two_jobs(),
-            })
-        })
-    };
+    let builder = || build_with_document(&created_state);
     let created = db
         .store()
         .create_run(new_run(repo.id, CI), builder(), None)
@@ -1741,17 +1731,7 @@ pub async fn migration_to_run_versions_keeps_versions_and_splits_whole_documents
     let store = db.store();
     let (_, repo) = org_and_repo(store, "acme").await;
     let created = json!({"status": "queued", "jobs": [job("a", 0), job("b", 0)]});
-    let with_jobs = || {
-        let created = created.clone();
-        BuildRun::new(move |_| {
-            Ok(gantry_store::RunContent {
-                status: RunStatus::Queued,
-                engine_state: created.clone().into(),
-                engine_spec: json!({}).into(),
-                jobs: two_jobs(),
-            })
-        })
-    };
+    let with_jobs = || build_with_document(&created);
     let parts = store
         .create_run(new_run(repo.id, CI), with_jobs(), None)
         .await

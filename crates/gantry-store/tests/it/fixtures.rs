@@ -85,6 +85,20 @@ pub fn build(jobs: Vec<NewJob>) -> BuildRun {
     })
 }
 
+/// A builder of runs of [`two_jobs`] created with the engine document `document` (and an
+/// empty spec).
+pub fn build_with_document(document: &serde_json::Value) -> BuildRun {
+    let document = document.clone();
+    BuildRun::new(move |_| {
+        Ok(RunContent {
+            status: RunStatus::Queued,
+            engine_state: document.clone().into(),
+            engine_spec: json!({}).into(),
+            jobs: two_jobs(),
+        })
+    })
+}
+
 /// Creates a run of `workflow_path` with `jobs`.
 pub async fn create(
     store: &dyn Store,
