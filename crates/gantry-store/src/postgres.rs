@@ -505,6 +505,79 @@ mod tests {
         }
     }
 
+    /// A priority change takes its run's version before the job's row, the order every
+    /// transition takes them in: a transition that holds the version and then updates the
+    /// job waits for nothing, and the priority change waits for it (in the other order
+    /// PostgreSQL finds a deadlock and aborts one of the two).
+    #[tokio::test]
+    async fn a_priority_change_locks_in_the_order_transitions_do() {
+        let schema = format!("gantry_unit_lock_order_{}", std::process::id());
+        let Some(store) = test_store(&schema).await else {
+            return;
+        };
+        sqlx::raw_sql(
+            "INSERT INTO organizations (name, weight) VALUES ('acme', 1); \
+             INSERT INTO repositories (org_id, name, default_branch) VALUES (1, 'app', 'main'); \
+             INSERT INTO workflow_runs (repo_id, workflow_path, workflow_name, run_number, \
+                 attempt, event_name, git_ref, sha, actor, status, created_at_ms) \
+                 VALUES (1, '.github/workflows/ci.yml', 'ci', 1, 1, 'push', 'refs/heads/main', \
+                 repeat('a', 40), 'octocat', 'queued', 0); \
+             INSERT INTO run_versions (run_id, state_version) SELECT id, 1 FROM workflow_runs; \
+             INSERT INTO jobs (run_id, job_key, matrix_index, name, status, attempt, runs_on, \
+                 waiting_reasons, outputs, priority) \
+                 SELECT id, 'build', 0, 'build', 'queued', 1, '[]', '[]', '{}', 0 \
+                 FROM workflow_runs;",
+        )
+        .execute(&store.writes)
+        .await
+        .unwrap();
+        let (run_id, job_id): (i64, i64) = sqlx::query_as("SELECT run_id, id FROM jobs")
+            .fetch_one(&store.writes)
+            .await
+            .unwrap();
+        let store = std::sync::Arc::new(store);
+
+        // A transition's first step, its version moved, in a transaction on a connection of
+        // its own (the store's one connection is left to the priority change).
+        let url = std::env::var("GANTRY_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+            .await
+            .unwrap();
+        sqlx::raw_sql(AssertSqlSafe(format!("SET search_path TO \"{schema}\"")))
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        let mut transition = sqlx::Connection::begin(&mut connection).await.unwrap();
+        sqlx::query(q::MOVE_RUN_VERSION)
+            .bind(run_id)
+            .bind(1_i64)
+            .fetch_one(&mut *transition)
+            .await
+            .unwrap();
+        let priority = tokio::spawn({
+            let store = std::sync::Arc::clone(&store);
+            async move { crate::Store::set_job_priority(&*store, crate::JobId(job_id), 5).await }
+        });
+        // Time for the priority change to take whatever it takes before it waits.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let updated = sqlx::query("UPDATE jobs SET waiting_reasons = '[]' WHERE id = $1")
+            .bind(job_id)
+            .execute(&mut *transition)
+            .await;
+        assert!(updated.is_ok(), "{updated:?}");
+        transition.commit().await.unwrap();
+        let changed = priority.await.unwrap().unwrap();
+        assert_eq!(changed.priority, 5);
+        let version: i64 = sqlx::query_scalar(q::SELECT_STATE_VERSION)
+            .bind(run_id)
+            .fetch_one(&store.writes)
+            .await
+            .unwrap();
+        assert_eq!(version, 3);
+        drop_schema(&store, &schema).await;
+    }
+
     #[test]
     fn schema_names_are_plain_identifiers() {
         assert!(is_plain_identifier("gantry_test_12"));

@@ -1318,26 +1318,28 @@ where
 
     async fn set_job_priority(&self, job_id: JobId, priority: i64) -> Result<Job, StoreError> {
         let mut tx = self.begin().await?;
+        let Some(run) = sqlx::query(q::RUN_OF_JOB)
+            .bind(job_id.0)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Err(StoreError::not_found(format!("job {job_id}")));
+        };
+        // The run's version first, then the job's row: the order every transition locks
+        // them in, so that the two wait for each other instead of deadlocking on PostgreSQL.
+        sqlx::query(q::BUMP_STATE_VERSION)
+            .bind(run.int("run_id")?)
+            .execute(&mut *tx)
+            .await?;
         let updated = sqlx::query(q::SET_JOB_PRIORITY)
             .bind(job_id.0)
             .bind(priority)
             .fetch_optional(&mut *tx)
             .await?;
-        let Some(updated) = updated else {
-            let status = sqlx::query(q::SELECT_JOB_STATUS)
-                .bind(job_id.0)
-                .fetch_optional(&mut *tx)
-                .await?;
-            return Err(match status {
-                None => StoreError::not_found(format!("job {job_id}")),
-                Some(_) => StoreError::conflict(format!("job {job_id} has completed")),
-            });
-        };
-        let run_id = updated.int("run_id")?;
-        sqlx::query(q::BUMP_STATE_VERSION)
-            .bind(run_id)
-            .execute(&mut *tx)
-            .await?;
+        if updated.is_none() {
+            // Dropped without a commit, the transaction's version bump rolls back.
+            return Err(StoreError::conflict(format!("job {job_id} has completed")));
+        }
         let row = sqlx::query(q::SELECT_JOB)
             .bind(job_id.0)
             .fetch_one(&mut *tx)

@@ -401,6 +401,8 @@ pub(crate) const CLAIM_JOB: &str = "UPDATE jobs SET status = 'in_progress', \
      started_at_ms = $2, waiting_reasons = '[]', last_fencing_token = last_fencing_token + 1 \
      WHERE id = $1 AND status = 'queued' RETURNING run_id, attempt, last_fencing_token";
 pub(crate) const SELECT_JOB_STATUS: &str = "SELECT status FROM jobs WHERE id = $1";
+/// The run of job `$1` (which never changes).
+pub(crate) const RUN_OF_JOB: &str = "SELECT run_id FROM jobs WHERE id = $1";
 /// [`CLAIM_JOB`] and [`CLAIM_ATTEMPT`] in one statement, for backends that take
 /// data-modifying `WITH` clauses ([`super::Backend::DATA_MODIFYING_CTES`]): the job (`$1`)
 /// claimed at `$2`, then its attempt recorded for runner `$3` with lease deadline `$4`.
