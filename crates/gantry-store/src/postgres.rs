@@ -265,6 +265,31 @@ mod tests {
             .unwrap();
     }
 
+    /// Inserts an organization, a repository and `runs` runs in progress at state version
+    /// `version`, each with its run fields and one queued job, in the order creations
+    /// insert them.
+    async fn seed_runs(store: &PostgresStore, runs: i64, version: i64) {
+        let sql = format!(
+            "INSERT INTO organizations (name, weight) VALUES ('acme', 1); \
+             INSERT INTO repositories (org_id, name, default_branch) VALUES (1, 'app', 'main'); \
+             INSERT INTO workflow_runs (repo_id, workflow_path, workflow_name, run_number, \
+                 attempt, event_name, git_ref, sha, actor, status, created_at_ms, engine_run) \
+                 SELECT 1, '.github/workflows/ci.yml', 'ci', n, 1, 'push', 'refs/heads/main', \
+                 repeat('a', 40), 'octocat', 'in_progress', 0, repeat('r', 120) \
+                 FROM generate_series(1, {runs}) AS n; \
+             INSERT INTO run_versions (run_id, state_version) \
+                 SELECT id, {version} FROM workflow_runs ORDER BY id; \
+             INSERT INTO jobs (run_id, job_key, matrix_index, name, status, attempt, runs_on, \
+                 waiting_reasons, outputs, priority) \
+                 SELECT id, 'build', 0, 'build', 'queued', 1, '[\"linux\"]', '[]', '{{}}', 0 \
+                 FROM workflow_runs ORDER BY id;"
+        );
+        sqlx::raw_sql(AssertSqlSafe(sql))
+            .execute(&store.writes)
+            .await
+            .unwrap();
+    }
+
     /// A batch of creations looks its idempotency keys up through their own index, not by
     /// reading every run (the keys of a batch may be of several repositories, so the unique
     /// constraint on repository and key cannot serve it).
@@ -374,21 +399,9 @@ mod tests {
         };
         // Enough runs, each with a job, an attempt and an engine state, to fill the first
         // pages of every table the way creations and claims fill them.
+        seed_runs(&store, 400, 0).await;
         sqlx::raw_sql(
-            "INSERT INTO organizations (name, weight) VALUES ('acme', 1); \
-             INSERT INTO repositories (org_id, name, default_branch) VALUES (1, 'app', 'main'); \
-             INSERT INTO workflow_runs (repo_id, workflow_path, workflow_name, run_number, \
-                 attempt, event_name, git_ref, sha, actor, status, created_at_ms, engine_run) \
-                 SELECT 1, '.github/workflows/ci.yml', 'ci', n, 1, 'push', 'refs/heads/main', \
-                 repeat('a', 40), 'octocat', 'in_progress', 0, repeat('r', 120) \
-                 FROM generate_series(1, 400) AS n; \
-             INSERT INTO run_versions (run_id, state_version) \
-                 SELECT id, 0 FROM workflow_runs ORDER BY id; \
-             INSERT INTO jobs (run_id, job_key, matrix_index, name, status, attempt, runs_on, \
-                 waiting_reasons, outputs, priority) \
-                 SELECT id, 'build', 0, 'build', 'queued', 1, '[\"linux\"]', '[]', '{}', 0 \
-                 FROM workflow_runs ORDER BY id; \
-             INSERT INTO job_attempts (job_id, attempt, fencing_token, started_at_ms) \
+            "INSERT INTO job_attempts (job_id, attempt, fencing_token, started_at_ms) \
                  SELECT id, 1, 1, 0 FROM jobs ORDER BY id; \
              INSERT INTO engine_jobs (run_id, job_index, state) \
                  SELECT id, 0, repeat('s', 300) FROM workflow_runs ORDER BY id;",
@@ -515,22 +528,7 @@ mod tests {
         let Some(store) = test_store(&schema).await else {
             return;
         };
-        sqlx::raw_sql(
-            "INSERT INTO organizations (name, weight) VALUES ('acme', 1); \
-             INSERT INTO repositories (org_id, name, default_branch) VALUES (1, 'app', 'main'); \
-             INSERT INTO workflow_runs (repo_id, workflow_path, workflow_name, run_number, \
-                 attempt, event_name, git_ref, sha, actor, status, created_at_ms) \
-                 VALUES (1, '.github/workflows/ci.yml', 'ci', 1, 1, 'push', 'refs/heads/main', \
-                 repeat('a', 40), 'octocat', 'queued', 0); \
-             INSERT INTO run_versions (run_id, state_version) SELECT id, 1 FROM workflow_runs; \
-             INSERT INTO jobs (run_id, job_key, matrix_index, name, status, attempt, runs_on, \
-                 waiting_reasons, outputs, priority) \
-                 SELECT id, 'build', 0, 'build', 'queued', 1, '[]', '[]', '{}', 0 \
-                 FROM workflow_runs;",
-        )
-        .execute(&store.writes)
-        .await
-        .unwrap();
+        seed_runs(&store, 1, 1).await;
         let (run_id, job_id): (i64, i64) = sqlx::query_as("SELECT run_id, id FROM jobs")
             .fetch_one(&store.writes)
             .await
