@@ -860,12 +860,11 @@ impl<'a> RowsByKey<'a> {
     }
 }
 
-/// What a transition writes of the engine's state: the run's fields and the `changed` jobs
-/// (the store keeps the others). Small runs were once written whole, one statement instead
-/// of two; transitions stored together write every run's changed jobs in one statement, and
-/// the whole document was most of what a claim wrote and serialized.
 /// What a transition writes of the engine's state: the run's own fields when they changed
-/// (`run_changed`), and the job states of `changed`.
+/// (`run_changed`), and the `changed` jobs (the store keeps the others). Small runs were
+/// once written whole, one statement instead of two; transitions stored together write every
+/// run's changed jobs in one statement, and the whole document was most of what a claim
+/// wrote and serialized.
 fn state_change(
     state: &RunState,
     run_changed: bool,
@@ -877,9 +876,10 @@ fn state_change(
             jobs.push((position, StateDocument::serialize(job)?));
         }
     }
-    let run = match run_changed {
-        true => Some(StateDocument::serialize(&state.run_fields())?),
-        false => None,
+    let run = if run_changed {
+        Some(StateDocument::serialize(&state.run_fields())?)
+    } else {
+        None
     };
     Ok(StateChange { run, jobs })
 }
@@ -887,7 +887,7 @@ fn state_change(
 /// Whether a field of the run itself changed that the rows of jobs which did not change may
 /// show (the run's concurrency claim is in every waiting job's reasons), or that marks a
 /// change of the whole run (status, attempt, cancellation): then every row is compared.
-fn run_fields_changed(before: &RunState, after: &RunState) -> bool {
+fn run_change_shows_in_rows(before: &RunState, after: &RunState) -> bool {
     before.attempt != after.attempt
         || before.status != after.status
         || before.cancel_requested != after.cancel_requested
@@ -942,7 +942,7 @@ pub(crate) fn plan_transition(
             completed_at_ms: state.completed_at.map(ms),
         });
     }
-    let changed: Vec<usize> = if run_fields_changed(before, state) {
+    let changed: Vec<usize> = if run_change_shows_in_rows(before, state) {
         (0..state.jobs.len()).collect()
     } else {
         changed_states

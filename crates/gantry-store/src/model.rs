@@ -277,22 +277,18 @@ impl From<Value> for StateChange {
     /// A whole document, written as its parts: every job of its `jobs` array, at its
     /// position, and the rest as the run's fields.
     fn from(mut document: Value) -> StateChange {
+        // A `jobs` member that is not a list is a field like any other.
+        let has_jobs = matches!(document.get(JOBS_MEMBER), Some(Value::Array(_)));
         let jobs = match document
             .as_object_mut()
+            .filter(|_| has_jobs)
             .and_then(|fields| fields.remove(JOBS_MEMBER))
         {
             Some(Value::Array(jobs)) => (0..)
                 .zip(jobs)
                 .map(|(index, job)| (index, job.into()))
                 .collect(),
-            Some(other) => {
-                // Not an array of jobs: a field like any other.
-                if let Some(fields) = document.as_object_mut() {
-                    fields.insert(JOBS_MEMBER.to_owned(), other);
-                }
-                Vec::new()
-            }
-            None => Vec::new(),
+            _ => Vec::new(),
         };
         StateChange {
             run: Some(document.into()),
@@ -791,7 +787,7 @@ mod tests {
 
     use serde_json::{Value, json};
 
-    use super::StateDocument;
+    use super::{StateChange, StateDocument};
 
     #[test]
     fn a_state_document_is_the_json_text_of_what_it_was_made_from() {
@@ -910,8 +906,7 @@ mod tests {
 
     #[test]
     fn a_whole_document_is_written_as_its_parts() {
-        let change =
-            super::StateChange::from(json!({"status": "queued", "jobs": [{"a": 1}, {"b": 2}]}));
+        let change = StateChange::from(json!({"status": "queued", "jobs": [{"a": 1}, {"b": 2}]}));
         let jobs: Vec<(u32, &str)> = change
             .jobs
             .iter()
@@ -924,7 +919,7 @@ mod tests {
         );
         // Without a list of jobs, the document is the run's fields.
         for document in [json!({"jobs": 3}), json!({"v": 1}), json!(null)] {
-            let change = super::StateChange::from(document.clone());
+            let change = StateChange::from(document.clone());
             assert!(change.jobs.is_empty());
             assert_eq!(change.run, Some(document.into()));
         }

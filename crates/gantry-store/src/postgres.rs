@@ -235,11 +235,16 @@ mod tests {
         lines.join("\n")
     }
 
+    /// The PostgreSQL the tests use (`GANTRY_TEST_DATABASE_URL`, or the local server's `test`).
+    fn test_database_url() -> String {
+        std::env::var("GANTRY_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+    }
+
     /// A store of one connection in a fresh schema `schema`, or `None` (with a loud message)
     /// when PostgreSQL is not reachable outside CI.
     async fn test_store(schema: &str) -> Option<PostgresStore> {
-        let url = std::env::var("GANTRY_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let url = test_database_url();
         match PostgresOptions::new(&url)
             .with_schema(schema)
             .max_connections(1)
@@ -537,8 +542,7 @@ mod tests {
 
         // A transition's first step, its version moved, in a transaction on a connection of
         // its own (the store's one connection is left to the priority change).
-        let url = std::env::var("GANTRY_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let url = test_database_url();
         let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
             .await
             .unwrap();
